@@ -1,0 +1,182 @@
+//! Runs a parsed command: validated settings in, report on stdout, warnings
+//! and errors on stderr, exit code out.
+
+use crate::cli::{
+    By, Cli, Command, CommonArgs, ContainerArg, FlowsArgs, OutputFormat, PresetArg, ScenarioArg,
+    SynthArgs, TopologyArgs,
+};
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use kpcap::capture::Capture;
+use kpcap::error::ConfigError;
+use kpcap::report::{CaptureHeader, FlowsReport, Grouping, JsonDocument};
+use kpcap::synth;
+use kpcap::topology::{Preset, Topology};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Flows(args) => flows(args),
+        Command::Synth(args) => synthesize(args),
+    }
+}
+
+fn parse_cidrs(flag: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            v.parse::<IpNet>().map_err(|_| ConfigError::BadCidr {
+                flag,
+                value: v.clone(),
+            })
+        })
+        .collect()
+}
+
+fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
+    let pod = parse_cidrs("pod-cidr", &args.pod)?;
+    let service = parse_cidrs("service-cidr", &args.service)?;
+    let node = parse_cidrs("node-cidr", &args.node)?;
+    let internal = parse_cidrs("internal-cidr", &args.internal)?;
+    let none_given = pod.is_empty() && service.is_empty() && node.is_empty() && internal.is_empty();
+    match args.preset {
+        None if none_given => Ok(Topology::preset(Preset::K3s, true)),
+        None => Ok(Topology::new(pod, service, node, internal, "flags".into())),
+        Some(PresetArg::K3s) => {
+            let base = Topology::preset(Preset::K3s, false);
+            let source = if none_given {
+                base.source.clone()
+            } else {
+                "preset k3s plus flags".into()
+            };
+            Ok(Topology::new(
+                [base.pod, pod].concat(),
+                [base.service, service].concat(),
+                [base.node, node].concat(),
+                [base.internal, internal].concat(),
+                source,
+            ))
+        }
+    }
+}
+
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    if threads == Some(0) {
+        return Err(ConfigError::Threads("must be at least 1".into()).into());
+    }
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigError::Threads(e.to_string()).into())
+}
+
+/// One capture's outcome in a JSON document: its report or its error.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Entry<T: Serialize> {
+    Report(T),
+    Failed { file: String, error: String },
+}
+
+/// Opens and analyzes each capture in turn. A bad file is reported on
+/// stderr and recorded; the others go on (batch scans).
+fn for_each_capture<T: Serialize>(
+    paths: &[std::path::PathBuf],
+    common: &CommonArgs,
+    mut analyze: impl FnMut(&str, &Capture) -> Result<T>,
+) -> (Vec<Entry<T>>, bool) {
+    let mut entries = Vec::new();
+    let mut ok = true;
+    for path in paths {
+        let name = display_name(path);
+        let outcome = Capture::open(path, common.chunk_bytes)
+            .map_err(anyhow::Error::from)
+            .and_then(|capture| {
+                for warning in &capture.warnings {
+                    eprintln!("kpcap: warning: {name}: {warning}");
+                }
+                analyze(&name, &capture)
+            });
+        match outcome {
+            Ok(report) => entries.push(Entry::Report(report)),
+            Err(e) => {
+                eprintln!("kpcap: error: {name}: {e:#}");
+                entries.push(Entry::Failed {
+                    file: name,
+                    error: format!("{e:#}"),
+                });
+                ok = false;
+            }
+        }
+    }
+    (entries, ok)
+}
+
+fn display_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+fn flows(args: FlowsArgs) -> Result<i32> {
+    let topology = topology(&args.common.topology)?;
+    let pool = thread_pool(args.common.threads)?;
+    let by = match args.by {
+        By::Pair => Grouping::Pair,
+        By::FiveTuple => Grouping::FiveTuple,
+    };
+    let mut out = std::io::stdout().lock();
+    let format = args.common.format;
+    let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
+        let table = pool.install(|| kpcap::pipeline::flow_table(capture));
+        let header = CaptureHeader::new(name, capture, &table.summary);
+        let report = FlowsReport::new(header, &table, &topology, by);
+        if format == OutputFormat::Table {
+            // Printed as each capture finishes, so batch scans show progress.
+            writeln!(out, "{}", report.render(&topology, args.limit))?;
+        }
+        Ok(report)
+    });
+    if format == OutputFormat::Json {
+        let doc = JsonDocument {
+            schema: "kpcap.flows/1",
+            kpcap_version: env!("CARGO_PKG_VERSION"),
+            topology,
+            captures: entries,
+        };
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    }
+    Ok(if ok { 0 } else { 2 })
+}
+
+fn synthesize(args: SynthArgs) -> Result<i32> {
+    let size = synth::parse_size(&args.size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    let container = match args.container {
+        ContainerArg::Pcap => synth::Container::Pcap,
+        ContainerArg::Pcapng => synth::Container::Pcapng,
+    };
+    let scenario = match args.scenario {
+        ScenarioArg::Mixed => synth::Scenario::Mixed { bytes: size },
+    };
+    let bytes = synth::generate(scenario, container, args.seed);
+    if args.output.as_os_str() == "-" {
+        std::io::stdout().lock().write_all(&bytes)?;
+    } else {
+        std::fs::write(&args.output, &bytes)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        eprintln!(
+            "kpcap: wrote {} bytes to {}",
+            bytes.len(),
+            args.output.display()
+        );
+    }
+    Ok(0)
+}

@@ -1,0 +1,353 @@
+//! pcapng: a sequence of blocks. Section headers set the byte order and
+//! reset the interface list; interface descriptions give each interface its
+//! link type, name and timestamp resolution; packet blocks carry the data.
+
+use super::{Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN};
+use crate::capture::{link_type_name, link_type_supported};
+use crate::error::CaptureError;
+use byteorder_slice::{BigEndian, LittleEndian};
+use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
+use pcap_file::pcapng::{Block, RawBlock};
+use pcap_file::PcapError;
+use std::borrow::Cow;
+
+const SECTION_HEADER: u32 = 0x0A0D_0D0A;
+const INTERFACE_DESCRIPTION: u32 = 1;
+const OBSOLETE_PACKET: u32 = 2;
+const SIMPLE_PACKET: u32 = 3;
+const ENHANCED_PACKET: u32 = 6;
+const BLOCK_OVERHEAD: usize = 12;
+const PACKET_FIELDS_LEN: usize = 20;
+/// Non-packet blocks (names, statistics, journal entries) can be larger than
+/// a packet but never this large.
+const MAX_BLOCK_LEN: usize = 16 << 20;
+
+pub fn is_magic(bytes: &[u8]) -> bool {
+    bytes.starts_with(&SECTION_HEADER.to_be_bytes())
+}
+
+fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
+    let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
+fn corrupt(offset: usize, reason: impl Into<String>) -> CaptureError {
+    CaptureError::CorruptBlock {
+        offset: offset as u64,
+        reason: reason.into(),
+    }
+}
+
+fn raw_block(bytes: &[u8], big_endian: bool) -> Result<RawBlock<'_>, PcapError> {
+    let parsed = if big_endian {
+        RawBlock::from_slice::<BigEndian>(bytes)
+    } else {
+        RawBlock::from_slice::<LittleEndian>(bytes)
+    };
+    parsed.map(|(_, block)| block)
+}
+
+fn parse_block(raw: RawBlock<'_>, big_endian: bool) -> Result<Block<'_>, PcapError> {
+    if big_endian {
+        Block::try_from_raw_block::<BigEndian>(raw)
+    } else {
+        Block::try_from_raw_block::<LittleEndian>(raw)
+    }
+}
+
+/// The fixed fields of a packet block, with `data` borrowed from the body.
+struct PacketFields<'a> {
+    interface: u32,
+    ts_units: u64,
+    orig_len: u32,
+    data: &'a [u8],
+}
+
+fn packet_fields(kind: u32, body: &[u8], big_endian: bool) -> Result<PacketFields<'_>, String> {
+    let u32_at = |at: usize| read_u32(&body[at..], big_endian);
+    if kind == SIMPLE_PACKET {
+        if body.len() < 4 {
+            return Err("simple packet block shorter than its fixed fields".into());
+        }
+        let orig_len = u32_at(0);
+        let data = &body[4..];
+        let caplen = (orig_len as usize).min(data.len());
+        return Ok(PacketFields {
+            interface: 0,
+            ts_units: 0,
+            orig_len,
+            data: &data[..caplen],
+        });
+    }
+    if body.len() < PACKET_FIELDS_LEN {
+        return Err("packet block shorter than its fixed fields".into());
+    }
+    let interface = if kind == OBSOLETE_PACKET {
+        // Interface id is 16 bits here, followed by a drop counter.
+        let b = [body[0], body[1]];
+        if big_endian {
+            u16::from_be_bytes(b) as u32
+        } else {
+            u16::from_le_bytes(b) as u32
+        }
+    } else {
+        u32_at(0)
+    };
+    let ts_units = (u32_at(4) as u64) << 32 | u32_at(8) as u64;
+    let caplen = u32_at(12) as usize;
+    let data = body
+        .get(PACKET_FIELDS_LEN..PACKET_FIELDS_LEN.saturating_add(caplen))
+        .ok_or_else(|| {
+            format!(
+                "captured length {caplen} runs past the end of its block ({} bytes of data)",
+                body.len() - PACKET_FIELDS_LEN
+            )
+        })?;
+    Ok(PacketFields {
+        interface,
+        ts_units,
+        orig_len: u32_at(16),
+        data,
+    })
+}
+
+fn is_packet(kind: u32) -> bool {
+    matches!(kind, ENHANCED_PACKET | OBSOLETE_PACKET | SIMPLE_PACKET)
+}
+
+/// Units per second from the `if_tsresol` option: 10^-n or, with the top bit
+/// set, 2^-n seconds per unit.
+fn units_per_sec(tsresol: u8) -> Option<u64> {
+    let exponent = (tsresol & 0x7f) as u32;
+    if tsresol & 0x80 != 0 {
+        1u64.checked_shl(exponent)
+    } else {
+        10u64.checked_pow(exponent)
+    }
+}
+
+fn interface_from(
+    id: u32,
+    link_type: u32,
+    options: &[InterfaceDescriptionOption<'_>],
+) -> Result<Interface, String> {
+    let mut interface = Interface {
+        id,
+        name: None,
+        link_type,
+        ts_units_per_sec: 1_000_000,
+        ts_offset_secs: 0,
+    };
+    for option in options {
+        match option {
+            InterfaceDescriptionOption::IfName(name) => interface.name = Some(name.to_string()),
+            InterfaceDescriptionOption::IfTsResol(r) => {
+                interface.ts_units_per_sec = units_per_sec(*r)
+                    .ok_or_else(|| format!("if_tsresol {r:#04x} is out of range"))?;
+            }
+            InterfaceDescriptionOption::IfTsOffset(secs) => interface.ts_offset_secs = *secs,
+            _ => {}
+        }
+    }
+    Ok(interface)
+}
+
+/// Validates every block header and cuts the file into chunks; a new
+/// section always starts a new chunk.
+pub fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
+    let mut chunker = Chunker::new(chunk_bytes);
+    let mut interfaces: Vec<Interface> = Vec::new();
+    let mut section_base = 0u32;
+    let mut big_endian = false;
+    let mut file_big_endian = None;
+    let mut offset = 0usize;
+    let mut truncation = None;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        if rest.len() < BLOCK_OVERHEAD {
+            if offset == 0 {
+                return Err(CaptureError::TruncatedHeader {
+                    offset: 0,
+                    what: "pcapng section header",
+                    needed: 28,
+                    available: rest.len() as u64,
+                });
+            }
+            truncation = Some(Truncation {
+                offset: offset as u64,
+                reason: format!("last block header cut short ({} bytes)", rest.len()),
+            });
+            break;
+        }
+        let kind = read_u32(rest, big_endian);
+        if kind == SECTION_HEADER {
+            big_endian = match rest[8..12] {
+                [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                _ => {
+                    return Err(corrupt(
+                        offset,
+                        "section header with a bad byte-order magic",
+                    ))
+                }
+            };
+            file_big_endian.get_or_insert(big_endian);
+        }
+        let len = read_u32(&rest[4..], big_endian) as usize;
+        if len < BLOCK_OVERHEAD || len % 4 != 0 {
+            return Err(corrupt(
+                offset,
+                format!("block length {len} is not a multiple of 4 of at least 12"),
+            ));
+        }
+        let limit = if is_packet(kind) {
+            MAX_RECORD_LEN as usize + 64 * 1024
+        } else {
+            MAX_BLOCK_LEN
+        };
+        if len > limit {
+            return Err(if is_packet(kind) {
+                CaptureError::RecordTooLong {
+                    offset: offset as u64,
+                    length: len as u64,
+                    limit: MAX_RECORD_LEN as u64,
+                }
+            } else {
+                corrupt(offset, format!("block length {len} exceeds {limit} bytes"))
+            });
+        }
+        if len > rest.len() {
+            if offset == 0 {
+                return Err(CaptureError::TruncatedHeader {
+                    offset: 0,
+                    what: "pcapng section header",
+                    needed: len as u64,
+                    available: rest.len() as u64,
+                });
+            }
+            truncation = Some(Truncation {
+                offset: offset as u64,
+                reason: format!("last block cut short ({} of {len} bytes)", rest.len()),
+            });
+            break;
+        }
+        let raw =
+            raw_block(&rest[..len], big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
+        if raw.trailer_len as usize != len {
+            return Err(corrupt(
+                offset,
+                format!(
+                    "trailing length {} differs from leading length {len}",
+                    raw.trailer_len
+                ),
+            ));
+        }
+        match kind {
+            SECTION_HEADER => {
+                parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
+                chunker.cut();
+                section_base = interfaces.len() as u32;
+            }
+            INTERFACE_DESCRIPTION => {
+                let block =
+                    parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
+                let Some(idb) = block.into_interface_description() else {
+                    return Err(corrupt(offset, "interface description did not parse"));
+                };
+                let id = interfaces.len() as u32;
+                let interface = interface_from(id, u32::from(idb.linktype), &idb.options)
+                    .map_err(|reason| corrupt(offset, reason))?;
+                interfaces.push(interface);
+            }
+            _ if is_packet(kind) => {
+                let fields =
+                    packet_fields(kind, &raw.body, big_endian).map_err(|r| corrupt(offset, r))?;
+                if fields.data.len() > MAX_RECORD_LEN as usize {
+                    return Err(CaptureError::RecordTooLong {
+                        offset: offset as u64,
+                        length: fields.data.len() as u64,
+                        limit: MAX_RECORD_LEN as u64,
+                    });
+                }
+                let id = section_base as u64 + fields.interface as u64;
+                let Some(interface) = interfaces.get(id as usize) else {
+                    return Err(corrupt(
+                        offset,
+                        format!(
+                            "packet on interface {} but its section declares {}",
+                            fields.interface,
+                            interfaces.len() as u32 - section_base
+                        ),
+                    ));
+                };
+                if !link_type_supported(interface.link_type) {
+                    return Err(CaptureError::UnsupportedLinkType {
+                        offset: offset as u64,
+                        link_type: interface.link_type,
+                        name: link_type_name(interface.link_type),
+                        interface: match &interface.name {
+                            Some(name) => format!(" on interface {} ({name})", interface.id),
+                            None => format!(" on interface {}", interface.id),
+                        },
+                    });
+                }
+                chunker.record(offset, offset + len, section_base, big_endian);
+            }
+            _ => {} // statistics, name resolution, custom blocks: not records
+        }
+        offset += len;
+    }
+    let (chunks, records) = chunker.finish();
+    Ok(Layout {
+        format: Format::Pcapng,
+        big_endian: file_big_endian.unwrap_or(false),
+        interfaces,
+        chunks,
+        records,
+        truncation,
+    })
+}
+
+/// Walks the (already validated) packet blocks of one chunk of `file`.
+pub fn for_each_record<'a>(
+    file: &'a [u8],
+    chunk: &Chunk,
+    layout: &Layout,
+    mut f: impl FnMut(Record<'a>),
+) {
+    let mut bytes = &file[chunk.start..chunk.end];
+    let mut index = chunk.first_record;
+    while bytes.len() >= BLOCK_OVERHEAD {
+        let kind = read_u32(bytes, chunk.big_endian);
+        let len = read_u32(&bytes[4..], chunk.big_endian) as usize;
+        let block = &bytes[..len];
+        bytes = &bytes[len..];
+        if !is_packet(kind) {
+            continue;
+        }
+        let Ok(raw) = raw_block(block, chunk.big_endian) else {
+            continue;
+        };
+        let Cow::Borrowed(body) = raw.body else {
+            continue;
+        };
+        let Ok(fields) = packet_fields(kind, body, chunk.big_endian) else {
+            continue;
+        };
+        let id = chunk.interface_base + fields.interface;
+        let interface = &layout.interfaces[id as usize];
+        f(Record {
+            index,
+            ts: interface.timestamp(fields.ts_units),
+            interface: id,
+            link_type: interface.link_type,
+            orig_len: fields.orig_len,
+            data: fields.data,
+        });
+        index += 1;
+    }
+}

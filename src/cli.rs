@@ -1,0 +1,122 @@
+//! Command-line flags, and only flags: `Config` turns them into validated
+//! settings; nothing below it sees clap.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kpcap",
+    version,
+    about = "Offline forensics of packet captures taken on Kubernetes nodes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Traffic rolled up by (source, destination) address pair, or per flow.
+    Flows(FlowsArgs),
+    /// Write a deterministic synthetic capture (test data, benchmarks).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    /// Capture files (pcap, pcapng, optionally gzip'ed); `-` reads stdin.
+    #[arg(required = true)]
+    pub captures: Vec<PathBuf>,
+    /// Group rows by address pair or by 5-tuple flow.
+    #[arg(long, value_enum, default_value = "pair")]
+    pub by: By,
+    /// Table rows to show per capture (0 = all); JSON always lists all.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Bytes of records per unit of parallel work (tests use tiny values).
+    #[arg(long, hide = true, default_value_t = kpcap::capture::DEFAULT_CHUNK_BYTES)]
+    pub chunk_bytes: usize,
+    #[command(flatten)]
+    pub topology: TopologyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TopologyArgs {
+    /// Pod CIDR (repeatable; IPv4 or IPv6).
+    #[arg(long = "pod-cidr", value_name = "CIDR")]
+    pub pod: Vec<String>,
+    /// Service (ClusterIP) CIDR (repeatable).
+    #[arg(long = "service-cidr", value_name = "CIDR")]
+    pub service: Vec<String>,
+    /// Node CIDR (repeatable).
+    #[arg(long = "node-cidr", value_name = "CIDR")]
+    pub node: Vec<String>,
+    /// Networks that legitimately see pod IPs, e.g. non-masquerade CIDRs (repeatable).
+    #[arg(long = "internal-cidr", value_name = "CIDR")]
+    pub internal: Vec<String>,
+    /// A named address plan; explicit CIDR flags are added to it.
+    #[arg(long, value_enum)]
+    pub preset: Option<PresetArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PresetArg {
+    /// pods 10.42.0.0/16, services 10.43.0.0/16
+    K3s,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum By {
+    Pair,
+    #[value(name = "5tuple")]
+    FiveTuple,
+}
+
+#[derive(Debug, Args)]
+pub struct SynthArgs {
+    /// What traffic to generate.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub scenario: ScenarioArg,
+    /// Approximate size of the capture, e.g. 64M, 1G (mixed scenario only).
+    #[arg(long, default_value = "16M")]
+    pub size: String,
+    /// Container format to write.
+    #[arg(long = "container", value_enum, default_value = "pcap")]
+    pub container: ContainerArg,
+    /// Seed of the generator: same seed, same bytes.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output file (`-` for stdout).
+    #[arg(short, long)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ScenarioArg {
+    /// Busy node: web, DNS, scans, VLANs, VXLAN overlay, IPv6.
+    Mixed,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ContainerArg {
+    Pcap,
+    Pcapng,
+}

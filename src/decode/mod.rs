@@ -1,0 +1,145 @@
+//! Zero-copy decoding of one captured frame down to L4: link layer, VLAN
+//! tags, IPv4/IPv6 (with options and extension headers), TCP/UDP/ICMP, and
+//! VXLAN/Geneve tunnels, whose inner headers are what findings judge.
+//!
+//! Decoding never fails: what could be decoded is kept, and where it stopped
+//! is recorded in `Packet::problem` (snaplen-truncated frames are normal).
+
+mod ip;
+mod link;
+mod transport;
+mod tunnel;
+
+pub use ip::{IpHeader, Network};
+
+pub use transport::{tcp_flags, Icmp, Quoted, Tcp, Transport, Udp};
+pub use tunnel::{Tunnel, TunnelKind, GENEVE_PORT, VXLAN_PORTS};
+
+use std::net::IpAddr;
+
+/// Where and why decoding stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Problem {
+    pub layer: Layer,
+    pub kind: ProblemKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Layer {
+    Link,
+    Vlan,
+    Ipv4,
+    Ipv6,
+    Tcp,
+    Udp,
+    Icmp,
+    Tunnel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// The frame ends before the header does (snaplen or damage).
+    Truncated,
+    /// A header field contradicts the bytes (bad version, length, offset).
+    Malformed,
+}
+
+impl Problem {
+    pub(crate) fn truncated(layer: Layer) -> Problem {
+        Problem {
+            layer,
+            kind: ProblemKind::Truncated,
+        }
+    }
+
+    pub(crate) fn malformed(layer: Layer) -> Problem {
+        Problem {
+            layer,
+            kind: ProblemKind::Malformed,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        let layer = format!("{:?}", self.layer).to_lowercase();
+        match self.kind {
+            ProblemKind::Truncated => format!("{layer}_truncated"),
+            ProblemKind::Malformed => format!("{layer}_malformed"),
+        }
+    }
+}
+
+/// Tunnels nest at most this deep (Geneve in VXLAN in ...); deeper is
+/// treated as payload, which also bounds work on crafted input.
+const MAX_TUNNEL_DEPTH: usize = 4;
+
+/// What kpcap needs to know about one frame. Borrows the frame's bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Packet<'a> {
+    /// The outermost IP header's addresses (the underlay for tunnels).
+    pub outer: Option<(IpAddr, IpAddr)>,
+    /// The innermost IP header that is not quoted inside an ICMP error.
+    pub ip: Option<IpHeader>,
+    pub transport: Transport<'a>,
+    /// The innermost tunnel the packet was carried in, if any.
+    pub tunnel: Option<Tunnel>,
+    /// Ethertype of a frame that carries no IP (ARP, LLDP, ...).
+    pub non_ip_ethertype: Option<u16>,
+    pub problem: Option<Problem>,
+}
+
+/// Decodes a frame of the given LINKTYPE.
+pub fn decode(link_type: u32, frame: &[u8]) -> Packet<'_> {
+    let mut packet = Packet::default();
+    match link::network(link_type, frame) {
+        Ok(network) => decode_network(network, &mut packet, 0),
+        Err(problem) => packet.problem = Some(problem),
+    }
+    packet
+}
+
+fn decode_network<'a>(network: Network<'a>, packet: &mut Packet<'a>, depth: usize) {
+    let decoded = match ip::decode(network) {
+        Ok(Some(decoded)) => decoded,
+        Ok(None) => {
+            if let Network::Other(ethertype) = network {
+                packet.non_ip_ethertype.get_or_insert(ethertype);
+            }
+            return;
+        }
+        Err(problem) => {
+            packet.problem = Some(problem);
+            return;
+        }
+    };
+    let header = decoded.header;
+    packet.outer.get_or_insert((header.src, header.dst));
+    packet.ip = Some(header);
+    packet.transport = Transport::None;
+    packet.problem = decoded.problem;
+    let Some(l4) = decoded.l4 else {
+        return; // a non-first fragment or a damaged header chain
+    };
+    match transport::decode(header.protocol, l4) {
+        Ok(transport) => packet.transport = transport,
+        Err(problem) => {
+            packet.problem = Some(problem);
+            return;
+        }
+    }
+    if depth >= MAX_TUNNEL_DEPTH {
+        return;
+    }
+    if let Transport::Udp(udp) = packet.transport {
+        match tunnel::decode(&udp) {
+            Ok(Some((tunnel, inner))) => {
+                packet.tunnel = Some(tunnel);
+                decode_network(inner, packet, depth + 1);
+            }
+            Ok(None) => {}
+            Err(problem) => packet.problem = Some(problem),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,53 @@
+//! Typed errors of the library. The binary adds the file name and turns them
+//! into one-line messages and exit code 2.
+
+use thiserror::Error;
+
+/// Why a capture could not be read. Every variant that concerns the bytes
+/// carries the byte offset where the problem was found.
+#[derive(Debug, Error)]
+pub enum CaptureError {
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("is a directory, not a capture file")]
+    IsDirectory,
+    #[error("empty file (0 bytes), not a capture")]
+    Empty,
+    #[error("byte 0: not a pcap or pcapng capture (first bytes {magic})")]
+    NotACapture { magic: String },
+    #[error("byte {offset}: {what} cut short: {needed} bytes needed, {available} available")]
+    TruncatedHeader {
+        offset: u64,
+        what: &'static str,
+        needed: u64,
+        available: u64,
+    },
+    #[error("byte {offset}: unsupported pcap version {major}.{minor} (only 2.x exists)")]
+    UnsupportedVersion { offset: u64, major: u16, minor: u16 },
+    #[error("byte {offset}: unsupported link type {link_type} ({name}){interface}")]
+    UnsupportedLinkType {
+        offset: u64,
+        link_type: u32,
+        name: &'static str,
+        interface: String,
+    },
+    #[error("byte {offset}: record length {length} exceeds the {limit}-byte limit (corrupt record header)")]
+    RecordTooLong {
+        offset: u64,
+        length: u64,
+        limit: u64,
+    },
+    #[error("byte {offset}: corrupt pcapng block: {reason}")]
+    CorruptBlock { offset: u64, reason: String },
+    #[error("byte 0: corrupt gzip stream: {reason}")]
+    Gzip { reason: String },
+}
+
+/// Why a command-line setting was rejected.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("--{flag}: '{value}' is not a CIDR (expected e.g. 10.42.0.0/16 or fd00::/48)")]
+    BadCidr { flag: &'static str, value: String },
+    #[error("--threads: {0}")]
+    Threads(String),
+}

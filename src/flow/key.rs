@@ -1,0 +1,143 @@
+//! Flow keys: a bidirectional 5-tuple, stored with the lower endpoint first
+//! so both directions of a conversation land on the same key.
+
+use crate::decode::{Packet, Transport};
+use serde::Serialize;
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Endpoint {
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{a}:{}", self.port),
+            IpAddr::V6(a) => write!(f, "[{a}]:{}", self.port),
+        }
+    }
+}
+
+/// Which way a packet went relative to its key: `Lo` means lo -> hi.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Direction {
+    Lo = 0,
+    Hi = 1,
+}
+
+impl Direction {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::Lo => Direction::Hi,
+            Direction::Hi => Direction::Lo,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    pub protocol: u8,
+    pub lo: Endpoint,
+    pub hi: Endpoint,
+}
+
+impl FlowKey {
+    /// The key of a packet with an L4 header, and the packet's direction.
+    /// ICMP is keyed by echo identifier, or by type for other messages.
+    pub fn of(packet: &Packet<'_>) -> Option<(FlowKey, Direction)> {
+        let ip = packet.ip?;
+        let (src_port, dst_port) = match packet.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            Transport::Icmp(i) => {
+                let id = i.echo_id.unwrap_or(i.kind as u16);
+                (id, id)
+            }
+            Transport::Other(_) => (0, 0),
+            Transport::None => return None,
+        };
+        let src = Endpoint {
+            addr: ip.src,
+            port: src_port,
+        };
+        let dst = Endpoint {
+            addr: ip.dst,
+            port: dst_port,
+        };
+        Some(FlowKey::between(ip.protocol, src, dst))
+    }
+
+    pub fn between(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Direction) {
+        if src <= dst {
+            (
+                FlowKey {
+                    protocol,
+                    lo: src,
+                    hi: dst,
+                },
+                Direction::Lo,
+            )
+        } else {
+            (
+                FlowKey {
+                    protocol,
+                    lo: dst,
+                    hi: src,
+                },
+                Direction::Hi,
+            )
+        }
+    }
+
+    /// The endpoint that sends in `direction`.
+    pub fn sender(&self, direction: Direction) -> Endpoint {
+        match direction {
+            Direction::Lo => self.lo,
+            Direction::Hi => self.hi,
+        }
+    }
+}
+
+/// A protocol number's name in reports.
+pub fn protocol_name(protocol: u8) -> String {
+    match protocol {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        58 => "icmpv6".into(),
+        47 => "gre".into(),
+        50 => "esp".into(),
+        132 => "sctp".into(),
+        other => format!("ip-proto-{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_directions_share_a_key() {
+        let a = Endpoint {
+            addr: "10.42.1.12".parse().unwrap(),
+            port: 40000,
+        };
+        let b = Endpoint {
+            addr: "1.1.1.1".parse().unwrap(),
+            port: 443,
+        };
+        let (k1, d1) = FlowKey::between(6, a, b);
+        let (k2, d2) = FlowKey::between(6, b, a);
+        assert_eq!(k1, k2);
+        assert_ne!(d1, d2);
+        assert_eq!(k1.sender(d1), a);
+        assert_eq!(k2.sender(d2), b);
+    }
+}

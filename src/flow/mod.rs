@@ -1,0 +1,9 @@
+//! Flows: the per-chunk table of conversations and address pairs, with an
+//! associative, order-independent merge so chunks can be folded in any
+//! order on any number of threads.
+
+mod key;
+mod table;
+
+pub use key::{protocol_name, Direction, Endpoint, FlowKey};
+pub use table::{Flow, FlowTable, PairStats, Protocols, Side, Summary, TcpState};

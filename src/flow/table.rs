@@ -1,0 +1,347 @@
+//! The flow table of one chunk (or of many, once merged). Every field is a
+//! count, a minimum or a maximum, so `merge` is associative and commutative:
+//! the merged table does not depend on how the capture was chunked.
+
+use super::key::{Direction, FlowKey};
+use crate::capture::Record;
+use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
+use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Counters of one direction of a flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Side {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Pure SYNs (SYN without ACK), retransmissions included.
+    pub syn: u32,
+    pub syn_ack: u32,
+    pub rst: u32,
+    pub fin: u32,
+    /// Segments with ACK and without SYN: the handshake's third leg, data.
+    pub ack: u32,
+    /// File position of the first pure SYN.
+    pub first_syn_record: Option<u64>,
+    pub last_syn_ts: Option<Timestamp>,
+}
+
+impl Side {
+    fn merge(&mut self, other: &Side) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.syn += other.syn;
+        self.syn_ack += other.syn_ack;
+        self.rst += other.rst;
+        self.fin += other.fin;
+        self.ack += other.ack;
+        self.first_syn_record = min_option(self.first_syn_record, other.first_syn_record);
+        self.last_syn_ts = self.last_syn_ts.max(other.last_syn_ts);
+    }
+}
+
+fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// TCP handshake state of a flow, judged from the initiator's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TcpState {
+    /// SYNs from the initiator, nothing back.
+    SynOnly,
+    /// The responder answered the SYN with RST.
+    Refused,
+    /// SYN-ACK (or a simultaneous-open SYN) came back, no final ACK seen.
+    Answered,
+    /// SYN, SYN-ACK and the initiator's ACK.
+    Established,
+    /// No SYN seen: the capture started mid-connection.
+    Midstream,
+}
+
+impl TcpState {
+    pub fn label(self) -> &'static str {
+        match self {
+            TcpState::SynOnly => "syn_only",
+            TcpState::Refused => "refused",
+            TcpState::Answered => "answered",
+            TcpState::Established => "established",
+            TcpState::Midstream => "midstream",
+        }
+    }
+}
+
+/// One bidirectional flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flow {
+    /// Indexed by `Direction`: [lo -> hi, hi -> lo].
+    pub sides: [Side; 2],
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    /// File position and direction of the flow's first packet.
+    pub first_record: u64,
+    pub first_direction: Direction,
+    /// Interface and tunnel of the first packet.
+    pub interface: u32,
+    pub tunnel: Option<Tunnel>,
+}
+
+impl Flow {
+    fn new(record: &Record<'_>, direction: Direction, tunnel: Option<Tunnel>) -> Flow {
+        Flow {
+            sides: Default::default(),
+            first_ts: record.ts,
+            last_ts: record.ts,
+            first_record: record.index,
+            first_direction: direction,
+            interface: record.interface,
+            tunnel,
+        }
+    }
+
+    fn merge(&mut self, other: &Flow) {
+        self.sides[0].merge(&other.sides[0]);
+        self.sides[1].merge(&other.sides[1]);
+        self.first_ts = self.first_ts.min(other.first_ts);
+        self.last_ts = self.last_ts.max(other.last_ts);
+        if other.first_record < self.first_record {
+            self.first_record = other.first_record;
+            self.first_direction = other.first_direction;
+            self.interface = other.interface;
+            self.tunnel = other.tunnel;
+        }
+    }
+
+    /// The direction of the initiator: the sender of the first pure SYN,
+    /// else the sender of the first packet.
+    pub fn initiator(&self) -> Direction {
+        match (
+            self.sides[0].first_syn_record,
+            self.sides[1].first_syn_record,
+        ) {
+            (Some(a), Some(b)) if b < a => Direction::Hi,
+            (Some(_), _) => Direction::Lo,
+            (None, Some(_)) => Direction::Hi,
+            (None, None) => self.first_direction,
+        }
+    }
+
+    pub fn initiator_side(&self) -> &Side {
+        &self.sides[self.initiator().index()]
+    }
+
+    pub fn responder_side(&self) -> &Side {
+        &self.sides[self.initiator().other().index()]
+    }
+
+    /// Handshake state (meaningful for TCP flows only).
+    pub fn tcp_state(&self) -> TcpState {
+        let (init, resp) = (self.initiator_side(), self.responder_side());
+        if init.syn == 0 {
+            TcpState::Midstream
+        } else if resp.syn_ack > 0 || resp.syn > 0 {
+            if init.ack > 0 {
+                TcpState::Established
+            } else {
+                TcpState::Answered
+            }
+        } else if resp.rst > 0 {
+            TcpState::Refused
+        } else {
+            TcpState::SynOnly
+        }
+    }
+}
+
+/// The IP protocols seen between two addresses, as a small bit set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Protocols(u8);
+
+impl Protocols {
+    const NAMES: [&'static str; 6] = ["tcp", "udp", "icmp", "icmpv6", "other", "fragment"];
+
+    fn of(packet: &Packet<'_>) -> Protocols {
+        let bit = match packet.transport {
+            Transport::Tcp(_) => 0,
+            Transport::Udp(_) => 1,
+            Transport::Icmp(i) if !i.v6 => 2,
+            Transport::Icmp(_) => 3,
+            Transport::Other(_) => 4,
+            Transport::None => 5,
+        };
+        Protocols(1 << bit)
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        (0..Self::NAMES.len())
+            .filter(|b| self.0 & (1 << b) != 0)
+            .map(|b| Self::NAMES[b])
+            .collect()
+    }
+}
+
+/// Traffic from one address to another (one direction).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub first_ts: Timestamp,
+    pub last_ts: Timestamp,
+    pub protocols: Protocols,
+    /// Packets of this pair that travelled inside a tunnel.
+    pub tunneled: u64,
+}
+
+impl PairStats {
+    fn merge(&mut self, other: &PairStats) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.first_ts = self.first_ts.min(other.first_ts);
+        self.last_ts = self.last_ts.max(other.last_ts);
+        self.protocols.0 |= other.protocols.0;
+        self.tunneled += other.tunneled;
+    }
+}
+
+/// Whole-capture counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub packets: u64,
+    /// Bytes as captured (after snaplen) and as they were on the wire.
+    pub captured_bytes: u64,
+    pub wire_bytes: u64,
+    pub ip_packets: u64,
+    pub tunneled_packets: u64,
+    pub first_ts: Option<Timestamp>,
+    pub last_ts: Option<Timestamp>,
+    /// Frames without IP, by ethertype.
+    pub non_ip: BTreeMap<u16, u64>,
+    /// Frames whose decoding stopped early, by layer and reason.
+    pub problems: BTreeMap<Problem, u64>,
+    pub per_interface: BTreeMap<u32, u64>,
+}
+
+impl Summary {
+    fn merge(&mut self, other: &Summary) {
+        self.packets += other.packets;
+        self.captured_bytes += other.captured_bytes;
+        self.wire_bytes += other.wire_bytes;
+        self.ip_packets += other.ip_packets;
+        self.tunneled_packets += other.tunneled_packets;
+        self.first_ts = min_option(self.first_ts, other.first_ts);
+        self.last_ts = self.last_ts.max(other.last_ts);
+        add_counts(&mut self.non_ip, &other.non_ip);
+        add_counts(&mut self.problems, &other.problems);
+        add_counts(&mut self.per_interface, &other.per_interface);
+    }
+}
+
+fn add_counts<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
+    for (k, v) in from {
+        *into.entry(*k).or_default() += v;
+    }
+}
+
+/// Flows, address pairs and totals of a run of records.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTable {
+    pub summary: Summary,
+    pub pairs: FxHashMap<(IpAddr, IpAddr), PairStats>,
+    pub flows: FxHashMap<FlowKey, Flow>,
+}
+
+impl FlowTable {
+    /// Accounts one decoded record.
+    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>) {
+        let s = &mut self.summary;
+        s.packets += 1;
+        s.captured_bytes += record.data.len() as u64;
+        s.wire_bytes += record.orig_len as u64;
+        s.first_ts = min_option(s.first_ts, Some(record.ts));
+        s.last_ts = s.last_ts.max(Some(record.ts));
+        *s.per_interface.entry(record.interface).or_default() += 1;
+        if let Some(problem) = packet.problem {
+            *s.problems.entry(problem).or_default() += 1;
+        }
+        if let Some(ethertype) = packet.non_ip_ethertype {
+            *s.non_ip.entry(ethertype).or_default() += 1;
+        }
+        let Some(ip) = packet.ip else {
+            return;
+        };
+        s.ip_packets += 1;
+        let tunneled = packet.tunnel.is_some() as u64;
+        s.tunneled_packets += tunneled;
+        let bytes = record.orig_len as u64;
+        let pair = PairStats {
+            packets: 1,
+            bytes,
+            first_ts: record.ts,
+            last_ts: record.ts,
+            protocols: Protocols::of(packet),
+            tunneled,
+        };
+        self.pairs
+            .entry((ip.src, ip.dst))
+            .and_modify(|p| p.merge(&pair))
+            .or_insert(pair);
+
+        let Some((key, direction)) = FlowKey::of(packet) else {
+            return;
+        };
+        let flow = self
+            .flows
+            .entry(key)
+            .or_insert_with(|| Flow::new(record, direction, packet.tunnel));
+        flow.first_ts = flow.first_ts.min(record.ts);
+        flow.last_ts = flow.last_ts.max(record.ts);
+        if record.index < flow.first_record {
+            flow.first_record = record.index;
+            flow.first_direction = direction;
+        }
+        let side = &mut flow.sides[direction.index()];
+        side.packets += 1;
+        side.bytes += bytes;
+        if let Transport::Tcp(tcp) = packet.transport {
+            let syn = tcp.has(tcp_flags::SYN);
+            let ack = tcp.has(tcp_flags::ACK);
+            if syn && !ack {
+                side.syn += 1;
+                side.first_syn_record = min_option(side.first_syn_record, Some(record.index));
+                side.last_syn_ts = side.last_syn_ts.max(Some(record.ts));
+            }
+            side.syn_ack += (syn && ack) as u32;
+            side.ack += (ack && !syn) as u32;
+            side.rst += tcp.has(tcp_flags::RST) as u32;
+            side.fin += tcp.has(tcp_flags::FIN) as u32;
+        }
+    }
+
+    /// Folds `other` into `self`. Associative and commutative.
+    pub fn merge(mut self, mut other: FlowTable) -> FlowTable {
+        // Fold the smaller table into the larger one.
+        if self.flows.len() + self.pairs.len() < other.flows.len() + other.pairs.len() {
+            std::mem::swap(&mut self, &mut other);
+        }
+        self.summary.merge(&other.summary);
+        for (key, pair) in other.pairs {
+            self.pairs
+                .entry(key)
+                .and_modify(|p| p.merge(&pair))
+                .or_insert(pair);
+        }
+        for (key, flow) in other.flows {
+            self.flows
+                .entry(key)
+                .and_modify(|f| f.merge(&flow))
+                .or_insert(flow);
+        }
+        self
+    }
+}

@@ -1,0 +1,14 @@
+//! kpcap: offline forensics of packet captures taken on Kubernetes nodes.
+//!
+//! Data flows one way: bytes -> records (`capture`) -> decoded packets
+//! (`decode`) -> per-chunk state (`flow`) -> merged state -> report.
+
+pub mod capture;
+pub mod decode;
+pub mod error;
+pub mod flow;
+pub mod pipeline;
+pub mod report;
+pub mod synth;
+pub mod time;
+pub mod topology;

@@ -1,0 +1,19 @@
+//! The `kpcap` binary: parse flags, run, map the outcome to an exit code
+//! (0 clean, 1 findings, 2 usage or input errors).
+
+mod app;
+mod cli;
+
+use clap::Parser;
+
+fn main() {
+    let cli = cli::Cli::parse();
+    let code = match app::run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("kpcap: error: {err:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,301 @@
+//! `kpcap flows`: traffic rolled up by (source, destination) address, or
+//! one row per 5-tuple flow.
+
+use super::header::CaptureHeader;
+use super::table::new_table;
+use crate::flow::{protocol_name, Flow, FlowKey, FlowTable, PairStats, TcpState};
+use crate::time::Timestamp;
+use crate::topology::{AddrClass, Topology};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// TCP connections a source opened towards a destination, by outcome.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
+pub struct TcpOutcomes {
+    pub syn_only: u64,
+    pub refused: u64,
+    pub answered: u64,
+    pub established: u64,
+    pub midstream: u64,
+}
+
+impl TcpOutcomes {
+    fn add(&mut self, state: TcpState) {
+        match state {
+            TcpState::SynOnly => self.syn_only += 1,
+            TcpState::Refused => self.refused += 1,
+            TcpState::Answered => self.answered += 1,
+            TcpState::Established => self.established += 1,
+            TcpState::Midstream => self.midstream += 1,
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.syn_only + self.refused + self.answered + self.established + self.midstream
+    }
+
+    fn render(&self) -> String {
+        if self.total() == 0 {
+            return "-".into();
+        }
+        let parts = [
+            ("established", self.established),
+            ("answered", self.answered),
+            ("syn-only", self.syn_only),
+            ("refused", self.refused),
+            ("midstream", self.midstream),
+        ];
+        parts
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| format!("{n} {name}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PairRow {
+    pub src: IpAddr,
+    pub src_class: AddrClass,
+    pub dst: IpAddr,
+    pub dst_class: AddrClass,
+    pub protocols: Vec<&'static str>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub tunneled_packets: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// TCP flows `src` initiated towards `dst`, by handshake outcome.
+    pub tcp: TcpOutcomes,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EndpointInfo {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub class: AddrClass,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FlowRow {
+    pub protocol: String,
+    pub initiator: EndpointInfo,
+    pub responder: EndpointInfo,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// TCP only: syn_only, refused, answered, established, midstream.
+    pub tcp_state: Option<TcpState>,
+    pub syn_packets: u32,
+    pub interface: u32,
+    pub tunnel: Option<crate::decode::Tunnel>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FlowsReport {
+    #[serde(flatten)]
+    pub header: CaptureHeader,
+    pub distinct_src_dst_pairs: usize,
+    pub flow_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<Vec<PairRow>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows: Option<Vec<FlowRow>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    Pair,
+    FiveTuple,
+}
+
+impl FlowsReport {
+    pub fn new(
+        header: CaptureHeader,
+        table: &FlowTable,
+        topology: &Topology,
+        by: Grouping,
+    ) -> Self {
+        let (pairs, flows) = match by {
+            Grouping::Pair => (Some(pair_rows(table, topology)), None),
+            Grouping::FiveTuple => (None, Some(flow_rows(table, topology))),
+        };
+        FlowsReport {
+            header,
+            distinct_src_dst_pairs: table.pairs.len(),
+            flow_count: table.flows.len(),
+            pairs,
+            flows,
+        }
+    }
+
+    /// Header and a table; `limit` rows at most (0 = all).
+    pub fn render(&self, topology: &Topology, limit: usize) -> String {
+        let mut out = self.header.render(topology);
+        out += &format!(
+            "flows     {} flows, {} distinct source -> destination address pairs\n\n",
+            self.flow_count, self.distinct_src_dst_pairs
+        );
+        let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
+        let shown;
+        let total;
+        if let Some(pairs) = &self.pairs {
+            let mut table = new_table(&[
+                "source",
+                "class",
+                "destination",
+                "class",
+                "protocols",
+                "packets",
+                "bytes",
+                "first",
+                "last",
+                "tcp (opened by source)",
+            ]);
+            total = pairs.len();
+            shown = take(total);
+            for row in &pairs[..shown] {
+                table.add_row(vec![
+                    row.src.to_string(),
+                    row.src_class.to_string(),
+                    row.dst.to_string(),
+                    row.dst_class.to_string(),
+                    row.protocols.join(","),
+                    row.packets.to_string(),
+                    row.bytes.to_string(),
+                    row.first.to_string(),
+                    row.last.to_string(),
+                    row.tcp.render(),
+                ]);
+            }
+            out += &table.to_string();
+        } else {
+            let flows = self.flows.as_deref().unwrap_or_default();
+            let mut table = new_table(&[
+                "proto",
+                "initiator",
+                "class",
+                "responder",
+                "class",
+                "pkts ->",
+                "pkts <-",
+                "bytes",
+                "first",
+                "last",
+                "state",
+            ]);
+            total = flows.len();
+            shown = take(total);
+            for row in &flows[..shown] {
+                let endpoint = |e: &EndpointInfo| {
+                    crate::flow::Endpoint {
+                        addr: e.addr,
+                        port: e.port,
+                    }
+                    .to_string()
+                };
+                table.add_row(vec![
+                    row.protocol.clone(),
+                    endpoint(&row.initiator),
+                    row.initiator.class.to_string(),
+                    endpoint(&row.responder),
+                    row.responder.class.to_string(),
+                    row.packets_sent.to_string(),
+                    row.packets_received.to_string(),
+                    (row.bytes_sent + row.bytes_received).to_string(),
+                    row.first.to_string(),
+                    row.last.to_string(),
+                    row.tcp_state.map(|s| s.label()).unwrap_or("-").to_string(),
+                ]);
+            }
+            out += &table.to_string();
+        }
+        out.push('\n');
+        if shown < total {
+            out += &format!(
+                "... {} more rows (--limit 0 shows all, --format json lists all)\n",
+                total - shown
+            );
+        }
+        out
+    }
+}
+
+/// Rows by (source, destination), busiest first, ties by address.
+fn pair_rows(table: &FlowTable, topology: &Topology) -> Vec<PairRow> {
+    let mut tcp: BTreeMap<(IpAddr, IpAddr), TcpOutcomes> = BTreeMap::new();
+    for (key, flow) in &table.flows {
+        if key.protocol == 6 {
+            let init = key.sender(flow.initiator());
+            let resp = key.sender(flow.initiator().other());
+            tcp.entry((init.addr, resp.addr))
+                .or_default()
+                .add(flow.tcp_state());
+        }
+    }
+    let mut rows: Vec<PairRow> = table
+        .pairs
+        .iter()
+        .map(
+            |(&(src, dst), p): (&(IpAddr, IpAddr), &PairStats)| PairRow {
+                src,
+                src_class: topology.classify(src),
+                dst,
+                dst_class: topology.classify(dst),
+                protocols: p.protocols.names(),
+                packets: p.packets,
+                bytes: p.bytes,
+                tunneled_packets: p.tunneled,
+                first: p.first_ts,
+                last: p.last_ts,
+                tcp: tcp.get(&(src, dst)).cloned().unwrap_or_default(),
+            },
+        )
+        .collect();
+    rows.sort_by(|a, b| {
+        b.packets
+            .cmp(&a.packets)
+            .then(a.src.cmp(&b.src))
+            .then(a.dst.cmp(&b.dst))
+    });
+    rows
+}
+
+/// One row per flow, in order of first appearance in the file.
+fn flow_rows(table: &FlowTable, topology: &Topology) -> Vec<FlowRow> {
+    let mut flows: Vec<(&FlowKey, &Flow)> = table.flows.iter().collect();
+    flows.sort_by_key(|(key, flow)| (flow.first_record, **key));
+    flows
+        .into_iter()
+        .map(|(key, flow)| {
+            let dir = flow.initiator();
+            let (init, resp) = (key.sender(dir), key.sender(dir.other()));
+            let (sent, recv) = (flow.initiator_side(), flow.responder_side());
+            let info = |e: crate::flow::Endpoint| EndpointInfo {
+                addr: e.addr,
+                port: e.port,
+                class: topology.classify(e.addr),
+            };
+            FlowRow {
+                protocol: protocol_name(key.protocol),
+                initiator: info(init),
+                responder: info(resp),
+                packets_sent: sent.packets,
+                packets_received: recv.packets,
+                bytes_sent: sent.bytes,
+                bytes_received: recv.bytes,
+                first: flow.first_ts,
+                last: flow.last_ts,
+                tcp_state: (key.protocol == 6).then(|| flow.tcp_state()),
+                syn_packets: sent.syn,
+                interface: flow.interface,
+                tunnel: flow.tunnel,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,152 @@
+//! What every report says first: which file, what format, which interfaces,
+//! how many packets over what time, and the CIDRs in force.
+
+use crate::capture::{link_type_name, Capture, Format, Interface};
+use crate::flow::Summary;
+use crate::time::{format_seconds, Timestamp};
+use crate::topology::Topology;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Serialize)]
+pub struct InterfaceInfo {
+    pub id: u32,
+    pub name: Option<String>,
+    pub link_type: u32,
+    pub link_type_name: &'static str,
+    pub packets: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaptureHeader {
+    pub file: String,
+    pub format: Format,
+    pub byte_order: &'static str,
+    pub gzip: bool,
+    pub file_bytes: u64,
+    pub interfaces: Vec<InterfaceInfo>,
+    pub packets: u64,
+    pub ip_packets: u64,
+    pub tunneled_packets: u64,
+    pub captured_bytes: u64,
+    pub wire_bytes: u64,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    pub duration_seconds: f64,
+    /// Frames without IP, by ethertype ("0x0806": 12).
+    pub non_ip: BTreeMap<String, u64>,
+    /// Frames whose decoding stopped early ("ipv4_truncated": 3).
+    pub decode_problems: BTreeMap<String, u64>,
+    pub warnings: Vec<String>,
+}
+
+impl CaptureHeader {
+    pub fn new(file: &str, capture: &Capture, summary: &Summary) -> Self {
+        let layout = capture.layout();
+        let interfaces = layout
+            .interfaces
+            .iter()
+            .map(|i: &Interface| InterfaceInfo {
+                id: i.id,
+                name: i.name.clone(),
+                link_type: i.link_type,
+                link_type_name: link_type_name(i.link_type),
+                packets: summary.per_interface.get(&i.id).copied().unwrap_or(0),
+            })
+            .collect();
+        let duration = match (summary.first_ts, summary.last_ts) {
+            (Some(a), Some(b)) => b.since(a),
+            _ => 0,
+        };
+        CaptureHeader {
+            file: file.to_string(),
+            format: layout.format,
+            byte_order: if layout.big_endian { "big" } else { "little" },
+            gzip: capture.gzip,
+            file_bytes: capture.len() as u64,
+            interfaces,
+            packets: summary.packets,
+            ip_packets: summary.ip_packets,
+            tunneled_packets: summary.tunneled_packets,
+            captured_bytes: summary.captured_bytes,
+            wire_bytes: summary.wire_bytes,
+            first: summary.first_ts,
+            last: summary.last_ts,
+            duration_seconds: duration as f64 / Timestamp::NANOS_PER_SEC as f64,
+            non_ip: summary
+                .non_ip
+                .iter()
+                .map(|(k, v)| (format!("{k:#06x}"), *v))
+                .collect(),
+            decode_problems: summary
+                .problems
+                .iter()
+                .map(|(k, v)| (k.label(), *v))
+                .collect(),
+            warnings: capture.warnings.clone(),
+        }
+    }
+
+    /// The header as a few human lines.
+    pub fn render(&self, topology: &Topology) -> String {
+        let mut out = String::new();
+        let format = match self.format {
+            Format::Pcap => "pcap",
+            Format::Pcapng => "pcapng",
+        };
+        let gzip = if self.gzip { ", gzip" } else { "" };
+        out += &format!(
+            "capture   {} ({format}, {}-endian{gzip})\n",
+            self.file, self.byte_order
+        );
+        let used: Vec<String> = self
+            .interfaces
+            .iter()
+            .filter(|i| i.packets > 0 || self.interfaces.len() == 1)
+            .map(|i| {
+                let name = i
+                    .name
+                    .as_deref()
+                    .map(|n| format!("{n}: "))
+                    .unwrap_or_default();
+                format!("#{} {name}{} [{}]", i.id, i.link_type_name, i.link_type)
+            })
+            .collect();
+        out += &format!("interfaces {}\n", used.join(", "));
+        let span = match (self.first, self.last) {
+            (Some(a), Some(b)) => format!("{a} .. {b} ({})", format_seconds(b.since(a))),
+            _ => "no packets".into(),
+        };
+        out += &format!(
+            "packets   {} ({} IP, {} tunneled), {} bytes on the wire\n",
+            self.packets, self.ip_packets, self.tunneled_packets, self.wire_bytes
+        );
+        out += &format!("time      {span}\n");
+        out += &format!("cidrs     {}\n", describe_topology(topology));
+        if !self.decode_problems.is_empty() {
+            let list: Vec<String> = self
+                .decode_problems
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            out += &format!("decoding  stopped early: {}\n", list.join(", "));
+        }
+        out
+    }
+}
+
+pub fn describe_topology(t: &Topology) -> String {
+    let mut parts = Vec::new();
+    for (name, nets) in [
+        ("pod", &t.pod),
+        ("service", &t.service),
+        ("node", &t.node),
+        ("internal", &t.internal),
+    ] {
+        if !nets.is_empty() {
+            let list: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+            parts.push(format!("{name} {}", list.join(",")));
+        }
+    }
+    format!("{} ({})", parts.join("; "), t.source)
+}

@@ -1,0 +1,20 @@
+//! Reports: the only code that turns results into text. Human tables by
+//! default, JSON for machines; nothing here prints.
+
+pub mod flows;
+pub mod header;
+mod table;
+
+pub use flows::{FlowsReport, Grouping};
+pub use header::CaptureHeader;
+
+use serde::Serialize;
+
+/// The JSON document for a whole run.
+#[derive(Debug, Serialize)]
+pub struct JsonDocument<T: Serialize> {
+    pub schema: &'static str,
+    pub kpcap_version: &'static str,
+    pub topology: crate::topology::Topology,
+    pub captures: Vec<T>,
+}

@@ -1,0 +1,246 @@
+//! Builders for well-formed frames (checksums included, via pnet's mutable
+//! packet views): what the generator writes and what decoder tests feed.
+
+use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
+use pnet_packet::icmp::{self, IcmpTypes, MutableIcmpPacket};
+use pnet_packet::ip::{IpNextHeaderProtocol, IpNextHeaderProtocols};
+use pnet_packet::ipv4::{self, MutableIpv4Packet};
+use pnet_packet::ipv6::MutableIpv6Packet;
+use pnet_packet::tcp::{self, MutableTcpPacket};
+use pnet_packet::udp::{self, MutableUdpPacket};
+use std::net::IpAddr;
+
+/// An L4 segment to put in an IP packet.
+#[derive(Debug, Clone)]
+pub enum L4<'a> {
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        payload: &'a [u8],
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        payload: &'a [u8],
+    },
+    /// ICMP(v4) echo request or reply.
+    Echo { request: bool, id: u16, seq: u16 },
+    /// ICMP(v4) destination unreachable quoting `quoted` (an IP packet).
+    Unreachable { code: u8, quoted: &'a [u8] },
+}
+
+const TCP_HEADER_LEN: usize = 20;
+const UDP_HEADER_LEN: usize = 8;
+
+fn l4_bytes(src: IpAddr, dst: IpAddr, l4: &L4<'_>) -> (IpNextHeaderProtocol, Vec<u8>) {
+    match *l4 {
+        L4::Tcp {
+            src_port,
+            dst_port,
+            flags,
+            seq,
+            ack,
+            payload,
+        } => {
+            let mut buf = vec![0u8; TCP_HEADER_LEN + payload.len()];
+            let mut p = MutableTcpPacket::new(&mut buf).expect("sized");
+            p.set_source(src_port);
+            p.set_destination(dst_port);
+            p.set_sequence(seq);
+            p.set_acknowledgement(ack);
+            p.set_data_offset(5);
+            p.set_flags(flags);
+            p.set_window(64240);
+            p.set_payload(payload);
+            let sum = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => tcp::ipv4_checksum(&p.to_immutable(), &s, &d),
+                (IpAddr::V6(s), IpAddr::V6(d)) => tcp::ipv6_checksum(&p.to_immutable(), &s, &d),
+                _ => 0,
+            };
+            p.set_checksum(sum);
+            (IpNextHeaderProtocols::Tcp, buf)
+        }
+        L4::Udp {
+            src_port,
+            dst_port,
+            payload,
+        } => {
+            let mut buf = vec![0u8; UDP_HEADER_LEN + payload.len()];
+            let mut p = MutableUdpPacket::new(&mut buf).expect("sized");
+            p.set_source(src_port);
+            p.set_destination(dst_port);
+            p.set_length((UDP_HEADER_LEN + payload.len()) as u16);
+            p.set_payload(payload);
+            let sum = match (src, dst) {
+                (IpAddr::V4(s), IpAddr::V4(d)) => udp::ipv4_checksum(&p.to_immutable(), &s, &d),
+                (IpAddr::V6(s), IpAddr::V6(d)) => udp::ipv6_checksum(&p.to_immutable(), &s, &d),
+                _ => 0,
+            };
+            p.set_checksum(sum);
+            (IpNextHeaderProtocols::Udp, buf)
+        }
+        L4::Echo { request, id, seq } => {
+            let mut buf = vec![0u8; 8 + 32];
+            buf[4..6].copy_from_slice(&id.to_be_bytes());
+            buf[6..8].copy_from_slice(&seq.to_be_bytes());
+            let mut p = MutableIcmpPacket::new(&mut buf).expect("sized");
+            p.set_icmp_type(if request {
+                IcmpTypes::EchoRequest
+            } else {
+                IcmpTypes::EchoReply
+            });
+            let sum = icmp::checksum(&p.to_immutable());
+            p.set_checksum(sum);
+            (IpNextHeaderProtocols::Icmp, buf)
+        }
+        L4::Unreachable { code, quoted } => {
+            let quoted = &quoted[..quoted.len().min(28)];
+            let mut buf = vec![0u8; 8 + quoted.len()];
+            buf[8..].copy_from_slice(quoted);
+            let mut p = MutableIcmpPacket::new(&mut buf).expect("sized");
+            p.set_icmp_type(IcmpTypes::DestinationUnreachable);
+            p.set_icmp_code(icmp::IcmpCode(code));
+            let sum = icmp::checksum(&p.to_immutable());
+            p.set_checksum(sum);
+            (IpNextHeaderProtocols::Icmp, buf)
+        }
+    }
+}
+
+/// A complete IPv4 or IPv6 packet (the address family follows `src`).
+pub fn ip_packet(src: IpAddr, dst: IpAddr, l4: &L4<'_>) -> Vec<u8> {
+    let (protocol, payload) = l4_bytes(src, dst, l4);
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let mut buf = vec![0u8; 20 + payload.len()];
+            let mut p = MutableIpv4Packet::new(&mut buf).expect("sized");
+            p.set_version(4);
+            p.set_header_length(5);
+            p.set_total_length((20 + payload.len()) as u16);
+            p.set_ttl(63);
+            p.set_flags(0b010); // don't fragment
+            p.set_next_level_protocol(protocol);
+            p.set_source(s);
+            p.set_destination(d);
+            p.set_payload(&payload);
+            let sum = ipv4::checksum(&p.to_immutable());
+            p.set_checksum(sum);
+            buf
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            let mut buf = vec![0u8; 40 + payload.len()];
+            let mut p = MutableIpv6Packet::new(&mut buf).expect("sized");
+            p.set_version(6);
+            p.set_payload_length(payload.len() as u16);
+            p.set_next_header(protocol);
+            p.set_hop_limit(63);
+            p.set_source(s);
+            p.set_destination(d);
+            p.set_payload(&payload);
+            buf
+        }
+        _ => panic!("ip_packet: mixed address families {src} -> {dst}"),
+    }
+}
+
+/// An Ethernet frame around an IP packet, with 802.1Q tags (outer first).
+pub fn ethernet(ip: &[u8], vlans: &[u16]) -> Vec<u8> {
+    let mut buf = vec![0u8; 14 + 4 * vlans.len() + ip.len()];
+    let ip_type = if ip.first().map(|b| b >> 4) == Some(6) {
+        EtherTypes::Ipv6
+    } else {
+        EtherTypes::Ipv4
+    };
+    {
+        let mut p = MutableEthernetPacket::new(&mut buf).expect("sized");
+        p.set_source([0x02, 0, 0, 0, 0, 1].into());
+        p.set_destination([0x02, 0, 0, 0, 0, 2].into());
+        p.set_ethertype(if vlans.is_empty() {
+            ip_type
+        } else {
+            EtherTypes::Vlan
+        });
+    }
+    let mut at = 14;
+    for (i, vlan) in vlans.iter().enumerate() {
+        let next = if i + 1 == vlans.len() {
+            ip_type.0
+        } else {
+            EtherTypes::Vlan.0
+        };
+        buf[at..at + 2].copy_from_slice(&(vlan & 0x0fff).to_be_bytes());
+        buf[at + 2..at + 4].copy_from_slice(&next.to_be_bytes());
+        at += 4;
+    }
+    buf[at..].copy_from_slice(ip);
+    buf
+}
+
+/// An IP packet carrying `inner_frame` over VXLAN (UDP `port`) between
+/// two nodes: how Cilium's tunnel mode puts pod traffic on the wire.
+pub fn vxlan(
+    outer_src: IpAddr,
+    outer_dst: IpAddr,
+    port: u16,
+    vni: u32,
+    inner_frame: &[u8],
+) -> Vec<u8> {
+    let mut payload = vec![0x08, 0, 0, 0];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    payload.extend_from_slice(inner_frame);
+    ip_packet(
+        outer_src,
+        outer_dst,
+        &L4::Udp {
+            src_port: 40000 + (vni as u16 & 0xff),
+            dst_port: port,
+            payload: &payload,
+        },
+    )
+}
+
+/// A DNS message with one question and, for responses, one A record.
+pub fn dns_message(
+    id: u16,
+    response: bool,
+    rcode: u8,
+    name: &str,
+    qtype: u16,
+    answer: Option<[u8; 4]>,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(64);
+    m.extend_from_slice(&id.to_be_bytes());
+    let flags: u16 = if response {
+        0x8180 | rcode as u16
+    } else {
+        0x0100
+    };
+    m.extend_from_slice(&flags.to_be_bytes());
+    let answers = u16::from(answer.is_some() && response);
+    for count in [1u16, answers, 0, 0] {
+        m.extend_from_slice(&count.to_be_bytes());
+    }
+    for label in name
+        .trim_end_matches('.')
+        .split('.')
+        .filter(|l| !l.is_empty())
+    {
+        m.push(label.len() as u8);
+        m.extend_from_slice(label.as_bytes());
+    }
+    m.push(0);
+    m.extend_from_slice(&qtype.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    if let (true, Some(addr)) = (response, answer) {
+        m.extend_from_slice(&[0xc0, 0x0c]); // pointer to the question name
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        m.extend_from_slice(&300u32.to_be_bytes());
+        m.extend_from_slice(&4u16.to_be_bytes());
+        m.extend_from_slice(&addr);
+    }
+    m
+}

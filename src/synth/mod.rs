@@ -1,0 +1,58 @@
+//! The deterministic capture generator: same scenario and seed, same bytes.
+//! It makes the test data and the large benchmark inputs, which are never
+//! committed.
+
+pub mod frame;
+mod mixed;
+mod writer;
+
+pub use writer::{CaptureWriter, Container};
+
+use std::io::Write;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Scenario {
+    /// A busy node's mixed traffic, about `bytes` long.
+    Mixed { bytes: u64 },
+}
+
+/// Writes the scenario's capture to `out`.
+pub fn write<W: Write>(
+    out: W,
+    scenario: Scenario,
+    container: Container,
+    seed: u64,
+) -> std::io::Result<W> {
+    let mut writer = CaptureWriter::new(out, container, "ens19")?;
+    match scenario {
+        Scenario::Mixed { bytes } => mixed::write(&mut writer, bytes, seed)?,
+    }
+    Ok(writer.into_inner())
+}
+
+/// The scenario's capture as bytes.
+pub fn generate(scenario: Scenario, container: Container, seed: u64) -> Vec<u8> {
+    write(Vec::new(), scenario, container, seed).expect("writing to memory cannot fail")
+}
+
+/// Parses sizes like `65536`, `64K`, `64M`, `1G` (powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, ""),
+    };
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 64M"))?;
+    let multiplier = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return Err(format!("'{text}': unknown unit '{unit}' (use K, M or G)")),
+    };
+    value
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("'{text}' is too large"))
+}

@@ -1,0 +1,67 @@
+//! Capture timestamps: nanoseconds since the Unix epoch, whatever the
+//! resolution of the file they came from.
+
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::time::{Duration, UNIX_EPOCH};
+
+/// A point in time, in nanoseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+    pub fn from_secs_nanos(secs: u64, nanos: u64) -> Self {
+        Timestamp(
+            secs.saturating_mul(Self::NANOS_PER_SEC)
+                .saturating_add(nanos),
+        )
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / Self::NANOS_PER_SEC as f64
+    }
+
+    /// Nanoseconds from `earlier` to `self`, zero if `earlier` is later.
+    pub fn since(self, earlier: Timestamp) -> u64 {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with nanoseconds, e.g. `2024-05-01T12:00:00.000123456Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = UNIX_EPOCH + Duration::from_nanos(self.0);
+        write!(f, "{}", humantime::format_rfc3339_nanos(t))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A span of time printed in seconds with millisecond precision.
+pub fn format_seconds(nanos: u64) -> String {
+    format!("{:.3}s", nanos as f64 / Timestamp::NANOS_PER_SEC as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_utc_with_nanos() {
+        let t = Timestamp::from_secs_nanos(1_700_000_000, 123_456_789);
+        assert_eq!(t.to_string(), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn saturates_instead_of_overflowing() {
+        assert_eq!(Timestamp::from_secs_nanos(u64::MAX, 5).0, u64::MAX);
+        assert_eq!(Timestamp(5).since(Timestamp(9)), 0);
+    }
+}
