@@ -7,7 +7,7 @@ use thiserror::Error;
 /// carries the byte offset where the problem was found.
 #[derive(Debug, Error)]
 pub enum CaptureError {
-    #[error("cannot read: {0}")]
+    #[error("cannot read")]
     Io(#[from] std::io::Error),
     #[error("is a directory, not a capture file")]
     IsDirectory,

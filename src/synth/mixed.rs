@@ -290,7 +290,7 @@ pub fn write<W: Write>(
         match active[pick].frames.pop_front() {
             Some(frame) => {
                 out.write(now, &frame)?;
-                now = Timestamp(now.0 + rng.gen_range(1_000..60_000));
+                now = Timestamp(now.0 + rng.gen_range(10_000..400_000));
             }
             None => {
                 active.swap_remove(pick);
