@@ -132,7 +132,8 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         By::Pair => Grouping::Pair,
         By::FiveTuple => Grouping::FiveTuple,
     };
-    let mut out = std::io::stdout().lock();
+    // Buffered: stdout is line-buffered, and JSON reports are megabytes.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let format = args.common.format;
     let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
         let table = pool.install(|| kpcap::pipeline::flow_table(capture));
@@ -141,6 +142,7 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         if format == OutputFormat::Table {
             // Printed as each capture finishes, so batch scans show progress.
             writeln!(out, "{}", report.render(&topology, args.limit))?;
+            out.flush()?;
         }
         Ok(report)
     });
@@ -154,6 +156,7 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
     }
+    out.flush()?;
     Ok(if ok { 0 } else { 2 })
 }
 

@@ -76,7 +76,7 @@ fn map_or_read(mut file: File) -> Result<Bytes, CaptureError> {
     // process truncates the file while we read it, accesses past the new end
     // raise SIGBUS; that is the accepted cost of zero-copy reading, as in
     // ripgrep. kpcap never writes through the map.
-    match unsafe { Mmap::map(&file) } {
+    match unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
         Ok(map) => {
             #[cfg(unix)]
             let _ = map.advise(memmap2::Advice::Sequential);

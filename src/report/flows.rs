@@ -142,6 +142,9 @@ impl FlowsReport {
             self.flow_count, self.distinct_src_dst_pairs
         );
         let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
+        // Tables show times relative to the capture's first packet.
+        let start = self.header.first.unwrap_or_default();
+        let rel = |t: Timestamp| format!("+{:.6}s", t.since(start) as f64 / 1e9);
         let shown;
         let total;
         if let Some(pairs) = &self.pairs {
@@ -168,8 +171,8 @@ impl FlowsReport {
                     row.protocols.join(","),
                     row.packets.to_string(),
                     row.bytes.to_string(),
-                    row.first.to_string(),
-                    row.last.to_string(),
+                    rel(row.first),
+                    rel(row.last),
                     row.tcp.render(),
                 ]);
             }
@@ -208,8 +211,8 @@ impl FlowsReport {
                     row.packets_sent.to_string(),
                     row.packets_received.to_string(),
                     (row.bytes_sent + row.bytes_received).to_string(),
-                    row.first.to_string(),
-                    row.last.to_string(),
+                    rel(row.first),
+                    rel(row.last),
                     row.tcp_state.map(|s| s.label()).unwrap_or("-").to_string(),
                 ]);
             }
