@@ -198,7 +198,7 @@ pub fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
             file_big_endian.get_or_insert(big_endian);
         }
         let len = read_u32(&rest[4..], big_endian) as usize;
-        if len < BLOCK_OVERHEAD || len % 4 != 0 {
+        if len < BLOCK_OVERHEAD || !len.is_multiple_of(4) {
             return Err(corrupt(
                 offset,
                 format!("block length {len} is not a multiple of 4 of at least 12"),
