@@ -16,9 +16,13 @@ fn analysis(c: &mut Criterion) {
     for container in [Container::Pcap, Container::Pcapng] {
         let bytes = synth::generate(Scenario::Mixed { bytes: SIZE }, container, 1);
         group.throughput(Throughput::Bytes(bytes.len() as u64));
-        let capture = Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES).expect("generated capture is valid");
+        let capture = Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES)
+            .expect("generated capture is valid");
         for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             let id = BenchmarkId::new(format!("{container:?}"), format!("{threads}-threads"));
             group.bench_with_input(id, &capture, |b, capture| {
                 b.iter(|| pool.install(|| flow_table(capture)).flows.len())
@@ -26,13 +30,21 @@ fn analysis(c: &mut Criterion) {
         }
         // The indexing pass alone (validating every record header).
         let raw = synth::generate(Scenario::Mixed { bytes: SIZE }, container, 1);
-        group.bench_function(BenchmarkId::new(format!("{container:?}"), "index-only"), |b| {
-            b.iter_batched(
-                || raw.clone(),
-                |bytes| Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES).unwrap().layout().records,
-                criterion::BatchSize::LargeInput,
-            )
-        });
+        group.bench_function(
+            BenchmarkId::new(format!("{container:?}"), "index-only"),
+            |b| {
+                b.iter_batched(
+                    || raw.clone(),
+                    |bytes| {
+                        Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES)
+                            .unwrap()
+                            .layout()
+                            .records
+                    },
+                    criterion::BatchSize::LargeInput,
+                )
+            },
+        );
     }
     group.finish();
 }

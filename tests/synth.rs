@@ -9,11 +9,24 @@ use common::*;
 fn committed_synthetic_capture_is_reproducible() {
     let path = scratch("synth").join("mixed.pcapng");
     let path = path.display().to_string();
-    let out = kpcap(&["synth", "--size", "256K", "--container", "pcapng", "--seed", "7", "-o", &path]);
+    let out = kpcap(&[
+        "synth",
+        "--size",
+        "256K",
+        "--container",
+        "pcapng",
+        "--seed",
+        "7",
+        "-o",
+        &path,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let fresh = std::fs::read(&path).unwrap();
     let committed = std::fs::read(testdata("synth-mixed.pcapng")).unwrap();
-    assert!(fresh == committed, "generator output changed; regenerate testdata/synth-mixed.pcapng");
+    assert!(
+        fresh == committed,
+        "generator output changed; regenerate testdata/synth-mixed.pcapng"
+    );
 }
 
 #[test]
@@ -21,17 +34,36 @@ fn generated_captures_decode_without_problems_in_both_containers() {
     let dir = scratch("synth-both");
     for (container, seed) in [("pcap", "11"), ("pcapng", "11")] {
         let path = dir.join(format!("m.{container}")).display().to_string();
-        let out = kpcap(&["synth", "--size", "1M", "--container", container, "--seed", seed, "-o", &path]);
+        let out = kpcap(&[
+            "synth",
+            "--size",
+            "1M",
+            "--container",
+            container,
+            "--seed",
+            seed,
+            "-o",
+            &path,
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         let size = std::fs::metadata(&path).unwrap().len();
-        assert!((1 << 20..(1 << 20) + 70_000).contains(&size), "{container}: {size} bytes");
+        assert!(
+            (1 << 20..(1 << 20) + 70_000).contains(&size),
+            "{container}: {size} bytes"
+        );
         let out = kpcap(&["flows", "--format", "json", &path]);
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         let doc = json(&out);
         let c = &doc["captures"][0];
         assert_eq!(c["decode_problems"], serde_json::json!({}), "{container}");
-        assert_eq!(c["packets"], c["ip_packets"], "{container}: every frame is IP");
-        assert!(c["tunneled_packets"].as_u64().unwrap() > 100, "{container}: VXLAN share");
+        assert_eq!(
+            c["packets"], c["ip_packets"],
+            "{container}: every frame is IP"
+        );
+        assert!(
+            c["tunneled_packets"].as_u64().unwrap() > 100,
+            "{container}: VXLAN share"
+        );
         assert!(c["interfaces"][0]["link_type"] == 1);
     }
 }

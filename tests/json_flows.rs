@@ -1,0 +1,114 @@
+//! The `kpcap.flows/1` JSON schema, parsed back and asserted field by field
+//! (README "JSON output").
+
+mod common;
+use common::*;
+use serde_json::json;
+
+#[test]
+fn five_tuple_rows_carry_endpoints_state_and_counts() {
+    let out = kpcap(&[
+        "flows",
+        "--format",
+        "json",
+        "--by",
+        "5tuple",
+        &testdata("zeek_pop3.pcap"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc = json(&out);
+    assert_eq!(doc["schema"], "kpcap.flows/1");
+    let c = &doc["captures"][0];
+    assert_eq!(c["format"], "pcap");
+    assert_eq!(c["flow_count"], 7);
+    assert!(
+        c.get("pairs").is_none(),
+        "--by 5tuple lists flows, not pairs"
+    );
+    let flows = c["flows"].as_array().unwrap();
+    assert_eq!(flows.len(), 7);
+    let first = &flows[0];
+    assert_eq!(first["protocol"], "tcp");
+    assert_eq!(
+        first["initiator"],
+        json!({"addr": "192.168.0.4", "port": 26242, "class": "external"})
+    );
+    assert_eq!(first["responder"]["port"], 110);
+    assert_eq!(first["tcp_state"], "refused");
+    assert_eq!(
+        first["syn_packets"], 3,
+        "retransmitted SYNs belong to one flow"
+    );
+    assert_eq!(first["tunnel"], serde_json::Value::Null);
+    let states: Vec<&str> = flows
+        .iter()
+        .map(|f| f["tcp_state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "refused").count(), 2);
+    assert_eq!(states.iter().filter(|s| **s == "established").count(), 5);
+}
+
+#[test]
+fn pair_rows_are_classified_with_the_given_cidrs() {
+    let out = kpcap(&[
+        "flows",
+        "--format",
+        "json",
+        "--pod-cidr",
+        "10.42.0.0/16",
+        "--node-cidr",
+        "10.50.10.0/24",
+        &testdata("synth-mixed.pcapng"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let doc = json(&out);
+    assert_eq!(doc["topology"]["source"], "flags");
+    assert_eq!(doc["topology"]["node"], json!(["10.50.10.0/24"]));
+    let c = &doc["captures"][0];
+    assert_eq!(c["format"], "pcapng");
+    assert_eq!(c["interfaces"][0]["name"], "ens19");
+    let pairs = c["pairs"].as_array().unwrap();
+    assert_eq!(
+        pairs.len() as u64,
+        c["distinct_src_dst_pairs"].as_u64().unwrap()
+    );
+    for pair in pairs {
+        for side in ["src", "dst"] {
+            let addr = pair[side].as_str().unwrap();
+            let class = pair[format!("{side}_class")].as_str().unwrap();
+            let expected = if addr.starts_with("10.42.") {
+                "pod"
+            } else if addr.starts_with("10.50.10.") {
+                "node"
+            } else {
+                "external"
+            };
+            assert_eq!(class, expected, "{addr}");
+        }
+        // Pod-to-pod traffic is only seen inside the VXLAN overlay.
+        if pair["src_class"] == "pod" {
+            assert_eq!(pair["tunneled_packets"], pair["packets"]);
+        }
+    }
+    // Rows are busiest first.
+    let packets: Vec<u64> = pairs
+        .iter()
+        .map(|p| p["packets"].as_u64().unwrap())
+        .collect();
+    assert!(packets.windows(2).all(|w| w[0] >= w[1]));
+}
+
+#[test]
+fn table_output_names_the_assumed_preset() {
+    let out = kpcap(&["flows", &testdata("zeek_vxlan.pcap")]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("preset k3s (assumed: no CIDR given)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("4 distinct source -> destination address pairs"),
+        "{text}"
+    );
+    assert!(stderr(&out).is_empty());
+}
