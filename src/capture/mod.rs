@@ -157,6 +157,16 @@ impl Capture {
     }
 }
 
+/// Reads a u32 in a file's byte order; callers check the length first.
+fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
+    let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
 /// Detects the format and indexes the records.
 fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
     if pcap::is_magic(bytes) {

@@ -1,7 +1,9 @@
 //! Classic libpcap files: a 24-byte global header, then records of a 16-byte
 //! header and the packet bytes. Both byte orders, micro- and nanoseconds.
 
-use super::{Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN};
+use super::{
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN,
+};
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
 use pcap_file::pcap::{PcapHeader, PcapParser};
@@ -49,15 +51,6 @@ fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
         });
     }
     Ok(header)
-}
-
-fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
-    let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    if big_endian {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }
 }
 
 /// Validates every record header and cuts the file into chunks.

@@ -2,7 +2,9 @@
 //! reset the interface list; interface descriptions give each interface its
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
-use super::{Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN};
+use super::{
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN,
+};
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
 use byteorder_slice::{BigEndian, LittleEndian};
@@ -24,15 +26,6 @@ const MAX_BLOCK_LEN: usize = 16 << 20;
 
 pub fn is_magic(bytes: &[u8]) -> bool {
     bytes.starts_with(&SECTION_HEADER.to_be_bytes())
-}
-
-fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
-    let b = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    if big_endian {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }
 }
 
 fn corrupt(offset: usize, reason: impl Into<String>) -> CaptureError {
