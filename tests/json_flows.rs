@@ -112,3 +112,18 @@ fn table_output_names_the_assumed_preset() {
     );
     assert!(stderr(&out).is_empty());
 }
+
+#[test]
+fn stdin_is_read_when_the_capture_is_a_dash() {
+    let file = std::fs::File::open(testdata("zeek_pcapng-multi-interface.pcapng")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kpcap"))
+        .args(["flows", "--format", "json", "-"])
+        .stdin(file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["captures"][0]["file"], "<stdin>");
+    assert_eq!(doc["captures"][0]["packets"], 6);
+    assert_eq!(doc["captures"][0]["distinct_src_dst_pairs"], 4);
+}
