@@ -35,7 +35,11 @@ pub fn shared_captures(test: &str) -> Option<PathBuf> {
     if dir.join("oracle.json").is_file() {
         Some(dir)
     } else {
-        eprintln!(
+        // Written to the real stderr, not through eprintln!, which the test
+        // harness captures: the skip must be visible in a normal run.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "{test}: skipped: ../shared/captures is absent (it ships only beside CI checkouts)"
         );
         None
