@@ -11,7 +11,6 @@ use byteorder_slice::{BigEndian, LittleEndian};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, RawBlock};
 use pcap_file::PcapError;
-use std::borrow::Cow;
 
 const SECTION_HEADER: u32 = 0x0A0D_0D0A;
 const INTERFACE_DESCRIPTION: u32 = 1;
@@ -322,12 +321,9 @@ pub fn for_each_record<'a>(
         if !is_packet(kind) {
             continue;
         }
-        let Ok(raw) = raw_block(block, chunk.big_endian) else {
-            continue;
-        };
-        let Cow::Borrowed(body) = raw.body else {
-            continue;
-        };
+        // `index` validated this block's framing: the body lies between the
+        // 8-byte header and the 4-byte trailing length.
+        let body = &block[8..len - 4];
         let Ok(fields) = packet_fields(kind, body, chunk.big_endian) else {
             continue;
         };

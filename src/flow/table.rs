@@ -295,16 +295,14 @@ impl FlowTable {
         let Some((key, direction)) = FlowKey::of(packet) else {
             return;
         };
+        // One table observes its records in file order, so the record that
+        // creates a flow is its first; only `merge` has to compare.
         let flow = self
             .flows
             .entry(key)
             .or_insert_with(|| Flow::new(record, direction, packet.tunnel));
         flow.first_ts = flow.first_ts.min(record.ts);
         flow.last_ts = flow.last_ts.max(record.ts);
-        if record.index < flow.first_record {
-            flow.first_record = record.index;
-            flow.first_direction = direction;
-        }
         let side = &mut flow.sides[direction.index()];
         side.packets += 1;
         side.bytes += bytes;
