@@ -2,14 +2,15 @@
 //! and errors on stderr, exit code out.
 
 use crate::cli::{
-    By, Cli, Command, CommonArgs, ContainerArg, FlowsArgs, OutputFormat, PresetArg, ScenarioArg,
-    SynthArgs, TopologyArgs,
+    AnalyzeArgs, By, Cli, Command, CommonArgs, ContainerArg, FailOn, FlowsArgs, OutputFormat,
+    PresetArg, ScenarioArg, SynthArgs, TopologyArgs,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 use kpcap::capture::Capture;
+use kpcap::detect::{Context as DetectContext, Findings, Settings, Severity};
 use kpcap::error::ConfigError;
-use kpcap::report::{CaptureHeader, FlowsReport, Grouping, JsonDocument};
+use kpcap::report::{AnalyzeReport, CaptureHeader, FlowsReport, Grouping, JsonDocument};
 use kpcap::synth;
 use kpcap::topology::{Preset, Topology};
 use serde::Serialize;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Command::Analyze(args) => analyze(args),
         Command::Flows(args) => flows(args),
         Command::Synth(args) => synthesize(args),
     }
@@ -139,25 +141,105 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         let table = pool.install(|| kpcap::pipeline::flow_table(capture));
         let header = CaptureHeader::new(name, capture, &table.summary);
         let report = FlowsReport::new(header, &table, &topology, by);
-        if format == OutputFormat::Table {
+        match format {
             // Printed as each capture finishes, so batch scans show progress.
-            writeln!(out, "{}", report.render(&topology, args.limit))?;
-            out.flush()?;
+            OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
+            OutputFormat::Ndjson => {
+                serde_json::to_writer(&mut out, &report)?;
+                writeln!(out)?;
+            }
+            OutputFormat::Json => {}
         }
+        out.flush()?;
         Ok(report)
     });
     if format == OutputFormat::Json {
-        let doc = JsonDocument {
-            schema: "kpcap.flows/1",
-            kpcap_version: env!("CARGO_PKG_VERSION"),
-            topology,
-            captures: entries,
-        };
-        serde_json::to_writer_pretty(&mut out, &doc)?;
-        writeln!(out)?;
+        write_document(&mut out, "kpcap.flows/1", topology, None, entries)?;
     }
     out.flush()?;
     Ok(if ok { 0 } else { 2 })
+}
+
+fn write_document<T: Serialize>(
+    out: &mut impl Write,
+    schema: &'static str,
+    topology: Topology,
+    settings: Option<Settings>,
+    captures: Vec<Entry<T>>,
+) -> Result<()> {
+    let doc = JsonDocument {
+        schema,
+        kpcap_version: env!("CARGO_PKG_VERSION"),
+        topology,
+        settings,
+        captures,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<i32> {
+    let topology = topology(&args.common.topology)?;
+    let pool = thread_pool(args.common.threads)?;
+    let settings = Settings {
+        syn_grace_ns: args.syn_grace.as_nanos().min(u64::MAX as u128) as u64,
+        dns_timeout_ns: args.dns_timeout.as_nanos().min(u64::MAX as u128) as u64,
+        dns_ports: args.dns_ports.clone(),
+    };
+    let threshold = match args.fail_on {
+        FailOn::Failure => Some(Severity::Failure),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Never => None,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let format = args.common.format;
+    let mut failing = false;
+    let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
+        let observations = pool.install(|| kpcap::pipeline::observations(capture, &settings));
+        let interface_names: Vec<Option<String>> = capture
+            .layout()
+            .interfaces
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
+        let context = DetectContext {
+            topology: &topology,
+            settings: &settings,
+            interface_names: &interface_names,
+        };
+        let findings = Findings::new(&observations, &context);
+        let header = CaptureHeader::new(name, capture, &observations.flows.summary);
+        let report = AnalyzeReport::new(header, findings);
+        failing |= matches!((report.worst(), threshold), (Some(w), Some(t)) if w >= t);
+        match format {
+            OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
+            OutputFormat::Ndjson => {
+                for line in report.ndjson_lines() {
+                    serde_json::to_writer(&mut out, &line)?;
+                    writeln!(out)?;
+                }
+            }
+            OutputFormat::Json => {}
+        }
+        out.flush()?;
+        Ok(report)
+    });
+    if format == OutputFormat::Json {
+        write_document(
+            &mut out,
+            "kpcap.analyze/1",
+            topology,
+            Some(settings),
+            entries,
+        )?;
+    }
+    out.flush()?;
+    Ok(match (ok, failing) {
+        (false, _) => 2,
+        (true, true) => 1,
+        (true, false) => 0,
+    })
 }
 
 fn synthesize(args: SynthArgs) -> Result<i32> {

@@ -17,10 +17,55 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Diagnose the capture: SNAT failures, unanswered SYNs, DNS timeouts,
+    /// ClusterIPs on the wire, and a ranked verdict. Exit code 1 when
+    /// something at or above --fail-on was found.
+    Analyze(AnalyzeArgs),
     /// Traffic rolled up by (source, destination) address pair, or per flow.
     Flows(FlowsArgs),
     /// Write a deterministic synthetic capture (test data, benchmarks).
     Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// Capture files (pcap, pcapng, optionally gzip'ed); `-` reads stdin.
+    #[arg(required = true)]
+    pub captures: Vec<PathBuf>,
+    /// A SYN whose last copy is younger than this at capture end is
+    /// inconclusive, not unanswered (e.g. 3s, 500ms, 2.5).
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub syn_grace: std::time::Duration,
+    /// A DNS query with no response within this is timed out.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub dns_timeout: std::time::Duration,
+    /// Port DNS is served on (repeatable).
+    #[arg(long = "dns-port", value_name = "PORT", default_value = "53")]
+    pub dns_ports: Vec<u16>,
+    /// Lowest severity that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "failure")]
+    pub fail_on: FailOn,
+    /// Groups to show per table (0 = all); JSON always lists all.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Failure,
+    Warning,
+    /// Exit 0 whatever is found (input errors still exit 2).
+    Never,
+}
+
+/// Seconds (`2.5`) or a humantime duration (`3s`, `500ms`, `1m`).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    if let Ok(seconds) = text.parse::<f64>() {
+        return std::time::Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string());
+    }
+    humantime::parse_duration(text).map_err(|e| format!("'{text}': {e}"))
 }
 
 #[derive(Debug, Args)]
@@ -80,7 +125,11 @@ pub enum PresetArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Table,
+    /// One JSON document for the whole run.
     Json,
+    /// One JSON value per line: per capture for `flows`, per cause and
+    /// finding group for `analyze`.
+    Ndjson,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -5,6 +5,7 @@
 
 pub mod capture;
 pub mod decode;
+pub mod detect;
 pub mod error;
 pub mod flow;
 pub mod pipeline;

@@ -5,6 +5,7 @@
 //! Decoding never fails: what could be decoded is kept, and where it stopped
 //! is recorded in `Packet::problem` (snaplen-truncated frames are normal).
 
+pub mod dns;
 mod ip;
 mod link;
 mod transport;

@@ -42,6 +42,21 @@ impl Side {
     }
 }
 
+/// See `Flow::fingerprint`. Tagged by protocol so a TCP sequence number
+/// never equals a UDP hash by accident.
+fn fingerprint(packet: &Packet<'_>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    match packet.transport {
+        Transport::Tcp(tcp) => (1 << 32) | u64::from(tcp.seq),
+        Transport::Udp(udp) if !udp.payload.is_empty() => {
+            let mut hasher = rustc_hash::FxHasher::default();
+            udp.payload.hash(&mut hasher);
+            hasher.finish() | (1 << 63)
+        }
+        _ => 0,
+    }
+}
+
 fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -90,10 +105,14 @@ pub struct Flow {
     /// Interface and tunnel of the first packet.
     pub interface: u32,
     pub tunnel: Option<Tunnel>,
+    /// What NAT leaves unchanged in the first packet (TCP sequence number,
+    /// UDP payload hash); 0 when unknown. Pairs a flow's pre- and post-NAT
+    /// copies in `-i any` captures.
+    pub fingerprint: u64,
 }
 
 impl Flow {
-    fn new(record: &Record<'_>, direction: Direction, tunnel: Option<Tunnel>) -> Flow {
+    fn new(record: &Record<'_>, direction: Direction, packet: &Packet<'_>) -> Flow {
         Flow {
             sides: Default::default(),
             first_ts: record.ts,
@@ -101,7 +120,8 @@ impl Flow {
             first_record: record.index,
             first_direction: direction,
             interface: record.interface,
-            tunnel,
+            tunnel: packet.tunnel,
+            fingerprint: fingerprint(packet),
         }
     }
 
@@ -115,6 +135,7 @@ impl Flow {
             self.first_direction = other.first_direction;
             self.interface = other.interface;
             self.tunnel = other.tunnel;
+            self.fingerprint = other.fingerprint;
         }
     }
 
@@ -300,7 +321,7 @@ impl FlowTable {
         let flow = self
             .flows
             .entry(key)
-            .or_insert_with(|| Flow::new(record, direction, packet.tunnel));
+            .or_insert_with(|| Flow::new(record, direction, packet));
         flow.first_ts = flow.first_ts.min(record.ts);
         flow.last_ts = flow.last_ts.max(record.ts);
         let side = &mut flow.sides[direction.index()];

@@ -1,0 +1,232 @@
+//! A zero-copy view of a DNS message's header and first question: all the
+//! DNS detector needs to match queries to responses and tally rcodes.
+//! Resource records are not parsed.
+
+use std::fmt::Write;
+
+pub const HEADER_LEN: usize = 12;
+/// Compression pointers followed before a name is called malformed; also
+/// bounds the work a crafted name can cause.
+const MAX_POINTER_HOPS: usize = 16;
+/// Longest presentation name kept (RFC 1035 limits names to 255 octets).
+const MAX_NAME_LEN: usize = 255;
+
+pub mod rcode {
+    pub const NOERROR: u8 = 0;
+    pub const SERVFAIL: u8 = 2;
+    pub const NXDOMAIN: u8 = 3;
+    pub const REFUSED: u8 = 5;
+
+    /// The mnemonic of a 4-bit header rcode (RFC 6895).
+    pub fn name(code: u8) -> &'static str {
+        match code {
+            0 => "NOERROR",
+            1 => "FORMERR",
+            2 => "SERVFAIL",
+            3 => "NXDOMAIN",
+            4 => "NOTIMP",
+            5 => "REFUSED",
+            6 => "YXDOMAIN",
+            7 => "YXRRSET",
+            8 => "NXRRSET",
+            9 => "NOTAUTH",
+            10 => "NOTZONE",
+            11 => "DSOTYPENI",
+            _ => "RESERVED",
+        }
+    }
+}
+
+/// The mnemonic of a common query type, else `TYPE<n>` (RFC 3597 style).
+pub fn qtype_name(qtype: u16) -> String {
+    let known = match qtype {
+        1 => "A",
+        2 => "NS",
+        5 => "CNAME",
+        6 => "SOA",
+        12 => "PTR",
+        15 => "MX",
+        16 => "TXT",
+        28 => "AAAA",
+        33 => "SRV",
+        35 => "NAPTR",
+        43 => "DS",
+        48 => "DNSKEY",
+        64 => "SVCB",
+        65 => "HTTPS",
+        249 => "TKEY",
+        250 => "TSIG",
+        251 => "IXFR",
+        252 => "AXFR",
+        255 => "ANY",
+        _ => return format!("TYPE{qtype}"),
+    };
+    known.to_string()
+}
+
+/// A DNS message, borrowing its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct DnsMessage<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> DnsMessage<'a> {
+    /// A view of `bytes` if it holds at least a plausible header: opcode
+    /// QUERY..DSO (0..=6) and, for queries, at least one question. Anything
+    /// else on the DNS port is not treated as DNS.
+    pub fn parse(bytes: &'a [u8]) -> Option<DnsMessage<'a>> {
+        if bytes.len() < HEADER_LEN {
+            return None;
+        }
+        let message = DnsMessage { bytes };
+        if message.opcode() > 6 || (!message.is_response() && message.question_count() == 0) {
+            return None;
+        }
+        Some(message)
+    }
+
+    pub fn id(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[0], self.bytes[1]])
+    }
+
+    pub fn is_response(&self) -> bool {
+        self.bytes[2] & 0x80 != 0
+    }
+
+    pub fn opcode(&self) -> u8 {
+        (self.bytes[2] >> 3) & 0x0f
+    }
+
+    /// The 4-bit header rcode (extended EDNS rcodes are not combined in).
+    pub fn rcode(&self) -> u8 {
+        self.bytes[3] & 0x0f
+    }
+
+    pub fn question_count(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[4], self.bytes[5]])
+    }
+
+    /// The first question's name (lowercase, dot-separated, no trailing dot;
+    /// "." for the root) and type, if the message carries a readable one.
+    pub fn question(&self) -> Option<(String, u16)> {
+        if self.question_count() == 0 {
+            return None;
+        }
+        let (name, end) = read_name(self.bytes, HEADER_LEN)?;
+        let qtype = self.bytes.get(end..end + 2)?;
+        Some((name, u16::from_be_bytes([qtype[0], qtype[1]])))
+    }
+}
+
+/// Reads the name at `start`, following compression pointers. Returns the
+/// name and the offset just past it in the uncompressed part.
+fn read_name(bytes: &[u8], start: usize) -> Option<(String, usize)> {
+    let mut name = String::new();
+    let mut pos = start;
+    let mut end = None;
+    let mut hops = 0;
+    loop {
+        let len = *bytes.get(pos)? as usize;
+        match len & 0xc0 {
+            0x00 if len == 0 => break,
+            0x00 => {
+                let label = bytes.get(pos + 1..pos + 1 + len)?;
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                for &b in label {
+                    push_label_byte(&mut name, b);
+                }
+                if name.len() > MAX_NAME_LEN {
+                    return None;
+                }
+                pos += 1 + len;
+            }
+            0xc0 => {
+                let low = *bytes.get(pos + 1)? as usize;
+                end.get_or_insert(pos + 2);
+                hops += 1;
+                if hops > MAX_POINTER_HOPS {
+                    return None;
+                }
+                pos = ((len & 0x3f) << 8) | low;
+            }
+            _ => return None, // 0x40 / 0x80: obsolete or reserved label types
+        }
+    }
+    if name.is_empty() {
+        name.push('.');
+    }
+    Some((name, end.unwrap_or(pos + 1)))
+}
+
+/// Presentation format: printable ASCII lowercased, dots and other bytes
+/// escaped (`\.`, `\DDD`) so a name always prints on one line.
+fn push_label_byte(name: &mut String, b: u8) {
+    match b {
+        b'.' | b'\\' => {
+            name.push('\\');
+            name.push(b as char);
+        }
+        0x21..=0x7e => name.push(b.to_ascii_lowercase() as char),
+        _ => {
+            let _ = write!(name, "\\{b:03}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::frame::dns_message;
+
+    #[test]
+    fn reads_header_and_question() {
+        let bytes = dns_message(0x1234, true, rcode::NXDOMAIN, "GHCR.io", 28, None);
+        let m = DnsMessage::parse(&bytes).expect("valid");
+        assert_eq!(m.id(), 0x1234);
+        assert!(m.is_response());
+        assert_eq!(m.rcode(), rcode::NXDOMAIN);
+        assert_eq!(m.question(), Some(("ghcr.io".to_string(), 28)));
+    }
+
+    #[test]
+    fn follows_compression_pointers_and_rejects_loops() {
+        // Question name = pointer to offset 12, which is itself: a loop.
+        let mut looped = dns_message(1, false, 0, "a", 1, None);
+        looped.truncate(HEADER_LEN);
+        looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_eq!(DnsMessage::parse(&looped).unwrap().question(), None);
+        // Pointer to a name stored later in the message.
+        let mut forward = dns_message(1, false, 0, "a", 1, None);
+        forward.truncate(HEADER_LEN);
+        forward.extend_from_slice(&[0xc0, 18, 0, 1, 0, 1, 3, b'f', b'o', b'o', 0]);
+        let m = DnsMessage::parse(&forward).unwrap();
+        assert_eq!(m.question(), Some(("foo".to_string(), 1)));
+    }
+
+    #[test]
+    fn rejects_what_is_not_dns_and_survives_truncation() {
+        assert!(DnsMessage::parse(&[0; 11]).is_none());
+        let query = dns_message(7, false, 0, "example.com", 1, None);
+        for cut in HEADER_LEN..query.len() {
+            let m = DnsMessage::parse(&query[..cut]).expect("header is enough");
+            assert_eq!(m.id(), 7);
+            let _ = m.question(); // may be None, must not panic
+        }
+        let mut bad_opcode = query.clone();
+        bad_opcode[2] = 0x78;
+        assert!(DnsMessage::parse(&bad_opcode).is_none());
+    }
+
+    #[test]
+    fn escapes_unprintable_label_bytes() {
+        let mut m = dns_message(1, false, 0, "x", 1, None);
+        m.truncate(HEADER_LEN);
+        m.extend_from_slice(&[3, b'a', b'.', 0x07, 0, 0, 1, 0, 1]);
+        assert_eq!(
+            DnsMessage::parse(&m).unwrap().question(),
+            Some(("a\\.\\007".to_string(), 1))
+        );
+    }
+}

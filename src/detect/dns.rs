@@ -1,0 +1,555 @@
+//! DNS: queries matched to responses by (client, client port, server,
+//! transaction id), over UDP and TCP (length-prefixed, several messages per
+//! segment, messages across segments). A key is answered if a response
+//! arrives within `--dns-timeout` of any copy of its query (so a
+//! retransmitted query answered once is answered); otherwise it timed out,
+//! or is inconclusive if its last copy is younger than the timeout at
+//! capture end. Responses are tallied by rcode per name; responses with no
+//! earlier query are unsolicited. mDNS and LLMNR are on other ports, and
+//! DNS quoted inside ICMP errors is not a message, so neither is counted.
+
+use super::{old_enough, Context, Severity};
+use crate::capture::Record;
+use crate::decode::dns::{self, rcode, DnsMessage};
+use crate::decode::{Packet, Transport};
+use crate::flow::Endpoint;
+use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// A query and its responses share this key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DnsKey {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub id: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    Udp,
+    Tcp,
+}
+
+/// One DNS message as seen on the wire (owned: it outlives its chunk).
+#[derive(Debug, Clone)]
+struct Message {
+    ts: Timestamp,
+    /// File order: record index, then position within a TCP stream.
+    order: (u64, u32),
+    response: bool,
+    rcode: u8,
+    question: Option<(Box<str>, u16)>,
+    transport: DnsTransport,
+}
+
+/// TCP payload to or from a DNS port; reassembled after the merge because
+/// a message can span segments, and segments can span chunks.
+#[derive(Debug, Clone)]
+struct Segment {
+    seq: u32,
+    record: u64,
+    ts: Timestamp,
+    payload: Vec<u8>,
+}
+
+/// Per-chunk DNS state: messages by key, and TCP segments by direction.
+#[derive(Debug, Clone, Default)]
+pub struct DnsLog {
+    messages: FxHashMap<DnsKey, Vec<Message>>,
+    tcp: FxHashMap<(Endpoint, Endpoint), Vec<Segment>>,
+}
+
+fn endpoints(packet: &Packet<'_>, src_port: u16, dst_port: u16) -> Option<(Endpoint, Endpoint)> {
+    let ip = packet.ip?;
+    Some((
+        Endpoint {
+            addr: ip.src,
+            port: src_port,
+        },
+        Endpoint {
+            addr: ip.dst,
+            port: dst_port,
+        },
+    ))
+}
+
+impl DnsLog {
+    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>, ports: &[u16]) {
+        let on_port = |a: u16, b: u16| ports.contains(&a) || ports.contains(&b);
+        match packet.transport {
+            Transport::Udp(udp) if on_port(udp.src_port, udp.dst_port) => {
+                let Some((from, to)) = endpoints(packet, udp.src_port, udp.dst_port) else {
+                    return;
+                };
+                if let Some(message) = DnsMessage::parse(udp.payload) {
+                    self.add(
+                        from,
+                        to,
+                        &message,
+                        record.ts,
+                        (record.index, 0),
+                        DnsTransport::Udp,
+                    );
+                }
+            }
+            Transport::Tcp(tcp)
+                if on_port(tcp.src_port, tcp.dst_port) && !tcp.payload.is_empty() =>
+            {
+                let Some(direction) = endpoints(packet, tcp.src_port, tcp.dst_port) else {
+                    return;
+                };
+                self.tcp.entry(direction).or_default().push(Segment {
+                    seq: tcp.seq,
+                    record: record.index,
+                    ts: record.ts,
+                    payload: tcp.payload.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn add(
+        &mut self,
+        from: Endpoint,
+        to: Endpoint,
+        message: &DnsMessage<'_>,
+        ts: Timestamp,
+        order: (u64, u32),
+        transport: DnsTransport,
+    ) {
+        let response = message.is_response();
+        let (client, server) = if response { (to, from) } else { (from, to) };
+        let key = DnsKey {
+            client,
+            server,
+            id: message.id(),
+        };
+        self.messages.entry(key).or_default().push(Message {
+            ts,
+            order,
+            response,
+            rcode: message.rcode(),
+            question: message.question().map(|(n, t)| (n.into_boxed_str(), t)),
+            transport,
+        });
+    }
+
+    pub fn merge(mut self, mut other: DnsLog) -> DnsLog {
+        if self.messages.len() + self.tcp.len() < other.messages.len() + other.tcp.len() {
+            std::mem::swap(&mut self, &mut other);
+        }
+        for (key, messages) in other.messages {
+            self.messages.entry(key).or_default().extend(messages);
+        }
+        for (direction, segments) in other.tcp {
+            self.tcp.entry(direction).or_default().extend(segments);
+        }
+        self
+    }
+
+    /// All messages, TCP streams reassembled, each key's messages in order.
+    fn messages(&self) -> BTreeMap<DnsKey, Vec<Message>> {
+        let mut all = DnsLog {
+            messages: self.messages.clone(),
+            tcp: FxHashMap::default(),
+        };
+        for ((from, to), segments) in &self.tcp {
+            for (bytes, ts, order) in reassemble(segments) {
+                if let Some(message) = DnsMessage::parse(&bytes) {
+                    all.add(*from, *to, &message, ts, order, DnsTransport::Tcp);
+                }
+            }
+        }
+        all.messages
+            .into_iter()
+            .map(|(key, mut messages)| {
+                messages.sort_by_key(|m| (m.ts, m.order));
+                (key, messages)
+            })
+            .collect()
+    }
+}
+
+/// Reassembles one direction of a TCP stream by sequence number and splits
+/// it into length-prefixed DNS messages. Each message is stamped with the
+/// segment that completed it. Duplicates are dropped; at a gap (a lost
+/// segment, or a capture that starts mid-stream) parsing restarts at the
+/// next segment and stops at the first length that does not frame a DNS
+/// message.
+fn reassemble(segments: &[Segment]) -> Vec<(Vec<u8>, Timestamp, (u64, u32))> {
+    let Some(base) = segments.iter().min_by_key(|s| s.record).map(|s| s.seq) else {
+        return Vec::new();
+    };
+    // Offsets relative to the first segment in file order; wrap-safe.
+    let offset = |s: &Segment| i64::from(s.seq.wrapping_sub(base) as i32);
+    let mut ordered: Vec<&Segment> = segments.iter().collect();
+    ordered.sort_by_key(|s| (offset(s), s.record));
+    let mut out = Vec::new();
+    let mut run = Run::default();
+    for segment in ordered {
+        let start = offset(segment);
+        let end = start + segment.payload.len() as i64;
+        let run_end = run.start + run.bytes.len() as i64;
+        if run.bytes.is_empty() || start > run_end {
+            run.split_into(&mut out);
+            run = Run {
+                start,
+                ..Run::default()
+            };
+        } else if end <= run_end {
+            continue; // retransmission of bytes already in the run
+        }
+        let skip = (run.start + run.bytes.len() as i64 - start).max(0) as usize;
+        run.bytes.extend_from_slice(&segment.payload[skip..]);
+        run.deliveries
+            .push((run.bytes.len(), segment.ts, segment.record));
+    }
+    run.split_into(&mut out);
+    out
+}
+
+/// Contiguous reassembled bytes, and which segment delivered each end.
+#[derive(Default)]
+struct Run {
+    start: i64,
+    bytes: Vec<u8>,
+    /// (end offset in `bytes`, timestamp, record), ascending.
+    deliveries: Vec<(usize, Timestamp, u64)>,
+}
+
+impl Run {
+    fn split_into(&self, out: &mut Vec<(Vec<u8>, Timestamp, (u64, u32))>) {
+        let mut pos = 0;
+        let mut within_record: (u64, u32) = (u64::MAX, 0);
+        while let Some(len) = self.bytes.get(pos..pos + 2) {
+            let end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let Some(message) = self.bytes.get(pos + 2..end) else {
+                break; // cut short: the rest of the message was not captured
+            };
+            if DnsMessage::parse(message).is_none() {
+                break;
+            }
+            let Some(&(_, ts, record)) = self.deliveries.iter().find(|(e, _, _)| *e >= end) else {
+                break;
+            };
+            within_record = if within_record.0 == record {
+                (record, within_record.1 + 1)
+            } else {
+                (record, 0)
+            };
+            out.push((message.to_vec(), ts, within_record));
+            pos = end;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DnsOutcome {
+    TimedOut,
+    Inconclusive,
+    Answered,
+    Unsolicited,
+}
+
+impl DnsOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            DnsOutcome::TimedOut => "timed_out",
+            DnsOutcome::Inconclusive => "inconclusive",
+            DnsOutcome::Answered => "answered",
+            DnsOutcome::Unsolicited => "unsolicited",
+        }
+    }
+}
+
+/// One query key (or, for unsolicited, one response) as evidence.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsItem {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub id: u16,
+    pub name: Option<String>,
+    pub qtype: Option<String>,
+    pub transport: DnsTransport,
+    pub outcome: DnsOutcome,
+    /// Rcode of the answering (or unsolicited) response.
+    pub rcode: Option<&'static str>,
+    pub query_packets: u32,
+    pub response_packets: u32,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// From the latest query copy before the answer to the answer.
+    pub response_time_ms: Option<f64>,
+    /// A response came, but later than the timeout.
+    pub late_response: bool,
+}
+
+/// Timed-out, inconclusive or unsolicited items between two addresses.
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsGroup {
+    pub client: IpAddr,
+    pub server: IpAddr,
+    pub outcome: DnsOutcome,
+    pub severity: Severity,
+    /// Query keys (or responses, when unsolicited).
+    pub count: u64,
+    /// Query copies sent, retransmissions included.
+    pub query_packets: u64,
+    /// Distinct names, ascending.
+    pub names: Vec<String>,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub items: Vec<DnsItem>,
+}
+
+/// Responses with one rcode for one name.
+#[derive(Debug, Clone, Serialize)]
+pub struct RcodeGroup {
+    pub name: String,
+    pub rcode: &'static str,
+    pub rcode_value: u8,
+    pub severity: Severity,
+    /// Response messages (duplicates, late and unsolicited ones included).
+    pub responses: u64,
+    pub servers: Vec<IpAddr>,
+    /// The query keys these responses answered.
+    pub items: Vec<DnsItem>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DnsCounts {
+    /// Query messages, retransmissions included, and response messages.
+    pub queries: u64,
+    pub responses: u64,
+    pub query_keys: u64,
+    pub answered: u64,
+    pub timed_out: u64,
+    pub inconclusive: u64,
+    /// Timed-out keys that did get a response, after the timeout.
+    pub answered_late: u64,
+    /// Query keys that were sent more than once.
+    pub retransmitted: u64,
+    pub unsolicited_responses: u64,
+    /// Response messages by rcode mnemonic.
+    pub responses_by_rcode: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DnsFindings {
+    pub counts: DnsCounts,
+    /// Timed out first, then inconclusive and unsolicited.
+    pub groups: Vec<DnsGroup>,
+    /// Every (name, rcode), NOERROR included; non-zero rcodes first.
+    pub rcodes: Vec<RcodeGroup>,
+}
+
+impl DnsFindings {
+    pub fn worst(&self) -> Option<Severity> {
+        let groups = self.groups.iter().map(|g| g.severity);
+        groups.chain(self.rcodes.iter().map(|r| r.severity)).max()
+    }
+}
+
+fn rcode_severity(code: u8) -> Severity {
+    match code {
+        rcode::NOERROR | rcode::NXDOMAIN => Severity::Info,
+        _ => Severity::Warning,
+    }
+}
+
+fn name_of(m: &Message) -> Option<String> {
+    m.question.as_ref().map(|(n, _)| n.to_string())
+}
+
+fn qtype_of(m: &Message) -> Option<String> {
+    m.question.as_ref().map(|(_, t)| dns::qtype_name(*t))
+}
+
+pub fn find(log: &DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>) -> DnsFindings {
+    let timeout = context.settings.dns_timeout_ns;
+    let mut counts = DnsCounts::default();
+    let mut groups: BTreeMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>> = BTreeMap::new();
+    let mut rcodes: BTreeMap<(String, u8), (u64, BTreeSet<IpAddr>, Vec<DnsItem>)> = BTreeMap::new();
+    for (key, messages) in log.messages() {
+        let mut query_times: Vec<Timestamp> = Vec::new();
+        let mut first_query: Option<&Message> = None;
+        let mut answer: Option<(&Message, u64)> = None;
+        let mut late = false;
+        let mut response_packets = 0u32;
+        for m in &messages {
+            if !m.response {
+                counts.queries += 1;
+                query_times.push(m.ts);
+                first_query.get_or_insert(m);
+                continue;
+            }
+            counts.responses += 1;
+            response_packets += 1;
+            *counts
+                .responses_by_rcode
+                .entry(rcode::name(m.rcode))
+                .or_default() += 1;
+            let tally = rcodes
+                .entry((
+                    name_of(m).unwrap_or_else(|| "<no question>".into()),
+                    m.rcode,
+                ))
+                .or_default();
+            tally.0 += 1;
+            tally.1.insert(key.server.addr);
+            if query_times.iter().any(|t| m.ts.since(*t) <= timeout) {
+                if answer.is_none() {
+                    let latest = query_times.iter().max().copied().unwrap_or(m.ts);
+                    answer = Some((m, m.ts.since(latest)));
+                }
+            } else if query_times.is_empty() {
+                counts.unsolicited_responses += 1;
+                let item = item(&key, m, DnsOutcome::Unsolicited, 0, 1, m.ts, m.ts);
+                groups
+                    .entry((key.client.addr, key.server.addr, DnsOutcome::Unsolicited))
+                    .or_default()
+                    .push(DnsItem {
+                        rcode: Some(rcode::name(m.rcode)),
+                        ..item
+                    });
+            } else {
+                late = true;
+            }
+        }
+        let Some(query) = first_query else {
+            continue;
+        };
+        counts.query_keys += 1;
+        let copies = query_times.len() as u32;
+        counts.retransmitted += u64::from(copies > 1);
+        let first = query.ts;
+        let last_query = query_times.iter().max().copied().unwrap_or(first);
+        let outcome = if answer.is_some() {
+            counts.answered += 1;
+            DnsOutcome::Answered
+        } else if old_enough(last_query, capture_end, timeout) {
+            counts.timed_out += 1;
+            counts.answered_late += u64::from(late);
+            DnsOutcome::TimedOut
+        } else {
+            counts.inconclusive += 1;
+            DnsOutcome::Inconclusive
+        };
+        let last = messages.last().map_or(first, |m| m.ts);
+        let mut entry = item(&key, query, outcome, copies, response_packets, first, last);
+        entry.late_response = late && answer.is_none();
+        match answer {
+            Some((response, rtt)) => {
+                entry.rcode = Some(rcode::name(response.rcode));
+                entry.response_time_ms = Some(rtt as f64 / 1e6);
+                let name = name_of(response)
+                    .or_else(|| name_of(query))
+                    .unwrap_or_else(|| "<no question>".into());
+                rcodes
+                    .entry((name, response.rcode))
+                    .or_default()
+                    .2
+                    .push(entry);
+            }
+            None => groups
+                .entry((key.client.addr, key.server.addr, outcome))
+                .or_default()
+                .push(entry),
+        }
+    }
+    let mut groups: Vec<DnsGroup> = groups
+        .into_iter()
+        .map(|((client, server, outcome), items)| dns_group(client, server, outcome, items))
+        .collect();
+    groups.sort_by(|a, b| {
+        (a.outcome, std::cmp::Reverse(a.count), a.client, a.server).cmp(&(
+            b.outcome,
+            std::cmp::Reverse(b.count),
+            b.client,
+            b.server,
+        ))
+    });
+    let mut rcodes: Vec<RcodeGroup> = rcodes
+        .into_iter()
+        .map(|((name, code), (responses, servers, mut items))| {
+            items.sort_by_key(|i| (i.first, i.client, i.id));
+            RcodeGroup {
+                name,
+                rcode: rcode::name(code),
+                rcode_value: code,
+                severity: rcode_severity(code),
+                responses,
+                servers: servers.into_iter().collect(),
+                items,
+            }
+        })
+        .collect();
+    rcodes.sort_by(|a, b| {
+        (b.severity, b.rcode_value != 0, b.responses)
+            .cmp(&(a.severity, a.rcode_value != 0, a.responses))
+            .then_with(|| (&a.name, a.rcode_value).cmp(&(&b.name, b.rcode_value)))
+    });
+    DnsFindings {
+        counts,
+        groups,
+        rcodes,
+    }
+}
+
+fn item(
+    key: &DnsKey,
+    m: &Message,
+    outcome: DnsOutcome,
+    query_packets: u32,
+    response_packets: u32,
+    first: Timestamp,
+    last: Timestamp,
+) -> DnsItem {
+    DnsItem {
+        client: key.client,
+        server: key.server,
+        id: key.id,
+        name: name_of(m),
+        qtype: qtype_of(m),
+        transport: m.transport,
+        outcome,
+        rcode: None,
+        query_packets,
+        response_packets,
+        first,
+        last,
+        response_time_ms: None,
+        late_response: false,
+    }
+}
+
+fn dns_group(
+    client: IpAddr,
+    server: IpAddr,
+    outcome: DnsOutcome,
+    mut items: Vec<DnsItem>,
+) -> DnsGroup {
+    items.sort_by_key(|i| (i.first, i.client, i.id));
+    let names: BTreeSet<String> = items.iter().filter_map(|i| i.name.clone()).collect();
+    DnsGroup {
+        client,
+        server,
+        outcome,
+        severity: match outcome {
+            DnsOutcome::TimedOut => Severity::Failure,
+            _ => Severity::Info,
+        },
+        count: items.len() as u64,
+        query_packets: items.iter().map(|i| u64::from(i.query_packets)).sum(),
+        names: names.into_iter().collect(),
+        first: items.iter().map(|i| i.first).min().unwrap_or_default(),
+        last: items.iter().map(|i| i.last).max().unwrap_or_default(),
+        items,
+    }
+}

@@ -1,0 +1,150 @@
+//! The detectors. Per-chunk state is gathered by `Observations::observe`
+//! and merged associatively (`Observations::merge`); findings are computed
+//! once from the merged state, so they never depend on chunking or threads.
+//!
+//! Each detector owns its module: `egress` (pod traffic leaving without
+//! SNAT), `syn` (unanswered, refused, unreachable SYNs), `dns` (timeouts,
+//! rcodes, unsolicited responses), `service` (ClusterIPs on the wire);
+//! `verdict` correlates their findings into ranked causes.
+
+pub mod dns;
+pub mod egress;
+mod item;
+pub mod service;
+pub mod syn;
+pub mod verdict;
+
+pub use item::FlowItem;
+
+use crate::capture::Record;
+use crate::decode::Packet;
+use crate::flow::FlowTable;
+use crate::time::Timestamp;
+use crate::topology::Topology;
+use serde::Serialize;
+
+/// How serious a finding is; `--fail-on` compares against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Failure,
+}
+
+impl Severity {
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Failure => "failure",
+        }
+    }
+}
+
+/// Detector thresholds (the CLI's `--syn-grace`, `--dns-timeout`,
+/// `--dns-port`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// A SYN younger than this at capture end is inconclusive (ns).
+    pub syn_grace_ns: u64,
+    /// A DNS response later than this after its query does not answer it (ns).
+    pub dns_timeout_ns: u64,
+    pub dns_ports: Vec<u16>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            syn_grace_ns: 3 * Timestamp::NANOS_PER_SEC,
+            dns_timeout_ns: 5 * Timestamp::NANOS_PER_SEC,
+            dns_ports: vec![53],
+        }
+    }
+}
+
+/// Everything the detectors keep per chunk.
+#[derive(Debug, Clone, Default)]
+pub struct Observations {
+    pub flows: FlowTable,
+    pub unreachables: syn::Unreachables,
+    pub dns: dns::DnsLog,
+}
+
+impl Observations {
+    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>, settings: &Settings) {
+        self.flows.observe(record, packet);
+        self.unreachables.observe(record, packet);
+        self.dns.observe(record, packet, &settings.dns_ports);
+    }
+
+    /// Associative and commutative, like each part.
+    pub fn merge(self, other: Observations) -> Observations {
+        Observations {
+            flows: self.flows.merge(other.flows),
+            unreachables: self.unreachables.merge(other.unreachables),
+            dns: self.dns.merge(other.dns),
+        }
+    }
+}
+
+/// What the detectors need besides the observations.
+pub struct Context<'a> {
+    pub topology: &'a Topology,
+    pub settings: &'a Settings,
+    /// Interface names by id (pcapng `if_name`), for evidence.
+    pub interface_names: &'a [Option<String>],
+}
+
+impl Context<'_> {
+    pub fn interface_name(&self, id: u32) -> Option<&str> {
+        self.interface_names.get(id as usize)?.as_deref()
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Findings {
+    pub unmasqueraded_egress: egress::EgressFindings,
+    pub tcp_syns: syn::SynFindings,
+    pub dns: dns::DnsFindings,
+    pub service_vips: service::ServiceFindings,
+}
+
+impl Findings {
+    pub fn new(observations: &Observations, context: &Context<'_>) -> Findings {
+        let capture_end = observations.flows.summary.last_ts;
+        Findings {
+            unmasqueraded_egress: egress::find(&observations.flows, context),
+            tcp_syns: syn::find(
+                &observations.flows,
+                &observations.unreachables,
+                capture_end,
+                context,
+            ),
+            dns: dns::find(&observations.dns, capture_end, context),
+            service_vips: service::find(&observations.flows, context),
+        }
+    }
+
+    /// The most severe finding, if any.
+    pub fn worst(&self) -> Option<Severity> {
+        [
+            self.unmasqueraded_egress.worst(),
+            self.tcp_syns.worst(),
+            self.dns.worst(),
+            self.service_vips.worst(),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+    }
+}
+
+/// `a` is at least `grace` before `end`; the boundary itself counts as old
+/// enough (an age of exactly 3.000 s is not inconclusive).
+pub(crate) fn old_enough(ts: Timestamp, end: Option<Timestamp>, grace_ns: u64) -> bool {
+    match end {
+        Some(end) => end.since(ts) >= grace_ns,
+        None => true,
+    }
+}

@@ -1,0 +1,119 @@
+//! Service VIPs on the wire: packets addressed to a ClusterIP outside the
+//! pod's network namespace mean kube-proxy (or its replacement) did not
+//! translate them. On a pod-side interface (lxc*, veth*, cali*, ...) of an
+//! `-i any` capture the untranslated VIP is expected before iptables-mode
+//! kube-proxy DNATs it, so those are reported as info only.
+
+use super::{Context, FlowItem, Severity};
+use crate::flow::{Direction, FlowTable};
+use crate::time::Timestamp;
+use crate::topology::AddrClass;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+/// Interface name prefixes on the pod side of the host's veth pairs.
+const POD_SIDE_INTERFACES: [&str; 6] = ["lxc", "veth", "cali", "cni", "vxlan", "flannel"];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceGroup {
+    pub source: IpAddr,
+    pub service: IpAddr,
+    pub severity: Severity,
+    /// "tcp/443", "udp/53", ascending.
+    pub ports: Vec<String>,
+    pub flows: u64,
+    pub packets: u64,
+    /// Packets from the VIP back to the source (translation happening
+    /// further on, or a hairpin).
+    pub replies: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub interfaces: Vec<String>,
+    pub items: Vec<FlowItem>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServiceFindings {
+    pub groups: Vec<ServiceGroup>,
+}
+
+impl ServiceFindings {
+    pub fn worst(&self) -> Option<Severity> {
+        self.groups.iter().map(|g| g.severity).max()
+    }
+}
+
+fn pod_side_interface(name: &str) -> bool {
+    POD_SIDE_INTERFACES.iter().any(|p| name.starts_with(p))
+}
+
+pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
+    let mut groups: BTreeMap<(IpAddr, IpAddr), Vec<(FlowItem, u64)>> = BTreeMap::new();
+    for (key, flow) in &flows.flows {
+        for (direction, from, to) in [
+            (Direction::Lo, key.lo, key.hi),
+            (Direction::Hi, key.hi, key.lo),
+        ] {
+            let sent = flow.sides[direction.index()].packets;
+            if sent > 0 && context.topology.classify(to.addr) == AddrClass::Service {
+                groups
+                    .entry((from.addr, to.addr))
+                    .or_default()
+                    .push((FlowItem::new(key, flow, context), sent));
+            }
+        }
+    }
+    let mut groups: Vec<ServiceGroup> = groups
+        .into_iter()
+        .map(|((source, service), mut members)| {
+            members.sort_by_key(|(i, _)| (i.first, i.initiator, i.responder));
+            let ports: BTreeSet<String> = members
+                .iter()
+                .map(|(i, _)| {
+                    let vip = if i.responder.addr == service {
+                        i.responder
+                    } else {
+                        i.initiator
+                    };
+                    format!("{}/{}", i.protocol, vip.port)
+                })
+                .collect();
+            let interfaces: BTreeSet<String> =
+                members.iter().map(|(i, _)| i.interface.clone()).collect();
+            let severity = if interfaces.iter().all(|i| pod_side_interface(i)) {
+                Severity::Info
+            } else {
+                Severity::Failure
+            };
+            let replies = flows.pairs.get(&(service, source)).map_or(0, |p| p.packets);
+            ServiceGroup {
+                source,
+                service,
+                severity,
+                ports: ports.into_iter().collect(),
+                flows: members.len() as u64,
+                packets: members.iter().map(|(_, sent)| sent).sum(),
+                replies,
+                first: members
+                    .iter()
+                    .map(|(i, _)| i.first)
+                    .min()
+                    .unwrap_or_default(),
+                last: members
+                    .iter()
+                    .map(|(i, _)| i.last)
+                    .max()
+                    .unwrap_or_default(),
+                interfaces: interfaces.into_iter().collect(),
+                items: members.into_iter().map(|(i, _)| i).collect(),
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        (b.severity, b.packets)
+            .cmp(&(a.severity, a.packets))
+            .then_with(|| (a.source, a.service).cmp(&(b.source, b.service)))
+    });
+    ServiceFindings { groups }
+}

@@ -1,0 +1,329 @@
+//! TCP connection attempts that got nowhere. A flow whose initiator sent
+//! SYNs (retransmissions counted, not split off) and got no SYN back is:
+//! `refused` if the responder sent RST, `unreachable` if an ICMP/ICMPv6
+//! destination-unreachable quoted the SYN, `inconclusive` if its last SYN is
+//! younger than `--syn-grace` at capture end, else `unanswered`. An
+//! initiator that gave up (its own FIN or RST) is still unanswered.
+
+use super::{old_enough, Context, FlowItem, Severity};
+use crate::capture::Record;
+use crate::decode::{Packet, Transport};
+use crate::flow::{Endpoint, FlowTable};
+use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+const PROTO_TCP: u8 = 6;
+
+/// An ICMP destination-unreachable that quoted a TCP header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct UnreachableSeen {
+    /// File position of the first one; its code and sender are reported.
+    record: u64,
+    code: u8,
+    v6: bool,
+    from: IpAddr,
+    count: u64,
+}
+
+/// ICMP unreachables by the (source, destination) endpoints they quote.
+#[derive(Debug, Clone, Default)]
+pub struct Unreachables {
+    by_quoted: FxHashMap<(Endpoint, Endpoint), UnreachableSeen>,
+}
+
+impl Unreachables {
+    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>) {
+        let (Transport::Icmp(icmp), Some(ip)) = (packet.transport, packet.ip) else {
+            return;
+        };
+        let Some(quoted) = icmp.quoted.filter(|q| q.protocol == PROTO_TCP) else {
+            return;
+        };
+        if !icmp.is_unreachable() {
+            return;
+        }
+        let key = (
+            Endpoint {
+                addr: quoted.src,
+                port: quoted.src_port,
+            },
+            Endpoint {
+                addr: quoted.dst,
+                port: quoted.dst_port,
+            },
+        );
+        let seen = UnreachableSeen {
+            record: record.index,
+            code: icmp.code,
+            v6: icmp.v6,
+            from: ip.src,
+            count: 1,
+        };
+        self.by_quoted
+            .entry(key)
+            .and_modify(|s| s.merge(&seen))
+            .or_insert(seen);
+    }
+
+    pub fn merge(mut self, mut other: Unreachables) -> Unreachables {
+        if self.by_quoted.len() < other.by_quoted.len() {
+            std::mem::swap(&mut self, &mut other);
+        }
+        for (key, seen) in other.by_quoted {
+            self.by_quoted
+                .entry(key)
+                .and_modify(|s| s.merge(&seen))
+                .or_insert(seen);
+        }
+        self
+    }
+}
+
+impl UnreachableSeen {
+    fn merge(&mut self, other: &UnreachableSeen) {
+        let count = self.count + other.count;
+        if other.record < self.record {
+            *self = *other;
+        }
+        self.count = count;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynOutcome {
+    Unanswered,
+    Unreachable,
+    Refused,
+    Inconclusive,
+}
+
+impl SynOutcome {
+    pub fn label(self) -> &'static str {
+        match self {
+            SynOutcome::Unanswered => "unanswered",
+            SynOutcome::Unreachable => "unreachable",
+            SynOutcome::Refused => "refused",
+            SynOutcome::Inconclusive => "inconclusive",
+        }
+    }
+
+    fn severity(self) -> Severity {
+        match self {
+            SynOutcome::Unanswered | SynOutcome::Unreachable => Severity::Failure,
+            SynOutcome::Refused => Severity::Warning,
+            SynOutcome::Inconclusive => Severity::Info,
+        }
+    }
+}
+
+/// The ICMP message that made a flow `unreachable`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IcmpEvidence {
+    pub v6: bool,
+    pub code: u8,
+    /// "port unreachable", "administratively prohibited", ...
+    pub meaning: &'static str,
+    /// The router or host that sent it.
+    pub from: IpAddr,
+    pub messages: u64,
+}
+
+/// One SYN-initiated flow that was not answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct SynFlow {
+    #[serde(flatten)]
+    pub flow: FlowItem,
+    pub syn_outcome: SynOutcome,
+    /// SYNs the initiator sent; `retransmits` = syn_packets - 1.
+    pub syn_packets: u32,
+    pub retransmits: u32,
+    pub last_syn: Timestamp,
+    pub icmp: Option<IcmpEvidence>,
+    /// The initiator sent FIN or RST after its SYNs (Zeek: SH, RSTOS0).
+    pub initiator_gave_up: bool,
+    /// The initiator sent ACKs or data without any SYN-ACK visible: the
+    /// capture may see only one direction of this conversation.
+    pub initiator_sent_data: bool,
+}
+
+/// Flows with the same source, destination and outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct SynGroup {
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    pub outcome: SynOutcome,
+    pub severity: Severity,
+    /// Destination ports, ascending.
+    pub ports: Vec<u16>,
+    pub flows: u64,
+    pub syn_packets: u64,
+    pub retransmits: u64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+    /// ICMP code of the group's first unreachable (unreachable only).
+    pub icmp_code: Option<u8>,
+    pub items: Vec<SynFlow>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SynCounts {
+    /// Flows whose initiator sent a pure SYN.
+    pub syn_flows: u64,
+    pub answered: u64,
+    pub unanswered: u64,
+    pub refused: u64,
+    pub unreachable: u64,
+    pub inconclusive: u64,
+    /// SYNs sent by initiators, retransmissions included.
+    pub syn_packets: u64,
+    /// Unanswered flows whose initiator sent data anyway (one-sided capture?).
+    pub unanswered_with_initiator_data: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SynFindings {
+    pub counts: SynCounts,
+    /// Ordered by severity, then flows, then addresses.
+    pub groups: Vec<SynGroup>,
+}
+
+impl SynFindings {
+    pub fn worst(&self) -> Option<Severity> {
+        self.groups.iter().map(|g| g.severity).max()
+    }
+}
+
+pub fn find(
+    flows: &FlowTable,
+    unreachables: &Unreachables,
+    capture_end: Option<Timestamp>,
+    context: &Context<'_>,
+) -> SynFindings {
+    let mut counts = SynCounts::default();
+    let mut groups: BTreeMap<(IpAddr, IpAddr, SynOutcome), Vec<SynFlow>> = BTreeMap::new();
+    for (key, flow) in flows.flows.iter().filter(|(k, _)| k.protocol == PROTO_TCP) {
+        let (init, resp) = (flow.initiator_side(), flow.responder_side());
+        if init.syn == 0 {
+            continue;
+        }
+        counts.syn_flows += 1;
+        counts.syn_packets += u64::from(init.syn);
+        let item = FlowItem::new(key, flow, context);
+        let quoted = unreachables
+            .by_quoted
+            .get(&(item.initiator, item.responder));
+        let last_syn = init.last_syn_ts.unwrap_or(flow.first_ts);
+        let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
+            counts.answered += 1;
+            continue;
+        } else if resp.rst > 0 {
+            counts.refused += 1;
+            SynOutcome::Refused
+        } else if quoted.is_some() {
+            counts.unreachable += 1;
+            SynOutcome::Unreachable
+        } else if !old_enough(last_syn, capture_end, context.settings.syn_grace_ns) {
+            counts.inconclusive += 1;
+            SynOutcome::Inconclusive
+        } else {
+            counts.unanswered += 1;
+            SynOutcome::Unanswered
+        };
+        let initiator_sent_data = init.ack > 0;
+        if outcome == SynOutcome::Unanswered && initiator_sent_data {
+            counts.unanswered_with_initiator_data += 1;
+        }
+        let syn_flow = SynFlow {
+            syn_outcome: outcome,
+            syn_packets: init.syn,
+            retransmits: init.syn - 1,
+            last_syn,
+            icmp: quoted
+                .filter(|_| outcome == SynOutcome::Unreachable)
+                .map(|q| IcmpEvidence {
+                    v6: q.v6,
+                    code: q.code,
+                    meaning: unreachable_meaning(q.v6, q.code),
+                    from: q.from,
+                    messages: q.count,
+                }),
+            initiator_gave_up: init.fin > 0 || init.rst > 0,
+            initiator_sent_data,
+            flow: item,
+        };
+        groups
+            .entry((
+                syn_flow.flow.initiator.addr,
+                syn_flow.flow.responder.addr,
+                outcome,
+            ))
+            .or_default()
+            .push(syn_flow);
+    }
+    let mut groups: Vec<SynGroup> = groups
+        .into_iter()
+        .map(|((source, destination, outcome), items)| group(source, destination, outcome, items))
+        .collect();
+    groups.sort_by(|a, b| {
+        (b.severity, b.flows)
+            .cmp(&(a.severity, a.flows))
+            .then_with(|| {
+                (a.outcome, a.source, a.destination).cmp(&(b.outcome, b.source, b.destination))
+            })
+    });
+    SynFindings { counts, groups }
+}
+
+fn group(
+    source: IpAddr,
+    destination: IpAddr,
+    outcome: SynOutcome,
+    mut items: Vec<SynFlow>,
+) -> SynGroup {
+    items.sort_by_key(|i| (i.flow.first, i.flow.initiator, i.flow.responder));
+    let mut ports: Vec<u16> = items.iter().map(|i| i.flow.responder.port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    SynGroup {
+        source,
+        destination,
+        outcome,
+        severity: outcome.severity(),
+        ports,
+        flows: items.len() as u64,
+        syn_packets: items.iter().map(|i| u64::from(i.syn_packets)).sum(),
+        retransmits: items.iter().map(|i| u64::from(i.retransmits)).sum(),
+        first: items.iter().map(|i| i.flow.first).min().unwrap_or_default(),
+        last: items.iter().map(|i| i.flow.last).max().unwrap_or_default(),
+        icmp_code: items.iter().find_map(|i| i.icmp.map(|e| e.code)),
+        items,
+    }
+}
+
+/// RFC 792 / RFC 4443 names of destination-unreachable codes.
+pub fn unreachable_meaning(v6: bool, code: u8) -> &'static str {
+    match (v6, code) {
+        (false, 0) => "net unreachable",
+        (false, 1) => "host unreachable",
+        (false, 2) => "protocol unreachable",
+        (false, 3) => "port unreachable",
+        (false, 4) => "fragmentation needed",
+        (false, 5) => "source route failed",
+        (false, 6) => "destination network unknown",
+        (false, 7) => "destination host unknown",
+        (false, 9) | (false, 10) | (false, 13) => "administratively prohibited",
+        (false, 11) | (false, 12) => "unreachable for type of service",
+        (true, 0) => "no route to destination",
+        (true, 1) => "administratively prohibited",
+        (true, 2) => "beyond scope of source address",
+        (true, 3) => "address unreachable",
+        (true, 4) => "port unreachable",
+        (true, 5) => "source address failed policy",
+        (true, 6) => "reject route to destination",
+        _ => "unreachable",
+    }
+}

@@ -1,0 +1,660 @@
+//! The verdict: findings correlated into ranked causes, each with evidence
+//! counts (facts), what share of the symptoms it explains (unanswered SYNs,
+//! DNS timeouts), and remediation hints per CNI (advice).
+//!
+//! Root causes (no SNAT, untranslated ClusterIPs) rank before the symptoms
+//! they explain; symptoms they do not explain get causes of their own.
+
+use super::dns::DnsOutcome;
+use super::syn::SynOutcome;
+use super::{Findings, Severity};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Share {
+    pub explained: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Explains {
+    pub unanswered_syns: Share,
+    pub dns_timeouts: Share,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Hint {
+    pub cni: &'static str,
+    pub hint: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cause {
+    pub rank: usize,
+    /// Stable identifier, e.g. `pod_egress_not_masqueraded`.
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    /// One paragraph of facts with counts.
+    pub summary: String,
+    pub evidence: BTreeMap<&'static str, u64>,
+    pub explains: Explains,
+    /// Supporting observations (which sources differ, examples).
+    pub details: Vec<String>,
+    pub remediation: Vec<Hint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Clean,
+    Warning,
+    Failure,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub status: Status,
+    pub causes: Vec<Cause>,
+}
+
+/// (source, destination) pairs that a root cause accounts for.
+type Pairs = BTreeSet<(IpAddr, IpAddr)>;
+
+struct Symptoms {
+    syn_total: u64,
+    dns_total: u64,
+}
+
+impl Symptoms {
+    fn explains(
+        &self,
+        findings: &Findings,
+        syn: impl Fn(IpAddr, IpAddr) -> bool,
+        dns: impl Fn(IpAddr, IpAddr) -> bool,
+    ) -> Explains {
+        let syns = findings
+            .tcp_syns
+            .groups
+            .iter()
+            .filter(|g| g.outcome == SynOutcome::Unanswered && syn(g.source, g.destination))
+            .map(|g| g.flows)
+            .sum();
+        let timeouts = findings
+            .dns
+            .groups
+            .iter()
+            .filter(|g| g.outcome == DnsOutcome::TimedOut && dns(g.client, g.server))
+            .map(|g| g.count)
+            .sum();
+        Explains {
+            unanswered_syns: Share {
+                explained: syns,
+                total: self.syn_total,
+            },
+            dns_timeouts: Share {
+                explained: timeouts,
+                total: self.dns_total,
+            },
+        }
+    }
+}
+
+pub fn correlate(findings: &Findings) -> Verdict {
+    let symptoms = Symptoms {
+        syn_total: findings.tcp_syns.counts.unanswered,
+        dns_total: findings.dns.counts.timed_out,
+    };
+    let mut causes = Vec::new();
+    let unmasqueraded: Pairs = findings
+        .unmasqueraded_egress
+        .failing()
+        .map(|g| (g.pod, g.destination))
+        .collect();
+    let vips: BTreeSet<IpAddr> = findings
+        .service_vips
+        .groups
+        .iter()
+        .filter(|g| g.severity == Severity::Failure)
+        .map(|g| g.service)
+        .collect();
+    if !unmasqueraded.is_empty() {
+        causes.push(pod_egress_not_masqueraded(
+            findings,
+            &symptoms,
+            &unmasqueraded,
+        ));
+    }
+    if !vips.is_empty() {
+        causes.push(clusterip_not_translated(findings, &symptoms, &vips));
+    }
+    let explained = |s: IpAddr, d: IpAddr| unmasqueraded.contains(&(s, d)) || vips.contains(&d);
+    if let Some(cause) = unreachable(findings, &symptoms) {
+        causes.push(cause);
+    }
+    if let Some(cause) = other_unanswered_syns(findings, &symptoms, &explained) {
+        causes.push(cause);
+    }
+    if let Some(cause) = other_dns_timeouts(findings, &symptoms, &explained) {
+        causes.push(cause);
+    }
+    if let Some(cause) = routed_without_snat(findings, &symptoms) {
+        causes.push(cause);
+    }
+    if let Some(cause) = dns_errors(findings, &symptoms) {
+        causes.push(cause);
+    }
+    if let Some(cause) = refused(findings, &symptoms) {
+        causes.push(cause);
+    }
+    // Stable: equal severities keep the root-causes-first order above.
+    causes.sort_by_key(|c: &Cause| std::cmp::Reverse(c.severity));
+    for (i, cause) in causes.iter_mut().enumerate() {
+        cause.rank = i + 1;
+    }
+    let status = match causes.first().map(|c| c.severity) {
+        Some(Severity::Failure) => Status::Failure,
+        Some(Severity::Warning) => Status::Warning,
+        _ => Status::Clean,
+    };
+    Verdict { status, causes }
+}
+
+fn list<T: ToString>(items: impl IntoIterator<Item = T>, max: usize) -> String {
+    let all: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+    let mut text = all.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
+    if all.len() > max {
+        let _ = write!(text, " and {} more", all.len() - max);
+    }
+    text
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn explains_text(e: &Explains) -> String {
+    format!(
+        "they explain {} of {} unanswered SYNs and {} of {} DNS timeouts",
+        e.unanswered_syns.explained,
+        e.unanswered_syns.total,
+        e.dns_timeouts.explained,
+        e.dns_timeouts.total
+    )
+}
+
+fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &Pairs) -> Cause {
+    let egress = &findings.unmasqueraded_egress;
+    let groups: Vec<_> = egress.failing().collect();
+    let flows: u64 = groups.iter().map(|g| g.flows).sum();
+    let packets: u64 = groups.iter().map(|g| g.packets).sum();
+    let pods: BTreeSet<IpAddr> = groups.iter().map(|g| g.pod).collect();
+    let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
+    let interfaces: BTreeSet<&str> = groups
+        .iter()
+        .flat_map(|g| g.items.iter().map(|i| i.interface.as_str()))
+        .filter(|i| !i.starts_with('#'))
+        .collect();
+    let explains = symptoms.explains(
+        findings,
+        |s, d| pairs.contains(&(s, d)),
+        |c, s| pairs.contains(&(c, s)),
+    );
+    let dns_example = findings
+        .dns
+        .groups
+        .iter()
+        .find(|g| g.outcome == DnsOutcome::TimedOut && pairs.contains(&(g.client, g.server)))
+        .map(|g| {
+            format!(
+                " (DNS: {} -> {}:{}, {})",
+                g.client,
+                g.server,
+                g.items[0].server.port,
+                plural(g.count, "query", "queries")
+            )
+        })
+        .unwrap_or_default();
+    let device = if interfaces.is_empty() {
+        "the egress device".to_string()
+    } else {
+        format!("the egress device ({})", list(&interfaces, 3))
+    };
+    let summary = format!(
+        "{} ({} packets) from {} pod {} ({}) left with pod source addresses to {} external {} ({}) and got 0 replies; {}{}. Masquerading is not applied on {}.",
+        plural(flows, "flow", "flows"),
+        packets,
+        pods.len(),
+        if pods.len() == 1 { "address" } else { "addresses" },
+        list(&pods, 4),
+        destinations.len(),
+        if destinations.len() == 1 { "destination" } else { "destinations" },
+        list(&destinations, 4),
+        explains_text(&explains),
+        dns_example,
+        device,
+    );
+    let mut details = Vec::new();
+    let subnets = &egress.contrast.unmasqueraded_pod_subnets;
+    details.push(format!(
+        "Unmasqueraded pod subnets (per-node slices): {}.",
+        list(
+            subnets
+                .iter()
+                .map(|(net, pods)| format!("{net} ({})", plural(pods.len() as u64, "pod", "pods"))),
+            6
+        )
+    ));
+    let answered = &egress.contrast.answered_sources;
+    if !answered.is_empty() {
+        details.push(format!(
+            "Masquerading is inconsistent: {} reached the same destinations and {} answered, so host traffic (or SNAT on some nodes) works while these pod sources do not.",
+            list(
+                answered
+                    .iter()
+                    .map(|s| format!("{} ({})", s.source, s.class)),
+                5
+            ),
+            if answered.len() == 1 { "was" } else { "were" }
+        ));
+    }
+    let masqueraded = &egress.contrast.masqueraded_pods;
+    if !masqueraded.is_empty() {
+        details.push(format!(
+            "SNAT does happen for other pods (pre- and post-NAT copies paired): {}.",
+            list(
+                masqueraded
+                    .iter()
+                    .map(|m| format!("{} -> {}", m.pod, list(&m.translated_to, 2))),
+                5
+            )
+        ));
+    }
+    let nic = interfaces.iter().next().copied().unwrap_or("<egress NIC>");
+    let pod_cidrs = list(subnets.keys(), 3);
+    let remediation = vec![
+        Hint {
+            cni: "cilium",
+            hint: format!(
+                "Set enableIPv4Masquerade=true (enableIPv6Masquerade for IPv6), bpf.masquerade=true and devices={nic} so the BPF masquerading is attached to the NIC that carries the default route; with two NICs or two default routes, enableIPv4Masquerade alone is not enough. Check with `cilium status | grep Masquerading`."
+            ),
+        },
+        Hint {
+            cni: "calico",
+            hint: "Set natOutgoing: true on the IPPool that covers these pod addresses (`calicoctl get ippool -o yaml`).".into(),
+        },
+        Hint {
+            cni: "flannel / ip-masq-agent",
+            hint: format!(
+                "Run flannel with --ip-masq, and make sure nonMasqueradeCIDRs lists only cluster-internal ranges ({pod_cidrs}, node networks), never the destinations above or 0.0.0.0/0."
+            ),
+        },
+    ];
+    let evidence = BTreeMap::from([
+        ("flows", flows),
+        ("packets", packets),
+        ("pod_sources", pods.len() as u64),
+        ("external_destinations", destinations.len() as u64),
+        ("replies", 0),
+        ("answered_non_pod_sources", answered.len() as u64),
+        ("masqueraded_pods_paired", masqueraded.len() as u64),
+    ]);
+    Cause {
+        rank: 0,
+        id: "pod_egress_not_masqueraded",
+        severity: Severity::Failure,
+        title: "Pod egress is not masqueraded",
+        summary,
+        evidence,
+        explains,
+        details,
+        remediation,
+    }
+}
+
+fn clusterip_not_translated(
+    findings: &Findings,
+    symptoms: &Symptoms,
+    vips: &BTreeSet<IpAddr>,
+) -> Cause {
+    let groups: Vec<_> = findings
+        .service_vips
+        .groups
+        .iter()
+        .filter(|g| g.severity == Severity::Failure)
+        .collect();
+    let packets: u64 = groups.iter().map(|g| g.packets).sum();
+    let flows: u64 = groups.iter().map(|g| g.flows).sum();
+    let sources: BTreeSet<IpAddr> = groups.iter().map(|g| g.source).collect();
+    let explains = symptoms.explains(findings, |_, d| vips.contains(&d), |_, s| vips.contains(&s));
+    let summary = format!(
+        "{} ({} packets) from {} were sent on the wire to service VIPs {}: the ClusterIP was not translated to a backend on this path; {}.",
+        plural(flows, "flow", "flows"),
+        packets,
+        list(&sources, 4),
+        list(vips, 4),
+        explains_text(&explains)
+    );
+    Cause {
+        rank: 0,
+        id: "clusterip_not_translated",
+        severity: Severity::Failure,
+        title: "ClusterIP traffic leaves the node untranslated",
+        summary,
+        evidence: BTreeMap::from([
+            ("flows", flows),
+            ("packets", packets),
+            ("sources", sources.len() as u64),
+            ("service_vips", vips.len() as u64),
+        ]),
+        explains,
+        details: Vec::new(),
+        remediation: vec![
+            Hint {
+                cni: "cilium",
+                hint: "With kubeProxyReplacement, check `cilium status` (KubeProxyReplacement, Socket LB) and `cilium service list` for the VIP; host-network and hostPort paths need socketLB / bpf-lb on every device (devices=<NIC>).".into(),
+            },
+            Hint {
+                cni: "kube-proxy",
+                hint: "Check that kube-proxy runs on this node and its iptables/IPVS rules exist for the VIP (`iptables-save | grep <VIP>` or `ipvsadm -Ln`).".into(),
+            },
+        ],
+    }
+}
+
+fn unreachable(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
+    let groups: Vec<_> = findings
+        .tcp_syns
+        .groups
+        .iter()
+        .filter(|g| g.outcome == SynOutcome::Unreachable)
+        .collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let flows: u64 = groups.iter().map(|g| g.flows).sum();
+    let mut by_meaning: BTreeMap<(&str, IpAddr), u64> = BTreeMap::new();
+    for item in groups.iter().flat_map(|g| &g.items) {
+        if let Some(icmp) = item.icmp {
+            *by_meaning.entry((icmp.meaning, icmp.from)).or_default() += 1;
+        }
+    }
+    let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
+    Some(Cause {
+        rank: 0,
+        id: "destinations_unreachable",
+        severity: Severity::Failure,
+        title: "Connection attempts rejected with ICMP unreachable",
+        summary: format!(
+            "{} to {} were answered by ICMP destination unreachable: {}.",
+            plural(flows, "SYN flow", "SYN flows"),
+            list(&destinations, 4),
+            list(
+                by_meaning
+                    .iter()
+                    .map(|((meaning, from), n)| format!("{meaning} from {from} ({n})")),
+                4
+            )
+        ),
+        evidence: BTreeMap::from([("flows", flows), ("destinations", destinations.len() as u64)]),
+        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        details: Vec::new(),
+        remediation: vec![Hint {
+            cni: "any",
+            hint: "The sender of the ICMP message names the hop that rejects: check its routes and firewall rules (administratively prohibited = a filter; net/host unreachable = a missing route or a down host).".into(),
+        }],
+    })
+}
+
+fn other_unanswered_syns(
+    findings: &Findings,
+    symptoms: &Symptoms,
+    explained: &impl Fn(IpAddr, IpAddr) -> bool,
+) -> Option<Cause> {
+    let groups: Vec<_> = findings
+        .tcp_syns
+        .groups
+        .iter()
+        .filter(|g| g.outcome == SynOutcome::Unanswered && !explained(g.source, g.destination))
+        .collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let flows: u64 = groups.iter().map(|g| g.flows).sum();
+    let retransmits: u64 = groups.iter().map(|g| g.retransmits).sum();
+    let mut by_destination: BTreeMap<IpAddr, u64> = BTreeMap::new();
+    for g in &groups {
+        *by_destination.entry(g.destination).or_default() += g.flows;
+    }
+    let mut top: Vec<(IpAddr, u64)> = by_destination.into_iter().collect();
+    top.sort_by_key(|&(d, n)| (std::cmp::Reverse(n), d));
+    let one_sided: u64 = groups
+        .iter()
+        .flat_map(|g| &g.items)
+        .filter(|i| i.initiator_sent_data)
+        .count() as u64;
+    let mut details = Vec::new();
+    if one_sided > 0 {
+        details.push(format!(
+            "{one_sided} of these flows carried ACKs or data from the initiator although no SYN-ACK is in the capture: the capture probably sees only one direction (asymmetric routing, or a one-sided capture point)."
+        ));
+    }
+    Some(Cause {
+        rank: 0,
+        id: "syns_unanswered",
+        severity: Severity::Failure,
+        title: "TCP SYNs get no answer",
+        summary: format!(
+            "{} ({} retransmitted SYNs) to {} {} got neither SYN-ACK, RST nor ICMP: {}. Something on the path drops them (firewall, security group, missing return route) or the destination is down.",
+            plural(flows, "connection attempt", "connection attempts"),
+            retransmits,
+            top.len(),
+            if top.len() == 1 { "destination" } else { "destinations" },
+            list(top.iter().map(|(d, n)| format!("{d} ({n})")), 5),
+        ),
+        evidence: BTreeMap::from([
+            ("flows", flows),
+            ("retransmitted_syns", retransmits),
+            ("destinations", top.len() as u64),
+            ("initiator_sent_data", one_sided),
+        ]),
+        explains: Explains {
+            unanswered_syns: Share {
+                explained: flows,
+                total: symptoms.syn_total,
+            },
+            dns_timeouts: Share {
+                explained: 0,
+                total: symptoms.dns_total,
+            },
+        },
+        details,
+        remediation: vec![Hint {
+            cni: "any",
+            hint: "Test the path from the same source (`curl -v`, `nc -vz`), and capture on the next hop to see where the SYNs stop.".into(),
+        }],
+    })
+}
+
+fn other_dns_timeouts(
+    findings: &Findings,
+    symptoms: &Symptoms,
+    explained: &impl Fn(IpAddr, IpAddr) -> bool,
+) -> Option<Cause> {
+    let groups: Vec<_> = findings
+        .dns
+        .groups
+        .iter()
+        .filter(|g| g.outcome == DnsOutcome::TimedOut && !explained(g.client, g.server))
+        .collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let keys: u64 = groups.iter().map(|g| g.count).sum();
+    let servers: BTreeSet<IpAddr> = groups.iter().map(|g| g.server).collect();
+    let names: BTreeSet<&str> = groups
+        .iter()
+        .flat_map(|g| g.names.iter().map(String::as_str))
+        .collect();
+    let late: u64 = groups
+        .iter()
+        .flat_map(|g| &g.items)
+        .filter(|i| i.late_response)
+        .count() as u64;
+    let mut details = Vec::new();
+    if late > 0 {
+        details.push(format!(
+            "{late} of them were answered after the timeout: the server is slow rather than unreachable."
+        ));
+    }
+    Some(Cause {
+        rank: 0,
+        id: "dns_timeouts",
+        severity: Severity::Failure,
+        title: "DNS queries time out",
+        summary: format!(
+            "{} to {} got no response within the timeout (names: {}).",
+            plural(keys, "DNS query", "DNS queries"),
+            list(&servers, 4),
+            list(&names, 5)
+        ),
+        evidence: BTreeMap::from([
+            ("queries", keys),
+            ("servers", servers.len() as u64),
+            ("answered_late", late),
+        ]),
+        explains: Explains {
+            unanswered_syns: Share {
+                explained: 0,
+                total: symptoms.syn_total,
+            },
+            dns_timeouts: Share {
+                explained: keys,
+                total: symptoms.dns_total,
+            },
+        },
+        details,
+        remediation: vec![Hint {
+            cni: "any",
+            hint: "Query the server directly from the same source (`dig @<server> <name>`); for CoreDNS, check its forward plugin target and the logs of the coredns pods.".into(),
+        }],
+    })
+}
+
+fn routed_without_snat(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
+    let groups: Vec<_> = findings
+        .unmasqueraded_egress
+        .groups
+        .iter()
+        .filter(|g| g.severity == Severity::Warning)
+        .collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let flows: u64 = groups.iter().map(|g| g.flows).sum();
+    let replies: u64 = groups.iter().map(|g| g.replies).sum();
+    let pods: BTreeSet<IpAddr> = groups.iter().map(|g| g.pod).collect();
+    let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
+    Some(Cause {
+        rank: 0,
+        id: "pod_addresses_routed_without_snat",
+        severity: Severity::Warning,
+        title: "Pod addresses are routed upstream without SNAT",
+        summary: format!(
+            "{} from pod addresses {} reached {} with pod source addresses and got {} reply packets: the upstream network routes the pod CIDR. Intended with native routing and BGP; otherwise masquerading is missing.",
+            plural(flows, "flow", "flows"),
+            list(&pods, 4),
+            list(&destinations, 4),
+            replies
+        ),
+        evidence: BTreeMap::from([
+            ("flows", flows),
+            ("reply_packets", replies),
+            ("pod_sources", pods.len() as u64),
+        ]),
+        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        details: Vec::new(),
+        remediation: vec![Hint {
+            cni: "any",
+            hint: "If these destinations are meant to see pod addresses, declare them with --internal-cidr; otherwise enable masquerading as for unmasqueraded egress.".into(),
+        }],
+    })
+}
+
+fn dns_errors(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
+    let errors: Vec<_> = findings
+        .dns
+        .rcodes
+        .iter()
+        .filter(|r| r.severity == Severity::Warning)
+        .collect();
+    if errors.is_empty() {
+        return None;
+    }
+    let responses: u64 = errors.iter().map(|r| r.responses).sum();
+    let servers: BTreeSet<IpAddr> = errors
+        .iter()
+        .flat_map(|r| r.servers.iter().copied())
+        .collect();
+    Some(Cause {
+        rank: 0,
+        id: "dns_server_errors",
+        severity: Severity::Warning,
+        title: "DNS servers answer with errors",
+        summary: format!(
+            "{} from {}: {}.",
+            plural(responses, "error response", "error responses"),
+            list(&servers, 4),
+            list(errors.iter().map(|r| format!("{} {} ({})", r.name, r.rcode, r.responses)), 5)
+        ),
+        evidence: BTreeMap::from([("responses", responses), ("servers", servers.len() as u64)]),
+        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        details: Vec::new(),
+        remediation: vec![Hint {
+            cni: "any",
+            hint: "SERVFAIL usually means the server could not reach its upstream (check CoreDNS's forward target and its egress); REFUSED means the server does not serve this client or zone.".into(),
+        }],
+    })
+}
+
+fn refused(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
+    let groups: Vec<_> = findings
+        .tcp_syns
+        .groups
+        .iter()
+        .filter(|g| g.outcome == SynOutcome::Refused)
+        .collect();
+    if groups.is_empty() {
+        return None;
+    }
+    let flows: u64 = groups.iter().map(|g| g.flows).sum();
+    let targets: BTreeSet<String> = groups
+        .iter()
+        .flat_map(|g| {
+            g.ports
+                .iter()
+                .map(move |p| format!("{}:{p}", g.destination))
+        })
+        .collect();
+    Some(Cause {
+        rank: 0,
+        id: "connections_refused",
+        severity: Severity::Warning,
+        title: "Connections refused",
+        summary: format!(
+            "{} answered with RST by {}: nothing listens there, or a firewall rejects.",
+            plural(flows, "connection attempt", "connection attempts"),
+            list(&targets, 5)
+        ),
+        evidence: BTreeMap::from([("flows", flows), ("targets", targets.len() as u64)]),
+        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        details: Vec::new(),
+        remediation: vec![Hint {
+            cni: "any",
+            hint: "Check that the service listens on that port (and, for a Service, that it has ready endpoints).".into(),
+        }],
+    })
+}

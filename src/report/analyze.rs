@@ -1,0 +1,344 @@
+//! The `analyze` report: header, verdict, then one table per finding. The
+//! JSON form carries the same content plus every item behind each group;
+//! NDJSON puts one cause or finding group per line.
+
+use super::header::CaptureHeader;
+use super::table::new_table;
+use crate::detect::dns::{DnsGroup, DnsItem};
+use crate::detect::verdict::{correlate, Status, Verdict};
+use crate::detect::{Findings, Severity};
+use crate::time::Timestamp;
+use crate::topology::Topology;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::fmt::Write;
+
+#[derive(Debug, Serialize)]
+pub struct AnalyzeReport {
+    #[serde(flatten)]
+    pub header: CaptureHeader,
+    pub verdict: Verdict,
+    pub findings: Findings,
+}
+
+/// Wraps `text` at `width` columns, indenting every line by `indent`.
+fn wrap(text: &str, indent: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
+            let _ = writeln!(out, "{indent}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+    out
+}
+
+const WIDTH: usize = 100;
+
+impl AnalyzeReport {
+    pub fn new(header: CaptureHeader, findings: Findings) -> AnalyzeReport {
+        AnalyzeReport {
+            header,
+            verdict: correlate(&findings),
+            findings,
+        }
+    }
+
+    /// The most severe finding, for `--fail-on`.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.worst()
+    }
+
+    /// Human report; each table shows at most `limit` groups (0 = all).
+    pub fn render(&self, topology: &Topology, limit: usize) -> String {
+        let mut out = self.header.render(topology);
+        out.push('\n');
+        out += &self.render_verdict();
+        let start = self.header.first.unwrap_or_default();
+        let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
+        let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
+        let more = |out: &mut String, shown: usize, total: usize| {
+            if shown < total {
+                let _ = writeln!(
+                    out,
+                    "... {} more groups (--limit 0 shows all, --format json lists every item)",
+                    total - shown
+                );
+            }
+        };
+
+        let egress = &self.findings.unmasqueraded_egress.groups;
+        out += "\nUNMASQUERADED POD EGRESS (pod source -> external destination)\n";
+        if egress.is_empty() {
+            out += "  none\n";
+        } else {
+            let mut table = new_table(&[
+                "severity",
+                "pod",
+                "destination",
+                "port",
+                "flows",
+                "packets",
+                "replies",
+                "first",
+                "last",
+                "example",
+            ]);
+            for g in &egress[..take(egress.len())] {
+                table.add_row(vec![
+                    g.severity.label().to_string(),
+                    g.pod.to_string(),
+                    g.destination.to_string(),
+                    format!("{}/{}", g.protocol, g.port),
+                    g.flows.to_string(),
+                    g.packets.to_string(),
+                    g.replies.to_string(),
+                    rel(g.first),
+                    rel(g.last),
+                    g.items.first().map(|i| i.to_string()).unwrap_or_default(),
+                ]);
+            }
+            let _ = writeln!(out, "{table}");
+            more(&mut out, take(egress.len()), egress.len());
+        }
+
+        let syns = &self.findings.tcp_syns;
+        let c = &syns.counts;
+        let _ = writeln!(
+            out,
+            "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive)",
+            c.syn_flows, c.answered, c.unanswered, c.refused, c.unreachable, c.inconclusive
+        );
+        if syns.groups.is_empty() {
+            out += "  none\n";
+        } else {
+            let mut table = new_table(&[
+                "severity",
+                "outcome",
+                "source",
+                "destination",
+                "ports",
+                "flows",
+                "SYNs (retx)",
+                "first",
+                "last",
+                "example",
+            ]);
+            for g in &syns.groups[..take(syns.groups.len())] {
+                let outcome = match g.icmp_code {
+                    Some(code) => format!("{} (code {code})", g.outcome.label()),
+                    None => g.outcome.label().to_string(),
+                };
+                table.add_row(vec![
+                    g.severity.label().to_string(),
+                    outcome,
+                    g.source.to_string(),
+                    g.destination.to_string(),
+                    short_list(&g.ports, 4),
+                    g.flows.to_string(),
+                    format!("{} ({})", g.syn_packets, g.retransmits),
+                    rel(g.first),
+                    rel(g.last),
+                    g.items
+                        .first()
+                        .map(|i| i.flow.to_string())
+                        .unwrap_or_default(),
+                ]);
+            }
+            let _ = writeln!(out, "{table}");
+            more(&mut out, take(syns.groups.len()), syns.groups.len());
+        }
+
+        let dns = &self.findings.dns;
+        let c = &dns.counts;
+        let _ = writeln!(
+            out,
+            "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses)",
+            c.queries, c.query_keys, c.answered, c.timed_out, c.inconclusive, c.unsolicited_responses
+        );
+        if dns.groups.is_empty() {
+            out += "  no timeouts, no unsolicited responses\n";
+        } else {
+            let mut table = new_table(&[
+                "severity", "outcome", "client", "server", "queries", "packets", "names", "first",
+                "last", "example",
+            ]);
+            for g in &dns.groups[..take(dns.groups.len())] {
+                table.add_row(dns_row(g, &rel));
+            }
+            let _ = writeln!(out, "{table}");
+            more(&mut out, take(dns.groups.len()), dns.groups.len());
+        }
+        let errors: Vec<_> = dns.rcodes.iter().filter(|r| r.rcode_value != 0).collect();
+        if !errors.is_empty() {
+            let mut table = new_table(&["severity", "name", "rcode", "responses", "servers"]);
+            for r in &errors[..take(errors.len())] {
+                table.add_row(vec![
+                    r.severity.label().to_string(),
+                    r.name.clone(),
+                    r.rcode.to_string(),
+                    r.responses.to_string(),
+                    short_list(&r.servers, 3),
+                ]);
+            }
+            let _ = writeln!(out, "{table}");
+            more(&mut out, take(errors.len()), errors.len());
+        }
+
+        let vips = &self.findings.service_vips.groups;
+        out += "\nSERVICE VIPS ON THE WIRE (destination in the service CIDR)\n";
+        if vips.is_empty() {
+            out += "  none\n";
+        } else {
+            let mut table = new_table(&[
+                "severity",
+                "source",
+                "service",
+                "ports",
+                "flows",
+                "packets",
+                "replies",
+                "interfaces",
+                "first",
+                "last",
+            ]);
+            for g in &vips[..take(vips.len())] {
+                table.add_row(vec![
+                    g.severity.label().to_string(),
+                    g.source.to_string(),
+                    g.service.to_string(),
+                    short_list(&g.ports, 4),
+                    g.flows.to_string(),
+                    g.packets.to_string(),
+                    g.replies.to_string(),
+                    short_list(&g.interfaces, 3),
+                    rel(g.first),
+                    rel(g.last),
+                ]);
+            }
+            let _ = writeln!(out, "{table}");
+            more(&mut out, take(vips.len()), vips.len());
+        }
+        out
+    }
+
+    fn render_verdict(&self) -> String {
+        let mut out = String::new();
+        let status = match self.verdict.status {
+            Status::Clean => "CLEAN: no failure or warning found",
+            Status::Warning => "WARNING",
+            Status::Failure => "FAILURE",
+        };
+        let _ = writeln!(out, "VERDICT   {status}");
+        for cause in &self.verdict.causes {
+            let _ = writeln!(
+                out,
+                "\n  {}. [{}] {}",
+                cause.rank,
+                cause.severity.label(),
+                cause.title
+            );
+            out += &wrap(&cause.summary, "     ", WIDTH);
+            for detail in &cause.details {
+                out += &wrap(&format!("- {detail}"), "     ", WIDTH);
+            }
+            for hint in &cause.remediation {
+                out += &wrap(
+                    &format!("fix ({}): {}", hint.cni, hint.hint),
+                    "     ",
+                    WIDTH,
+                );
+            }
+        }
+        out
+    }
+
+    /// One JSON value per line: a `capture` line with the header and
+    /// verdict status, then one line per cause and per finding group.
+    pub fn ndjson_lines(&self) -> Vec<Value> {
+        let file = self.header.file.as_str();
+        let f = &self.findings;
+        let summary = json!({
+            "status": self.verdict.status,
+            "packets": self.header.packets,
+            "first": self.header.first,
+            "last": self.header.last,
+            "causes": self.verdict.causes.len(),
+        });
+        let mut lines = vec![tagged(file, "capture", &summary)];
+        lines.extend(self.verdict.causes.iter().map(|c| tagged(file, "cause", c)));
+        let egress = &f.unmasqueraded_egress.groups;
+        lines.extend(
+            egress
+                .iter()
+                .map(|g| tagged(file, "unmasqueraded_egress", g)),
+        );
+        lines.extend(f.tcp_syns.groups.iter().map(|g| tagged(file, "tcp_syn", g)));
+        lines.extend(f.dns.groups.iter().map(|g| tagged(file, "dns", g)));
+        lines.extend(f.dns.rcodes.iter().map(|g| tagged(file, "dns_rcode", g)));
+        lines.extend(
+            f.service_vips
+                .groups
+                .iter()
+                .map(|g| tagged(file, "service_vip", g)),
+        );
+        lines
+    }
+}
+
+/// `{"file": .., "type": kind, ..fields of value}`.
+fn tagged<T: Serialize>(file: &str, kind: &str, value: &T) -> Value {
+    let mut line = json!({ "file": file, "type": kind });
+    if let (Some(line), Ok(Value::Object(fields))) =
+        (line.as_object_mut(), serde_json::to_value(value))
+    {
+        line.extend(fields);
+    }
+    line
+}
+
+fn dns_row(g: &DnsGroup, rel: &impl Fn(Timestamp) -> String) -> Vec<String> {
+    vec![
+        g.severity.label().to_string(),
+        g.outcome.label().to_string(),
+        g.client.to_string(),
+        g.server.to_string(),
+        g.count.to_string(),
+        g.query_packets.to_string(),
+        short_list(&g.names, 3),
+        rel(g.first),
+        rel(g.last),
+        g.items.first().map(describe_dns).unwrap_or_default(),
+    ]
+}
+
+/// `10.42.1.5:40000 -> 1.1.1.1:53 id 0x1a2b ghcr.io A (3 copies)`
+fn describe_dns(i: &DnsItem) -> String {
+    let mut text = format!("{} -> {} id {:#06x}", i.client, i.server, i.id);
+    if let (Some(name), Some(qtype)) = (&i.name, &i.qtype) {
+        let _ = write!(text, " {name} {qtype}");
+    }
+    if i.query_packets > 1 {
+        let _ = write!(text, " ({} copies)", i.query_packets);
+    }
+    if let Some(rcode) = i.rcode {
+        let _ = write!(text, " {rcode}");
+    }
+    text
+}
+
+fn short_list<T: ToString>(items: &[T], max: usize) -> String {
+    let mut text: Vec<String> = items.iter().take(max).map(|i| i.to_string()).collect();
+    if items.len() > max {
+        text.push(format!("+{}", items.len() - max));
+    }
+    text.join(",")
+}
