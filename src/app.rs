@@ -250,6 +250,8 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
     };
     let scenario = match args.scenario {
         ScenarioArg::Mixed => synth::Scenario::Mixed { bytes: size },
+        ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before),
+        ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After),
     };
     let bytes = synth::generate(scenario, container, args.seed);
     if args.output.as_os_str() == "-" {

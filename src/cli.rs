@@ -162,6 +162,10 @@ pub struct SynthArgs {
 pub enum ScenarioArg {
     /// Busy node: web, DNS, scans, VLANs, VXLAN overlay, IPv6.
     Mixed,
+    /// DESIGN.md's incident on ens19: pod egress leaves unmasqueraded.
+    IncidentBefore,
+    /// The same workload after the fix: SNATed to the node, answered.
+    IncidentAfter,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

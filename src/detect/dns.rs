@@ -356,6 +356,14 @@ impl DnsFindings {
     }
 }
 
+/// Responses and answered queries of one (name, rcode), while counting.
+#[derive(Default)]
+struct RcodeTally {
+    responses: u64,
+    servers: BTreeSet<IpAddr>,
+    items: Vec<DnsItem>,
+}
+
 fn rcode_severity(code: u8) -> Severity {
     match code {
         rcode::NOERROR | rcode::NXDOMAIN => Severity::Info,
@@ -375,7 +383,7 @@ pub fn find(log: &DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>)
     let timeout = context.settings.dns_timeout_ns;
     let mut counts = DnsCounts::default();
     let mut groups: BTreeMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>> = BTreeMap::new();
-    let mut rcodes: BTreeMap<(String, u8), (u64, BTreeSet<IpAddr>, Vec<DnsItem>)> = BTreeMap::new();
+    let mut rcodes: BTreeMap<(String, u8), RcodeTally> = BTreeMap::new();
     for (key, messages) in log.messages() {
         let mut query_times: Vec<Timestamp> = Vec::new();
         let mut first_query: Option<&Message> = None;
@@ -401,8 +409,8 @@ pub fn find(log: &DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>)
                     m.rcode,
                 ))
                 .or_default();
-            tally.0 += 1;
-            tally.1.insert(key.server.addr);
+            tally.responses += 1;
+            tally.servers.insert(key.server.addr);
             if query_times.iter().any(|t| m.ts.since(*t) <= timeout) {
                 if answer.is_none() {
                     let latest = query_times.iter().max().copied().unwrap_or(m.ts);
@@ -454,7 +462,7 @@ pub fn find(log: &DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>)
                 rcodes
                     .entry((name, response.rcode))
                     .or_default()
-                    .2
+                    .items
                     .push(entry);
             }
             None => groups
@@ -477,16 +485,16 @@ pub fn find(log: &DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>)
     });
     let mut rcodes: Vec<RcodeGroup> = rcodes
         .into_iter()
-        .map(|((name, code), (responses, servers, mut items))| {
-            items.sort_by_key(|i| (i.first, i.client, i.id));
+        .map(|((name, code), mut tally)| {
+            tally.items.sort_by_key(|i| (i.first, i.client, i.id));
             RcodeGroup {
                 name,
                 rcode: rcode::name(code),
                 rcode_value: code,
                 severity: rcode_severity(code),
-                responses,
-                servers: servers.into_iter().collect(),
-                items,
+                responses: tally.responses,
+                servers: tally.servers.into_iter().collect(),
+                items: tally.items,
             }
         })
         .collect();

@@ -148,9 +148,12 @@ fn post_nat_source(key: &FlowKey, flow: &Flow, index: &PostNatIndex) -> Option<I
         .min()
 }
 
+/// (pod, destination, protocol, destination port).
+type GroupKey = (IpAddr, IpAddr, u8, u16);
+
 pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
     let index = post_nat_index(flows, context);
-    let mut groups: BTreeMap<(IpAddr, IpAddr, u8, u16), Vec<(&FlowKey, &Flow)>> = BTreeMap::new();
+    let mut groups: BTreeMap<GroupKey, Vec<(&FlowKey, &Flow)>> = BTreeMap::new();
     let mut masqueraded: BTreeMap<IpAddr, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
     for (key, flow) in &flows.flows {
         let Some((pod_direction, external)) = pod_and_external(key, context) else {

@@ -274,7 +274,6 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
         ));
     }
     let nic = interfaces.iter().next().copied().unwrap_or("<egress NIC>");
-    let pod_cidrs = list(subnets.keys(), 3);
     let remediation = vec![
         Hint {
             cni: "cilium",
@@ -288,9 +287,7 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
         },
         Hint {
             cni: "flannel / ip-masq-agent",
-            hint: format!(
-                "Run flannel with --ip-masq, and make sure nonMasqueradeCIDRs lists only cluster-internal ranges ({pod_cidrs}, node networks), never the destinations above or 0.0.0.0/0."
-            ),
+            hint: "Run flannel with --ip-masq, and make sure nonMasqueradeCIDRs lists only cluster-internal ranges (the pod and node CIDRs), never the destinations above or 0.0.0.0/0.".into(),
         },
     ];
     let evidence = BTreeMap::from([

@@ -4,8 +4,9 @@
 //! trouble (unanswered and refused SYNs). Conversations interleave.
 
 use super::frame::{dns_message, ethernet, ip_packet, vxlan, L4};
+use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
-use crate::decode::tcp_flags::{ACK, FIN, RST, SYN};
+use crate::decode::tcp_flags::{ACK, RST, SYN};
 use crate::time::Timestamp;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -17,7 +18,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// 2025-06-01T10:00:00Z: fixed, so the same seed gives the same bytes.
 pub const START: Timestamp = Timestamp(1_748_772_000_000_000_000);
 const CONCURRENT: usize = 48;
-const PSH: u8 = 0x08;
 
 fn node(i: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 50, 10, 11 + i % 3))
@@ -49,70 +49,6 @@ fn external(rng: &mut ChaCha8Rng) -> IpAddr {
 /// One conversation's frames, produced up front and drained interleaved.
 struct Conversation {
     frames: VecDeque<Vec<u8>>,
-}
-
-/// A TCP exchange between two endpoints, as IP packets.
-struct TcpScript {
-    client: (IpAddr, u16),
-    server: (IpAddr, u16),
-    client_seq: u32,
-    server_seq: u32,
-    packets: Vec<Vec<u8>>,
-}
-
-impl TcpScript {
-    fn new(client: (IpAddr, u16), server: (IpAddr, u16), rng: &mut ChaCha8Rng) -> Self {
-        TcpScript {
-            client,
-            server,
-            client_seq: rng.gen(),
-            server_seq: rng.gen(),
-            packets: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, from_client: bool, flags: u8, payload: &[u8]) {
-        let (src, dst, seq, ack) = if from_client {
-            (self.client, self.server, self.client_seq, self.server_seq)
-        } else {
-            (self.server, self.client, self.server_seq, self.client_seq)
-        };
-        let l4 = L4::Tcp {
-            src_port: src.1,
-            dst_port: dst.1,
-            flags,
-            seq,
-            ack: if flags & ACK != 0 { ack } else { 0 },
-            payload,
-        };
-        self.packets.push(ip_packet(src.0, dst.0, &l4));
-        let advance = payload.len() as u32 + u32::from(flags & (SYN | FIN) != 0);
-        if from_client {
-            self.client_seq = self.client_seq.wrapping_add(advance);
-        } else {
-            self.server_seq = self.server_seq.wrapping_add(advance);
-        }
-    }
-
-    /// Handshake, `exchanges` request/response rounds, orderly close.
-    fn full_session(mut self, exchanges: usize, rng: &mut ChaCha8Rng, body: &[u8]) -> Vec<Vec<u8>> {
-        self.send(true, SYN, &[]);
-        self.send(false, SYN | ACK, &[]);
-        self.send(true, ACK, &[]);
-        for _ in 0..exchanges {
-            let request = rng.gen_range(80..600);
-            self.send(true, PSH | ACK, &body[..request]);
-            for _ in 0..rng.gen_range(1..6) {
-                let size = rng.gen_range(200..1448);
-                self.send(false, ACK, &body[..size]);
-            }
-            self.send(true, ACK, &[]);
-        }
-        self.send(true, FIN | ACK, &[]);
-        self.send(false, FIN | ACK, &[]);
-        self.send(true, ACK, &[]);
-        self.packets
-    }
 }
 
 fn conversation(rng: &mut ChaCha8Rng, body: &[u8], dns_id: &mut u16) -> Conversation {
@@ -244,7 +180,7 @@ fn conversation(rng: &mut ChaCha8Rng, body: &[u8], dns_id: &mut u16) -> Conversa
         }
         // A SYN nobody answers, retransmitted.
         94..=96 => {
-            let mut script = TcpScript::new(
+            let script = TcpScript::new(
                 (node(rng.gen()), sport),
                 (
                     IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.gen_range(1..255))),
@@ -252,11 +188,7 @@ fn conversation(rng: &mut ChaCha8Rng, body: &[u8], dns_id: &mut u16) -> Conversa
                 ),
                 rng,
             );
-            for _ in 0..3 {
-                script.send(true, SYN, &[]);
-                script.client_seq = script.client_seq.wrapping_sub(1);
-            }
-            script.packets
+            script.unanswered_syn(2)
         }
         // A refused connection.
         _ => {

@@ -3,9 +3,13 @@
 //! committed.
 
 pub mod frame;
+mod incident;
 mod mixed;
+mod tcp;
 mod writer;
 
+pub use incident::Phase;
+pub use mixed::START;
 pub use writer::{CaptureWriter, Container};
 
 use std::io::Write;
@@ -14,6 +18,8 @@ use std::io::Write;
 pub enum Scenario {
     /// A busy node's mixed traffic, about `bytes` long.
     Mixed { bytes: u64 },
+    /// The DESIGN.md incident on a worker's ens19, before or after the fix.
+    Incident(Phase),
 }
 
 /// Writes the scenario's capture to `out`.
@@ -26,6 +32,7 @@ pub fn write<W: Write>(
     let mut writer = CaptureWriter::new(out, container, "ens19")?;
     match scenario {
         Scenario::Mixed { bytes } => mixed::write(&mut writer, bytes, seed)?,
+        Scenario::Incident(phase) => incident::write(&mut writer, phase, seed)?,
     }
     Ok(writer.into_inner())
 }
