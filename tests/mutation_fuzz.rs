@@ -5,7 +5,10 @@
 
 use kpcap::capture::{Bytes, Capture};
 use kpcap::decode::decode;
-use kpcap::flow::FlowTable;
+use kpcap::decode::dns::DnsMessage;
+use kpcap::detect::verdict::correlate;
+use kpcap::detect::{Context, Findings, Observations, Settings};
+use kpcap::topology::{Preset, Topology};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -21,13 +24,44 @@ fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
     let Ok(capture) = Capture::from_bytes(Bytes::Owned(bytes), chunk_bytes) else {
         return; // a typed error is a fine answer to garbage
     };
-    let mut table = FlowTable::default();
+    // The whole analyze path: per-chunk observations, merge, detectors
+    // (DNS parsing and TCP reassembly included), verdict.
+    let settings = Settings::default();
+    let mut merged = Observations::default();
     for chunk in &capture.layout().chunks {
+        let mut state = Observations::default();
         capture.for_each_record(chunk, |record| {
-            table.observe(&record, &decode(record.link_type, record.data))
+            state.observe(&record, &decode(record.link_type, record.data), &settings)
         });
+        merged = merged.merge(state);
     }
-    assert!(table.summary.packets <= capture.layout().records);
+    assert!(merged.flows.summary.packets <= capture.layout().records);
+    let topology = Topology::preset(Preset::K3s, true);
+    let context = Context {
+        topology: &topology,
+        settings: &settings,
+        interface_names: &[],
+    };
+    let findings = Findings::new(&merged, &context);
+    let _ = correlate(&findings);
+}
+
+#[test]
+fn random_bytes_never_panic_the_dns_decoder() {
+    let mut rng = ChaCha8Rng::seed_from_u64(53);
+    for _ in 0..mutations_per_file() * 50 {
+        let len = rng.gen_range(0..96);
+        let mut bytes: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        // Bias towards plausible headers and compression pointers.
+        if len >= 12 {
+            bytes[2] &= 0x87;
+            bytes[4] = 0;
+            bytes[5] = 1;
+        }
+        if let Some(message) = DnsMessage::parse(&bytes) {
+            let _ = (message.id(), message.rcode(), message.question());
+        }
+    }
 }
 
 fn mutate(original: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {

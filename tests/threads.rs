@@ -1,28 +1,31 @@
-//! Parallel results are identical to single-threaded ones: every report,
-//! for 1, 2 and 8 threads and chunk sizes from one record up to the whole
+//! Parallel results are identical to single-threaded ones: every report
+//! (`flows` and `analyze`, tables, JSON and NDJSON), for 1, 2 and 8 threads and chunk sizes from one record up to the whole
 //! file, byte for byte.
 
 mod common;
 use common::*;
 
 fn reports(capture: &str, threads: &str, chunk_bytes: &str) -> Vec<String> {
-    let views: [&[&str]; 3] = [
-        &["--format", "json"],
-        &["--format", "json", "--by", "5tuple"],
-        &["--limit", "0"],
+    let views: [&[&str]; 6] = [
+        &["flows", "--format", "json"],
+        &["flows", "--format", "json", "--by", "5tuple"],
+        &["flows", "--limit", "0"],
+        &["analyze", "--format", "json", "--fail-on", "never"],
+        &["analyze", "--format", "ndjson", "--fail-on", "never"],
+        &["analyze", "--limit", "0", "--fail-on", "never"],
     ];
     views
         .iter()
         .map(|view| {
             let mut args = vec![
-                "flows",
+                view[0],
                 capture,
                 "--threads",
                 threads,
                 "--chunk-bytes",
                 chunk_bytes,
             ];
-            args.extend_from_slice(view);
+            args.extend_from_slice(&view[1..]);
             let out = kpcap(&args);
             assert_eq!(out.status.code(), Some(0), "{capture}: {}", stderr(&out));
             stdout(&out)
@@ -50,6 +53,11 @@ fn assert_thread_independent(capture: &str) {
 fn testdata_reports_do_not_depend_on_threads_or_chunks() {
     for file in [
         "synth-mixed.pcapng",
+        "incident-before.pcapng",
+        "incident-after.pcapng",
+        "ppp_dns_over_tcp.pcapng",
+        "zeek_dns-edns-ecs.pcap",
+        "zeek_dns-tkey.pcap",
         "zeek_nmap-vsn.pcap",
         "ppp_sll.pcap",
         "ppp_many_interfaces-1.pcapng",
