@@ -1,12 +1,14 @@
 //! Analysis throughput over a generated 64 MiB capture (never committed:
 //! the deterministic generator makes it in memory), reported in bytes/s.
 //!
-//! `cargo bench --bench throughput`
+//! `cargo bench --bench throughput` (`-- analyze` for the detectors only)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kpcap::capture::{Bytes, Capture, DEFAULT_CHUNK_BYTES};
-use kpcap::pipeline::flow_table;
+use kpcap::detect::{Context, Findings, Settings};
+use kpcap::pipeline::{flow_table, observations};
 use kpcap::synth::{self, Container, Scenario};
+use kpcap::topology::{Preset, Topology};
 
 const SIZE: u64 = 64 << 20;
 
@@ -49,5 +51,40 @@ fn analysis(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, analysis);
+/// `kpcap analyze`'s work: observations (flows, ICMP, DNS), merge,
+/// detectors and verdict.
+fn detectors(c: &mut Criterion) {
+    let mut group = c.benchmark_group("analyze");
+    group.sample_size(10);
+    let bytes = synth::generate(Scenario::Mixed { bytes: SIZE }, Container::Pcap, 1);
+    group.throughput(Throughput::Bytes(bytes.len() as u64));
+    let capture = Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES)
+        .expect("generated capture is valid");
+    let settings = Settings::default();
+    let topology = Topology::preset(Preset::K3s, true);
+    for threads in [1, 2] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let id = BenchmarkId::new("Pcap", format!("{threads}-threads"));
+        group.bench_with_input(id, &capture, |b, capture| {
+            b.iter(|| {
+                pool.install(|| {
+                    let observed = observations(capture, &settings);
+                    let context = Context {
+                        topology: &topology,
+                        settings: &settings,
+                        interface_names: &[],
+                    };
+                    let findings = Findings::new(&observed, &context);
+                    kpcap::detect::verdict::correlate(&findings).causes.len()
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, analysis, detectors);
 criterion_main!(benches);

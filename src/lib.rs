@@ -1,7 +1,8 @@
 //! kpcap: offline forensics of packet captures taken on Kubernetes nodes.
 //!
 //! Data flows one way: bytes -> records (`capture`) -> decoded packets
-//! (`decode`) -> per-chunk state (`flow`) -> merged state -> report.
+//! (`decode`) -> per-chunk state (`flow`, `detect`) -> merged state ->
+//! findings and verdict (`detect`) -> report.
 
 pub mod capture;
 pub mod decode;
