@@ -12,7 +12,7 @@ use super::{old_enough, Context, Severity};
 use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
 use crate::decode::{Packet, Transport};
-use crate::flow::Endpoint;
+use crate::flow::{merge_maps, Endpoint};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -143,12 +143,8 @@ impl DnsLog {
         if self.messages.len() + self.tcp.len() < other.messages.len() + other.tcp.len() {
             std::mem::swap(&mut self, &mut other);
         }
-        for (key, messages) in other.messages {
-            self.messages.entry(key).or_default().extend(messages);
-        }
-        for (direction, segments) in other.tcp {
-            self.tcp.entry(direction).or_default().extend(segments);
-        }
+        merge_maps(&mut self.messages, other.messages, Vec::extend);
+        merge_maps(&mut self.tcp, other.tcp, Vec::extend);
         self
     }
 

@@ -8,7 +8,7 @@
 use super::{old_enough, Context, FlowItem, Severity};
 use crate::capture::Record;
 use crate::decode::{Packet, Transport};
-use crate::flow::{Endpoint, FlowTable};
+use crate::flow::{merge_maps, Endpoint, FlowTable};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -72,12 +72,9 @@ impl Unreachables {
         if self.by_quoted.len() < other.by_quoted.len() {
             std::mem::swap(&mut self, &mut other);
         }
-        for (key, seen) in other.by_quoted {
-            self.by_quoted
-                .entry(key)
-                .and_modify(|s| s.merge(&seen))
-                .or_insert(seen);
-        }
+        merge_maps(&mut self.by_quoted, other.by_quoted, |s, other| {
+            s.merge(&other)
+        });
         self
     }
 }

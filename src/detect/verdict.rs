@@ -90,6 +90,11 @@ impl Symptoms {
             .filter(|g| g.outcome == DnsOutcome::TimedOut && dns(g.client, g.server))
             .map(|g| g.count)
             .sum();
+        self.share(syns, timeouts)
+    }
+
+    /// `syns` of the unanswered SYNs and `timeouts` of the DNS timeouts.
+    fn share(&self, syns: u64, timeouts: u64) -> Explains {
         Explains {
             unanswered_syns: Share {
                 explained: syns,
@@ -397,7 +402,7 @@ fn unreachable(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
             )
         ),
         evidence: BTreeMap::from([("flows", flows), ("destinations", destinations.len() as u64)]),
-        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        explains: symptoms.share(0, 0),
         details: Vec::new(),
         remediation: vec![Hint {
             cni: "any",
@@ -458,16 +463,7 @@ fn other_unanswered_syns(
             ("destinations", top.len() as u64),
             ("initiator_sent_data", one_sided),
         ]),
-        explains: Explains {
-            unanswered_syns: Share {
-                explained: flows,
-                total: symptoms.syn_total,
-            },
-            dns_timeouts: Share {
-                explained: 0,
-                total: symptoms.dns_total,
-            },
-        },
+        explains: symptoms.share(flows, 0),
         details,
         remediation: vec![Hint {
             cni: "any",
@@ -523,16 +519,7 @@ fn other_dns_timeouts(
             ("servers", servers.len() as u64),
             ("answered_late", late),
         ]),
-        explains: Explains {
-            unanswered_syns: Share {
-                explained: 0,
-                total: symptoms.syn_total,
-            },
-            dns_timeouts: Share {
-                explained: keys,
-                total: symptoms.dns_total,
-            },
-        },
+        explains: symptoms.share(0, keys),
         details,
         remediation: vec![Hint {
             cni: "any",
@@ -572,7 +559,7 @@ fn routed_without_snat(findings: &Findings, symptoms: &Symptoms) -> Option<Cause
             ("reply_packets", replies),
             ("pod_sources", pods.len() as u64),
         ]),
-        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        explains: symptoms.share(0, 0),
         details: Vec::new(),
         remediation: vec![Hint {
             cni: "any",
@@ -608,7 +595,7 @@ fn dns_errors(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
             list(errors.iter().map(|r| format!("{} {} ({})", r.name, r.rcode, r.responses)), 5)
         ),
         evidence: BTreeMap::from([("responses", responses), ("servers", servers.len() as u64)]),
-        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        explains: symptoms.share(0, 0),
         details: Vec::new(),
         remediation: vec![Hint {
             cni: "any",
@@ -647,7 +634,7 @@ fn refused(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
             list(&targets, 5)
         ),
         evidence: BTreeMap::from([("flows", flows), ("targets", targets.len() as u64)]),
-        explains: symptoms.explains(findings, |_, _| false, |_, _| false),
+        explains: symptoms.share(0, 0),
         details: Vec::new(),
         remediation: vec![Hint {
             cni: "any",

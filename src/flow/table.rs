@@ -263,6 +263,22 @@ impl Summary {
     }
 }
 
+/// Folds `from` into `into`; `combine` merges the values of keys in both.
+pub fn merge_maps<K: Eq + std::hash::Hash, V>(
+    into: &mut FxHashMap<K, V>,
+    from: FxHashMap<K, V>,
+    combine: impl Fn(&mut V, V),
+) {
+    for (key, value) in from {
+        match into.entry(key) {
+            std::collections::hash_map::Entry::Occupied(mut e) => combine(e.get_mut(), value),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(value);
+            }
+        }
+    }
+}
+
 fn add_counts<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64>) {
     for (k, v) in from {
         *into.entry(*k).or_default() += v;
@@ -349,18 +365,8 @@ impl FlowTable {
             std::mem::swap(&mut self, &mut other);
         }
         self.summary.merge(&other.summary);
-        for (key, pair) in other.pairs {
-            self.pairs
-                .entry(key)
-                .and_modify(|p| p.merge(&pair))
-                .or_insert(pair);
-        }
-        for (key, flow) in other.flows {
-            self.flows
-                .entry(key)
-                .and_modify(|f| f.merge(&flow))
-                .or_insert(flow);
-        }
+        merge_maps(&mut self.pairs, other.pairs, |p, other| p.merge(&other));
+        merge_maps(&mut self.flows, other.flows, |f, other| f.merge(&other));
         self
     }
 }
