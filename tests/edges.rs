@@ -24,11 +24,23 @@ type Ms = u64;
 
 struct Capture {
     frames: Vec<(Ms, Vec<u8>)>,
+    /// pcapng with this interface name; plain pcap when None.
+    interface: Option<&'static str>,
 }
 
 impl Capture {
     fn new() -> Self {
-        Capture { frames: Vec::new() }
+        Capture {
+            frames: Vec::new(),
+            interface: None,
+        }
+    }
+
+    fn on_interface(name: &'static str) -> Self {
+        Capture {
+            frames: Vec::new(),
+            interface: Some(name),
+        }
     }
 
     fn ip(&mut self, at: Ms, packet: Vec<u8>) -> &mut Self {
@@ -85,7 +97,11 @@ impl Capture {
         let path = scratch(test).join("capture.pcap");
         let mut frames = self.frames.clone();
         frames.sort_by_key(|(at, _)| *at);
-        let mut w = CaptureWriter::new(Vec::new(), Container::Pcap, "eth0").unwrap();
+        let mut w = match self.interface {
+            Some(name) => CaptureWriter::new(Vec::new(), Container::Pcapng, name),
+            None => CaptureWriter::new(Vec::new(), Container::Pcap, "eth0"),
+        }
+        .unwrap();
         for (at, frame) in &frames {
             w.write(Timestamp(START.0 + at * 1_000_000), frame).unwrap();
         }
@@ -764,6 +780,26 @@ fn service_vip_on_the_wire_is_a_failure() {
     // The DNS timeout it causes is explained by it.
     let cause = &report["verdict"]["causes"][0];
     assert_eq!(cause["explains"]["dns_timeouts"]["explained"], 1);
+}
+
+#[test]
+fn service_vip_on_a_pod_side_interface_is_expected() {
+    // `tcpdump -i lxc...`: before kube-proxy's DNAT, the VIP is normal.
+    let report = Capture::on_interface("lxc8a1f2c3d")
+        .udp(
+            0,
+            POD,
+            37000,
+            "10.43.0.10",
+            53,
+            &query(1, "kubernetes.default.svc.cluster.local"),
+        )
+        .end_at(10_000)
+        .analyze("service-vip-lxc", &[]);
+    let group = &report["findings"]["service_vips"]["groups"][0];
+    assert_eq!(group["interfaces"], serde_json::json!(["lxc8a1f2c3d"]));
+    assert_eq!(group["severity"], "info");
+    assert!(!cause_ids(&report).contains(&"clusterip_not_translated".to_string()));
 }
 
 #[test]
