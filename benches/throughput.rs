@@ -77,7 +77,7 @@ fn detectors(c: &mut Criterion) {
                         settings: &settings,
                         interface_names: &[],
                     };
-                    let findings = Findings::new(&observed, &context);
+                    let findings = Findings::new(observed, &context);
                     kpcap::detect::verdict::correlate(&findings).causes.len()
                 })
             })

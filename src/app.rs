@@ -208,8 +208,8 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
             settings: &settings,
             interface_names: &interface_names,
         };
-        let findings = Findings::new(&observations, &context);
         let header = CaptureHeader::new(name, capture, &observations.flows.summary);
+        let findings = Findings::new(observations, &context);
         let report = AnalyzeReport::new(header, findings);
         failing |= matches!((report.worst(), threshold), (Some(w), Some(t)) if w >= t);
         match format {

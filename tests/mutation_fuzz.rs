@@ -42,7 +42,7 @@ fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
         settings: &settings,
         interface_names: &[],
     };
-    let findings = Findings::new(&merged, &context);
+    let findings = Findings::new(merged, &context);
     let _ = correlate(&findings);
 }
 

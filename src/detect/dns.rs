@@ -149,19 +149,15 @@ impl DnsLog {
     }
 
     /// All messages, TCP streams reassembled, each key's messages in order.
-    fn messages(&self) -> BTreeMap<DnsKey, Vec<Message>> {
-        let mut all = DnsLog {
-            messages: self.messages.clone(),
-            tcp: FxHashMap::default(),
-        };
-        for ((from, to), segments) in &self.tcp {
-            for (bytes, ts, order) in reassemble(segments) {
+    fn into_messages(mut self) -> BTreeMap<DnsKey, Vec<Message>> {
+        for ((from, to), segments) in std::mem::take(&mut self.tcp) {
+            for (bytes, ts, order) in reassemble(&segments) {
                 if let Some(message) = DnsMessage::parse(&bytes) {
-                    all.add(*from, *to, &message, ts, order, DnsTransport::Tcp);
+                    self.add(from, to, &message, ts, order, DnsTransport::Tcp);
                 }
             }
         }
-        all.messages
+        self.messages
             .into_iter()
             .map(|(key, mut messages)| {
                 messages.sort_by_key(|m| (m.ts, m.order));
@@ -375,12 +371,12 @@ fn qtype_of(m: &Message) -> Option<String> {
     m.question.as_ref().map(|(_, t)| dns::qtype_name(*t))
 }
 
-pub fn find(log: &DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>) -> DnsFindings {
+pub fn find(log: DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>) -> DnsFindings {
     let timeout = context.settings.dns_timeout_ns;
     let mut counts = DnsCounts::default();
     let mut groups: BTreeMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>> = BTreeMap::new();
     let mut rcodes: BTreeMap<(String, u8), RcodeTally> = BTreeMap::new();
-    for (key, messages) in log.messages() {
+    for (key, messages) in log.into_messages() {
         let mut query_times: Vec<Timestamp> = Vec::new();
         let mut first_query: Option<&Message> = None;
         let mut answer: Option<(&Message, u64)> = None;

@@ -111,7 +111,8 @@ pub struct Findings {
 }
 
 impl Findings {
-    pub fn new(observations: &Observations, context: &Context<'_>) -> Findings {
+    /// Consumes the observations: DNS messages move into the findings.
+    pub fn new(observations: Observations, context: &Context<'_>) -> Findings {
         let capture_end = observations.flows.summary.last_ts;
         Findings {
             unmasqueraded_egress: egress::find(&observations.flows, context),
@@ -121,7 +122,7 @@ impl Findings {
                 capture_end,
                 context,
             ),
-            dns: dns::find(&observations.dns, capture_end, context),
+            dns: dns::find(observations.dns, capture_end, context),
             service_vips: service::find(&observations.flows, context),
         }
     }
