@@ -114,7 +114,7 @@ fn post_nat_index(flows: &FlowTable, context: &Context<'_>) -> PostNatIndex {
         if flow.fingerprint == 0 {
             continue;
         }
-        let (from, to) = first_packet_endpoints(key, flow);
+        let (from, to) = key.endpoints(flow.first_direction);
         if context.topology.classify(from.addr) != AddrClass::Pod
             && context.topology.classify(to.addr) == AddrClass::External
         {
@@ -127,19 +127,12 @@ fn post_nat_index(flows: &FlowTable, context: &Context<'_>) -> PostNatIndex {
     index
 }
 
-fn first_packet_endpoints(key: &FlowKey, flow: &Flow) -> (Endpoint, Endpoint) {
-    match flow.first_direction {
-        Direction::Lo => (key.lo, key.hi),
-        Direction::Hi => (key.hi, key.lo),
-    }
-}
-
 /// The post-NAT copy's source, if `flow` (pod -> external) has one.
 fn post_nat_source(key: &FlowKey, flow: &Flow, index: &PostNatIndex) -> Option<IpAddr> {
     if flow.fingerprint == 0 {
         return None;
     }
-    let (_, to) = first_packet_endpoints(key, flow);
+    let (_, to) = key.endpoints(flow.first_direction);
     index
         .get(&(key.protocol, to, flow.fingerprint))?
         .iter()
@@ -163,10 +156,7 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
         if pod_side.packets == 0 {
             continue; // inbound only: nothing left with a pod source
         }
-        let pod = match pod_direction {
-            Direction::Lo => key.lo.addr,
-            Direction::Hi => key.hi.addr,
-        };
+        let pod = key.sender(pod_direction).addr;
         if flow.first_direction == pod_direction {
             if let Some(source) = post_nat_source(key, flow, &index) {
                 let entry = masqueraded.entry(pod).or_default();
@@ -219,14 +209,18 @@ fn group(
     members: &[(&FlowKey, &Flow)],
     context: &Context<'_>,
 ) -> EgressGroup {
-    let pod_side = |key: &FlowKey, flow: &Flow| {
-        let direction = if key.lo.addr == pod {
-            Direction::Lo
-        } else {
-            Direction::Hi
-        };
-        flow.sides[direction.index()].clone()
-    };
+    // Packets and bytes of the side of each flow that the pod sent.
+    let (packets, bytes) = members
+        .iter()
+        .fold((0, 0), |(packets, bytes), (key, flow)| {
+            let direction = if key.lo.addr == pod {
+                Direction::Lo
+            } else {
+                Direction::Hi
+            };
+            let side = &flow.sides[direction.index()];
+            (packets + side.packets, bytes + side.bytes)
+        });
     let mut items: Vec<FlowItem> = members
         .iter()
         .map(|(key, flow)| FlowItem::new(key, flow, context))
@@ -243,8 +237,8 @@ fn group(
             Severity::Warning
         },
         flows: members.len() as u64,
-        packets: members.iter().map(|(k, f)| pod_side(k, f).packets).sum(),
-        bytes: members.iter().map(|(k, f)| pod_side(k, f).bytes).sum(),
+        packets,
+        bytes,
         replies,
         first: members
             .iter()
@@ -287,13 +281,7 @@ fn answered_sources(
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
     let mut sources: BTreeMap<IpAddr, (u64, u64)> = BTreeMap::new();
     for (key, flow) in &flows.flows {
-        let (from, to) = first_packet_endpoints(key, flow);
-        let initiator = flow.initiator();
-        let (from, to) = if initiator == flow.first_direction {
-            (from, to)
-        } else {
-            (to, from)
-        };
+        let (from, to) = key.endpoints(flow.initiator());
         if !destinations.contains(&to.addr)
             || context.topology.classify(from.addr) == AddrClass::Pod
         {

@@ -3,7 +3,7 @@
 
 use super::Context;
 use crate::decode::Tunnel;
-use crate::flow::{protocol_name, Direction, Endpoint, Flow, FlowKey};
+use crate::flow::{protocol_name, Endpoint, Flow, FlowKey};
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::fmt;
@@ -26,11 +26,7 @@ pub struct FlowItem {
 
 impl FlowItem {
     pub fn new(key: &FlowKey, flow: &Flow, context: &Context<'_>) -> FlowItem {
-        let initiator = flow.initiator();
-        let (from, to) = match initiator {
-            Direction::Lo => (key.lo, key.hi),
-            Direction::Hi => (key.hi, key.lo),
-        };
+        let (from, to) = key.endpoints(flow.initiator());
         let sent = flow.initiator_side().packets;
         let received = flow.responder_side().packets;
         let outcome = match key.protocol {

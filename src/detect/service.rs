@@ -51,10 +51,8 @@ fn pod_side_interface(name: &str) -> bool {
 pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
     let mut groups: BTreeMap<(IpAddr, IpAddr), Vec<(FlowItem, u64)>> = BTreeMap::new();
     for (key, flow) in &flows.flows {
-        for (direction, from, to) in [
-            (Direction::Lo, key.lo, key.hi),
-            (Direction::Hi, key.hi, key.lo),
-        ] {
+        for direction in [Direction::Lo, Direction::Hi] {
+            let (from, to) = key.endpoints(direction);
             let sent = flow.sides[direction.index()].packets;
             if sent > 0 && context.topology.classify(to.addr) == AddrClass::Service {
                 groups

@@ -209,10 +209,7 @@ pub fn find(
         }
         counts.syn_flows += 1;
         counts.syn_packets += u64::from(init.syn);
-        let item = FlowItem::new(key, flow, context);
-        let quoted = unreachables
-            .by_quoted
-            .get(&(item.initiator, item.responder));
+        let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
         let last_syn = init.last_syn_ts.unwrap_or(flow.first_ts);
         let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
             counts.answered += 1;
@@ -250,7 +247,7 @@ pub fn find(
                 }),
             initiator_gave_up: init.fin > 0 || init.rst > 0,
             initiator_sent_data,
-            flow: item,
+            flow: FlowItem::new(key, flow, context),
         };
         groups
             .entry((

@@ -103,6 +103,11 @@ impl FlowKey {
             Direction::Hi => self.hi,
         }
     }
+
+    /// (sender, receiver) of packets going in `direction`.
+    pub fn endpoints(&self, direction: Direction) -> (Endpoint, Endpoint) {
+        (self.sender(direction), self.sender(direction.other()))
+    }
 }
 
 /// A protocol number's name in reports.

@@ -234,8 +234,7 @@ fn pair_rows(table: &FlowTable, topology: &Topology) -> Vec<PairRow> {
     let mut tcp: BTreeMap<(IpAddr, IpAddr), TcpOutcomes> = BTreeMap::new();
     for (key, flow) in &table.flows {
         if key.protocol == 6 {
-            let init = key.sender(flow.initiator());
-            let resp = key.sender(flow.initiator().other());
+            let (init, resp) = key.endpoints(flow.initiator());
             tcp.entry((init.addr, resp.addr))
                 .or_default()
                 .add(flow.tcp_state());
@@ -277,7 +276,7 @@ fn flow_rows(table: &FlowTable, topology: &Topology) -> Vec<FlowRow> {
         .into_iter()
         .map(|(key, flow)| {
             let dir = flow.initiator();
-            let (init, resp) = (key.sender(dir), key.sender(dir.other()));
+            let (init, resp) = key.endpoints(dir);
             let (sent, recv) = (flow.initiator_side(), flow.responder_side());
             let info = |e: crate::flow::Endpoint| EndpointInfo {
                 addr: e.addr,
