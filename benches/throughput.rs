@@ -6,7 +6,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kpcap::capture::{Bytes, Capture, DEFAULT_CHUNK_BYTES};
 use kpcap::detect::{Context, Findings, Settings};
-use kpcap::pipeline::{flow_table, observations};
+use kpcap::pipeline::{flow_table, observations, Reading};
 use kpcap::synth::{self, Container, Scenario};
 use kpcap::topology::{Preset, Topology};
 
@@ -15,6 +15,7 @@ const SIZE: u64 = 64 << 20;
 fn analysis(c: &mut Criterion) {
     let mut group = c.benchmark_group("flows");
     group.sample_size(10);
+    let reading = Reading::default();
     for container in [Container::Pcap, Container::Pcapng] {
         let bytes = synth::generate(Scenario::Mixed { bytes: SIZE }, container, 1);
         group.throughput(Throughput::Bytes(bytes.len() as u64));
@@ -27,7 +28,7 @@ fn analysis(c: &mut Criterion) {
                 .unwrap();
             let id = BenchmarkId::new(format!("{container:?}"), format!("{threads}-threads"));
             group.bench_with_input(id, &capture, |b, capture| {
-                b.iter(|| pool.install(|| flow_table(capture)).flows.len())
+                b.iter(|| pool.install(|| flow_table(capture, &reading)).flows.len())
             });
         }
         // The indexing pass alone (validating every record header).
@@ -62,6 +63,8 @@ fn detectors(c: &mut Criterion) {
         .expect("generated capture is valid");
     let settings = Settings::default();
     let topology = Topology::preset(Preset::K3s, true);
+    let reading = Reading::default();
+    let names = reading.names(capture.layout());
     for threads in [1, 2] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -71,11 +74,11 @@ fn detectors(c: &mut Criterion) {
         group.bench_with_input(id, &capture, |b, capture| {
             b.iter(|| {
                 pool.install(|| {
-                    let observed = observations(capture, &settings);
+                    let observed = observations(capture, &reading, &settings);
                     let context = Context {
                         topology: &topology,
                         settings: &settings,
-                        interface_names: &[],
+                        interfaces: &names,
                     };
                     let findings = Findings::new(observed, &context);
                     kpcap::detect::verdict::correlate(&findings).causes.len()

@@ -8,8 +8,11 @@ use crate::cli::{
 use anyhow::{Context, Result};
 use ipnet::IpNet;
 use kpcap::capture::Capture;
+use kpcap::decode::Decoder;
 use kpcap::detect::{Context as DetectContext, Findings, Settings, Severity};
 use kpcap::error::ConfigError;
+use kpcap::interface::DeviceKey;
+use kpcap::pipeline::Reading;
 use kpcap::report::{AnalyzeReport, CaptureHeader, FlowsReport, Grouping, JsonDocument};
 use kpcap::synth;
 use kpcap::topology::{Preset, Topology};
@@ -62,6 +65,23 @@ fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
             ))
         }
     }
+}
+
+fn reading(args: &CommonArgs) -> Result<Reading, ConfigError> {
+    let mut device_names = std::collections::BTreeMap::new();
+    for text in &args.ifnames {
+        let (key, name) = text
+            .split_once('=')
+            .and_then(|(k, n)| Some((DeviceKey::parse(k.trim())?, n.trim())))
+            .filter(|(_, n)| !n.is_empty())
+            .ok_or_else(|| ConfigError::BadIfname(text.clone()))?;
+        device_names.insert(key, name.to_string());
+    }
+    Ok(Reading {
+        decoder: Decoder::with_vxlan_ports(&args.vxlan_ports),
+        device_names,
+        only_interfaces: args.interfaces.clone(),
+    })
 }
 
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
@@ -129,6 +149,7 @@ fn display_name(path: &Path) -> String {
 
 fn flows(args: FlowsArgs) -> Result<i32> {
     let topology = topology(&args.common.topology)?;
+    let reading = reading(&args.common)?;
     let pool = thread_pool(args.common.threads)?;
     let by = match args.by {
         By::Pair => Grouping::Pair,
@@ -138,9 +159,10 @@ fn flows(args: FlowsArgs) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let format = args.common.format;
     let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
-        let table = pool.install(|| kpcap::pipeline::flow_table(capture));
-        let header = CaptureHeader::new(name, capture, &table.summary);
-        let report = FlowsReport::new(header, &table, &topology, by);
+        let table = pool.install(|| kpcap::pipeline::flow_table(capture, &reading));
+        let names = reading.names(capture.layout());
+        let header = CaptureHeader::new(name, capture, &table.summary, &names);
+        let report = FlowsReport::new(header, &table, &topology, &names, by);
         match format {
             // Printed as each capture finishes, so batch scans show progress.
             OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
@@ -181,6 +203,7 @@ fn write_document<T: Serialize>(
 
 fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let topology = topology(&args.common.topology)?;
+    let reading = reading(&args.common)?;
     let pool = thread_pool(args.common.threads)?;
     let settings = Settings {
         syn_grace_ns: args.syn_grace.as_nanos().min(u64::MAX as u128) as u64,
@@ -196,19 +219,15 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let format = args.common.format;
     let mut failing = false;
     let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
-        let observations = pool.install(|| kpcap::pipeline::observations(capture, &settings));
-        let interface_names: Vec<Option<String>> = capture
-            .layout()
-            .interfaces
-            .iter()
-            .map(|i| i.name.clone())
-            .collect();
+        let observations =
+            pool.install(|| kpcap::pipeline::observations(capture, &reading, &settings));
+        let names = reading.names(capture.layout());
         let context = DetectContext {
             topology: &topology,
             settings: &settings,
-            interface_names: &interface_names,
+            interfaces: &names,
         };
-        let header = CaptureHeader::new(name, capture, &observations.flows.summary);
+        let header = CaptureHeader::new(name, capture, &observations.flows.summary, &names);
         let findings = Findings::new(observations, &context);
         let report = AnalyzeReport::new(header, findings);
         failing |= matches!((report.worst(), threshold), (Some(w), Some(t)) if w >= t);

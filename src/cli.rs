@@ -90,6 +90,18 @@ pub struct CommonArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Only analyze packets captured on this interface (repeatable): a
+    /// pcapng interface name, a `--ifname` name, or `ifindex 3`.
+    #[arg(long = "interface", value_name = "NAME")]
+    pub interfaces: Vec<String>,
+    /// Name a device of a `tcpdump -i any` capture, which records only its
+    /// index (SLL2) or link-layer address (SLL): `3=ens19`,
+    /// `52:54:00:12:34:56=ens19` (repeatable, or comma-separated).
+    #[arg(long = "ifname", value_name = "INDEX=NAME", value_delimiter = ',')]
+    pub ifnames: Vec<String>,
+    /// Another UDP port that carries VXLAN, besides 4789 and 8472 (repeatable).
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    pub vxlan_ports: Vec<u16>,
     /// Bytes of records per unit of parallel work (tests use tiny values).
     #[arg(long, hide = true, default_value_t = kpcap::capture::DEFAULT_CHUNK_BYTES)]
     pub chunk_bytes: usize,

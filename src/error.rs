@@ -50,4 +50,8 @@ pub enum ConfigError {
     BadCidr { flag: &'static str, value: String },
     #[error("--threads: {0}")]
     Threads(String),
+    #[error(
+        "--ifname: '{0}' is not INDEX=NAME or MAC=NAME (e.g. 3=ens19, 52:54:00:12:34:56=ens19)"
+    )]
+    BadIfname(String),
 }

@@ -9,6 +9,7 @@ pub mod decode;
 pub mod detect;
 pub mod error;
 pub mod flow;
+pub mod interface;
 pub mod pipeline;
 pub mod report;
 pub mod synth;

@@ -4,10 +4,10 @@
 //! error, never a panic.
 
 use kpcap::capture::{Bytes, Capture};
-use kpcap::decode::decode;
 use kpcap::decode::dns::DnsMessage;
 use kpcap::detect::verdict::correlate;
-use kpcap::detect::{Context, Findings, Observations, Settings};
+use kpcap::detect::{Context, Findings, Settings};
+use kpcap::pipeline::{observations, Reading};
 use kpcap::topology::{Preset, Topology};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -26,21 +26,17 @@ fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
     };
     // The whole analyze path: per-chunk observations, merge, detectors
     // (DNS parsing and TCP reassembly included), verdict.
+    // Interface attribution and de-duplication included.
     let settings = Settings::default();
-    let mut merged = Observations::default();
-    for chunk in &capture.layout().chunks {
-        let mut state = Observations::default();
-        capture.for_each_record(chunk, |record| {
-            state.observe(&record, &decode(record.link_type, record.data), &settings)
-        });
-        merged = merged.merge(state);
-    }
+    let reading = Reading::default();
+    let merged = observations(&capture, &reading, &settings);
     assert!(merged.flows.summary.packets <= capture.layout().records);
     let topology = Topology::preset(Preset::K3s, true);
+    let names = reading.names(capture.layout());
     let context = Context {
         topology: &topology,
         settings: &settings,
-        interface_names: &[],
+        interfaces: &names,
     };
     let findings = Findings::new(merged, &context);
     let _ = correlate(&findings);

@@ -157,6 +157,34 @@ impl Capture {
     }
 }
 
+impl Capture {
+    /// Calls `f` for the last `n` records before chunk `index` (fewer at
+    /// the start of the capture), in file order.
+    pub fn for_each_record_before<'a>(
+        &'a self,
+        index: usize,
+        n: u64,
+        mut f: impl FnMut(Record<'a>),
+    ) {
+        let chunks = &self.layout.chunks;
+        let Some(chunk) = chunks.get(index) else {
+            return;
+        };
+        let from = chunk.first_record.saturating_sub(n);
+        let mut first = index;
+        while first > 0 && chunks[first].first_record > from {
+            first -= 1;
+        }
+        for earlier in &chunks[first..index] {
+            self.for_each_record(earlier, |record| {
+                if record.index >= from {
+                    f(record)
+                }
+            });
+        }
+    }
+}
+
 /// Reads a u32 in a file's byte order; callers check the length first.
 fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
     let b = [bytes[0], bytes[1], bytes[2], bytes[3]];

@@ -24,6 +24,9 @@ pub struct IpHeader {
     pub protocol: u8,
     /// Part of a fragmented datagram.
     pub fragment: bool,
+    /// IPv4 identification, or the IPv6 fragment header's; 0 without one.
+    /// Tells a packet's copies on two interfaces from a resent packet.
+    pub ident: u32,
 }
 
 const IPV6_HEADER_LEN: usize = 40;
@@ -83,6 +86,7 @@ fn ipv4(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
         dst: IpAddr::V4(ip.get_destination()),
         protocol: ip.get_next_level_protocol().0,
         fragment: more_fragments || offset != 0,
+        ident: u32::from(ip.get_identification()),
     };
     if header_len > bytes.len() {
         return Ok(Decoded::damaged(header, Problem::truncated(Layer::Ipv4)));
@@ -118,6 +122,7 @@ fn ipv6(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
         dst: IpAddr::V6(ip.get_destination()),
         protocol: ip.get_next_header().0,
         fragment: false,
+        ident: 0,
     };
     let mut at = IPV6_HEADER_LEN;
     let mut first_fragment = true;
@@ -136,10 +141,11 @@ fn ipv6(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
                 (ext_len as usize + 2) * 4
             }
             FRAGMENT => {
-                let Some(field) = bytes.get(at + 2..at + 4) else {
+                let Some(field) = bytes.get(at + 2..at + 8) else {
                     return Ok(Decoded::damaged(header, Problem::truncated(Layer::Ipv6)));
                 };
                 header.fragment = true;
+                header.ident = u32::from_be_bytes([field[2], field[3], field[4], field[5]]);
                 first_fragment = u16::from_be_bytes([field[0], field[1]]) >> 3 == 0;
                 8
             }

@@ -13,34 +13,90 @@ const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 /// More tags than this is not a real frame.
 const MAX_VLAN_TAGS: usize = 8;
 
-/// Finds the network layer of a frame.
-pub fn network(link_type: u32, frame: &[u8]) -> Result<Network<'_>, Problem> {
+/// What a Linux cooked capture (`tcpdump -i any`: SLL, SLL2) says about
+/// the device a frame was captured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Cooked {
+    /// The device's interface index (SLL2 only).
+    pub ifindex: Option<u32>,
+    /// PACKET_HOST (0), BROADCAST, MULTICAST, OTHERHOST, OUTGOING (4).
+    pub packet_type: u16,
+    /// The link-layer address: the sender's for received frames, the
+    /// device's own for outgoing ones. Left-aligned, `address_len` bytes.
+    pub address: [u8; 8],
+    pub address_len: u8,
+}
+
+impl Cooked {
+    pub const OUTGOING: u16 = 4;
+
+    pub fn outgoing(&self) -> bool {
+        self.packet_type == Self::OUTGOING
+    }
+}
+
+/// Finds the network layer of a frame, and the cooked header if any.
+pub fn network(link_type: u32, frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
+    let plain = |network| Ok((network, None));
     match link_type {
-        1 => ethernet(frame),
-        // pnet's SLL view treats the address as variable-length, but the
-        // wire format reserves 8 bytes for it; read the fixed layouts here.
-        113 => fixed_header(frame, SLL_HEADER_LEN, SLL_PROTOCOL_AT),
-        276 => fixed_header(frame, SLL2_HEADER_LEN, SLL2_PROTOCOL_AT),
-        0 | 108 => null_loopback(link_type, frame),
-        12 | 14 | 101 => Ok(raw_ip(frame)),
-        228 => Ok(Network::Ipv4(frame)),
-        229 => Ok(Network::Ipv6(frame)),
+        1 => ethernet(frame).map(|n| (n, None)),
+        113 => sll(frame),
+        276 => sll2(frame),
+        0 | 108 => null_loopback(link_type, frame).map(|n| (n, None)),
+        12 | 14 | 101 => plain(raw_ip(frame)),
+        228 => plain(Network::Ipv4(frame)),
+        229 => plain(Network::Ipv6(frame)),
         _ => Err(Problem::malformed(Layer::Link)),
     }
 }
 
+// pnet's SLL view treats the address as variable-length, but the wire
+// format reserves 8 bytes for it; read the fixed layouts here.
 const SLL_HEADER_LEN: usize = 16;
-const SLL_PROTOCOL_AT: usize = 14;
 const SLL2_HEADER_LEN: usize = 20;
-const SLL2_PROTOCOL_AT: usize = 0;
 
-/// A fixed-size link header with a big-endian ethertype at `protocol_at`.
-fn fixed_header(frame: &[u8], len: usize, protocol_at: usize) -> Result<Network<'_>, Problem> {
-    if frame.len() < len {
+fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn address(bytes: &[u8], len: usize) -> ([u8; 8], u8) {
+    let len = len.min(8);
+    let mut address = [0u8; 8];
+    address[..len].copy_from_slice(&bytes[..len]);
+    (address, len as u8)
+}
+
+/// SLL: packet type, ARPHRD type, address length, address, protocol.
+fn sll(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
+    if frame.len() < SLL_HEADER_LEN {
         return Err(Problem::truncated(Layer::Link));
     }
-    let ethertype = u16::from_be_bytes([frame[protocol_at], frame[protocol_at + 1]]);
-    by_ethertype(ethertype, &frame[len..])
+    let (address, address_len) = address(&frame[6..14], be16(frame, 4) as usize);
+    let cooked = Cooked {
+        ifindex: None,
+        packet_type: be16(frame, 0),
+        address,
+        address_len,
+    };
+    let network = by_ethertype(be16(frame, 14), &frame[SLL_HEADER_LEN..])?;
+    Ok((network, Some(cooked)))
+}
+
+/// SLL2: protocol, reserved, interface index, ARPHRD type, packet type,
+/// address length, address.
+fn sll2(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
+    if frame.len() < SLL2_HEADER_LEN {
+        return Err(Problem::truncated(Layer::Link));
+    }
+    let (address, address_len) = address(&frame[12..20], frame[11] as usize);
+    let cooked = Cooked {
+        ifindex: Some(u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]])),
+        packet_type: u16::from(frame[10]),
+        address,
+        address_len,
+    };
+    let network = by_ethertype(be16(frame, 0), &frame[SLL2_HEADER_LEN..])?;
+    Ok((network, Some(cooked)))
 }
 
 /// Ethernet II; also the inner frame of VXLAN and Geneve.

@@ -1,6 +1,7 @@
-//! Zero-copy decoding of one captured frame down to L4: link layer, VLAN
-//! tags, IPv4/IPv6 (with options and extension headers), TCP/UDP/ICMP, and
-//! VXLAN/Geneve tunnels, whose inner headers are what findings judge.
+//! Zero-copy decoding of one captured frame down to L4: link layer (with
+//! the cooked header of `-i any` captures), VLAN tags, IPv4/IPv6 (with
+//! options and extension headers), TCP/UDP/ICMP, and VXLAN, Geneve and
+//! IP-in-IP tunnels, whose inner headers are what findings judge.
 //!
 //! Decoding never fails: what could be decoded is kept, and where it stopped
 //! is recorded in `Packet::problem` (snaplen-truncated frames are normal).
@@ -12,9 +13,9 @@ mod transport;
 mod tunnel;
 
 pub use ip::{IpHeader, Network};
-
+pub use link::Cooked;
 pub use transport::{tcp_flags, Icmp, Quoted, Tcp, Transport, Udp};
-pub use tunnel::{Tunnel, TunnelKind, GENEVE_PORT, VXLAN_PORTS};
+pub use tunnel::{Tunnel, TunnelKind, DEFAULT_VXLAN_PORTS, GENEVE_PORT};
 
 use std::net::IpAddr;
 
@@ -76,11 +77,15 @@ const MAX_TUNNEL_DEPTH: usize = 4;
 /// What kpcap needs to know about one frame. Borrows the frame's bytes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Packet<'a> {
+    /// The cooked header of a Linux `-i any` capture (SLL, SLL2).
+    pub cooked: Option<Cooked>,
     /// The outermost IP header's addresses (the underlay for tunnels).
     pub outer: Option<(IpAddr, IpAddr)>,
     /// The innermost IP header that is not quoted inside an ICMP error.
     pub ip: Option<IpHeader>,
     pub transport: Transport<'a>,
+    /// The innermost IP header's payload as captured (L4 header and data).
+    pub l4: &'a [u8],
     /// The innermost tunnel the packet was carried in, if any.
     pub tunnel: Option<Tunnel>,
     /// Ethertype of a frame that carries no IP (ARP, LLDP, ...).
@@ -88,58 +93,107 @@ pub struct Packet<'a> {
     pub problem: Option<Problem>,
 }
 
-/// Decodes a frame of the given LINKTYPE.
-pub fn decode(link_type: u32, frame: &[u8]) -> Packet<'_> {
-    let mut packet = Packet::default();
-    match link::network(link_type, frame) {
-        Ok(network) => decode_network(network, &mut packet, 0),
-        Err(problem) => packet.problem = Some(problem),
-    }
-    packet
+/// Decoding settings: which UDP ports carry VXLAN.
+#[derive(Debug, Clone)]
+pub struct Decoder {
+    vxlan_ports: Vec<u16>,
 }
 
-fn decode_network<'a>(network: Network<'a>, packet: &mut Packet<'a>, depth: usize) {
-    let decoded = match ip::decode(network) {
-        Ok(Some(decoded)) => decoded,
-        Ok(None) => {
-            if let Network::Other(ethertype) = network {
-                packet.non_ip_ethertype.get_or_insert(ethertype);
-            }
-            return;
-        }
-        Err(problem) => {
-            packet.problem = Some(problem);
-            return;
-        }
-    };
-    let header = decoded.header;
-    packet.outer.get_or_insert((header.src, header.dst));
-    packet.ip = Some(header);
-    packet.transport = Transport::None;
-    packet.problem = decoded.problem;
-    let Some(l4) = decoded.l4 else {
-        return; // a non-first fragment or a damaged header chain
-    };
-    match transport::decode(header.protocol, l4) {
-        Ok(transport) => packet.transport = transport,
-        Err(problem) => {
-            packet.problem = Some(problem);
-            return;
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder {
+            vxlan_ports: DEFAULT_VXLAN_PORTS.to_vec(),
         }
     }
-    if depth >= MAX_TUNNEL_DEPTH {
-        return;
+}
+
+impl Decoder {
+    /// The default VXLAN ports plus `extra` (`--vxlan-port`).
+    pub fn with_vxlan_ports(extra: &[u16]) -> Decoder {
+        let mut ports = DEFAULT_VXLAN_PORTS.to_vec();
+        ports.extend(extra.iter().filter(|p| !DEFAULT_VXLAN_PORTS.contains(p)));
+        ports.sort_unstable();
+        ports.dedup();
+        Decoder { vxlan_ports: ports }
     }
-    if let Transport::Udp(udp) = packet.transport {
-        match tunnel::decode(&udp) {
-            Ok(Some((tunnel, inner))) => {
-                packet.tunnel = Some(tunnel);
-                decode_network(inner, packet, depth + 1);
+
+    pub fn vxlan_ports(&self) -> &[u16] {
+        &self.vxlan_ports
+    }
+
+    /// Decodes a frame of the given LINKTYPE.
+    pub fn decode<'a>(&self, link_type: u32, frame: &'a [u8]) -> Packet<'a> {
+        let mut packet = Packet::default();
+        match link::network(link_type, frame) {
+            Ok((network, cooked)) => {
+                packet.cooked = cooked;
+                self.network(network, &mut packet, 0);
             }
-            Ok(None) => {}
             Err(problem) => packet.problem = Some(problem),
         }
+        packet
     }
+
+    fn network<'a>(&self, network: Network<'a>, packet: &mut Packet<'a>, depth: usize) {
+        let decoded = match ip::decode(network) {
+            Ok(Some(decoded)) => decoded,
+            Ok(None) => {
+                if let Network::Other(ethertype) = network {
+                    packet.non_ip_ethertype.get_or_insert(ethertype);
+                }
+                return;
+            }
+            Err(problem) => {
+                packet.problem = Some(problem);
+                return;
+            }
+        };
+        let header = decoded.header;
+        let addresses = (header.src, header.dst);
+        packet.outer.get_or_insert(addresses);
+        packet.ip = Some(header);
+        packet.transport = Transport::None;
+        packet.l4 = &[];
+        packet.problem = decoded.problem;
+        let Some(l4) = decoded.l4 else {
+            return; // a non-first fragment or a damaged header chain
+        };
+        packet.l4 = l4;
+        if depth < MAX_TUNNEL_DEPTH {
+            if let Some((tunnel, inner)) = tunnel::decode_ip_in_ip(header.protocol, l4, addresses) {
+                packet.tunnel = Some(tunnel);
+                return self.network(inner, packet, depth + 1);
+            }
+        }
+        match transport::decode(header.protocol, l4) {
+            Ok(transport) => packet.transport = transport,
+            Err(problem) => {
+                packet.problem = Some(problem);
+                return;
+            }
+        }
+        if depth >= MAX_TUNNEL_DEPTH {
+            return;
+        }
+        if let Transport::Udp(udp) = packet.transport {
+            match tunnel::decode_udp(&udp, addresses, &self.vxlan_ports) {
+                Ok(Some((tunnel, inner))) => {
+                    packet.tunnel = Some(tunnel);
+                    self.network(inner, packet, depth + 1);
+                }
+                Ok(None) => {}
+                Err(problem) => packet.problem = Some(problem),
+            }
+        }
+    }
+}
+
+/// Decodes a frame with the default settings.
+pub fn decode(link_type: u32, frame: &[u8]) -> Packet<'_> {
+    thread_local! {
+        static DEFAULT: Decoder = Decoder::default();
+    }
+    DEFAULT.with(|decoder| decoder.decode(link_type, frame))
 }
 
 #[cfg(test)]

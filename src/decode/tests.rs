@@ -2,7 +2,7 @@
 //! builders and then damaged on purpose.
 
 use super::*;
-use crate::synth::frame::{ethernet, ip_packet, vxlan, L4};
+use crate::synth::frame::{ethernet, ip_in_ip, ip_packet, vxlan, L4};
 use std::net::IpAddr;
 
 fn ip(s: &str) -> IpAddr {
@@ -111,10 +111,67 @@ fn vxlan_on_cilium_port_is_judged_on_the_inner_header() {
         p.tunnel,
         Some(Tunnel {
             kind: TunnelKind::Vxlan,
-            vni: 42
+            vni: 42,
+            outer_src: ip("10.50.10.11"),
+            outer_dst: ip("10.50.10.12"),
         })
     );
     assert_eq!(expect_tcp(&p).dst_port, 443);
+}
+
+#[test]
+fn extra_vxlan_ports_only_with_the_flag() {
+    let inner = ethernet(&syn("10.42.1.12", "10.42.2.7"), &[]);
+    let frame = ethernet(
+        &vxlan(ip("10.50.10.11"), ip("10.50.10.12"), 4790, 7, &inner),
+        &[],
+    );
+    assert_eq!(decode(1, &frame).ip.unwrap().src, ip("10.50.10.11"));
+    let p = Decoder::with_vxlan_ports(&[4790]).decode(1, &frame);
+    assert_eq!(p.ip.unwrap().src, ip("10.42.1.12"));
+    assert_eq!(p.tunnel.unwrap().vni, 7);
+}
+
+#[test]
+fn ip_in_ip_both_families() {
+    // Calico IPIP: IPv4 in IPv4 (protocol 4).
+    let inner = syn("10.42.1.12", "10.42.2.7");
+    let outer = ip_in_ip(ip("10.50.10.11"), ip("10.50.10.12"), &inner);
+    let p = decode(101, &outer);
+    assert_eq!(p.ip.unwrap().src, ip("10.42.1.12"));
+    assert_eq!(expect_tcp(&p).dst_port, 443);
+    let tunnel = p.tunnel.unwrap();
+    assert_eq!(tunnel.kind, TunnelKind::Ipip);
+    assert_eq!(tunnel.outer_src, ip("10.50.10.11"));
+    assert_eq!(tunnel.to_string(), "ipip 10.50.10.11 -> 10.50.10.12");
+    // 6in4: IPv6 in IPv4 (protocol 41).
+    let inner = syn("fd00:10:42::12", "2606:4700::1111");
+    let outer = ip_in_ip(ip("10.50.10.11"), ip("10.50.10.12"), &inner);
+    let p = decode(101, &outer);
+    assert_eq!(p.ip.unwrap().src, ip("fd00:10:42::12"));
+    assert_eq!(p.tunnel.unwrap().kind, TunnelKind::Ipip);
+}
+
+#[test]
+fn cooked_headers_name_the_device() {
+    let packet = syn("10.42.1.12", "1.1.1.1");
+    // SLL2: protocol, reserved, ifindex 7, ARPHRD_ETHER, OUTGOING, 6-byte address.
+    let mut sll2 = vec![0x08, 0x00, 0, 0, 0, 0, 0, 7, 0, 1, 4, 6];
+    sll2.extend_from_slice(&[0x52, 0x54, 0, 0x12, 0x34, 0x56, 0, 0]);
+    sll2.extend_from_slice(&packet);
+    let cooked = decode(276, &sll2).cooked.unwrap();
+    assert_eq!(cooked.ifindex, Some(7));
+    assert!(cooked.outgoing());
+    // SLL: PACKET_HOST, ARPHRD_ETHER, address length 6, address, protocol.
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 0x02, 0, 0, 0, 0, 9, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&packet);
+    let cooked = decode(113, &sll).cooked.unwrap();
+    assert_eq!(cooked.ifindex, None);
+    assert!(!cooked.outgoing());
+    assert_eq!(
+        &cooked.address[..cooked.address_len as usize],
+        &[2, 0, 0, 0, 0, 9]
+    );
 }
 
 #[test]

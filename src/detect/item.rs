@@ -3,10 +3,42 @@
 
 use super::Context;
 use crate::decode::Tunnel;
-use crate::flow::{protocol_name, Endpoint, Flow, FlowKey};
+use crate::flow::{protocol_name, Crossing, Direction, Endpoint, Flow, FlowKey};
+use crate::interface::{InterfaceKind, InterfaceNames};
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::fmt;
+
+/// One interface a flow was seen on, as evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrossingItem {
+    pub interface: String,
+    pub kind: InterfaceKind,
+    /// Packets seen on this interface from the initiator and back, copies
+    /// of packets counted on another interface included.
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub tunnel: Option<Tunnel>,
+}
+
+impl CrossingItem {
+    /// The flow's crossings, in order of first packet; `initiator` tells
+    /// which direction is "sent".
+    pub fn list(flow: &Flow, initiator: Direction, names: &InterfaceNames) -> Vec<CrossingItem> {
+        let mut crossings: Vec<&Crossing> = flow.crossings.iter().collect();
+        crossings.sort_by_key(|c| c.first_record);
+        crossings
+            .into_iter()
+            .map(|c| CrossingItem {
+                interface: names.label(&c.via),
+                kind: names.kind(&c.via),
+                packets_sent: c.packets[initiator.index()],
+                packets_received: c.packets[initiator.other().index()],
+                tunnel: c.tunnel,
+            })
+            .collect()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlowItem {
@@ -15,6 +47,10 @@ pub struct FlowItem {
     pub responder: Endpoint,
     /// Interface of the flow's first packet (name if the capture has one).
     pub interface: String,
+    /// Every interface the flow was seen on (`-i any`, multi-interface
+    /// pcapng), in order of first packet.
+    pub interfaces: Vec<CrossingItem>,
+    /// The tunnel the flow was first seen in.
     pub tunnel: Option<Tunnel>,
     pub first: Timestamp,
     pub last: Timestamp,
@@ -34,14 +70,17 @@ impl FlowItem {
             _ if received > 0 => "replied",
             _ => "no_reply",
         };
+        let interfaces = CrossingItem::list(flow, flow.initiator(), context.interfaces);
         FlowItem {
             protocol: protocol_name(key.protocol),
             initiator: from,
             responder: to,
-            interface: context
-                .interface_name(flow.interface)
-                .map_or_else(|| format!("#{}", flow.interface), str::to_string),
-            tunnel: flow.tunnel,
+            interface: interfaces
+                .first()
+                .map(|c| c.interface.clone())
+                .unwrap_or_default(),
+            interfaces,
+            tunnel: flow.tunnel(),
             first: flow.first_ts,
             last: flow.last_ts,
             packets_sent: sent,

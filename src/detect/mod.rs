@@ -14,11 +14,11 @@ pub mod service;
 pub mod syn;
 pub mod verdict;
 
-pub use item::FlowItem;
+pub use item::{CrossingItem, FlowItem};
 
-use crate::capture::Record;
-use crate::decode::Packet;
 use crate::flow::FlowTable;
+use crate::interface::InterfaceNames;
+use crate::pipeline::Seen;
 use crate::time::Timestamp;
 use crate::topology::Topology;
 use serde::Serialize;
@@ -72,10 +72,14 @@ pub struct Observations {
 }
 
 impl Observations {
-    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>, settings: &Settings) {
-        self.flows.observe(record, packet);
-        self.unreachables.observe(record, packet);
-        self.dns.observe(record, packet, &settings.dns_ports);
+    pub fn observe(&mut self, seen: &Seen<'_>, settings: &Settings) {
+        self.flows.observe(seen);
+        if seen.duplicate {
+            return; // its first copy was observed already
+        }
+        self.unreachables.observe(&seen.record, &seen.packet);
+        self.dns
+            .observe(&seen.record, &seen.packet, &settings.dns_ports);
     }
 
     /// Associative and commutative, like each part.
@@ -92,14 +96,8 @@ impl Observations {
 pub struct Context<'a> {
     pub topology: &'a Topology,
     pub settings: &'a Settings,
-    /// Interface names by id (pcapng `if_name`), for evidence.
-    pub interface_names: &'a [Option<String>],
-}
-
-impl Context<'_> {
-    pub fn interface_name(&self, id: u32) -> Option<&str> {
-        self.interface_names.get(id as usize)?.as_deref()
-    }
+    /// Interface names (pcapng `if_name`, `--ifname`), for evidence.
+    pub interfaces: &'a InterfaceNames,
 }
 
 #[derive(Debug, Serialize)]

@@ -1,8 +1,9 @@
 //! Service VIPs on the wire: packets addressed to a ClusterIP outside the
 //! pod's network namespace mean kube-proxy (or its replacement) did not
-//! translate them. On a pod-side interface (lxc*, veth*, cali*, ...) of an
-//! `-i any` capture the untranslated VIP is expected before iptables-mode
-//! kube-proxy DNATs it, so those are reported as info only.
+//! translate them. Seen only on pod-side or overlay interfaces (lxc*,
+//! veth*, cali*, cilium_vxlan, ...) of an `-i any` capture, the
+//! untranslated VIP is expected before iptables-mode kube-proxy DNATs it,
+//! so those are reported as info only.
 
 use super::{Context, FlowItem, Severity};
 use crate::flow::{Direction, FlowTable};
@@ -11,9 +12,6 @@ use crate::topology::AddrClass;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-
-/// Interface name prefixes on the pod side of the host's veth pairs.
-const POD_SIDE_INTERFACES: [&str; 6] = ["lxc", "veth", "cali", "cni", "vxlan", "flannel"];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceGroup {
@@ -42,10 +40,6 @@ impl ServiceFindings {
     pub fn worst(&self) -> Option<Severity> {
         self.groups.iter().map(|g| g.severity).max()
     }
-}
-
-fn pod_side_interface(name: &str) -> bool {
-    POD_SIDE_INTERFACES.iter().any(|p| name.starts_with(p))
 }
 
 pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
@@ -77,9 +71,9 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
                     format!("{}/{}", i.protocol, vip.port)
                 })
                 .collect();
-            let interfaces: BTreeSet<String> =
-                members.iter().map(|(i, _)| i.interface.clone()).collect();
-            let severity = if interfaces.iter().all(|i| pod_side_interface(i)) {
+            let crossings = || members.iter().flat_map(|(i, _)| &i.interfaces);
+            let interfaces: BTreeSet<String> = crossings().map(|c| c.interface.clone()).collect();
+            let severity = if crossings().all(|c| c.kind.is_cluster_side()) {
                 Severity::Info
             } else {
                 Severity::Failure

@@ -6,4 +6,6 @@ mod key;
 mod table;
 
 pub use key::{protocol_name, Direction, Endpoint, FlowKey};
-pub use table::{merge_maps, Flow, FlowTable, PairStats, Protocols, Side, Summary, TcpState};
+pub use table::{
+    merge_maps, Crossing, Flow, FlowTable, PairStats, Protocols, Side, Summary, TcpState,
+};

@@ -3,11 +3,13 @@
 //! the merged table does not depend on how the capture was chunked.
 
 use super::key::{Direction, FlowKey};
-use crate::capture::Record;
 use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
+use crate::interface::Via;
+use crate::pipeline::Seen;
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -92,19 +94,41 @@ impl TcpState {
     }
 }
 
+/// One interface a flow was seen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crossing {
+    pub via: Via,
+    /// Packets seen on this interface, by `Direction`, copies included.
+    pub packets: [u64; 2],
+    /// File position of the first packet seen here, and its tunnel.
+    pub first_record: u64,
+    pub tunnel: Option<Tunnel>,
+}
+
+impl Crossing {
+    fn merge(&mut self, other: &Crossing) {
+        self.packets[0] += other.packets[0];
+        self.packets[1] += other.packets[1];
+        if other.first_record < self.first_record {
+            self.first_record = other.first_record;
+            self.tunnel = other.tunnel;
+        }
+    }
+}
+
 /// One bidirectional flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flow {
-    /// Indexed by `Direction`: [lo -> hi, hi -> lo].
+    /// Indexed by `Direction`: [lo -> hi, hi -> lo]. Copies of a packet on
+    /// a second interface are counted once.
     pub sides: [Side; 2],
     pub first_ts: Timestamp,
     pub last_ts: Timestamp,
     /// File position and direction of the flow's first packet.
     pub first_record: u64,
     pub first_direction: Direction,
-    /// Interface and tunnel of the first packet.
-    pub interface: u32,
-    pub tunnel: Option<Tunnel>,
+    /// The interfaces the flow was seen on, ordered by `Via`.
+    pub crossings: SmallVec<[Crossing; 1]>,
     /// What NAT leaves unchanged in the first packet (TCP sequence number,
     /// UDP payload hash); 0 when unknown. Pairs a flow's pre- and post-NAT
     /// copies in `-i any` captures.
@@ -112,17 +136,33 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn new(record: &Record<'_>, direction: Direction, packet: &Packet<'_>) -> Flow {
+    fn new(seen: &Seen<'_>, direction: Direction) -> Flow {
         Flow {
             sides: Default::default(),
-            first_ts: record.ts,
-            last_ts: record.ts,
-            first_record: record.index,
+            first_ts: seen.record.ts,
+            last_ts: seen.record.ts,
+            first_record: seen.record.index,
             first_direction: direction,
-            interface: record.interface,
-            tunnel: packet.tunnel,
-            fingerprint: fingerprint(packet),
+            crossings: SmallVec::new(),
+            fingerprint: fingerprint(&seen.packet),
         }
+    }
+
+    fn cross(&mut self, seen: &Seen<'_>, direction: Direction) {
+        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&seen.via)) {
+            Ok(at) => at,
+            Err(at) => {
+                let crossing = Crossing {
+                    via: seen.via,
+                    packets: [0, 0],
+                    first_record: seen.record.index,
+                    tunnel: seen.packet.tunnel,
+                };
+                self.crossings.insert(at, crossing);
+                at
+            }
+        };
+        self.crossings[at].packets[direction.index()] += 1;
     }
 
     fn merge(&mut self, other: &Flow) {
@@ -133,10 +173,31 @@ impl Flow {
         if other.first_record < self.first_record {
             self.first_record = other.first_record;
             self.first_direction = other.first_direction;
-            self.interface = other.interface;
-            self.tunnel = other.tunnel;
             self.fingerprint = other.fingerprint;
         }
+        for crossing in &other.crossings {
+            match self
+                .crossings
+                .binary_search_by(|c| c.via.cmp(&crossing.via))
+            {
+                Ok(at) => self.crossings[at].merge(crossing),
+                Err(at) => self.crossings.insert(at, crossing.clone()),
+            }
+        }
+    }
+
+    /// The interface of the flow's first packet.
+    pub fn first_crossing(&self) -> Option<&Crossing> {
+        self.crossings.iter().min_by_key(|c| c.first_record)
+    }
+
+    /// The tunnel the flow was first seen in, if it was seen in one.
+    pub fn tunnel(&self) -> Option<Tunnel> {
+        self.crossings
+            .iter()
+            .filter(|c| c.tunnel.is_some())
+            .min_by_key(|c| c.first_record)
+            .and_then(|c| c.tunnel)
     }
 
     /// The direction of the initiator: the sender of the first pure SYN,
@@ -245,7 +306,10 @@ pub struct Summary {
     pub non_ip: BTreeMap<u16, u64>,
     /// Frames whose decoding stopped early, by layer and reason.
     pub problems: BTreeMap<Problem, u64>,
-    pub per_interface: BTreeMap<u32, u64>,
+    /// Records per interface, copies included.
+    pub per_interface: BTreeMap<Via, u64>,
+    /// Copies of a packet already seen on another interface (`-i any`).
+    pub duplicates: u64,
 }
 
 impl Summary {
@@ -255,6 +319,7 @@ impl Summary {
         self.wire_bytes += other.wire_bytes;
         self.ip_packets += other.ip_packets;
         self.tunneled_packets += other.tunneled_packets;
+        self.duplicates += other.duplicates;
         self.first_ts = min_option(self.first_ts, other.first_ts);
         self.last_ts = self.last_ts.max(other.last_ts);
         add_counts(&mut self.non_ip, &other.non_ip);
@@ -294,15 +359,30 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
-    /// Accounts one decoded record.
-    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>) {
+    /// Accounts one decoded record. A copy of a packet already counted
+    /// only adds its interface to the flow's crossings.
+    pub fn observe(&mut self, seen: &Seen<'_>) {
+        let (record, packet) = (&seen.record, &seen.packet);
         let s = &mut self.summary;
         s.packets += 1;
         s.captured_bytes += record.data.len() as u64;
         s.wire_bytes += record.orig_len as u64;
         s.first_ts = min_option(s.first_ts, Some(record.ts));
         s.last_ts = s.last_ts.max(Some(record.ts));
-        *s.per_interface.entry(record.interface).or_default() += 1;
+        *s.per_interface.entry(seen.via).or_default() += 1;
+        if seen.duplicate {
+            s.duplicates += 1;
+            if let Some((key, direction)) = FlowKey::of(packet) {
+                let flow = self
+                    .flows
+                    .entry(key)
+                    .or_insert_with(|| Flow::new(seen, direction));
+                flow.first_ts = flow.first_ts.min(record.ts);
+                flow.last_ts = flow.last_ts.max(record.ts);
+                flow.cross(seen, direction);
+            }
+            return;
+        }
         if let Some(problem) = packet.problem {
             *s.problems.entry(problem).or_default() += 1;
         }
@@ -337,9 +417,10 @@ impl FlowTable {
         let flow = self
             .flows
             .entry(key)
-            .or_insert_with(|| Flow::new(record, direction, packet));
+            .or_insert_with(|| Flow::new(seen, direction));
         flow.first_ts = flow.first_ts.min(record.ts);
         flow.last_ts = flow.last_ts.max(record.ts);
+        flow.cross(seen, direction);
         let side = &mut flow.sides[direction.index()];
         side.packets += 1;
         side.bytes += bytes;

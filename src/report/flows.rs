@@ -3,7 +3,9 @@
 
 use super::header::CaptureHeader;
 use super::table::new_table;
+use crate::detect::CrossingItem;
 use crate::flow::{protocol_name, Flow, FlowKey, FlowTable, PairStats, TcpState};
+use crate::interface::InterfaceNames;
 use crate::time::Timestamp;
 use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
@@ -92,7 +94,11 @@ pub struct FlowRow {
     /// TCP only: syn_only, refused, answered, established, midstream.
     pub tcp_state: Option<TcpState>,
     pub syn_packets: u32,
-    pub interface: u32,
+    /// Interface of the flow's first packet.
+    pub interface: String,
+    /// Every interface the flow was seen on, in order of first packet.
+    pub interfaces: Vec<CrossingItem>,
+    /// The tunnel the flow was first seen in.
     pub tunnel: Option<crate::decode::Tunnel>,
 }
 
@@ -119,11 +125,12 @@ impl FlowsReport {
         header: CaptureHeader,
         table: &FlowTable,
         topology: &Topology,
+        names: &InterfaceNames,
         by: Grouping,
     ) -> Self {
         let (pairs, flows) = match by {
             Grouping::Pair => (Some(pair_rows(table, topology)), None),
-            Grouping::FiveTuple => (None, Some(flow_rows(table, topology))),
+            Grouping::FiveTuple => (None, Some(flow_rows(table, topology, names))),
         };
         FlowsReport {
             header,
@@ -179,7 +186,10 @@ impl FlowsReport {
             out += &table.to_string();
         } else {
             let flows = self.flows.as_deref().unwrap_or_default();
-            let mut table = new_table(&[
+            // Where flows were seen, only when there is a choice.
+            let show_interfaces = self.header.seen_on.len() > 1;
+            let show_tunnels = flows.iter().any(|f| f.tunnel.is_some());
+            let mut columns = vec![
                 "proto",
                 "initiator",
                 "class",
@@ -191,7 +201,14 @@ impl FlowsReport {
                 "first",
                 "last",
                 "state",
-            ]);
+            ];
+            if show_interfaces {
+                columns.push("seen on");
+            }
+            if show_tunnels {
+                columns.push("tunnel");
+            }
+            let mut table = new_table(&columns);
             total = flows.len();
             shown = take(total);
             for row in &flows[..shown] {
@@ -202,7 +219,7 @@ impl FlowsReport {
                     }
                     .to_string()
                 };
-                table.add_row(vec![
+                let mut cells = vec![
                     row.protocol.clone(),
                     endpoint(&row.initiator),
                     row.initiator.class.to_string(),
@@ -214,7 +231,19 @@ impl FlowsReport {
                     rel(row.first),
                     rel(row.last),
                     row.tcp_state.map(|s| s.label()).unwrap_or("-").to_string(),
-                ]);
+                ];
+                if show_interfaces {
+                    let names: Vec<&str> = row
+                        .interfaces
+                        .iter()
+                        .map(|c| c.interface.as_str())
+                        .collect();
+                    cells.push(names.join(" > "));
+                }
+                if show_tunnels {
+                    cells.push(row.tunnel.map_or_else(|| "-".into(), |t| t.to_string()));
+                }
+                table.add_row(cells);
             }
             out += &table.to_string();
         }
@@ -269,7 +298,7 @@ fn pair_rows(table: &FlowTable, topology: &Topology) -> Vec<PairRow> {
 }
 
 /// One row per flow, in order of first appearance in the file.
-fn flow_rows(table: &FlowTable, topology: &Topology) -> Vec<FlowRow> {
+fn flow_rows(table: &FlowTable, topology: &Topology, names: &InterfaceNames) -> Vec<FlowRow> {
     let mut flows: Vec<(&FlowKey, &Flow)> = table.flows.iter().collect();
     flows.sort_by_key(|(key, flow)| (flow.first_record, **key));
     flows
@@ -278,6 +307,7 @@ fn flow_rows(table: &FlowTable, topology: &Topology) -> Vec<FlowRow> {
             let dir = flow.initiator();
             let (init, resp) = key.endpoints(dir);
             let (sent, recv) = (flow.initiator_side(), flow.responder_side());
+            let interfaces = CrossingItem::list(flow, dir, names);
             let info = |e: crate::flow::Endpoint| EndpointInfo {
                 addr: e.addr,
                 port: e.port,
@@ -295,8 +325,12 @@ fn flow_rows(table: &FlowTable, topology: &Topology) -> Vec<FlowRow> {
                 last: flow.last_ts,
                 tcp_state: (key.protocol == 6).then(|| flow.tcp_state()),
                 syn_packets: sent.syn,
-                interface: flow.interface,
-                tunnel: flow.tunnel,
+                interface: interfaces
+                    .first()
+                    .map(|c| c.interface.clone())
+                    .unwrap_or_default(),
+                interfaces,
+                tunnel: flow.tunnel(),
             }
         })
         .collect()

@@ -3,6 +3,7 @@
 
 use crate::capture::{link_type_name, Capture, Format, Interface};
 use crate::flow::Summary;
+use crate::interface::{InterfaceKind, InterfaceNames};
 use crate::time::{format_seconds, Timestamp};
 use crate::topology::Topology;
 use serde::Serialize;
@@ -17,6 +18,16 @@ pub struct InterfaceInfo {
     pub packets: u64,
 }
 
+/// Packets per interface as kpcap attributes them: per capture interface,
+/// and per device of a Linux `-i any` capture.
+#[derive(Debug, Serialize)]
+pub struct InterfaceUse {
+    pub interface: String,
+    pub kind: InterfaceKind,
+    /// Records captured on it, copies included.
+    pub packets: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct CaptureHeader {
     pub file: String,
@@ -25,7 +36,12 @@ pub struct CaptureHeader {
     pub gzip: bool,
     pub file_bytes: u64,
     pub interfaces: Vec<InterfaceInfo>,
+    /// Where packets were seen, busiest first.
+    pub seen_on: Vec<InterfaceUse>,
     pub packets: u64,
+    /// Copies of a packet already counted on another interface: counted
+    /// in `packets`, not in flows or findings.
+    pub duplicates: u64,
     pub ip_packets: u64,
     pub tunneled_packets: u64,
     pub captured_bytes: u64,
@@ -41,8 +57,22 @@ pub struct CaptureHeader {
 }
 
 impl CaptureHeader {
-    pub fn new(file: &str, capture: &Capture, summary: &Summary) -> Self {
+    pub fn new(file: &str, capture: &Capture, summary: &Summary, names: &InterfaceNames) -> Self {
         let layout = capture.layout();
+        let mut seen_on: Vec<InterfaceUse> = summary
+            .per_interface
+            .iter()
+            .map(|(via, packets)| InterfaceUse {
+                interface: names.label(via),
+                kind: names.kind(via),
+                packets: *packets,
+            })
+            .collect();
+        seen_on.sort_by(|a, b| {
+            b.packets
+                .cmp(&a.packets)
+                .then(a.interface.cmp(&b.interface))
+        });
         let interfaces = layout
             .interfaces
             .iter()
@@ -51,7 +81,12 @@ impl CaptureHeader {
                 name: i.name.clone(),
                 link_type: i.link_type,
                 link_type_name: link_type_name(i.link_type),
-                packets: summary.per_interface.get(&i.id).copied().unwrap_or(0),
+                packets: summary
+                    .per_interface
+                    .iter()
+                    .filter(|(via, _)| via.interface == i.id)
+                    .map(|(_, n)| n)
+                    .sum(),
             })
             .collect();
         let duration = match (summary.first_ts, summary.last_ts) {
@@ -65,7 +100,9 @@ impl CaptureHeader {
             gzip: capture.gzip,
             file_bytes: capture.len() as u64,
             interfaces,
+            seen_on,
             packets: summary.packets,
+            duplicates: summary.duplicates,
             ip_packets: summary.ip_packets,
             tunneled_packets: summary.tunneled_packets,
             captured_bytes: summary.captured_bytes,
@@ -113,12 +150,25 @@ impl CaptureHeader {
             })
             .collect();
         out += &format!("interfaces {}\n", used.join(", "));
+        let devices: Vec<String> = self
+            .seen_on
+            .iter()
+            .map(|d| format!("{} ({}) {}", d.interface, d.kind.label(), d.packets))
+            .collect();
+        if self.seen_on.len() > 1 || self.duplicates > 0 {
+            out += &format!("seen on   {}\n", devices.join(", "));
+        }
         let span = match (self.first, self.last) {
             (Some(a), Some(b)) => format!("{a} .. {b} ({})", format_seconds(b.since(a))),
             _ => "no packets".into(),
         };
+        let copies = if self.duplicates > 0 {
+            format!(", {} copies on a second interface", self.duplicates)
+        } else {
+            String::new()
+        };
         out += &format!(
-            "packets   {} ({} IP, {} tunneled), {} bytes on the wire\n",
+            "packets   {} ({} IP, {} tunneled{copies}), {} bytes on the wire\n",
             self.packets, self.ip_packets, self.tunneled_packets, self.wire_bytes
         );
         out += &format!("time      {span}\n");

@@ -30,6 +30,8 @@ pub enum L4<'a> {
     Echo { request: bool, id: u16, seq: u16 },
     /// ICMP(v4) destination unreachable quoting `quoted` (an IP packet).
     Unreachable { code: u8, quoted: &'a [u8] },
+    /// A whole IP packet (IP-in-IP: protocol 4 or 41 by its version).
+    Ip(&'a [u8]),
 }
 
 const TCP_HEADER_LEN: usize = 20;
@@ -95,6 +97,14 @@ fn l4_bytes(src: IpAddr, dst: IpAddr, l4: &L4<'_>) -> (IpNextHeaderProtocol, Vec
             let sum = icmp::checksum(&p.to_immutable());
             p.set_checksum(sum);
             (IpNextHeaderProtocols::Icmp, buf)
+        }
+        L4::Ip(inner) => {
+            let protocol = if inner.first().map(|b| b >> 4) == Some(6) {
+                IpNextHeaderProtocols::Ipv6
+            } else {
+                IpNextHeaderProtocols::Ipv4
+            };
+            (protocol, inner.to_vec())
         }
         L4::Unreachable { code, quoted } => {
             let quoted = &quoted[..quoted.len().min(28)];
@@ -197,6 +207,31 @@ pub fn vxlan(
         &L4::Udp {
             src_port: 40000 + (vni as u16 & 0xff),
             dst_port: port,
+            payload: &payload,
+        },
+    )
+}
+
+/// An IP packet carrying `inner` (IPIP, 6in4): Calico's IPIP mode.
+pub fn ip_in_ip(outer_src: IpAddr, outer_dst: IpAddr, inner: &[u8]) -> Vec<u8> {
+    ip_packet(outer_src, outer_dst, &L4::Ip(inner))
+}
+
+/// An IP packet carrying `inner_frame` (Ethernet) over Geneve (UDP 6081)
+/// with one 8-byte option, as OVN and Antrea do.
+pub fn geneve(outer_src: IpAddr, outer_dst: IpAddr, vni: u32, inner_frame: &[u8]) -> Vec<u8> {
+    // Version 0, options length 2 words; protocol transparent bridging.
+    let mut payload = vec![0x02, 0, 0x65, 0x58];
+    payload.extend_from_slice(&(vni << 8).to_be_bytes());
+    // Option: class 0x0102, type 0x80, length 1 word, 4 bytes of data.
+    payload.extend_from_slice(&[0x01, 0x02, 0x80, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+    payload.extend_from_slice(inner_frame);
+    ip_packet(
+        outer_src,
+        outer_dst,
+        &L4::Udp {
+            src_port: 40000 + (vni as u16 & 0xff),
+            dst_port: 6081,
             payload: &payload,
         },
     )

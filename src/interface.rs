@@ -1,0 +1,257 @@
+//! Which interface a packet was captured on, and what kind of interface
+//! that is. A packet's `Via` combines the capture's interface (pcapng
+//! interface description, or the one interface of a classic pcap) with the
+//! device a Linux `-i any` capture names in its cooked header: the
+//! interface index (SLL2), or the direction and link-layer address (SLL,
+//! which has no index).
+
+use crate::capture::Layout;
+use crate::decode::Cooked;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Where a packet was captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Via {
+    /// The capture's interface id (pcapng numbering; 0 for classic pcap).
+    pub interface: u32,
+    pub device: Device,
+}
+
+/// The device inside a capture interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Device {
+    /// The capture interface is the device.
+    Whole,
+    /// SLL2: the kernel's interface index.
+    Index(u32),
+    /// SLL: no index; the direction and link-layer address stand in for
+    /// the device (an outgoing frame carries the device's own address).
+    Address {
+        outgoing: bool,
+        address: [u8; 8],
+        len: u8,
+    },
+}
+
+impl Via {
+    pub fn new(interface: u32, cooked: Option<&Cooked>) -> Via {
+        let device = match cooked {
+            None => Device::Whole,
+            Some(Cooked {
+                ifindex: Some(index),
+                ..
+            }) => Device::Index(*index),
+            Some(c) => Device::Address {
+                outgoing: c.outgoing(),
+                address: c.address,
+                len: c.address_len,
+            },
+        };
+        Via { interface, device }
+    }
+}
+
+/// What an interface is for, told by its name's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InterfaceKind {
+    /// The host side of a pod's veth pair or a pod bridge (lxc*, veth*,
+    /// cali*, cni0): packets here are still inside the cluster.
+    PodSide,
+    /// An overlay device (cilium_vxlan, flannel.1, vxlan.calico, tunl0):
+    /// inner packets before encapsulation.
+    Overlay,
+    /// A node NIC (ens19, eth0, bond0, ...): the wire.
+    Nic,
+    /// No name to judge by (`any`, an unnamed index).
+    Unknown,
+}
+
+const POD_SIDE_PREFIXES: [&str; 5] = ["lxc", "veth", "cali", "cni", "azv"];
+const OVERLAY_PREFIXES: [&str; 9] = [
+    "cilium_vxlan",
+    "cilium_geneve",
+    "flannel",
+    "vxlan",
+    "tunl",
+    "genev_sys",
+    "vxlan_sys",
+    "weave",
+    "kube-ipvs",
+];
+
+impl InterfaceKind {
+    pub fn of(name: Option<&str>) -> InterfaceKind {
+        let Some(name) = name else {
+            return InterfaceKind::Unknown;
+        };
+        if POD_SIDE_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            InterfaceKind::PodSide
+        } else if OVERLAY_PREFIXES.iter().any(|p| name.starts_with(p)) {
+            InterfaceKind::Overlay
+        } else if name == "any" || name.is_empty() {
+            InterfaceKind::Unknown
+        } else {
+            InterfaceKind::Nic
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            InterfaceKind::PodSide => "pod-side",
+            InterfaceKind::Overlay => "overlay",
+            InterfaceKind::Nic => "nic",
+            InterfaceKind::Unknown => "unknown",
+        }
+    }
+
+    /// Inside the cluster's own plumbing, where pod addresses and
+    /// untranslated VIPs are expected.
+    pub fn is_cluster_side(self) -> bool {
+        matches!(self, InterfaceKind::PodSide | InterfaceKind::Overlay)
+    }
+}
+
+/// Names for the interfaces of one capture: pcapng `if_name`s, plus names
+/// the user gave devices of an `-i any` capture (`--ifname 3=ens19`).
+#[derive(Debug, Clone, Default)]
+pub struct InterfaceNames {
+    capture: Vec<Option<String>>,
+    devices: BTreeMap<DeviceKey, String>,
+}
+
+/// How `--ifname` names a device: by index (SLL2) or address (SLL).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeviceKey {
+    Index(u32),
+    Address([u8; 8]),
+}
+
+impl DeviceKey {
+    /// `3` or `52:54:00:12:34:56`.
+    pub fn parse(text: &str) -> Option<DeviceKey> {
+        if let Ok(index) = text.parse() {
+            return Some(DeviceKey::Index(index));
+        }
+        let bytes: Vec<u8> = text
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<Result<_, _>>()
+            .ok()?;
+        if bytes.is_empty() || bytes.len() > 8 {
+            return None;
+        }
+        let mut address = [0u8; 8];
+        address[..bytes.len()].copy_from_slice(&bytes);
+        Some(DeviceKey::Address(address))
+    }
+}
+
+fn format_address(address: &[u8; 8], len: u8) -> String {
+    let mut out = String::new();
+    for (i, b) in address[..len.min(8) as usize].iter().enumerate() {
+        if i > 0 {
+            out.push(':');
+        }
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+impl InterfaceNames {
+    pub fn new(layout: &Layout, devices: BTreeMap<DeviceKey, String>) -> InterfaceNames {
+        InterfaceNames {
+            capture: layout.interfaces.iter().map(|i| i.name.clone()).collect(),
+            devices,
+        }
+    }
+
+    /// The name of a capture interface, if it has one.
+    pub fn capture_name(&self, interface: u32) -> Option<&str> {
+        self.capture.get(interface as usize)?.as_deref()
+    }
+
+    /// The device's own name, if known.
+    pub fn name(&self, via: &Via) -> Option<&str> {
+        match via.device {
+            Device::Whole => self.capture_name(via.interface),
+            Device::Index(index) => self
+                .devices
+                .get(&DeviceKey::Index(index))
+                .map(String::as_str),
+            Device::Address { address, .. } => self
+                .devices
+                .get(&DeviceKey::Address(address))
+                .map(String::as_str),
+        }
+    }
+
+    /// What reports call the interface: its name, else `ifindex 3`,
+    /// `out 52:54:00:12:34:56` (SLL) or `#0`.
+    pub fn label(&self, via: &Via) -> String {
+        if let Some(name) = self.name(via) {
+            return name.to_string();
+        }
+        match via.device {
+            Device::Whole => format!("#{}", via.interface),
+            Device::Index(index) => format!("ifindex {index}"),
+            Device::Address {
+                outgoing,
+                address,
+                len,
+            } => {
+                let way = if outgoing { "out" } else { "in" };
+                if len == 0 {
+                    way.to_string()
+                } else {
+                    format!("{way} {}", format_address(&address, len))
+                }
+            }
+        }
+    }
+
+    pub fn kind(&self, via: &Via) -> InterfaceKind {
+        InterfaceKind::of(self.name(via))
+    }
+
+    /// Whether `wanted` (an `--interface` value) names this interface: its
+    /// label, or its capture interface's name.
+    pub fn matches(&self, via: &Via, wanted: &str) -> bool {
+        self.label(via) == wanted
+            || (via.device != Device::Whole && self.capture_name(via.interface) == Some(wanted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_by_name() {
+        assert_eq!(
+            InterfaceKind::of(Some("lxc8a3f2c1d")),
+            InterfaceKind::PodSide
+        );
+        assert_eq!(InterfaceKind::of(Some("cali12ab")), InterfaceKind::PodSide);
+        assert_eq!(
+            InterfaceKind::of(Some("cilium_vxlan")),
+            InterfaceKind::Overlay
+        );
+        assert_eq!(InterfaceKind::of(Some("flannel.1")), InterfaceKind::Overlay);
+        assert_eq!(InterfaceKind::of(Some("ens19")), InterfaceKind::Nic);
+        assert_eq!(InterfaceKind::of(Some("any")), InterfaceKind::Unknown);
+        assert_eq!(InterfaceKind::of(None), InterfaceKind::Unknown);
+    }
+
+    #[test]
+    fn device_keys_parse() {
+        assert_eq!(DeviceKey::parse("3"), Some(DeviceKey::Index(3)));
+        assert_eq!(
+            DeviceKey::parse("52:54:00:12:34:56"),
+            Some(DeviceKey::Address([0x52, 0x54, 0, 0x12, 0x34, 0x56, 0, 0]))
+        );
+        assert_eq!(DeviceKey::parse("ens19"), None);
+    }
+}
