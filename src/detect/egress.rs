@@ -10,9 +10,17 @@
 //! the same NAT-invariant fingerprint (TCP sequence number, UDP payload) as
 //! a non-pod flow to the same destination within a second is such a
 //! pre-NAT copy: proof that SNAT happened, not a finding.
+//!
+//! Where the capture names its interfaces, a pod flow is only a finding if
+//! it was seen with its pod source on the wire: on a NIC or an unnamed
+//! interface. Seen only on the pod's lxc/veth device or an overlay device,
+//! it never left the node unmasqueraded. The
+//! per-interface table says which NICs carried what to external
+//! destinations, which answers "which NIC did pod egress actually use?".
 
 use super::{Context, FlowItem, Severity};
-use crate::flow::{Direction, Endpoint, Flow, FlowKey, FlowTable};
+use crate::flow::{Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable};
+use crate::interface::{InterfaceKind, InterfaceNames, Via};
 use crate::time::Timestamp;
 use crate::topology::AddrClass;
 use ipnet::IpNet;
@@ -41,6 +49,8 @@ pub struct EgressGroup {
     pub replies: u64,
     pub first: Timestamp,
     pub last: Timestamp,
+    /// The wire interfaces the pod-source packets left on.
+    pub left_on: Vec<String>,
     pub items: Vec<FlowItem>,
 }
 
@@ -51,6 +61,28 @@ pub struct MasqueradedPod {
     pub flows: u64,
     /// Source addresses of the post-NAT copies.
     pub translated_to: Vec<IpAddr>,
+    /// Where the pre-NAT copies were seen (the pod's device).
+    pub seen_on: Vec<String>,
+    /// Where the post-NAT copies were seen (the egress NIC).
+    pub translated_on: Vec<String>,
+}
+
+/// Traffic to external destinations seen on one interface, by the class
+/// of its source address: which NIC carried pod sources, which the node's.
+#[derive(Debug, Clone, Serialize)]
+pub struct EgressInterface {
+    pub interface: String,
+    pub kind: InterfaceKind,
+    /// Packets to external destinations outside tunnels, by source class.
+    pub packets_by_source: BTreeMap<AddrClass, u64>,
+    pub flows_by_source: BTreeMap<AddrClass, u64>,
+    /// Pod addresses among those sources.
+    pub pod_sources: Vec<IpAddr>,
+    /// Packets to external destinations carried inside a tunnel here.
+    pub tunneled_packets: u64,
+    /// Pod sources on a NIC (or unnamed interface), outside a tunnel: the
+    /// interface where masquerading is missing.
+    pub carries_pod_sources: bool,
 }
 
 /// A non-pod source that reached the same external destinations as the
@@ -72,6 +104,17 @@ pub struct Contrast {
     pub unmasqueraded_pod_subnets: BTreeMap<IpNet, Vec<IpAddr>>,
     pub masqueraded_pods: Vec<MasqueradedPod>,
     pub answered_sources: Vec<AnsweredSource>,
+    /// Pod flows to external destinations seen only on pod-side or overlay
+    /// interfaces or inside a tunnel, with no post-NAT copy: they did not
+    /// leave this node with a pod source (dropped, or SNATed elsewhere).
+    pub not_on_the_wire: Vec<StayedInside>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StayedInside {
+    pub pod: IpAddr,
+    pub flows: u64,
+    pub seen_on: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -79,6 +122,8 @@ pub struct EgressFindings {
     /// Failures (no replies) first, then by flows.
     pub groups: Vec<EgressGroup>,
     pub contrast: Contrast,
+    /// Per interface, what went to external destinations.
+    pub interfaces: Vec<EgressInterface>,
 }
 
 impl EgressFindings {
@@ -105,10 +150,10 @@ fn pod_and_external(key: &FlowKey, context: &Context<'_>) -> Option<(Direction, 
 }
 
 /// Non-pod flows indexed for pairing: (protocol, external endpoint,
-/// fingerprint) -> (first packet time, non-pod source).
-type PostNatIndex = FxHashMap<(u8, Endpoint, u64), Vec<(Timestamp, IpAddr)>>;
+/// fingerprint) -> (first packet time, non-pod source, flow).
+type PostNatIndex<'t> = FxHashMap<(u8, Endpoint, u64), Vec<(Timestamp, IpAddr, &'t Flow)>>;
 
-fn post_nat_index(flows: &FlowTable, context: &Context<'_>) -> PostNatIndex {
+fn post_nat_index<'t>(flows: &'t FlowTable, context: &Context<'_>) -> PostNatIndex<'t> {
     let mut index = PostNatIndex::default();
     for (key, flow) in &flows.flows {
         if flow.fingerprint == 0 {
@@ -121,14 +166,19 @@ fn post_nat_index(flows: &FlowTable, context: &Context<'_>) -> PostNatIndex {
             index
                 .entry((key.protocol, to, flow.fingerprint))
                 .or_default()
-                .push((flow.first_ts, from.addr));
+                .push((flow.first_ts, from.addr, flow));
         }
     }
     index
 }
 
-/// The post-NAT copy's source, if `flow` (pod -> external) has one.
-fn post_nat_source(key: &FlowKey, flow: &Flow, index: &PostNatIndex) -> Option<IpAddr> {
+/// The post-NAT copy (its source and flow), if `flow` (pod -> external)
+/// has one.
+fn post_nat_copy<'t>(
+    key: &FlowKey,
+    flow: &Flow,
+    index: &PostNatIndex<'t>,
+) -> Option<(IpAddr, &'t Flow)> {
     if flow.fingerprint == 0 {
         return None;
     }
@@ -136,18 +186,58 @@ fn post_nat_source(key: &FlowKey, flow: &Flow, index: &PostNatIndex) -> Option<I
     index
         .get(&(key.protocol, to, flow.fingerprint))?
         .iter()
-        .filter(|(ts, _)| ts.0.abs_diff(flow.first_ts.0) <= NAT_PAIR_WINDOW_NS)
-        .map(|(_, src)| *src)
-        .min()
+        .filter(|(ts, _, _)| ts.0.abs_diff(flow.first_ts.0) <= NAT_PAIR_WINDOW_NS)
+        .map(|&(_, src, flow)| (src, flow))
+        .min_by_key(|(src, flow)| (*src, flow.first_record))
+}
+
+/// A crossing on the wire: a NIC or unnamed interface. Tunnelled packets
+/// count too: they are judged on their inner header (DESIGN.md).
+fn on_the_wire(crossing: &Crossing, names: &InterfaceNames) -> bool {
+    !names.kind(&crossing.via).is_cluster_side()
+}
+
+/// Labels of the interfaces where `direction`'s packets were seen, in
+/// order of first packet, filtered by `keep`.
+fn crossed(
+    flow: &Flow,
+    direction: Direction,
+    names: &InterfaceNames,
+    keep: impl Fn(&Crossing) -> bool,
+) -> Vec<String> {
+    let mut crossings: Vec<&Crossing> = flow
+        .crossings
+        .iter()
+        .filter(|c| c.packets[direction.index()] > 0 && keep(c))
+        .collect();
+    crossings.sort_by_key(|c| c.first_record);
+    crossings
+        .iter()
+        .map(|c| match &c.tunnel {
+            Some(tunnel) => format!("{} ({tunnel})", names.label(&c.via)),
+            None => names.label(&c.via),
+        })
+        .collect()
 }
 
 /// (pod, destination, protocol, destination port).
 type GroupKey = (IpAddr, IpAddr, u8, u16);
 
+/// Sets of what a pod's flows had in common, for the contrast lists.
+#[derive(Default)]
+struct PodTally {
+    flows: u64,
+    sources: BTreeSet<IpAddr>,
+    seen_on: BTreeSet<String>,
+    translated_on: BTreeSet<String>,
+}
+
 pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
+    let names = context.interfaces;
     let index = post_nat_index(flows, context);
     let mut groups: BTreeMap<GroupKey, Vec<(&FlowKey, &Flow)>> = BTreeMap::new();
-    let mut masqueraded: BTreeMap<IpAddr, (u64, BTreeSet<IpAddr>)> = BTreeMap::new();
+    let mut masqueraded: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
+    let mut stayed_inside: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
     for (key, flow) in &flows.flows {
         let Some((pod_direction, external)) = pod_and_external(key, context) else {
             continue;
@@ -158,12 +248,34 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
         }
         let pod = key.sender(pod_direction).addr;
         if flow.first_direction == pod_direction {
-            if let Some(source) = post_nat_source(key, flow, &index) {
-                let entry = masqueraded.entry(pod).or_default();
-                entry.0 += 1;
-                entry.1.insert(source);
+            if let Some((source, translated)) = post_nat_copy(key, flow, &index) {
+                let tally = masqueraded.entry(pod).or_default();
+                tally.flows += 1;
+                tally.sources.insert(source);
+                tally
+                    .seen_on
+                    .extend(crossed(flow, pod_direction, names, |_| true));
+                tally.translated_on.extend(crossed(
+                    translated,
+                    translated.first_direction,
+                    names,
+                    |_| true,
+                ));
                 continue;
             }
+        }
+        let wire = |c: &Crossing| on_the_wire(c, names);
+        if !flow
+            .crossings
+            .iter()
+            .any(|c| c.packets[pod_direction.index()] > 0 && wire(c))
+        {
+            let tally = stayed_inside.entry(pod).or_default();
+            tally.flows += 1;
+            tally
+                .seen_on
+                .extend(crossed(flow, pod_direction, names, |_| true));
+            continue;
         }
         groups
             .entry((pod, external.addr, key.protocol, external.port))
@@ -177,7 +289,20 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
                 .pairs
                 .get(&(destination, pod))
                 .map_or(0, |p| p.packets);
-            group(pod, destination, protocol, port, replies, &members, context)
+            let mut group = group(pod, destination, protocol, port, replies, &members, context);
+            let left_on: BTreeSet<String> = members
+                .iter()
+                .flat_map(|(key, flow)| {
+                    let direction = if key.lo.addr == pod {
+                        Direction::Lo
+                    } else {
+                        Direction::Hi
+                    };
+                    crossed(flow, direction, names, |c| on_the_wire(c, names))
+                })
+                .collect();
+            group.left_on = left_on.into_iter().collect();
+            group
         })
         .collect();
     groups.sort_by(|a, b| {
@@ -189,15 +314,87 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
         unmasqueraded_pod_subnets: pod_subnets(&groups),
         masqueraded_pods: masqueraded
             .into_iter()
-            .map(|(pod, (flows, sources))| MasqueradedPod {
+            .map(|(pod, tally)| MasqueradedPod {
                 pod,
-                flows,
-                translated_to: sources.into_iter().collect(),
+                flows: tally.flows,
+                translated_to: tally.sources.into_iter().collect(),
+                seen_on: tally.seen_on.into_iter().collect(),
+                translated_on: tally.translated_on.into_iter().collect(),
             })
             .collect(),
         answered_sources: answered_sources(flows, &groups, context),
+        not_on_the_wire: stayed_inside
+            .into_iter()
+            .map(|(pod, tally)| StayedInside {
+                pod,
+                flows: tally.flows,
+                seen_on: tally.seen_on.into_iter().collect(),
+            })
+            .collect(),
     };
-    EgressFindings { groups, contrast }
+    EgressFindings {
+        groups,
+        contrast,
+        interfaces: egress_interfaces(flows, context),
+    }
+}
+
+/// Per interface: packets and flows to external destinations by source
+/// class, NICs first.
+fn egress_interfaces(flows: &FlowTable, context: &Context<'_>) -> Vec<EgressInterface> {
+    #[derive(Default)]
+    struct Tally {
+        packets: BTreeMap<AddrClass, u64>,
+        flows: BTreeMap<AddrClass, u64>,
+        pods: BTreeSet<IpAddr>,
+        tunneled: u64,
+    }
+    let classify = |addr| context.topology.classify(addr);
+    let mut by_via: BTreeMap<Via, Tally> = BTreeMap::new();
+    for (key, flow) in &flows.flows {
+        for direction in [Direction::Lo, Direction::Hi] {
+            let (from, to) = key.endpoints(direction);
+            if classify(to.addr) != AddrClass::External {
+                continue;
+            }
+            let class = classify(from.addr);
+            for crossing in &flow.crossings {
+                let packets = crossing.packets[direction.index()];
+                if packets == 0 {
+                    continue;
+                }
+                let tally = by_via.entry(crossing.via).or_default();
+                if crossing.tunnel.is_some() {
+                    tally.tunneled += packets;
+                    continue;
+                }
+                *tally.packets.entry(class).or_default() += packets;
+                *tally.flows.entry(class).or_default() += 1;
+                if class == AddrClass::Pod {
+                    tally.pods.insert(from.addr);
+                }
+            }
+        }
+    }
+    let names = context.interfaces;
+    let mut rows: Vec<EgressInterface> = by_via
+        .into_iter()
+        .map(|(via, tally)| {
+            let kind = names.kind(&via);
+            EgressInterface {
+                interface: names.label(&via),
+                kind,
+                carries_pod_sources: !tally.pods.is_empty() && !kind.is_cluster_side(),
+                packets_by_source: tally.packets,
+                flows_by_source: tally.flows,
+                pod_sources: tally.pods.into_iter().collect(),
+                tunneled_packets: tally.tunneled,
+            }
+        })
+        .collect();
+    let nic_first = |r: &EgressInterface| (r.kind != InterfaceKind::Nic, r.kind);
+    rows.sort_by(|a, b| (nic_first(a), &a.interface).cmp(&(nic_first(b), &b.interface)));
+    rows
 }
 
 fn group(
@@ -250,6 +447,7 @@ fn group(
             .map(|(_, f)| f.last_ts)
             .max()
             .unwrap_or_default(),
+        left_on: Vec::new(),
         items,
     }
 }

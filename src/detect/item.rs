@@ -91,7 +91,9 @@ impl FlowItem {
 }
 
 impl fmt::Display for FlowItem {
-    /// `tcp 10.42.1.12:41000 -> 1.1.1.1:443 (syn_only, 4/0 pkts)`
+    /// `tcp 10.42.1.12:41000 -> 1.1.1.1:443 (syn_only, 4/0 pkts)`, then
+    /// ` via lxc1 > ens19` when seen on several interfaces and
+    /// ` in vxlan vni 2 10.50.10.21 -> 10.50.10.22` when tunnelled.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -102,6 +104,18 @@ impl fmt::Display for FlowItem {
             self.outcome,
             self.packets_sent,
             self.packets_received
-        )
+        )?;
+        if self.interfaces.len() > 1 {
+            let names: Vec<&str> = self
+                .interfaces
+                .iter()
+                .map(|c| c.interface.as_str())
+                .collect();
+            write!(f, " via {}", names.join(" > "))?;
+        }
+        if let Some(tunnel) = &self.tunnel {
+            write!(f, " in {tunnel}")?;
+        }
+        Ok(())
     }
 }

@@ -200,7 +200,7 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
     let interfaces: BTreeSet<&str> = groups
         .iter()
-        .flat_map(|g| g.items.iter().map(|i| i.interface.as_str()))
+        .flat_map(|g| g.left_on.iter().map(String::as_str))
         .filter(|i| !i.starts_with('#'))
         .collect();
     let explains = symptoms.explains(
@@ -226,7 +226,10 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
     let device = if interfaces.is_empty() {
         "the egress device".to_string()
     } else {
-        format!("the egress device ({})", list(&interfaces, 3))
+        format!(
+            "the egress device: egress on {} carried pod source addresses",
+            list(&interfaces, 3)
+        )
     };
     let summary = format!(
         "{} ({} packets) from {} pod {} ({}) left with pod source addresses to {} external {} ({}) and got 0 replies; {}{}. Masquerading is not applied on {}.",
@@ -271,9 +274,20 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
         details.push(format!(
             "SNAT does happen for other pods (pre- and post-NAT copies paired): {}.",
             list(
-                masqueraded
-                    .iter()
-                    .map(|m| format!("{} -> {}", m.pod, list(&m.translated_to, 2))),
+                masqueraded.iter().map(|m| {
+                    if m.seen_on.is_empty() || m.translated_on.is_empty() {
+                        format!("{} -> {}", m.pod, list(&m.translated_to, 2))
+                    } else {
+                        format!(
+                            "{} left {} as {} and {} as {}",
+                            m.pod,
+                            list(&m.seen_on, 2),
+                            m.pod,
+                            list(&m.translated_on, 2),
+                            list(&m.translated_to, 2)
+                        )
+                    }
+                }),
                 5
             )
         ));

@@ -5,10 +5,11 @@
 use super::header::CaptureHeader;
 use super::table::new_table;
 use crate::detect::dns::{DnsGroup, DnsItem};
+use crate::detect::egress::EgressInterface;
 use crate::detect::verdict::{correlate, Status, Verdict};
 use crate::detect::{Findings, Severity};
 use crate::time::Timestamp;
-use crate::topology::Topology;
+use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -90,6 +91,7 @@ impl AnalyzeReport {
                 "replies",
                 "first",
                 "last",
+                "left on",
                 "example",
             ]);
             for g in &egress[..take(egress.len())] {
@@ -103,12 +105,14 @@ impl AnalyzeReport {
                     g.replies.to_string(),
                     rel(g.first),
                     rel(g.last),
+                    short_list(&g.left_on, 3),
                     g.items.first().map(|i| i.to_string()).unwrap_or_default(),
                 ]);
             }
             let _ = writeln!(out, "{table}");
             more(&mut out, take(egress.len()), egress.len());
         }
+        out += &render_egress_interfaces(&self.findings.unmasqueraded_egress.interfaces);
 
         let syns = &self.findings.tcp_syns;
         let c = &syns.counts;
@@ -281,6 +285,12 @@ impl AnalyzeReport {
                 .iter()
                 .map(|g| tagged(file, "unmasqueraded_egress", g)),
         );
+        lines.extend(
+            f.unmasqueraded_egress
+                .interfaces
+                .iter()
+                .map(|i| tagged(file, "egress_interface", i)),
+        );
         lines.extend(f.tcp_syns.groups.iter().map(|g| tagged(file, "tcp_syn", g)));
         lines.extend(f.dns.groups.iter().map(|g| tagged(file, "dns", g)));
         lines.extend(f.dns.rcodes.iter().map(|g| tagged(file, "dns_rcode", g)));
@@ -292,6 +302,53 @@ impl AnalyzeReport {
         );
         lines
     }
+}
+
+/// Which interfaces carried traffic to external destinations, and from
+/// which source classes: the answer to "which NIC did pod egress use?".
+fn render_egress_interfaces(rows: &[EgressInterface]) -> String {
+    let mut out =
+        String::from("\nEGRESS INTERFACES (packets to external destinations, by source class)\n");
+    if rows.is_empty() {
+        out += "  none\n";
+        return out;
+    }
+    let mut table = new_table(&[
+        "interface",
+        "kind",
+        "from node",
+        "from pod",
+        "from other",
+        "tunneled",
+        "pod sources",
+        "",
+    ]);
+    for row in rows {
+        let count = |class: AddrClass| row.packets_by_source.get(&class).copied().unwrap_or(0);
+        let other: u64 = row
+            .packets_by_source
+            .iter()
+            .filter(|(c, _)| !matches!(c, AddrClass::Node | AddrClass::Pod))
+            .map(|(_, n)| n)
+            .sum();
+        let note = if row.carries_pod_sources {
+            "pod sources leave unmasqueraded"
+        } else {
+            ""
+        };
+        table.add_row(vec![
+            row.interface.clone(),
+            row.kind.label().to_string(),
+            count(AddrClass::Node).to_string(),
+            count(AddrClass::Pod).to_string(),
+            other.to_string(),
+            row.tunneled_packets.to_string(),
+            short_list(&row.pod_sources, 3),
+            note.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    out
 }
 
 /// `{"file": .., "type": kind, ..fields of value}`.
