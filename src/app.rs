@@ -3,7 +3,7 @@
 
 use crate::cli::{
     AnalyzeArgs, By, Cli, Command, CommonArgs, ContainerArg, FailOn, FlowsArgs, OutputFormat,
-    PresetArg, ScenarioArg, SynthArgs, TopologyArgs,
+    PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -267,10 +267,19 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ContainerArg::Pcap => synth::Container::Pcap,
         ContainerArg::Pcapng => synth::Container::Pcapng,
     };
+    let view = match args.view {
+        ViewArg::Ens19 => synth::View::Ens19,
+        ViewArg::TwoNics => synth::View::TwoNics,
+        ViewArg::AnySll => synth::View::Any(synth::Link::Sll),
+        ViewArg::AnySll2 => synth::View::Any(synth::Link::Sll2),
+    };
     let scenario = match args.scenario {
         ScenarioArg::Mixed => synth::Scenario::Mixed { bytes: size },
-        ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before),
-        ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After),
+        ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
+        ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
+        ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
+        ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),
+        ScenarioArg::OverlayIpip => synth::Scenario::Overlay(synth::TunnelKind::Ipip),
     };
     let bytes = synth::generate(scenario, container, args.seed);
     if args.output.as_os_str() == "-" {

@@ -159,9 +159,13 @@ pub struct SynthArgs {
     /// Approximate size of the capture, e.g. 64M, 1G (mixed scenario only).
     #[arg(long, default_value = "16M")]
     pub size: String,
-    /// Container format to write.
+    /// Container format to write (two-nics is always pcapng, any-sll and
+    /// any-sll2 always pcap).
     #[arg(long = "container", value_enum, default_value = "pcap")]
     pub container: ContainerArg,
+    /// Incident scenarios: where the capture was taken.
+    #[arg(long, value_enum, default_value = "ens19")]
+    pub view: ViewArg,
     /// Seed of the generator: same seed, same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -178,6 +182,25 @@ pub enum ScenarioArg {
     IncidentBefore,
     /// The same workload after the fix: SNATed to the node, answered.
     IncidentAfter,
+    /// Two nodes' pod-to-pod traffic in VXLAN (UDP 8472), one inner
+    /// unanswered SYN.
+    OverlayVxlan,
+    /// The same in Geneve (UDP 6081, with an option).
+    OverlayGeneve,
+    /// The same in IP-in-IP (Calico IPIP).
+    OverlayIpip,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ViewArg {
+    /// `tcpdump -ni ens19`: the egress NIC only.
+    Ens19,
+    /// Both NICs, ens18 and ens19, in one pcapng.
+    TwoNics,
+    /// `tcpdump -i any` with Linux cooked v1 headers (no interface index).
+    AnySll,
+    /// `tcpdump -i any` with Linux cooked v2 headers (interface index).
+    AnySll2,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

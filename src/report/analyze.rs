@@ -5,7 +5,7 @@
 use super::header::CaptureHeader;
 use super::table::new_table;
 use crate::detect::dns::{DnsGroup, DnsItem};
-use crate::detect::egress::EgressInterface;
+use crate::detect::egress::{EgressInterface, MasqueradedPod};
 use crate::detect::verdict::{correlate, Status, Verdict};
 use crate::detect::{Findings, Severity};
 use crate::time::Timestamp;
@@ -113,6 +113,7 @@ impl AnalyzeReport {
             more(&mut out, take(egress.len()), egress.len());
         }
         out += &render_egress_interfaces(&self.findings.unmasqueraded_egress.interfaces);
+        out += &render_masqueraded(&self.findings.unmasqueraded_egress.contrast.masqueraded_pods);
 
         let syns = &self.findings.tcp_syns;
         let c = &syns.counts;
@@ -345,6 +346,29 @@ fn render_egress_interfaces(rows: &[EgressInterface]) -> String {
             row.tunneled_packets.to_string(),
             short_list(&row.pod_sources, 3),
             note.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    out
+}
+
+/// Pods whose pre- and post-NAT copies were both captured (`-i any`): the
+/// proof that SNAT happens, and on which interface.
+fn render_masqueraded(pods: &[MasqueradedPod]) -> String {
+    if pods.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("\nMASQUERADED POD EGRESS (pre- and post-NAT copies of a flow paired)\n");
+    let mut table = new_table(&["pod", "flows", "left", "as", "then left", "as"]);
+    for pod in pods {
+        table.add_row(vec![
+            pod.pod.to_string(),
+            pod.flows.to_string(),
+            short_list(&pod.seen_on, 3),
+            pod.pod.to_string(),
+            short_list(&pod.translated_on, 3),
+            short_list(&pod.translated_to, 3),
         ]);
     }
     let _ = writeln!(out, "{table}");

@@ -212,6 +212,82 @@ pub fn vxlan(
     )
 }
 
+/// A Linux cooked v1 frame (`tcpdump -i any`): packet type (0 to us, 4
+/// outgoing), ARPHRD_ETHER, the link-layer address (sender's, or the
+/// device's own when outgoing), protocol.
+pub fn sll(ip: &[u8], outgoing: bool, address: [u8; 6]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(16 + ip.len());
+    frame.extend_from_slice(&(if outgoing { 4u16 } else { 0 }).to_be_bytes());
+    frame.extend_from_slice(&1u16.to_be_bytes());
+    frame.extend_from_slice(&6u16.to_be_bytes());
+    frame.extend_from_slice(&address);
+    frame.extend_from_slice(&[0, 0]);
+    frame.extend_from_slice(&ethertype_of(ip).to_be_bytes());
+    frame.extend_from_slice(ip);
+    frame
+}
+
+/// A Linux cooked v2 frame: protocol, reserved, interface index,
+/// ARPHRD_ETHER, packet type, address length, address.
+pub fn sll2(ip: &[u8], ifindex: u32, outgoing: bool, address: [u8; 6]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(20 + ip.len());
+    frame.extend_from_slice(&ethertype_of(ip).to_be_bytes());
+    frame.extend_from_slice(&[0, 0]);
+    frame.extend_from_slice(&ifindex.to_be_bytes());
+    frame.extend_from_slice(&1u16.to_be_bytes());
+    frame.push(if outgoing { 4 } else { 0 });
+    frame.push(6);
+    frame.extend_from_slice(&address);
+    frame.extend_from_slice(&[0, 0]);
+    frame.extend_from_slice(ip);
+    frame
+}
+
+fn ethertype_of(ip: &[u8]) -> u16 {
+    if ip.first().map(|b| b >> 4) == Some(6) {
+        EtherTypes::Ipv6.0
+    } else {
+        EtherTypes::Ipv4.0
+    }
+}
+
+/// NAT on an IPv4 TCP/UDP packet: replaces the source and/or destination
+/// (address, port) and recomputes the checksums, as conntrack does.
+pub fn rewrite(ip: &[u8], src: Option<(IpAddr, u16)>, dst: Option<(IpAddr, u16)>) -> Vec<u8> {
+    let mut buf = ip.to_vec();
+    let header_len = usize::from(buf[0] & 0x0f) * 4;
+    let protocol = buf[9];
+    for (endpoint, addr_at, port_at) in [(src, 12, 0), (dst, 16, 2)] {
+        if let Some((IpAddr::V4(addr), port)) = endpoint {
+            buf[addr_at..addr_at + 4].copy_from_slice(&addr.octets());
+            let at = header_len + port_at;
+            buf[at..at + 2].copy_from_slice(&port.to_be_bytes());
+        }
+    }
+    let (s, d) = {
+        let p = pnet_packet::ipv4::Ipv4Packet::new(&buf).expect("an IPv4 packet");
+        (p.get_source(), p.get_destination())
+    };
+    let (head, l4) = buf.split_at_mut(header_len);
+    match protocol {
+        6 => {
+            let mut p = MutableTcpPacket::new(l4).expect("a TCP segment");
+            let sum = tcp::ipv4_checksum(&p.to_immutable(), &s, &d);
+            p.set_checksum(sum);
+        }
+        17 => {
+            let mut p = MutableUdpPacket::new(l4).expect("a UDP datagram");
+            let sum = udp::ipv4_checksum(&p.to_immutable(), &s, &d);
+            p.set_checksum(sum);
+        }
+        _ => {}
+    }
+    let mut p = MutableIpv4Packet::new(head).expect("an IPv4 header");
+    let sum = ipv4::checksum(&p.to_immutable());
+    p.set_checksum(sum);
+    buf
+}
+
 /// An IP packet carrying `inner` (IPIP, 6in4): Calico's IPIP mode.
 pub fn ip_in_ip(outer_src: IpAddr, outer_dst: IpAddr, inner: &[u8]) -> Vec<u8> {
     ip_packet(outer_src, outer_dst, &L4::Ip(inner))

@@ -1,6 +1,8 @@
-//! The incident kpcap was born from (DESIGN.md), as seen by
-//! `tcpdump -ni ens19` on a k3s worker (node 10.50.10.21, Cilium with VXLAN
-//! tunnelling, pod CIDR 10.42.0.0/16).
+//! The incident kpcap was born from (DESIGN.md) on a k3s worker (node
+//! 10.50.10.21 on ens19, 192.168.178.21 on ens18; Cilium with VXLAN
+//! tunnelling, pod CIDR 10.42.0.0/16), as seen by `tcpdump -ni ens19`, by
+//! a capture of both NICs, or by `tcpdump -i any` (SLL or SLL2), where
+//! every pod packet appears on its lxc device and again on ens19.
 //!
 //! Before the fix, pods' egress leaves ens19 with pod source addresses:
 //! flux pods' SYNs to 1.1.1.1:443 and GitHub are retransmitted and never
@@ -8,10 +10,13 @@
 //! the node's own HTTPS and DNS to the same destinations are answered.
 //! After the fix (bpf.masquerade=true, devices=ens19), the same workload
 //! leaves SNATed to the node address and everything is answered.
+//!
+//! Each packet is scripted once, with the route it takes through the node;
+//! a `View` then renders the copies a capture point would see.
 
-use super::frame::{dns_message, ethernet, ip_packet, vxlan, L4};
+use super::frame::{dns_message, ethernet, ip_packet, rewrite, sll, sll2, vxlan, L4};
 use super::tcp::TcpScript;
-use super::writer::CaptureWriter;
+use super::writer::{CaptureWriter, Container, Link};
 use super::START;
 use crate::time::Timestamp;
 use rand::{Rng, SeedableRng};
@@ -58,23 +63,206 @@ pub enum Phase {
     After,
 }
 
-/// Frames with their capture times, written in time order.
-struct Timeline {
-    events: Vec<(Timestamp, Vec<u8>)>,
+/// Where the capture was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// `tcpdump -ni ens19 -w`: one Ethernet interface.
+    Ens19,
+    /// A pcapng capture of ens18 and ens19.
+    TwoNics,
+    /// `tcpdump -i any`: every device, Linux cooked headers (SLL or SLL2).
+    Any(Link),
 }
 
+/// A device of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Device {
+    name: &'static str,
+    ifindex: u32,
+    mac: [u8; 6],
+    /// The MAC of whoever sends to us on this device (gateway, pod).
+    peer_mac: [u8; 6],
+}
+
+const ENS18: Device = Device {
+    name: "ens18",
+    ifindex: 2,
+    mac: [0x52, 0x54, 0, 0x18, 0, 0x21],
+    peer_mac: [0x52, 0x54, 0, 0x18, 0, 0x01],
+};
+const ENS19: Device = Device {
+    name: "ens19",
+    ifindex: 3,
+    mac: [0x52, 0x54, 0, 0x19, 0, 0x21],
+    peer_mac: [0x52, 0x54, 0, 0x19, 0, 0x01],
+};
+
+/// Each pod's lxc device (Cilium names them lxc + a hash).
+const PODS: [([u8; 4], Device); 3] = [
+    (
+        COREDNS_POD,
+        Device {
+            name: "lxc8a3f2c1d9e01",
+            ifindex: 11,
+            mac: [0x6e, 0x11, 0x3f, 0x2c, 0x1d, 0x01],
+            peer_mac: [0x0a, 0x58, 0x0a, 0x2a, 0x01, 0x05],
+        },
+    ),
+    (
+        [10, 42, 1, 12],
+        Device {
+            name: "lxc3be5a77c0f12",
+            ifindex: 12,
+            mac: [0x6e, 0x12, 0xe5, 0xa7, 0x7c, 0x12],
+            peer_mac: [0x0a, 0x58, 0x0a, 0x2a, 0x01, 0x0c],
+        },
+    ),
+    (
+        [10, 42, 1, 17],
+        Device {
+            name: "lxc90d2e6b4a1c3",
+            ifindex: 13,
+            mac: [0x6e, 0x13, 0xd2, 0xe6, 0xb4, 0x17],
+            peer_mac: [0x0a, 0x58, 0x0a, 0x2a, 0x01, 0x11],
+        },
+    ),
+];
+
+/// The `--ifname` values naming this node's devices in an SLL2 capture.
+pub const IFNAMES: &str =
+    "2=ens18,3=ens19,11=lxc8a3f2c1d9e01,12=lxc3be5a77c0f12,13=lxc90d2e6b4a1c3";
+
+fn lxc(pod: IpAddr) -> Device {
+    PODS.iter()
+        .find(|(addr, _)| IpAddr::from(*addr) == pod)
+        .map(|(_, device)| *device)
+        .expect("a scripted pod")
+}
+
+/// How a pod packet looks on the NIC.
+#[derive(Debug, Clone, Copy)]
+enum Wire {
+    Plain,
+    /// SNATed to (node address, port): the source going out, the
+    /// destination coming back.
+    Snat(IpAddr, u16),
+    /// In Cilium's VXLAN tunnel to or from the control-plane node.
+    Vxlan,
+}
+
+/// The path of one scripted packet through the node.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// The node's own packet on a NIC.
+    Node(Device),
+    /// From a pod: on its lxc device, then on ens19.
+    FromPod(Wire),
+    /// To a pod: on ens19, then on its lxc device.
+    ToPod(Wire),
+}
+
+/// One copy of a packet at a capture point.
+struct Sighting {
+    ts: Timestamp,
+    device: Device,
+    outgoing: bool,
+    ip: Vec<u8>,
+}
+
+/// Scripted packets with their routes.
+struct Timeline {
+    events: Vec<(u64, Vec<u8>, Route)>,
+}
+
+/// Time from a packet on the lxc device to its copy on the NIC.
+const FORWARDING_NS: u64 = 40_000;
+
 impl Timeline {
-    fn add(&mut self, at_ns: u64, ip: Vec<u8>) {
-        self.events
-            .push((Timestamp(START.0 + at_ns), ethernet(&ip, &[])));
+    fn add(&mut self, at_ns: u64, ip: Vec<u8>, route: Route) {
+        self.events.push((at_ns, ip, route));
     }
 
-    /// Packets one `SESSION_SPACING` apart, from `at_ns`.
-    fn session(&mut self, at_ns: u64, packets: Vec<Vec<u8>>) {
+    /// The node's own packet on ens19.
+    fn node(&mut self, at_ns: u64, ip: Vec<u8>) {
+        self.add(at_ns, ip, Route::Node(ENS19));
+    }
+
+    /// A pod's packets one `SESSION_SPACING` apart, each routed by
+    /// whether the pod sent it.
+    fn pod_session(&mut self, at_ns: u64, pod: IpAddr, wire: Wire, packets: Vec<Vec<u8>>) {
         for (i, ip) in packets.into_iter().enumerate() {
-            self.add(at_ns + i as u64 * SESSION_SPACING, ip);
+            self.pod_packet(at_ns + i as u64 * SESSION_SPACING, pod, wire, ip);
         }
     }
+
+    fn pod_packet(&mut self, at_ns: u64, pod: IpAddr, wire: Wire, ip: Vec<u8>) {
+        let route = if source(&ip) == pod {
+            Route::FromPod(wire)
+        } else {
+            Route::ToPod(wire)
+        };
+        self.add(at_ns, ip, route);
+    }
+
+    fn node_session(&mut self, at_ns: u64, packets: Vec<Vec<u8>>) {
+        for (i, ip) in packets.into_iter().enumerate() {
+            self.node(at_ns + i as u64 * SESSION_SPACING, ip);
+        }
+    }
+
+    /// Every copy of every packet, in capture order.
+    fn sightings(&self) -> Vec<Sighting> {
+        let node = IpAddr::from(NODE);
+        let control_plane = IpAddr::from(CONTROL_PLANE);
+        let mut copies = Vec::new();
+        for (at, ip, route) in &self.events {
+            let ts = Timestamp(START.0 + at);
+            let mut copy = |ts, device, outgoing, ip| {
+                copies.push(Sighting {
+                    ts,
+                    device,
+                    outgoing,
+                    ip,
+                })
+            };
+            let later = Timestamp(ts.0 + FORWARDING_NS);
+            match *route {
+                Route::Node(device) => {
+                    let outgoing = source(ip) == node || source(ip) == IpAddr::from(NODE_LAN);
+                    copy(ts, device, outgoing, ip.clone());
+                }
+                Route::FromPod(wire) => {
+                    copy(ts, lxc(source(ip)), false, ip.clone());
+                    let on_wire = match wire {
+                        Wire::Plain => ip.clone(),
+                        Wire::Snat(addr, port) => rewrite(ip, Some((addr, port)), None),
+                        Wire::Vxlan => vxlan(node, control_plane, 8472, 2, &ethernet(ip, &[])),
+                    };
+                    copy(later, ENS19, true, on_wire);
+                }
+                Route::ToPod(wire) => {
+                    let on_wire = match wire {
+                        Wire::Plain => ip.clone(),
+                        Wire::Snat(addr, port) => rewrite(ip, None, Some((addr, port))),
+                        Wire::Vxlan => vxlan(control_plane, node, 8472, 2, &ethernet(ip, &[])),
+                    };
+                    copy(ts, ENS19, false, on_wire);
+                    copy(later, lxc(destination(ip)), true, ip.clone());
+                }
+            }
+        }
+        // Stable: simultaneous copies keep the order they were scripted in.
+        copies.sort_by_key(|c| c.ts);
+        copies
+    }
+}
+
+fn source(ip: &[u8]) -> IpAddr {
+    IpAddr::from([ip[12], ip[13], ip[14], ip[15]])
+}
+
+fn destination(ip: &[u8]) -> IpAddr {
+    IpAddr::from([ip[16], ip[17], ip[18], ip[19]])
 }
 
 fn udp(src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
@@ -89,7 +277,56 @@ fn udp(src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
     )
 }
 
-pub fn write<W: Write>(out: &mut CaptureWriter<W>, phase: Phase, seed: u64) -> std::io::Result<()> {
+/// The node's address on ens18 (the home LAN, which has a default route
+/// too).
+const NODE_LAN: [u8; 4] = [192, 168, 178, 21];
+
+/// Writes the capture `view` sees; `container` applies to the ens19 view
+/// (two NICs are pcapng, `-i any` is pcap, as tcpdump writes it).
+pub fn write<W: Write>(
+    out: W,
+    phase: Phase,
+    view: View,
+    container: Container,
+    seed: u64,
+) -> std::io::Result<W> {
+    let timeline = script(phase, view, seed);
+    let (container, interfaces): (Container, Vec<(&str, Link)>) = match view {
+        View::Ens19 => (container, vec![("ens19", Link::Ethernet)]),
+        View::TwoNics => (
+            Container::Pcapng,
+            vec![("ens18", Link::Ethernet), ("ens19", Link::Ethernet)],
+        ),
+        View::Any(link) => (Container::Pcap, vec![("any", link)]),
+    };
+    let mut writer = CaptureWriter::with_interfaces(out, container, &interfaces)?;
+    for copy in timeline.sightings() {
+        let is_nic = copy.device == ENS18 || copy.device == ENS19;
+        let (interface, frame) = match view {
+            View::Ens19 if copy.device == ENS19 => (0, ethernet(&copy.ip, &[])),
+            View::TwoNics if is_nic => (u32::from(copy.device == ENS19), ethernet(&copy.ip, &[])),
+            View::Ens19 | View::TwoNics => continue,
+            View::Any(link) => {
+                // Outgoing frames carry the device's own address, received
+                // ones the sender's.
+                let address = if copy.outgoing {
+                    copy.device.mac
+                } else {
+                    copy.device.peer_mac
+                };
+                let frame = match link {
+                    Link::Sll2 => sll2(&copy.ip, copy.device.ifindex, copy.outgoing, address),
+                    _ => sll(&copy.ip, copy.outgoing, address),
+                };
+                (0, frame)
+            }
+        };
+        writer.write_on(interface, copy.ts, &frame)?;
+    }
+    Ok(writer.into_inner())
+}
+
+fn script(phase: Phase, view: View, seed: u64) -> Timeline {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
     let node = IpAddr::from(NODE);
@@ -107,7 +344,7 @@ pub fn write<W: Write>(out: &mut CaptureWriter<W>, phase: Phase, seed: u64) -> s
             &mut rng,
         );
         let packets = script.full_session(2, &mut rng, &body);
-        timeline.session(at * MS, packets);
+        timeline.node_session(at * MS, packets);
     }
 
     // The node's own DNS to the same resolver: answered.
@@ -118,15 +355,16 @@ pub fn write<W: Write>(out: &mut CaptureWriter<W>, phase: Phase, seed: u64) -> s
         let id = rng.gen();
         let query = dns_message(id, false, 0, name, qtype, None);
         let response = dns_message(id, true, 0, name, qtype, Some(answer));
-        timeline.add(at * MS, udp(client, server, &query));
-        timeline.add(at * MS + 9 * MS, udp(server, client, &response));
+        timeline.node(at * MS, udp(client, server, &query));
+        timeline.node(at * MS + 9 * MS, udp(server, client, &response));
     }
 
     // Pod-to-pod traffic to the control-plane node, in Cilium's VXLAN
     // tunnel (UDP 8472): underlay, never a finding.
+    let pod = IpAddr::from([10, 42, 1, 12]);
     for at in (1200..DURATION / MS - 1000).step_by(6000) {
         let script = TcpScript::new(
-            ([10, 42, 1, 12].into(), next_port.next().unwrap_or(40002)),
+            (pod, next_port.next().unwrap_or(40002)),
             ([10, 42, 0, 8].into(), 8080),
             &mut rng,
         );
@@ -135,14 +373,7 @@ pub fn write<W: Write>(out: &mut CaptureWriter<W>, phase: Phase, seed: u64) -> s
             .into_iter()
             .enumerate()
         {
-            let to_control_plane = i % 2 == 0;
-            let (a, b) = if to_control_plane {
-                (node, CONTROL_PLANE.into())
-            } else {
-                (CONTROL_PLANE.into(), node)
-            };
-            let outer = vxlan(a, b, 8472, 2, &ethernet(&inner, &[]));
-            timeline.add(at * MS + i as u64 * MS, outer);
+            timeline.pod_packet(at * MS + i as u64 * MS, pod, Wire::Vxlan, inner);
         }
     }
 
@@ -150,24 +381,20 @@ pub fn write<W: Write>(out: &mut CaptureWriter<W>, phase: Phase, seed: u64) -> s
     for (round, at) in (2000..24_000).step_by(5000).enumerate() {
         for (i, (pod, server)) in POD_EGRESS.iter().enumerate() {
             let start = (at + i as u64 * 150) * MS;
+            let pod = IpAddr::from(*pod);
             let pod_port = next_port.next().unwrap_or(40003);
+            let script = TcpScript::new((pod, pod_port), ((*server).into(), 443), &mut rng);
             match phase {
                 Phase::Before => {
-                    let script = TcpScript::new(
-                        (IpAddr::from(*pod), pod_port),
-                        ((*server).into(), 443),
-                        &mut rng,
-                    );
                     // Linux retransmits a SYN after 1, 2 and 4 s.
                     for (ip, delay) in script.unanswered_syn(3).into_iter().zip([0, 1, 3, 7]) {
-                        timeline.add(start + delay * SECOND, ip);
+                        timeline.pod_packet(start + delay * SECOND, pod, Wire::Plain, ip);
                     }
                 }
                 Phase::After => {
                     let snat_port = 20000 + (round * POD_EGRESS.len() + i) as u16;
-                    let script =
-                        TcpScript::new((node, snat_port), ((*server).into(), 443), &mut rng);
-                    timeline.session(start, script.full_session(3, &mut rng, &body));
+                    let packets = script.full_session(3, &mut rng, &body);
+                    timeline.pod_session(start, pod, Wire::Snat(node, snat_port), packets);
                 }
             }
         }
@@ -175,31 +402,51 @@ pub fn write<W: Write>(out: &mut CaptureWriter<W>, phase: Phase, seed: u64) -> s
 
     // CoreDNS forwarding lookups to 1.1.1.1:53 every 3 s; unanswered
     // queries are retried after 2 s with the same id and port.
+    let coredns = IpAddr::from(COREDNS_POD);
     for (i, at) in (1000..24_000).step_by(3000).enumerate() {
         let (name, qtype, answer) = LOOKUPS[i % LOOKUPS.len()];
         let id = rng.gen();
         let query = dns_message(id, false, 0, name, qtype, None);
         let server = (IpAddr::from(CLOUDFLARE), 53);
-        let pod_port = next_port.next().unwrap_or(40004);
+        let client = (coredns, next_port.next().unwrap_or(40004));
         match phase {
             Phase::Before => {
-                let client = (IpAddr::from(COREDNS_POD), pod_port);
-                timeline.add(at * MS, udp(client, server, &query));
-                timeline.add((at + 2000) * MS, udp(client, server, &query));
+                for retry in [0, 2000] {
+                    let ip = udp(client, server, &query);
+                    timeline.pod_packet((at + retry) * MS, coredns, Wire::Plain, ip);
+                }
             }
             Phase::After => {
-                let client = (node, 30000 + i as u16);
+                let wire = Wire::Snat(node, 30000 + i as u16);
                 let response = dns_message(id, true, 0, name, qtype, Some(answer));
-                timeline.add(at * MS, udp(client, server, &query));
-                timeline.add(at * MS + 11 * MS, udp(server, client, &response));
+                timeline.pod_packet(at * MS, coredns, wire, udp(client, server, &query));
+                let reply = udp(server, client, &response);
+                timeline.pod_packet(at * MS + 11 * MS, coredns, wire, reply);
             }
         }
     }
 
-    // Stable: simultaneous frames keep the order they were scripted in.
-    timeline.events.sort_by_key(|(ts, _)| *ts);
-    for (ts, frame) in &timeline.events {
-        out.write(*ts, frame)?;
+    if view != View::Ens19 {
+        lan_traffic(&mut timeline, seed, &body);
     }
-    Ok(())
+    timeline
+}
+
+/// The node's own traffic on ens18 (home LAN, the other default route):
+/// answered HTTPS from 192.168.178.21. Its own generator, so the other
+/// views' bytes do not depend on it.
+fn lan_traffic(timeline: &mut Timeline, seed: u64, body: &[u8]) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x18);
+    let node = IpAddr::from(NODE_LAN);
+    for at in (300..DURATION / MS - 1000).step_by(5000) {
+        let port = rng.gen_range(32768u16..61000);
+        let script = TcpScript::new((node, port), (IpAddr::from(GITHUB), 443), &mut rng);
+        for (i, ip) in script
+            .full_session(1, &mut rng, body)
+            .into_iter()
+            .enumerate()
+        {
+            timeline.add(at * MS + i as u64 * SESSION_SPACING, ip, Route::Node(ENS18));
+        }
+    }
 }

@@ -5,12 +5,14 @@
 pub mod frame;
 mod incident;
 mod mixed;
+mod overlay;
 mod tcp;
 mod writer;
 
-pub use incident::Phase;
+pub use crate::decode::TunnelKind;
+pub use incident::{Phase, View, IFNAMES};
 pub use mixed::START;
-pub use writer::{CaptureWriter, Container};
+pub use writer::{CaptureWriter, Container, Link};
 
 use std::io::Write;
 
@@ -18,8 +20,11 @@ use std::io::Write;
 pub enum Scenario {
     /// A busy node's mixed traffic, about `bytes` long.
     Mixed { bytes: u64 },
-    /// The DESIGN.md incident on a worker's ens19, before or after the fix.
-    Incident(Phase),
+    /// The DESIGN.md incident on a worker, before or after the fix, as
+    /// captured on ens19, on both NICs, or with `-i any`.
+    Incident(Phase, View),
+    /// Two nodes' pod-to-pod traffic in an overlay tunnel, seen on ens19.
+    Overlay(TunnelKind),
 }
 
 /// Writes the scenario's capture to `out`.
@@ -29,12 +34,19 @@ pub fn write<W: Write>(
     container: Container,
     seed: u64,
 ) -> std::io::Result<W> {
-    let mut writer = CaptureWriter::new(out, container, "ens19")?;
     match scenario {
-        Scenario::Mixed { bytes } => mixed::write(&mut writer, bytes, seed)?,
-        Scenario::Incident(phase) => incident::write(&mut writer, phase, seed)?,
+        Scenario::Mixed { bytes } => {
+            let mut writer = CaptureWriter::new(out, container, "ens19")?;
+            mixed::write(&mut writer, bytes, seed)?;
+            Ok(writer.into_inner())
+        }
+        Scenario::Incident(phase, view) => incident::write(out, phase, view, container, seed),
+        Scenario::Overlay(kind) => {
+            let mut writer = CaptureWriter::new(out, container, "ens19")?;
+            overlay::write(&mut writer, kind, seed)?;
+            Ok(writer.into_inner())
+        }
     }
-    Ok(writer.into_inner())
 }
 
 /// The scenario's capture as bytes.

@@ -1,5 +1,6 @@
-//! Writes frames into a pcap or pcapng container (Ethernet, nanosecond
-//! timestamps) through pcap-file's writers.
+//! Writes frames into a pcap or pcapng container (nanosecond timestamps)
+//! through pcap-file's writers: one Ethernet interface, several named
+//! interfaces (pcapng), or a Linux cooked `-i any` capture (SLL, SLL2).
 
 use crate::time::Timestamp;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
@@ -19,6 +20,26 @@ pub enum Container {
     Pcapng,
 }
 
+/// The link layer of a written interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Ethernet,
+    /// Linux cooked v1 (`tcpdump -i any` before libpcap 1.10).
+    Sll,
+    /// Linux cooked v2 (with the interface index).
+    Sll2,
+}
+
+impl Link {
+    fn data_link(self) -> DataLink {
+        match self {
+            Link::Ethernet => DataLink::ETHERNET,
+            Link::Sll => DataLink::LINUX_SLL,
+            Link::Sll2 => DataLink::LINUX_SLL2,
+        }
+    }
+}
+
 enum Inner<W: Write> {
     Pcap(PcapWriter<W>),
     Pcapng(PcapNgWriter<W>),
@@ -30,31 +51,49 @@ pub struct CaptureWriter<W: Write> {
     pub frames_written: u64,
 }
 
+fn io_error(e: pcap_file::PcapError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
 impl<W: Write> CaptureWriter<W> {
     /// Starts a capture of one Ethernet interface called `interface`.
     pub fn new(writer: W, container: Container, interface: &str) -> std::io::Result<Self> {
-        let map = |e: pcap_file::PcapError| std::io::Error::other(e.to_string());
+        Self::with_interfaces(writer, container, &[(interface, Link::Ethernet)])
+    }
+
+    /// Starts a capture of the given (name, link) interfaces, numbered in
+    /// order. Classic pcap holds one interface and no name.
+    pub fn with_interfaces(
+        writer: W,
+        container: Container,
+        interfaces: &[(&str, Link)],
+    ) -> std::io::Result<Self> {
         let inner = match container {
             Container::Pcap => {
+                let [(_, link)] = interfaces else {
+                    return Err(std::io::Error::other("classic pcap has one interface"));
+                };
                 let header = PcapHeader {
                     ts_resolution: TsResolution::NanoSecond,
-                    datalink: DataLink::ETHERNET,
+                    datalink: link.data_link(),
                     ..PcapHeader::default()
                 };
-                Inner::Pcap(PcapWriter::with_header(writer, header).map_err(map)?)
+                Inner::Pcap(PcapWriter::with_header(writer, header).map_err(io_error)?)
             }
             Container::Pcapng => {
-                let mut w = PcapNgWriter::new(writer).map_err(map)?;
-                let idb = InterfaceDescriptionBlock {
-                    linktype: DataLink::ETHERNET,
-                    snaplen: 0,
-                    options: vec![
-                        InterfaceDescriptionOption::IfName(Cow::Owned(interface.to_string())),
-                        // pcap-file writes enhanced packet timestamps in ns.
-                        InterfaceDescriptionOption::IfTsResol(9),
-                    ],
-                };
-                w.write_pcapng_block(idb).map_err(map)?;
+                let mut w = PcapNgWriter::new(writer).map_err(io_error)?;
+                for (name, link) in interfaces {
+                    let idb = InterfaceDescriptionBlock {
+                        linktype: link.data_link(),
+                        snaplen: 0,
+                        options: vec![
+                            InterfaceDescriptionOption::IfName(Cow::Owned(name.to_string())),
+                            // pcap-file writes enhanced packet timestamps in ns.
+                            InterfaceDescriptionOption::IfTsResol(9),
+                        ],
+                    };
+                    w.write_pcapng_block(idb).map_err(io_error)?;
+                }
                 Inner::Pcapng(w)
             }
         };
@@ -66,21 +105,25 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     pub fn write(&mut self, ts: Timestamp, frame: &[u8]) -> std::io::Result<()> {
-        let map = |e: pcap_file::PcapError| std::io::Error::other(e.to_string());
+        self.write_on(0, ts, frame)
+    }
+
+    /// Writes a frame captured on interface `interface` (pcapng numbering).
+    pub fn write_on(&mut self, interface: u32, ts: Timestamp, frame: &[u8]) -> std::io::Result<()> {
         let timestamp = Duration::from_nanos(ts.0);
         let written = match &mut self.inner {
             Inner::Pcap(w) => w
                 .write_packet(&PcapPacket::new(timestamp, frame.len() as u32, frame))
-                .map_err(map)?,
+                .map_err(io_error)?,
             Inner::Pcapng(w) => w
                 .write_pcapng_block(EnhancedPacketBlock {
-                    interface_id: 0,
+                    interface_id: interface,
                     timestamp,
                     original_len: frame.len() as u32,
                     data: Cow::Borrowed(frame),
                     options: vec![],
                 })
-                .map_err(map)?,
+                .map_err(io_error)?,
         };
         self.bytes_written += written as u64;
         self.frames_written += 1;
