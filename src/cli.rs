@@ -95,7 +95,8 @@ pub struct CommonArgs {
     #[arg(long = "interface", value_name = "NAME")]
     pub interfaces: Vec<String>,
     /// Name a device of a `tcpdump -i any` capture, which records only its
-    /// index (SLL2) or link-layer address (SLL): `3=ens19`,
+    /// index (SLL2) or a link-layer address (SLL: the device's own for
+    /// frames it sent, the sender's for frames it received): `3=ens19`,
     /// `52:54:00:12:34:56=ens19` (repeatable, or comma-separated).
     #[arg(long = "ifname", value_name = "INDEX=NAME", value_delimiter = ',')]
     pub ifnames: Vec<String>,

@@ -23,29 +23,50 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// testdata/incident-*.pcapng are `kpcap synth --scenario incident-before
-/// (-after) --container pcapng` output; regenerate them with it if the
-/// generator changes on purpose.
+/// testdata/incident-*, overlay-* are `kpcap synth` output (the command
+/// is in the table); regenerate them with it if the generator changes on
+/// purpose.
 #[test]
-fn committed_incident_captures_are_reproducible() {
-    for phase in ["before", "after"] {
-        let path = scratch("incident").join(format!("{phase}.pcapng"));
-        let path = path.display().to_string();
-        let scenario = format!("incident-{phase}");
-        let out = kpcap(&[
-            "synth",
-            "--scenario",
-            &scenario,
-            "--container",
-            "pcapng",
-            "-o",
-            &path,
-        ]);
+fn committed_synthetic_captures_are_reproducible() {
+    for (file, args) in [
+        (
+            "incident-before.pcapng",
+            "--scenario incident-before --container pcapng",
+        ),
+        (
+            "incident-after.pcapng",
+            "--scenario incident-after --container pcapng",
+        ),
+        (
+            "incident-before-any.pcap",
+            "--scenario incident-before --view any-sll2",
+        ),
+        (
+            "incident-after-any.pcap",
+            "--scenario incident-after --view any-sll2",
+        ),
+        (
+            "incident-before-any-sll.pcap",
+            "--scenario incident-before --view any-sll",
+        ),
+        (
+            "incident-before-two-nics.pcapng",
+            "--scenario incident-before --view two-nics",
+        ),
+        ("overlay-vxlan.pcap", "--scenario overlay-vxlan"),
+        ("overlay-geneve.pcap", "--scenario overlay-geneve"),
+        ("overlay-ipip.pcap", "--scenario overlay-ipip"),
+    ] {
+        let path = scratch("synth").join(file).display().to_string();
+        let mut command: Vec<&str> = vec!["synth"];
+        command.extend(args.split(' '));
+        command.extend(["-o", &path]);
+        let out = kpcap(&command);
         assert!(out.status.success(), "{}", stderr(&out));
-        let committed = std::fs::read(testdata(&format!("incident-{phase}.pcapng"))).unwrap();
+        let committed = std::fs::read(testdata(file)).unwrap();
         assert!(
             std::fs::read(&path).unwrap() == committed,
-            "regenerate testdata/incident-{phase}.pcapng"
+            "regenerate testdata/{file}: kpcap synth {args} -o testdata/{file}"
         );
     }
 }
