@@ -7,7 +7,7 @@ use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
 use crate::interface::Via;
 use crate::pipeline::Seen;
 use crate::time::Timestamp;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use smallvec::SmallVec;
 use std::collections::BTreeMap;
@@ -354,7 +354,10 @@ fn add_counts<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64
 #[derive(Debug, Clone, Default)]
 pub struct FlowTable {
     pub summary: Summary,
+    /// By innermost (source, destination).
     pub pairs: FxHashMap<(IpAddr, IpAddr), PairStats>,
+    /// The outermost (underlay) pairs of tunnelled packets.
+    pub underlay_pairs: FxHashSet<(IpAddr, IpAddr)>,
     pub flows: FxHashMap<FlowKey, Flow>,
 }
 
@@ -395,6 +398,9 @@ impl FlowTable {
         s.ip_packets += 1;
         let tunneled = packet.tunnel.is_some() as u64;
         s.tunneled_packets += tunneled;
+        if let (Some(outer), true) = (packet.outer, tunneled == 1) {
+            self.underlay_pairs.insert(outer);
+        }
         let bytes = record.orig_len as u64;
         let pair = PairStats {
             packets: 1,
@@ -439,6 +445,19 @@ impl FlowTable {
         }
     }
 
+    /// Distinct outermost (source, destination) pairs: the pairs of packets
+    /// outside tunnels and the underlay pairs of those inside.
+    pub fn outermost_pairs(&self) -> usize {
+        let mut outer: FxHashSet<(IpAddr, IpAddr)> = self
+            .pairs
+            .iter()
+            .filter(|(_, p)| p.packets > p.tunneled)
+            .map(|(pair, _)| *pair)
+            .collect();
+        outer.extend(self.underlay_pairs.iter().copied());
+        outer.len()
+    }
+
     /// Folds `other` into `self`. Associative and commutative.
     pub fn merge(mut self, mut other: FlowTable) -> FlowTable {
         // Fold the smaller table into the larger one.
@@ -447,6 +466,7 @@ impl FlowTable {
         }
         self.summary.merge(&other.summary);
         merge_maps(&mut self.pairs, other.pairs, |p, other| p.merge(&other));
+        self.underlay_pairs.extend(other.underlay_pairs);
         merge_maps(&mut self.flows, other.flows, |f, other| f.merge(&other));
         self
     }

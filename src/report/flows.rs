@@ -106,7 +106,10 @@ pub struct FlowRow {
 pub struct FlowsReport {
     #[serde(flatten)]
     pub header: CaptureHeader,
+    /// Innermost (source, destination) pairs: tunnels judged inside.
     pub distinct_src_dst_pairs: usize,
+    /// Outermost pairs: tunnels by their underlay.
+    pub distinct_outer_src_dst_pairs: usize,
     pub flow_count: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pairs: Option<Vec<PairRow>>,
@@ -135,6 +138,7 @@ impl FlowsReport {
         FlowsReport {
             header,
             distinct_src_dst_pairs: table.pairs.len(),
+            distinct_outer_src_dst_pairs: table.outermost_pairs(),
             flow_count: table.flows.len(),
             pairs,
             flows,
