@@ -216,7 +216,8 @@ fn any_capture_after_the_fix_shows_where_snat_happened() {
     let pods = report["findings"]["unmasqueraded_egress"]["contrast"]["masqueraded_pods"]
         .as_array()
         .unwrap();
-    let summary: Vec<(String, Vec<String>, Vec<String>, Vec<String>)> = pods
+    type PodPath = (String, Vec<String>, Vec<String>, Vec<String>);
+    let summary: Vec<PodPath> = pods
         .iter()
         .map(|p| {
             (
