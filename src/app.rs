@@ -176,7 +176,7 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         Ok(report)
     });
     if format == OutputFormat::Json {
-        write_document(&mut out, "kpcap.flows/1", topology, None, entries)?;
+        write_document(&mut out, "kpcap.flows/2", topology, None, entries)?;
     }
     out.flush()?;
     Ok(if ok { 0 } else { 2 })

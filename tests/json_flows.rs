@@ -1,9 +1,9 @@
-//! The `kpcap.flows/1` JSON schema, parsed back and asserted field by field
+//! The `kpcap.flows/2` JSON schema, parsed back and asserted field by field
 //! (README "JSON output").
 
 mod common;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn five_tuple_rows_carry_endpoints_state_and_counts() {
@@ -17,7 +17,7 @@ fn five_tuple_rows_carry_endpoints_state_and_counts() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let doc = json(&out);
-    assert_eq!(doc["schema"], "kpcap.flows/1");
+    assert_eq!(doc["schema"], "kpcap.flows/2");
     let c = &doc["captures"][0];
     assert_eq!(c["format"], "pcap");
     assert_eq!(c["flow_count"], 7);
@@ -126,4 +126,58 @@ fn stdin_is_read_when_the_capture_is_a_dash() {
     assert_eq!(doc["captures"][0]["file"], "<stdin>");
     assert_eq!(doc["captures"][0]["packets"], 6);
     assert_eq!(doc["captures"][0]["distinct_src_dst_pairs"], 4);
+}
+
+#[test]
+fn five_tuple_rows_list_every_interface_and_the_tunnel() {
+    let names = format!("--ifname={}", kpcap::synth::IFNAMES);
+    let path = testdata("incident-before-any.pcap");
+    let out = kpcap(&["flows", "--by", "5tuple", "--format", "json", &names, &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let c = &json(&out)["captures"][0];
+    assert_eq!(c["duplicates"], 153);
+    let seen_on: Vec<(&str, &str)> = c["seen_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["interface"].as_str().unwrap(),
+                i["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen_on[0], ("ens19", "nic"));
+    assert!(seen_on.contains(&("lxc3be5a77c0f12", "pod_side")));
+    let flows = c["flows"].as_array().unwrap();
+    // Pod-to-pod in the VXLAN overlay: plain on lxc, tunnelled on ens19.
+    let overlay = flows
+        .iter()
+        .find(|f| f["responder"]["addr"] == "10.42.0.8")
+        .unwrap();
+    assert_eq!(overlay["interface"], "lxc3be5a77c0f12");
+    let crossings = overlay["interfaces"].as_array().unwrap();
+    assert_eq!(crossings.len(), 2);
+    assert_eq!(crossings[0]["tunnel"], Value::Null);
+    assert_eq!(crossings[1]["interface"], "ens19");
+    assert_eq!(
+        crossings[1]["tunnel"],
+        json!({ "kind": "vxlan", "vni": 2, "outer_src": "10.50.10.21", "outer_dst": "10.50.10.11" })
+    );
+    assert_eq!(overlay["tunnel"]["kind"], "vxlan");
+    // Copies are counted per interface, once in the flow's totals.
+    let sent: u64 = crossings
+        .iter()
+        .map(|x| x["packets_sent"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sent, 2 * overlay["packets_sent"].as_u64().unwrap());
+    // The table names the path and the tunnel.
+    let text = stdout(&kpcap(&[
+        "flows", "--by", "5tuple", "--limit", "0", &names, &path,
+    ]));
+    assert!(text.contains("lxc3be5a77c0f12 > ens19"), "{text}");
+    assert!(
+        text.contains("vxlan vni 2 10.50.10.21 -> 10.50.10.11"),
+        "{text}"
+    );
 }
