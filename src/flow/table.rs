@@ -149,6 +149,13 @@ impl Flow {
     }
 
     fn cross(&mut self, seen: &Seen<'_>, direction: Direction) {
+        // Most flows are seen on one interface: skip the search.
+        if let [only] = self.crossings.as_mut_slice() {
+            if only.via == seen.via {
+                only.packets[direction.index()] += 1;
+                return;
+            }
+        }
         let at = match self.crossings.binary_search_by(|c| c.via.cmp(&seen.via)) {
             Ok(at) => at,
             Err(at) => {
@@ -306,8 +313,9 @@ pub struct Summary {
     pub non_ip: BTreeMap<u16, u64>,
     /// Frames whose decoding stopped early, by layer and reason.
     pub problems: BTreeMap<Problem, u64>,
-    /// Records per interface, copies included.
-    pub per_interface: BTreeMap<Via, u64>,
+    /// Records per interface, copies included, ordered by `Via`. A short
+    /// list: a capture has few interfaces, and most packets hit the first.
+    pub per_interface: Vec<(Via, u64)>,
     /// Copies of a packet already seen on another interface (`-i any`).
     pub duplicates: u64,
 }
@@ -324,7 +332,9 @@ impl Summary {
         self.last_ts = self.last_ts.max(other.last_ts);
         add_counts(&mut self.non_ip, &other.non_ip);
         add_counts(&mut self.problems, &other.problems);
-        add_counts(&mut self.per_interface, &other.per_interface);
+        for &(via, packets) in &other.per_interface {
+            add_interface(&mut self.per_interface, via, packets);
+        }
     }
 }
 
@@ -340,6 +350,16 @@ pub fn merge_maps<K: Eq + std::hash::Hash, V>(
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(value);
             }
+        }
+    }
+}
+
+fn add_interface(counts: &mut Vec<(Via, u64)>, via: Via, packets: u64) {
+    match counts.iter_mut().find(|(v, _)| *v == via) {
+        Some((_, n)) => *n += packets,
+        None => {
+            counts.push((via, packets));
+            counts.sort_unstable_by_key(|(v, _)| *v);
         }
     }
 }
@@ -372,7 +392,7 @@ impl FlowTable {
         s.wire_bytes += record.orig_len as u64;
         s.first_ts = min_option(s.first_ts, Some(record.ts));
         s.last_ts = s.last_ts.max(Some(record.ts));
-        *s.per_interface.entry(seen.via).or_default() += 1;
+        add_interface(&mut s.per_interface, seen.via, 1);
         if seen.duplicate {
             s.duplicates += 1;
             if let Some((key, direction)) = FlowKey::of(packet) {

@@ -69,7 +69,9 @@ struct ChunkReader<'r> {
 }
 
 impl<'r> ChunkReader<'r> {
-    fn read<'a>(&mut self, record: Record<'a>) -> Option<Seen<'a>> {
+    /// Hands the record to `f` unless the interface filter drops it; by
+    /// reference, so the record is not copied on the hot path.
+    fn read<'a>(&mut self, record: Record<'a>, f: impl FnOnce(&Seen<'a>)) {
         let packet = self.reading.decoder.decode(record.link_type, record.data);
         let via = Via::new(record.interface, packet.cooked.as_ref());
         if !self.reading.only_interfaces.is_empty() {
@@ -79,19 +81,19 @@ impl<'r> ChunkReader<'r> {
                 .entry(via)
                 .or_insert_with(|| only.iter().any(|w| names.matches(&via, w)));
             if !kept {
-                return None;
+                return;
             }
         }
         let duplicate = match &mut self.window {
             Some(window) => window.check(signature(&packet), via, record.ts),
             None => false,
         };
-        Some(Seen {
+        f(&Seen {
             record,
             packet,
             via,
             duplicate,
-        })
+        });
     }
 }
 
@@ -122,14 +124,12 @@ pub fn fold_chunks<S: Default + Send>(
                 // Replay the records before the chunk so the window holds
                 // what a single pass would have at this point.
                 capture.for_each_record_before(index, WINDOW_RECORDS, |record| {
-                    reader.read(record);
+                    reader.read(record, |_| {});
                 });
             }
             let mut state = S::default();
             capture.for_each_record(chunk, |record| {
-                if let Some(seen) = reader.read(record) {
-                    observe(&mut state, &seen);
-                }
+                reader.read(record, |seen| observe(&mut state, seen));
             });
             state
         })
