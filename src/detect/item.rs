@@ -38,6 +38,13 @@ impl CrossingItem {
             })
             .collect()
     }
+
+    /// The interface of the first packet in a `list`.
+    pub fn first(list: &[CrossingItem]) -> String {
+        list.first()
+            .map(|c| c.interface.clone())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,10 +82,7 @@ impl FlowItem {
             protocol: protocol_name(key.protocol),
             initiator: from,
             responder: to,
-            interface: interfaces
-                .first()
-                .map(|c| c.interface.clone())
-                .unwrap_or_default(),
+            interface: CrossingItem::first(&interfaces),
             interfaces,
             tunnel: flow.tunnel(),
             first: flow.first_ts,

@@ -396,13 +396,7 @@ impl FlowTable {
         if seen.duplicate {
             s.duplicates += 1;
             if let Some((key, direction)) = FlowKey::of(packet) {
-                let flow = self
-                    .flows
-                    .entry(key)
-                    .or_insert_with(|| Flow::new(seen, direction));
-                flow.first_ts = flow.first_ts.min(record.ts);
-                flow.last_ts = flow.last_ts.max(record.ts);
-                flow.cross(seen, direction);
+                self.flow_seen(seen, key, direction);
             }
             return;
         }
@@ -438,15 +432,7 @@ impl FlowTable {
         let Some((key, direction)) = FlowKey::of(packet) else {
             return;
         };
-        // One table observes its records in file order, so the record that
-        // creates a flow is its first; only `merge` has to compare.
-        let flow = self
-            .flows
-            .entry(key)
-            .or_insert_with(|| Flow::new(seen, direction));
-        flow.first_ts = flow.first_ts.min(record.ts);
-        flow.last_ts = flow.last_ts.max(record.ts);
-        flow.cross(seen, direction);
+        let flow = self.flow_seen(seen, key, direction);
         let side = &mut flow.sides[direction.index()];
         side.packets += 1;
         side.bytes += bytes;
@@ -476,6 +462,20 @@ impl FlowTable {
             .collect();
         outer.extend(self.underlay_pairs.iter().copied());
         outer.len()
+    }
+
+    /// The packet's flow, with its times and interfaces updated. One table
+    /// observes its records in file order, so the record that creates a
+    /// flow is its first; only `merge` has to compare.
+    fn flow_seen(&mut self, seen: &Seen<'_>, key: FlowKey, direction: Direction) -> &mut Flow {
+        let flow = self
+            .flows
+            .entry(key)
+            .or_insert_with(|| Flow::new(seen, direction));
+        flow.first_ts = flow.first_ts.min(seen.record.ts);
+        flow.last_ts = flow.last_ts.max(seen.record.ts);
+        flow.cross(seen, direction);
+        flow
     }
 
     /// Folds `other` into `self`. Associative and commutative.

@@ -329,10 +329,7 @@ fn flow_rows(table: &FlowTable, topology: &Topology, names: &InterfaceNames) -> 
                 last: flow.last_ts,
                 tcp_state: (key.protocol == 6).then(|| flow.tcp_state()),
                 syn_packets: sent.syn,
-                interface: interfaces
-                    .first()
-                    .map(|c| c.interface.clone())
-                    .unwrap_or_default(),
+                interface: CrossingItem::first(&interfaces),
                 interfaces,
                 tunnel: flow.tunnel(),
             }

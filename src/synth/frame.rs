@@ -198,16 +198,36 @@ pub fn vxlan(
     vni: u32,
     inner_frame: &[u8],
 ) -> Vec<u8> {
-    let mut payload = vec![0x08, 0, 0, 0];
-    payload.extend_from_slice(&(vni << 8).to_be_bytes());
-    payload.extend_from_slice(inner_frame);
+    let header = [&[0x08, 0, 0, 0][..], &(vni << 8).to_be_bytes()].concat();
+    udp_tunnel((outer_src, outer_dst), port, vni, &header, inner_frame)
+}
+
+/// A UDP tunnel packet: `header` then `inner_frame`, from a source port
+/// derived from the VNI (as kernels hash flows into it).
+fn udp_tunnel(
+    (outer_src, outer_dst): (IpAddr, IpAddr),
+    port: u16,
+    vni: u32,
+    header: &[u8],
+    inner_frame: &[u8],
+) -> Vec<u8> {
+    let payload = [header, inner_frame].concat();
+    udp_packet(
+        (outer_src, 40000 + (vni as u16 & 0xff)),
+        (outer_dst, port),
+        &payload,
+    )
+}
+
+/// A UDP datagram from `src` to `dst`.
+pub fn udp_packet(src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
     ip_packet(
-        outer_src,
-        outer_dst,
+        src.0,
+        dst.0,
         &L4::Udp {
-            src_port: 40000 + (vni as u16 & 0xff),
-            dst_port: port,
-            payload: &payload,
+            src_port: src.1,
+            dst_port: dst.1,
+            payload,
         },
     )
 }
@@ -296,21 +316,15 @@ pub fn ip_in_ip(outer_src: IpAddr, outer_dst: IpAddr, inner: &[u8]) -> Vec<u8> {
 /// An IP packet carrying `inner_frame` (Ethernet) over Geneve (UDP 6081)
 /// with one 8-byte option, as OVN and Antrea do.
 pub fn geneve(outer_src: IpAddr, outer_dst: IpAddr, vni: u32, inner_frame: &[u8]) -> Vec<u8> {
-    // Version 0, options length 2 words; protocol transparent bridging.
-    let mut payload = vec![0x02, 0, 0x65, 0x58];
-    payload.extend_from_slice(&(vni << 8).to_be_bytes());
-    // Option: class 0x0102, type 0x80, length 1 word, 4 bytes of data.
-    payload.extend_from_slice(&[0x01, 0x02, 0x80, 0x01, 0xde, 0xad, 0xbe, 0xef]);
-    payload.extend_from_slice(inner_frame);
-    ip_packet(
-        outer_src,
-        outer_dst,
-        &L4::Udp {
-            src_port: 40000 + (vni as u16 & 0xff),
-            dst_port: 6081,
-            payload: &payload,
-        },
-    )
+    // Version 0, options length 2 words; protocol transparent bridging;
+    // then the option: class 0x0102, type 0x80, length 1 word, 4 bytes.
+    let header = [
+        &[0x02, 0, 0x65, 0x58][..],
+        &(vni << 8).to_be_bytes(),
+        &[0x01, 0x02, 0x80, 0x01, 0xde, 0xad, 0xbe, 0xef],
+    ]
+    .concat();
+    udp_tunnel((outer_src, outer_dst), 6081, vni, &header, inner_frame)
 }
 
 /// A DNS message with one question and, for responses, one A record.

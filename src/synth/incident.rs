@@ -14,7 +14,7 @@
 //! Each packet is scripted once, with the route it takes through the node;
 //! a `View` then renders the copies a capture point would see.
 
-use super::frame::{dns_message, ethernet, ip_packet, rewrite, sll, sll2, vxlan, L4};
+use super::frame::{dns_message, ethernet, rewrite, sll, sll2, udp_packet, vxlan};
 use super::tcp::TcpScript;
 use super::writer::{CaptureWriter, Container, Link};
 use super::START;
@@ -265,18 +265,6 @@ fn destination(ip: &[u8]) -> IpAddr {
     IpAddr::from([ip[16], ip[17], ip[18], ip[19]])
 }
 
-fn udp(src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
-    ip_packet(
-        src.0,
-        dst.0,
-        &L4::Udp {
-            src_port: src.1,
-            dst_port: dst.1,
-            payload,
-        },
-    )
-}
-
 /// The node's address on ens18 (the home LAN, which has a default route
 /// too).
 const NODE_LAN: [u8; 4] = [192, 168, 178, 21];
@@ -355,8 +343,8 @@ fn script(phase: Phase, view: View, seed: u64) -> Timeline {
         let id = rng.gen();
         let query = dns_message(id, false, 0, name, qtype, None);
         let response = dns_message(id, true, 0, name, qtype, Some(answer));
-        timeline.node(at * MS, udp(client, server, &query));
-        timeline.node(at * MS + 9 * MS, udp(server, client, &response));
+        timeline.node(at * MS, udp_packet(client, server, &query));
+        timeline.node(at * MS + 9 * MS, udp_packet(server, client, &response));
     }
 
     // Pod-to-pod traffic to the control-plane node, in Cilium's VXLAN
@@ -412,15 +400,15 @@ fn script(phase: Phase, view: View, seed: u64) -> Timeline {
         match phase {
             Phase::Before => {
                 for retry in [0, 2000] {
-                    let ip = udp(client, server, &query);
+                    let ip = udp_packet(client, server, &query);
                     timeline.pod_packet((at + retry) * MS, coredns, Wire::Plain, ip);
                 }
             }
             Phase::After => {
                 let wire = Wire::Snat(node, 30000 + i as u16);
                 let response = dns_message(id, true, 0, name, qtype, Some(answer));
-                timeline.pod_packet(at * MS, coredns, wire, udp(client, server, &query));
-                let reply = udp(server, client, &response);
+                timeline.pod_packet(at * MS, coredns, wire, udp_packet(client, server, &query));
+                let reply = udp_packet(server, client, &response);
                 timeline.pod_packet(at * MS + 11 * MS, coredns, wire, reply);
             }
         }

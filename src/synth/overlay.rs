@@ -6,7 +6,7 @@
 //! The tunnel is VXLAN (Cilium's UDP 8472), Geneve (with an option) or
 //! IP-in-IP (Calico's IPIP mode).
 
-use super::frame::{dns_message, ethernet, geneve, ip_in_ip, ip_packet, vxlan, L4};
+use super::frame::{dns_message, ethernet, geneve, ip_in_ip, udp_packet, vxlan};
 use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
 use super::START;
@@ -59,18 +59,6 @@ impl Timeline {
     }
 }
 
-fn udp(src: (IpAddr, u16), dst: (IpAddr, u16), payload: &[u8]) -> Vec<u8> {
-    ip_packet(
-        src.0,
-        dst.0,
-        &L4::Udp {
-            src_port: src.1,
-            dst_port: dst.1,
-            payload,
-        },
-    )
-}
-
 pub fn write<W: Write>(
     out: &mut CaptureWriter<W>,
     kind: TunnelKind,
@@ -107,8 +95,8 @@ pub fn write<W: Write>(
         let server = (IpAddr::from(DNS_POD), 53);
         let query = dns_message(id, false, 0, name, 1, None);
         let response = dns_message(id, true, 0, name, 1, Some([10, 43, 0, 20]));
-        timeline.tunnelled(at * MS, udp(client, server, &query));
-        timeline.tunnelled(at * MS + MS, udp(server, client, &response));
+        timeline.tunnelled(at * MS, udp_packet(client, server, &query));
+        timeline.tunnelled(at * MS + MS, udp_packet(server, client, &response));
     }
 
     // One pod's SYNs to the database pod, retransmitted, never answered.
