@@ -65,6 +65,8 @@ pub enum InterfaceKind {
     Overlay,
     /// A node NIC (ens19, eth0, bond0, ...): the wire.
     Nic,
+    /// The loopback device (lo, lo0).
+    Loopback,
     /// No name to judge by (`any`, an unnamed index).
     Unknown,
 }
@@ -93,6 +95,12 @@ impl InterfaceKind {
             InterfaceKind::Overlay
         } else if name == "any" || name.is_empty() {
             InterfaceKind::Unknown
+        } else if name == "lo"
+            || name
+                .strip_prefix("lo")
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        {
+            InterfaceKind::Loopback
         } else {
             InterfaceKind::Nic
         }
@@ -103,6 +111,7 @@ impl InterfaceKind {
             InterfaceKind::PodSide => "pod-side",
             InterfaceKind::Overlay => "overlay",
             InterfaceKind::Nic => "nic",
+            InterfaceKind::Loopback => "loopback",
             InterfaceKind::Unknown => "unknown",
         }
     }
@@ -241,6 +250,8 @@ mod tests {
         );
         assert_eq!(InterfaceKind::of(Some("flannel.1")), InterfaceKind::Overlay);
         assert_eq!(InterfaceKind::of(Some("ens19")), InterfaceKind::Nic);
+        assert_eq!(InterfaceKind::of(Some("lo0")), InterfaceKind::Loopback);
+        assert_eq!(InterfaceKind::of(Some("lookout")), InterfaceKind::Nic);
         assert_eq!(InterfaceKind::of(Some("any")), InterfaceKind::Unknown);
         assert_eq!(InterfaceKind::of(None), InterfaceKind::Unknown);
     }
