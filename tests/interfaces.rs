@@ -213,6 +213,24 @@ fn any_capture_counts_each_packet_once_and_shows_both_interfaces() {
 fn any_capture_after_the_fix_shows_where_snat_happened() {
     let report = analyze("incident-after-any.pcap", &[&ifnames()]);
     assert_eq!(report["verdict"]["status"], "clean");
+    // Each pod connection is there before NAT (lxc) and after (ens19): it
+    // counts once, as in the ens19-only capture (plus ens18's 8 sessions).
+    let nic = analyze("incident-after.pcapng", &[]);
+    let (syns, nic_syns) = (
+        &report["findings"]["tcp_syns"]["counts"],
+        &nic["findings"]["tcp_syns"]["counts"],
+    );
+    assert_eq!(syns["post_nat_copies"], 15);
+    assert_eq!(syns["answered"], nic_syns["answered"].as_u64().unwrap() + 8);
+    let (dns, nic_dns) = (
+        &report["findings"]["dns"]["counts"],
+        &nic["findings"]["dns"]["counts"],
+    );
+    assert_eq!(dns["post_nat_copies"], 8);
+    assert_eq!(
+        (&dns["query_keys"], &dns["answered"]),
+        (&nic_dns["query_keys"], &nic_dns["answered"])
+    );
     let pods = report["findings"]["unmasqueraded_egress"]["contrast"]["masqueraded_pods"]
         .as_array()
         .unwrap();

@@ -14,7 +14,7 @@ mod tunnel;
 
 pub use ip::{IpHeader, Network};
 pub use link::Cooked;
-pub use transport::{tcp_flags, Icmp, Quoted, Tcp, Transport, Udp};
+pub use transport::{tcp_flags, Icmp, Quoted, Tcp, Transport, Udp, PROTO_TCP, PROTO_UDP};
 pub use tunnel::{Tunnel, TunnelKind, DEFAULT_VXLAN_PORTS, GENEVE_PORT};
 
 use std::net::IpAddr;

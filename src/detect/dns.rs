@@ -11,10 +11,10 @@
 use super::{old_enough, Context, Severity};
 use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
-use crate::decode::{Packet, Transport};
-use crate::flow::{merge_maps, Endpoint};
+use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
+use crate::flow::{merge_maps, Endpoint, FlowKey};
 use crate::time::Timestamp;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -330,6 +330,9 @@ pub struct DnsCounts {
     pub unsolicited_responses: u64,
     /// Response messages by rcode mnemonic.
     pub responses_by_rcode: BTreeMap<&'static str, u64>,
+    /// Query keys left out of these counts as post-NAT copies of a pod's
+    /// query that is counted (`-i any` captures).
+    pub post_nat_copies: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -371,12 +374,24 @@ fn qtype_of(m: &Message) -> Option<String> {
     m.question.as_ref().map(|(_, t)| dns::qtype_name(*t))
 }
 
-pub fn find(log: DnsLog, capture_end: Option<Timestamp>, context: &Context<'_>) -> DnsFindings {
+pub fn find(
+    log: DnsLog,
+    capture_end: Option<Timestamp>,
+    post_nat_copies: &FxHashSet<FlowKey>,
+    context: &Context<'_>,
+) -> DnsFindings {
     let timeout = context.settings.dns_timeout_ns;
     let mut counts = DnsCounts::default();
     let mut groups: BTreeMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>> = BTreeMap::new();
     let mut rcodes: BTreeMap<(String, u8), RcodeTally> = BTreeMap::new();
     for (key, messages) in log.into_messages() {
+        let is_copy = |protocol| {
+            post_nat_copies.contains(&FlowKey::between(protocol, key.client, key.server).0)
+        };
+        if is_copy(PROTO_UDP) || is_copy(PROTO_TCP) {
+            counts.post_nat_copies += 1;
+            continue;
+        }
         let mut query_times: Vec<Timestamp> = Vec::new();
         let mut first_query: Option<&Message> = None;
         let mut answer: Option<(&Message, u64)> = None;

@@ -24,7 +24,7 @@ use crate::interface::{InterfaceKind, InterfaceNames, Via};
 use crate::time::Timestamp;
 use crate::topology::AddrClass;
 use ipnet::IpNet;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -149,9 +149,18 @@ fn pod_and_external(key: &FlowKey, context: &Context<'_>) -> Option<(Direction, 
     }
 }
 
+/// A post-NAT flow as the pairing sees it.
+#[derive(Clone, Copy)]
+struct PostNat<'t> {
+    first_ts: Timestamp,
+    source: IpAddr,
+    key: &'t FlowKey,
+    flow: &'t Flow,
+}
+
 /// Non-pod flows indexed for pairing: (protocol, external endpoint,
-/// fingerprint) -> (first packet time, non-pod source, flow).
-type PostNatIndex<'t> = FxHashMap<(u8, Endpoint, u64), Vec<(Timestamp, IpAddr, &'t Flow)>>;
+/// fingerprint) -> candidates.
+type PostNatIndex<'t> = FxHashMap<(u8, Endpoint, u64), Vec<PostNat<'t>>>;
 
 fn post_nat_index<'t>(flows: &'t FlowTable, context: &Context<'_>) -> PostNatIndex<'t> {
     let mut index = PostNatIndex::default();
@@ -166,19 +175,19 @@ fn post_nat_index<'t>(flows: &'t FlowTable, context: &Context<'_>) -> PostNatInd
             index
                 .entry((key.protocol, to, flow.fingerprint))
                 .or_default()
-                .push((flow.first_ts, from.addr, flow));
+                .push(PostNat {
+                    first_ts: flow.first_ts,
+                    source: from.addr,
+                    key,
+                    flow,
+                });
         }
     }
     index
 }
 
-/// The post-NAT copy (its source and flow), if `flow` (pod -> external)
-/// has one.
-fn post_nat_copy<'t>(
-    key: &FlowKey,
-    flow: &Flow,
-    index: &PostNatIndex<'t>,
-) -> Option<(IpAddr, &'t Flow)> {
+/// The post-NAT copy, if `flow` (pod -> external) has one.
+fn post_nat_copy<'t>(key: &FlowKey, flow: &Flow, index: &PostNatIndex<'t>) -> Option<PostNat<'t>> {
     if flow.fingerprint == 0 {
         return None;
     }
@@ -186,9 +195,37 @@ fn post_nat_copy<'t>(
     index
         .get(&(key.protocol, to, flow.fingerprint))?
         .iter()
-        .filter(|(ts, _, _)| ts.0.abs_diff(flow.first_ts.0) <= NAT_PAIR_WINDOW_NS)
-        .map(|&(_, src, flow)| (src, flow))
-        .min_by_key(|(src, flow)| (*src, flow.first_record))
+        .filter(|c| c.first_ts.0.abs_diff(flow.first_ts.0) <= NAT_PAIR_WINDOW_NS)
+        .min_by_key(|c| (c.source, c.flow.first_record))
+        .copied()
+}
+
+/// Pod flows that started towards an external destination, with the side
+/// the pod sent on.
+fn pod_egress_flows<'t>(
+    flows: &'t FlowTable,
+    context: &'t Context<'_>,
+) -> impl Iterator<Item = (&'t FlowKey, &'t Flow, Direction, Endpoint)> {
+    flows.flows.iter().filter_map(|(key, flow)| {
+        let (pod_direction, external) = pod_and_external(key, context)?;
+        (flow.sides[pod_direction.index()].packets > 0).then_some((
+            key,
+            flow,
+            pod_direction,
+            external,
+        ))
+    })
+}
+
+/// The post-NAT copies of pod flows (`-i any` captures): the same
+/// connections as their pre-NAT flows, so SYN and DNS totals skip them.
+pub fn post_nat_copies(flows: &FlowTable, context: &Context<'_>) -> FxHashSet<FlowKey> {
+    let index = post_nat_index(flows, context);
+    pod_egress_flows(flows, context)
+        .filter(|(_, flow, pod_direction, _)| flow.first_direction == *pod_direction)
+        .filter_map(|(key, flow, _, _)| post_nat_copy(key, flow, &index))
+        .map(|copy| *copy.key)
+        .collect()
 }
 
 /// A crossing on the wire: a NIC or unnamed interface. Tunnelled packets
@@ -238,20 +275,14 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
     let mut groups: BTreeMap<GroupKey, Vec<(&FlowKey, &Flow)>> = BTreeMap::new();
     let mut masqueraded: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
     let mut stayed_inside: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
-    for (key, flow) in &flows.flows {
-        let Some((pod_direction, external)) = pod_and_external(key, context) else {
-            continue;
-        };
-        let pod_side = &flow.sides[pod_direction.index()];
-        if pod_side.packets == 0 {
-            continue; // inbound only: nothing left with a pod source
-        }
+    for (key, flow, pod_direction, external) in pod_egress_flows(flows, context) {
         let pod = key.sender(pod_direction).addr;
         if flow.first_direction == pod_direction {
-            if let Some((source, translated)) = post_nat_copy(key, flow, &index) {
+            if let Some(copy) = post_nat_copy(key, flow, &index) {
+                let translated = copy.flow;
                 let tally = masqueraded.entry(pod).or_default();
                 tally.flows += 1;
-                tally.sources.insert(source);
+                tally.sources.insert(copy.source);
                 tally
                     .seen_on
                     .extend(crossed(flow, pod_direction, names, |_| true));

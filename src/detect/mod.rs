@@ -112,15 +112,18 @@ impl Findings {
     /// Consumes the observations: DNS messages move into the findings.
     pub fn new(observations: Observations, context: &Context<'_>) -> Findings {
         let capture_end = observations.flows.summary.last_ts;
+        // A connection seen before and after NAT is counted once.
+        let copies = egress::post_nat_copies(&observations.flows, context);
         Findings {
             unmasqueraded_egress: egress::find(&observations.flows, context),
             tcp_syns: syn::find(
                 &observations.flows,
                 &observations.unreachables,
                 capture_end,
+                &copies,
                 context,
             ),
-            dns: dns::find(observations.dns, capture_end, context),
+            dns: dns::find(observations.dns, capture_end, &copies, context),
             service_vips: service::find(&observations.flows, context),
         }
     }

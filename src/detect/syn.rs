@@ -7,15 +7,13 @@
 
 use super::{old_enough, Context, FlowItem, Severity};
 use crate::capture::Record;
-use crate::decode::{Packet, Transport};
-use crate::flow::{merge_maps, Endpoint, FlowTable};
+use crate::decode::{Packet, Transport, PROTO_TCP};
+use crate::flow::{merge_maps, Endpoint, FlowKey, FlowTable};
 use crate::time::Timestamp;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-
-const PROTO_TCP: u8 = 6;
 
 /// An ICMP destination-unreachable that quoted a TCP header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +177,9 @@ pub struct SynCounts {
     pub syn_packets: u64,
     /// Unanswered flows whose initiator sent data anyway (one-sided capture?).
     pub unanswered_with_initiator_data: u64,
+    /// SYN flows left out of these counts as post-NAT copies of a pod's
+    /// flow that is counted (`-i any` captures).
+    pub post_nat_copies: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -198,6 +199,7 @@ pub fn find(
     flows: &FlowTable,
     unreachables: &Unreachables,
     capture_end: Option<Timestamp>,
+    post_nat_copies: &FxHashSet<FlowKey>,
     context: &Context<'_>,
 ) -> SynFindings {
     let mut counts = SynCounts::default();
@@ -205,6 +207,10 @@ pub fn find(
     for (key, flow) in flows.flows.iter().filter(|(k, _)| k.protocol == PROTO_TCP) {
         let (init, resp) = (flow.initiator_side(), flow.responder_side());
         if init.syn == 0 {
+            continue;
+        }
+        if post_nat_copies.contains(key) {
+            counts.post_nat_copies += 1;
             continue;
         }
         counts.syn_flows += 1;

@@ -119,8 +119,14 @@ impl AnalyzeReport {
         let c = &syns.counts;
         let _ = writeln!(
             out,
-            "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive)",
-            c.syn_flows, c.answered, c.unanswered, c.refused, c.unreachable, c.inconclusive
+            "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive{})",
+            c.syn_flows,
+            c.answered,
+            c.unanswered,
+            c.refused,
+            c.unreachable,
+            c.inconclusive,
+            nat_copies(c.post_nat_copies)
         );
         if syns.groups.is_empty() {
             out += "  none\n";
@@ -166,8 +172,14 @@ impl AnalyzeReport {
         let c = &dns.counts;
         let _ = writeln!(
             out,
-            "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses)",
-            c.queries, c.query_keys, c.answered, c.timed_out, c.inconclusive, c.unsolicited_responses
+            "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses{})",
+            c.queries,
+            c.query_keys,
+            c.answered,
+            c.timed_out,
+            c.inconclusive,
+            c.unsolicited_responses,
+            nat_copies(c.post_nat_copies)
         );
         if dns.groups.is_empty() {
             out += "  no timeouts, no unsolicited responses\n";
@@ -302,6 +314,15 @@ impl AnalyzeReport {
                 .map(|g| tagged(file, "service_vip", g)),
         );
         lines
+    }
+}
+
+/// `; 15 post-NAT copies not counted again`, when there are any.
+fn nat_copies(copies: u64) -> String {
+    if copies == 0 {
+        String::new()
+    } else {
+        format!("; {copies} post-NAT copies not counted again")
     }
 }
 
