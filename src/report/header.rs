@@ -158,6 +158,13 @@ impl CaptureHeader {
         if self.seen_on.len() > 1 || self.duplicates > 0 {
             out += &format!("seen on   {}\n", devices.join(", "));
         }
+        if self
+            .seen_on
+            .iter()
+            .any(|d| d.interface.starts_with("ifindex "))
+        {
+            out += "          (-i any names no devices: --ifname INDEX=NAME names them, see `ip -o link` on the node)\n";
+        }
         let span = match (self.first, self.last) {
             (Some(a), Some(b)) => format!("{a} .. {b} ({})", format_seconds(b.since(a))),
             _ => "no packets".into(),
