@@ -1,93 +1,97 @@
-//! Analysis throughput over a generated 64 MiB capture (never committed:
-//! the deterministic generator makes it in memory), reported in bytes/s.
+//! Throughput of `flows` and `analyze` against the memory-read floor, in
+//! bytes/s, over two generated captures written once under
+//! `target/bench-data/` (never committed):
 //!
-//! `cargo bench --bench throughput` (`-- analyze` for the detectors only)
+//! - `mixed`: a busy node's egress NIC, 60-1514 byte frames (about 450 on
+//!   average), ~150k flows per GiB: handshakes, DNS, VXLAN, unanswered
+//!   SYNs, pod egress;
+//! - `small`: DNS lookups, SYNs and bare ACKs, about 70-byte frames.
+//!
+//! Each iteration is the whole job on the file: map, index, analyze. The
+//! `floor` in the same group maps the file and reads every byte once with
+//! the same thread count; analyze/floor is the figure that matters.
+//!
+//! `cargo bench --bench throughput` (`-- mixed`, `-- small`, `-- analyze`)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kpcap::capture::{Bytes, Capture, DEFAULT_CHUNK_BYTES};
+use kpcap::capture::{floor, load, Capture, DEFAULT_CHUNK_BYTES};
 use kpcap::detect::{Context, Findings, Settings};
 use kpcap::pipeline::{flow_table, observations, Reading};
 use kpcap::synth::{self, Container, Scenario};
 use kpcap::topology::{Preset, Topology};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-const SIZE: u64 = 64 << 20;
-
-fn analysis(c: &mut Criterion) {
-    let mut group = c.benchmark_group("flows");
-    group.sample_size(10);
-    let reading = Reading::default();
-    for container in [Container::Pcap, Container::Pcapng] {
-        let bytes = synth::generate(Scenario::Mixed { bytes: SIZE }, container, 1);
-        group.throughput(Throughput::Bytes(bytes.len() as u64));
-        let capture = Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES)
-            .expect("generated capture is valid");
-        for threads in [1, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            let id = BenchmarkId::new(format!("{container:?}"), format!("{threads}-threads"));
-            group.bench_with_input(id, &capture, |b, capture| {
-                b.iter(|| pool.install(|| flow_table(capture, &reading)).flows.len())
-            });
-        }
-        // The indexing pass alone (validating every record header).
-        let raw = synth::generate(Scenario::Mixed { bytes: SIZE }, container, 1);
-        group.bench_function(
-            BenchmarkId::new(format!("{container:?}"), "index-only"),
-            |b| {
-                b.iter_batched(
-                    || raw.clone(),
-                    |bytes| {
-                        Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES)
-                            .unwrap()
-                            .layout()
-                            .records
-                    },
-                    criterion::BatchSize::LargeInput,
-                )
-            },
-        );
+/// The capture for `name`, generated on first use.
+fn bench_capture(name: &str, scenario: Scenario) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let path = dir.join(format!("{name}.pcap"));
+    if !path.exists() {
+        std::fs::create_dir_all(&dir).expect("target/ is writable");
+        let file = std::fs::File::create(&path).expect("create bench capture");
+        let out = std::io::BufWriter::new(file);
+        synth::write(out, scenario, Container::Pcap, 1).expect("write bench capture");
+        eprintln!("generated {}", path.display());
     }
-    group.finish();
+    path
 }
 
-/// `kpcap analyze`'s work: observations (flows, ICMP, DNS), merge,
-/// detectors and verdict.
-fn detectors(c: &mut Criterion) {
-    let mut group = c.benchmark_group("analyze");
-    group.sample_size(10);
-    let bytes = synth::generate(Scenario::Mixed { bytes: SIZE }, Container::Pcap, 1);
-    group.throughput(Throughput::Bytes(bytes.len() as u64));
-    let capture = Capture::from_bytes(Bytes::Owned(bytes), DEFAULT_CHUNK_BYTES)
-        .expect("generated capture is valid");
+fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topology) -> usize {
+    let capture = Capture::open(path, DEFAULT_CHUNK_BYTES).expect("valid capture");
+    let observed = observations(&capture, reading, settings);
+    let names = reading.names(capture.layout());
+    let context = Context {
+        topology,
+        settings,
+        interfaces: &names,
+    };
+    let findings = Findings::new(observed, &context);
+    kpcap::detect::verdict::correlate(&findings).causes.len()
+}
+
+fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
+    let path = bench_capture(name, scenario);
+    let bytes = std::fs::metadata(&path).expect("bench capture").len();
+    let reading = Reading::default();
     let settings = Settings::default();
     let topology = Topology::preset(Preset::K3s, true);
-    let reading = Reading::default();
-    let names = reading.names(capture.layout());
-    for threads in [1, 2] {
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(8));
+    group.throughput(Throughput::Bytes(bytes));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    for threads in [1, cores] {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
-        let id = BenchmarkId::new("Pcap", format!("{threads}-threads"));
-        group.bench_with_input(id, &capture, |b, capture| {
+            .expect("thread pool");
+        let id = |what: &str| BenchmarkId::new(what, format!("{threads}-threads"));
+        group.bench_function(id("floor"), |b| {
+            b.iter(|| pool.install(|| floor::sum_words(&load(&path).expect("readable").bytes)))
+        });
+        group.bench_function(id("flows"), |b| {
             b.iter(|| {
                 pool.install(|| {
-                    let observed = observations(capture, &reading, &settings);
-                    let context = Context {
-                        topology: &topology,
-                        settings: &settings,
-                        interfaces: &names,
-                    };
-                    let findings = Findings::new(observed, &context);
-                    kpcap::detect::verdict::correlate(&findings).causes.len()
+                    let capture = Capture::open(&path, DEFAULT_CHUNK_BYTES).expect("valid");
+                    flow_table(&capture, &reading).flows.len()
                 })
             })
+        });
+        group.bench_function(id("analyze"), |b| {
+            b.iter(|| pool.install(|| analyze(&path, &reading, &settings, &topology)))
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, analysis, detectors);
+fn mixed(c: &mut Criterion) {
+    group(c, "mixed", Scenario::Mixed { bytes: 1 << 30 });
+}
+
+fn small(c: &mut Criterion) {
+    group(c, "small", Scenario::SmallPackets { bytes: 128 << 20 });
+}
+
+criterion_group!(benches, mixed, small);
 criterion_main!(benches);

@@ -2,8 +2,8 @@
 //! and errors on stderr, exit code out.
 
 use crate::cli::{
-    AnalyzeArgs, By, Cli, Command, CommonArgs, ContainerArg, FailOn, FlowsArgs, OutputFormat,
-    PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
+    AnalyzeArgs, By, Cli, Command, CommonArgs, ContainerArg, FailOn, FloorArgs, FlowsArgs,
+    OutputFormat, PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Analyze(args) => analyze(args),
         Command::Flows(args) => flows(args),
         Command::Synth(args) => synthesize(args),
+        Command::Floor(args) => floor(args),
     }
 }
 
@@ -261,6 +262,15 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
     })
 }
 
+fn floor(args: FloorArgs) -> Result<i32> {
+    let pool = thread_pool(args.threads)?;
+    let loaded = kpcap::capture::load(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let sum = pool.install(|| kpcap::capture::floor::sum_words(&loaded.bytes));
+    println!("{sum:016x}");
+    Ok(0)
+}
+
 fn synthesize(args: SynthArgs) -> Result<i32> {
     let size = synth::parse_size(&args.size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
     let container = match args.container {
@@ -275,6 +285,7 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
     };
     let scenario = match args.scenario {
         ScenarioArg::Mixed => synth::Scenario::Mixed { bytes: size },
+        ScenarioArg::Small => synth::Scenario::SmallPackets { bytes: size },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),

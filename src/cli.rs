@@ -25,6 +25,18 @@ pub enum Command {
     Flows(FlowsArgs),
     /// Write a deterministic synthetic capture (test data, benchmarks).
     Synth(SynthArgs),
+    /// Benchmark floor: map a file and read every byte once (prints a
+    /// checksum). What `bench/compare.sh` compares kpcap with.
+    #[command(hide = true)]
+    Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FloorArgs {
+    pub file: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -157,7 +169,7 @@ pub struct SynthArgs {
     /// What traffic to generate.
     #[arg(long, value_enum, default_value = "mixed")]
     pub scenario: ScenarioArg,
-    /// Approximate size of the capture, e.g. 64M, 1G (mixed scenario only).
+    /// Approximate size of the capture, e.g. 64M, 1G (mixed and small).
     #[arg(long, default_value = "16M")]
     pub size: String,
     /// Container format to write (two-nics is always pcapng, any-sll and
@@ -179,6 +191,8 @@ pub struct SynthArgs {
 pub enum ScenarioArg {
     /// Busy node: web, DNS, scans, VLANs, VXLAN overlay, IPv6.
     Mixed,
+    /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs.
+    Small,
     /// DESIGN.md's incident on ens19: pod egress leaves unmasqueraded.
     IncidentBefore,
     /// The same workload after the fix: SNATed to the node, answered.

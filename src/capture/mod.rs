@@ -2,13 +2,14 @@
 //! the records once (validating every record header), split them into chunks
 //! at record boundaries, and hand out zero-copy records per chunk.
 
+pub mod floor;
 mod link_type;
 mod pcap;
 mod pcapng;
 mod source;
 
 pub use link_type::{link_type_name, link_type_supported};
-pub use source::Bytes;
+pub use source::{load, Bytes};
 
 use crate::error::CaptureError;
 use crate::time::Timestamp;

@@ -36,6 +36,7 @@ pub struct Loaded {
 }
 
 /// Opens `path` (`-` is stdin) and returns its bytes, inflated if gzip'ed.
+/// Regular files are memory-mapped, not read.
 pub fn load(path: &Path) -> Result<Loaded, CaptureError> {
     let bytes = if path.as_os_str() == "-" {
         let mut buf = Vec::new();

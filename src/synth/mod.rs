@@ -6,6 +6,7 @@ pub mod frame;
 mod incident;
 mod mixed;
 mod overlay;
+mod small;
 mod tcp;
 mod writer;
 
@@ -23,6 +24,8 @@ pub enum Scenario {
     /// The DESIGN.md incident on a worker, before or after the fix, as
     /// captured on ens19, on both NICs, or with `-i any`.
     Incident(Phase, View),
+    /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs.
+    SmallPackets { bytes: u64 },
     /// Two nodes' pod-to-pod traffic in an overlay tunnel, seen on ens19.
     Overlay(TunnelKind),
 }
@@ -38,6 +41,11 @@ pub fn write<W: Write>(
         Scenario::Mixed { bytes } => {
             let mut writer = CaptureWriter::new(out, container, "ens19")?;
             mixed::write(&mut writer, bytes, seed)?;
+            Ok(writer.into_inner())
+        }
+        Scenario::SmallPackets { bytes } => {
+            let mut writer = CaptureWriter::new(out, container, "ens19")?;
+            small::write(&mut writer, bytes, seed)?;
             Ok(writer.into_inner())
         }
         Scenario::Incident(phase, view) => incident::write(out, phase, view, container, seed),

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Whole-process timings on one generated capture, in one run, on the same
+# file: the floor (map the file, read every byte once), `kpcap analyze`,
+# `tcpdump -r F -w /dev/null` (libpcap's bare record walk) and tshark's
+# two-pass DNS filter. Prints wall time (best of RUNS), MB/s, packets/s and
+# each one's time relative to kpcap's.
+#
+#   bench/compare.sh [SIZE] [SCENARIO]     defaults: 1G mixed (or small)
+#   RUNS=5 TSHARK_RUNS=1 THREADS=2 bench/compare.sh 256M small
+set -euo pipefail
+size=${1:-1G}
+scenario=${2:-mixed}
+runs=${RUNS:-3}
+tshark_runs=${TSHARK_RUNS:-1}
+threads=${THREADS:-$(nproc)}
+cd "$(dirname "$0")/.."
+
+missing=()
+for tool in tcpdump tshark; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  echo "installing ${missing[*]} from Debian packages" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >&2
+fi
+
+cargo build --release -q
+kpcap=target/release/kpcap
+mkdir -p target/bench-data
+file=target/bench-data/compare-$scenario-$size.pcap
+[ -f "$file" ] || "$kpcap" synth --scenario "$scenario" --size "$size" -o "$file" >&2
+bytes=$(stat -c %s "$file")
+packets=$("$kpcap" flows --format ndjson "$file" | grep -o '"packets":[0-9]*' | sed -n 1p | cut -d: -f2)
+
+# best wall time of N runs, in seconds
+best() {
+  local n=$1; shift
+  local best=""
+  for _ in $(seq "$n"); do
+    local t0 t1 t
+    t0=$(date +%s.%N)
+    "$@" >/dev/null 2>&1
+    t1=$(date +%s.%N)
+    t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
+    if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then best=$t; fi
+  done
+  echo "$best"
+}
+
+cat "$file" >/dev/null # warm the page cache: every tool reads from memory
+declare -A seconds
+seconds[floor]=$(best "$runs" "$kpcap" floor --threads "$threads" "$file")
+seconds[kpcap]=$(best "$runs" "$kpcap" analyze --threads "$threads" --fail-on never "$file")
+seconds[kpcap1]=$(best "$runs" "$kpcap" analyze --threads 1 --fail-on never "$file")
+seconds[tcpdump]=$(best "$runs" tcpdump -nr "$file" -w /dev/null)
+seconds[tshark]=$(best "$tshark_runs" tshark -n -2 -r "$file" -Y 'dns.flags.response == 0 && !dns.response_in')
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
+echo "capture: $file ($scenario, $bytes bytes, $packets packets); best of $runs runs (tshark: $tshark_runs)"
+printf '%-34s %10s %10s %12s %10s\n' command seconds MB/s Mpackets/s vs-kpcap
+for name in floor kpcap kpcap1 tcpdump tshark; do
+  case $name in
+    floor) label="floor ($threads threads)" ;;
+    kpcap) label="kpcap analyze ($threads threads)" ;;
+    kpcap1) label="kpcap analyze (1 thread)" ;;
+    tcpdump) label="tcpdump -r F -w /dev/null" ;;
+    tshark) label="tshark -2 (dns without response)" ;;
+  esac
+  awk -v label="$label" -v s="${seconds[$name]}" -v bytes="$bytes" -v packets="$packets" \
+    -v k="${seconds[kpcap]}" 'BEGIN {
+      printf "%-34s %10.3f %10.0f %12.2f %9.2fx\n", label, s, bytes / s / 1e6, packets / s / 1e6, s / k }' 
+done
