@@ -6,7 +6,7 @@ use super::{
 };
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
-use pcap_file::pcap::{PcapHeader, PcapParser};
+use pcap_file::pcap::PcapHeader;
 use pcap_file::{Endianness, TsResolution};
 
 const GLOBAL_HEADER_LEN: usize = 24;
@@ -116,7 +116,8 @@ pub fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
     })
 }
 
-/// Walks the (already validated) records of one chunk of `file`.
+/// Walks the (already validated) records of one chunk of `file`: the
+/// index checked every header, so this reads the four fields directly.
 pub fn for_each_record<'a>(
     file: &'a [u8],
     chunk: &Chunk,
@@ -124,25 +125,27 @@ pub fn for_each_record<'a>(
     mut f: impl FnMut(Record<'a>),
 ) {
     let interface = &layout.interfaces[0];
-    let Ok((_, parser)) = PcapParser::new(file) else {
-        return; // unreachable: `index` accepted this header
-    };
-    let mut bytes = &file[chunk.start..chunk.end];
+    let big_endian = layout.big_endian;
+    let mut offset = chunk.start;
     let mut index = chunk.first_record;
-    while let Ok((rest, raw)) = parser.next_raw_packet(bytes) {
-        // next_raw_packet borrows from the slice it is given; keep that
-        // lifetime rather than the Cow's.
-        let data = &bytes[RECORD_HEADER_LEN..RECORD_HEADER_LEN + raw.data.len()];
-        let units = raw.ts_sec as u64 * interface.ts_units_per_sec + raw.ts_frac as u64;
+    while offset + RECORD_HEADER_LEN <= chunk.end {
+        let header = &file[offset..offset + RECORD_HEADER_LEN];
+        let field = |at: usize| read_u32(&header[at..], big_endian);
+        let (ts_sec, ts_frac, incl_len, orig_len) = (field(0), field(4), field(8), field(12));
+        let start = offset + RECORD_HEADER_LEN;
+        let Some(data) = file.get(start..start + incl_len as usize) else {
+            return; // unreachable: `index` checked every length
+        };
+        let units = ts_sec as u64 * interface.ts_units_per_sec + ts_frac as u64;
         f(Record {
             index,
             ts: interface.timestamp(units),
             interface: 0,
             link_type: interface.link_type,
-            orig_len: raw.orig_len,
+            orig_len,
             data,
         });
         index += 1;
-        bytes = rest;
+        offset = start + incl_len as usize;
     }
 }
