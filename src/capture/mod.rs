@@ -118,7 +118,11 @@ impl Capture {
 
     /// Indexes bytes already in memory.
     pub fn from_bytes(bytes: Bytes, chunk_bytes: usize) -> Result<Capture, CaptureError> {
-        let layout = index(&bytes, chunk_bytes.max(1))?;
+        // The indexing pass releases what it has walked, so a capture
+        // larger than memory never becomes resident all at once.
+        let layout = index(&bytes, chunk_bytes.max(1), &|start, end| {
+            bytes.release(start, end)
+        })?;
         let warnings = layout
             .truncation
             .iter()
@@ -147,6 +151,11 @@ impl Capture {
 
     pub fn is_empty(&self) -> bool {
         self.bytes.is_empty()
+    }
+
+    /// Done with `chunk`'s bytes: see `Bytes::release`.
+    pub fn release(&self, chunk: &Chunk) {
+        self.bytes.release(chunk.start, chunk.end);
     }
 
     /// Calls `f` for every record of `chunk`, in file order.
@@ -197,11 +206,12 @@ fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
 }
 
 /// Detects the format and indexes the records.
-fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
+fn index(bytes: &[u8], chunk_bytes: usize, release: Release<'_>) -> Result<Layout, CaptureError> {
+    let chunker = Chunker::new(chunk_bytes, release);
     if pcap::is_magic(bytes) {
-        pcap::index(bytes, chunk_bytes)
+        pcap::index(bytes, chunker)
     } else if pcapng::is_magic(bytes) {
-        pcapng::index(bytes, chunk_bytes)
+        pcapng::index(bytes, chunker)
     } else {
         let magic = bytes
             .iter()
@@ -213,22 +223,27 @@ fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
     }
 }
 
+/// Called with each byte range the indexing pass is done with.
+type Release<'a> = &'a dyn Fn(usize, usize);
+
 /// Cuts the record stream into chunks of about `target` bytes. The indexers
 /// feed it every record start; `cut` forces a boundary (pcapng sections).
-struct Chunker {
+struct Chunker<'a> {
     target: usize,
     chunks: Vec<Chunk>,
     records: u64,
     open: Option<Chunk>,
+    release: Release<'a>,
 }
 
-impl Chunker {
-    fn new(target: usize) -> Self {
+impl<'a> Chunker<'a> {
+    fn new(target: usize, release: Release<'a>) -> Self {
         Chunker {
             target,
             chunks: Vec::new(),
             records: 0,
             open: None,
+            release,
         }
     }
 
@@ -249,7 +264,10 @@ impl Chunker {
     }
 
     fn cut(&mut self) {
-        self.chunks.extend(self.open.take());
+        if let Some(chunk) = self.open.take() {
+            (self.release)(chunk.start, chunk.end);
+            self.chunks.push(chunk);
+        }
     }
 
     fn finish(mut self) -> (Vec<Chunk>, u64) {

@@ -54,10 +54,9 @@ fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
 }
 
 /// Validates every record header and cuts the file into chunks.
-pub fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
+pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
     let header = header(bytes)?;
     let big_endian = header.endianness == Endianness::Big;
-    let mut chunker = Chunker::new(chunk_bytes);
     let mut offset = GLOBAL_HEADER_LEN;
     let mut truncation = None;
     while offset < bytes.len() {

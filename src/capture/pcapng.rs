@@ -150,8 +150,7 @@ fn interface_from(
 
 /// Validates every block header and cuts the file into chunks; a new
 /// section always starts a new chunk.
-pub fn index(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
-    let mut chunker = Chunker::new(chunk_bytes);
+pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
     let mut interfaces: Vec<Interface> = Vec::new();
     let mut section_base = 0u32;
     let mut big_endian = false;

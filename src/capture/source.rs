@@ -14,6 +14,40 @@ pub enum Bytes {
     Owned(Vec<u8>),
 }
 
+/// `release` works in units of this: a multiple of every page size Linux
+/// uses (4 KiB, 16 KiB, 64 KiB).
+const RELEASE_ALIGN: usize = 64 << 10;
+
+impl Bytes {
+    /// Tells the kernel this process is done with `start..end` of a mapped
+    /// file, so its pages stop counting in the resident set: memory stays
+    /// bounded by the work in flight, not by the capture's size. The pages
+    /// stay in the page cache; reading them again maps them again, with the
+    /// same contents. Owned bytes are kept.
+    pub fn release(&self, start: usize, end: usize) {
+        let Bytes::Mapped(map) = self else {
+            return;
+        };
+        // Whole aligned units inside the range only: never a neighbour's.
+        let from = start.div_ceil(RELEASE_ALIGN) * RELEASE_ALIGN;
+        let to = end.min(map.len()) / RELEASE_ALIGN * RELEASE_ALIGN;
+        if from >= to {
+            return;
+        }
+        // SAFETY: the map is a private, read-only mapping of a file that
+        // kpcap never writes. MADV_DONTNEED drops this process's mapping of
+        // the pages; a later read faults them in again from the page cache
+        // with identical bytes, so a slice over them still sees the same
+        // data (memmap2 marks it unsafe because for anonymous or written
+        // mappings the contents would change). The caller has finished
+        // reading the range.
+        #[cfg(unix)]
+        unsafe {
+            let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from);
+        }
+    }
+}
+
 impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -76,8 +110,9 @@ fn map_or_read(mut file: File) -> Result<Bytes, CaptureError> {
     // SAFETY: the map is read-only and private to this process. If another
     // process truncates the file while we read it, accesses past the new end
     // raise SIGBUS; that is the accepted cost of zero-copy reading, as in
-    // ripgrep. kpcap never writes through the map.
-    match unsafe { memmap2::MmapOptions::new().populate().map(&file) } {
+    // ripgrep. kpcap never writes through the map. Not populated: pages are
+    // faulted in as they are read, and released behind (`Bytes::release`).
+    match unsafe { memmap2::MmapOptions::new().map(&file) } {
         Ok(map) => {
             #[cfg(unix)]
             let _ = map.advise(memmap2::Advice::Sequential);

@@ -131,6 +131,7 @@ pub fn fold_chunks<S: Default + Send>(
             capture.for_each_record(chunk, |record| {
                 reader.read(record, |seen| observe(&mut state, seen));
             });
+            capture.release(chunk);
             state
         })
         .reduce(S::default, merge)
