@@ -3,9 +3,11 @@
 //! order on any number of threads.
 
 mod key;
+mod map;
 mod table;
 
 pub use key::{protocol_name, Direction, Endpoint, FlowKey};
+pub use map::FlowMap;
 pub use table::{
     merge_maps, Crossing, Flow, FlowTable, PairStats, Protocols, Side, Summary, TcpState,
 };

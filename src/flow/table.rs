@@ -3,6 +3,7 @@
 //! the merged table does not depend on how the capture was chunked.
 
 use super::key::{Direction, FlowKey};
+use super::map::FlowMap;
 use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
 use crate::interface::Via;
 use crate::pipeline::Seen;
@@ -378,7 +379,7 @@ pub struct FlowTable {
     pub pairs: FxHashMap<(IpAddr, IpAddr), PairStats>,
     /// The outermost (underlay) pairs of tunnelled packets.
     pub underlay_pairs: FxHashSet<(IpAddr, IpAddr)>,
-    pub flows: FxHashMap<FlowKey, Flow>,
+    pub flows: FlowMap,
 }
 
 impl FlowTable {
@@ -481,13 +482,13 @@ impl FlowTable {
     /// Folds `other` into `self`. Associative and commutative.
     pub fn merge(mut self, mut other: FlowTable) -> FlowTable {
         // Fold the smaller table into the larger one.
-        if self.flows.len() + self.pairs.len() < other.flows.len() + other.pairs.len() {
-            std::mem::swap(&mut self, &mut other);
+        if self.pairs.len() < other.pairs.len() {
+            std::mem::swap(&mut self.pairs, &mut other.pairs);
         }
         self.summary.merge(&other.summary);
         merge_maps(&mut self.pairs, other.pairs, |p, other| p.merge(&other));
         self.underlay_pairs.extend(other.underlay_pairs);
-        merge_maps(&mut self.flows, other.flows, |f, other| f.merge(&other));
+        self.flows.merge(other.flows, |f, other| f.merge(&other));
         self
     }
 }
