@@ -117,10 +117,6 @@ impl Decoder {
         Decoder { vxlan_ports: ports }
     }
 
-    pub fn vxlan_ports(&self) -> &[u16] {
-        &self.vxlan_ports
-    }
-
     /// Decodes a frame of the given LINKTYPE.
     pub fn decode<'a>(&self, link_type: u32, frame: &'a [u8]) -> Packet<'a> {
         let mut packet = Packet::default();

@@ -194,11 +194,6 @@ impl Flow {
         }
     }
 
-    /// The interface of the flow's first packet.
-    pub fn first_crossing(&self) -> Option<&Crossing> {
-        self.crossings.iter().min_by_key(|c| c.first_record)
-    }
-
     /// The tunnel the flow was first seen in, if it was seen in one.
     pub fn tunnel(&self) -> Option<Tunnel> {
         self.crossings

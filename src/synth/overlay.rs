@@ -30,7 +30,7 @@ const DNS_POD: [u8; 4] = [10, 42, 2, 5];
 /// The pod whose SYNs to the database pod go unanswered.
 const STUCK_POD: [u8; 4] = [10, 42, 1, 40];
 const DATABASE_POD: [u8; 4] = [10, 42, 2, 50];
-pub const VNI: u32 = 2;
+const VNI: u32 = 2;
 
 struct Timeline {
     kind: TunnelKind,
