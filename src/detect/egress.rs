@@ -217,17 +217,6 @@ fn pod_egress_flows<'t>(
     })
 }
 
-/// The post-NAT copies of pod flows (`-i any` captures): the same
-/// connections as their pre-NAT flows, so SYN and DNS totals skip them.
-pub fn post_nat_copies(flows: &FlowTable, context: &Context<'_>) -> FxHashSet<FlowKey> {
-    let index = post_nat_index(flows, context);
-    pod_egress_flows(flows, context)
-        .filter(|(_, flow, pod_direction, _)| flow.first_direction == *pod_direction)
-        .filter_map(|(key, flow, _, _)| post_nat_copy(key, flow, &index))
-        .map(|copy| *copy.key)
-        .collect()
-}
-
 /// A crossing on the wire: a NIC or unnamed interface. Tunnelled packets
 /// count too: they are judged on their inner header (DESIGN.md).
 fn on_the_wire(crossing: &Crossing, names: &InterfaceNames) -> bool {
@@ -269,9 +258,13 @@ struct PodTally {
     translated_on: BTreeSet<String>,
 }
 
-pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
+/// The findings, and the post-NAT copies of pod flows (`-i any`
+/// captures): the same connections as their pre-NAT flows, so SYN and DNS
+/// totals skip them.
+pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHashSet<FlowKey>) {
     let names = context.interfaces;
     let index = post_nat_index(flows, context);
+    let mut copies = FxHashSet::default();
     let mut groups: BTreeMap<GroupKey, Vec<(&FlowKey, &Flow)>> = BTreeMap::new();
     let mut masqueraded: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
     let mut stayed_inside: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
@@ -279,6 +272,7 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
         let pod = key.sender(pod_direction).addr;
         if flow.first_direction == pod_direction {
             if let Some(copy) = post_nat_copy(key, flow, &index) {
+                copies.insert(*copy.key);
                 let translated = copy.flow;
                 let tally = masqueraded.entry(pod).or_default();
                 tally.flows += 1;
@@ -363,11 +357,12 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> EgressFindings {
             })
             .collect(),
     };
-    EgressFindings {
+    let findings = EgressFindings {
         groups,
         contrast,
         interfaces: egress_interfaces(flows, context),
-    }
+    };
+    (findings, copies)
 }
 
 /// Per interface: packets and flows to external destinations by source

@@ -113,9 +113,9 @@ impl Findings {
     pub fn new(observations: Observations, context: &Context<'_>) -> Findings {
         let capture_end = observations.flows.summary.last_ts;
         // A connection seen before and after NAT is counted once.
-        let copies = egress::post_nat_copies(&observations.flows, context);
+        let (unmasqueraded_egress, copies) = egress::find(&observations.flows, context);
         Findings {
-            unmasqueraded_egress: egress::find(&observations.flows, context),
+            unmasqueraded_egress,
             tcp_syns: syn::find(
                 &observations.flows,
                 &observations.unreachables,

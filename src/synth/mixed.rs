@@ -3,7 +3,7 @@
 //! overlay (UDP 8472), IPv6, pings, a VLAN-tagged share, and a little
 //! trouble (unanswered and refused SYNs). Conversations interleave.
 
-use super::frame::{dns_message, ethernet, ip_packet, vxlan, L4};
+use super::frame::{dns_message, ethernet, ip_packet, udp_packet, vxlan, L4};
 use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
 use crate::decode::tcp_flags::{ACK, RST, SYN};
@@ -102,24 +102,8 @@ fn conversation(rng: &mut ChaCha8Rng, body: &[u8], dns_id: &mut u16) -> Conversa
             let answer = (rcode == 0).then_some([140, 82, 121, 4]);
             let response = dns_message(*dns_id, true, rcode, name, 1, answer);
             vec![
-                ip_packet(
-                    client.0,
-                    server.0,
-                    &L4::Udp {
-                        src_port: client.1,
-                        dst_port: 53,
-                        payload: &query,
-                    },
-                ),
-                ip_packet(
-                    server.0,
-                    client.0,
-                    &L4::Udp {
-                        src_port: 53,
-                        dst_port: client.1,
-                        payload: &response,
-                    },
-                ),
+                udp_packet(client, server, &query),
+                udp_packet(server, client, &response),
             ]
         }
         // IPv6 HTTPS.
