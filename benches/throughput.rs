@@ -38,7 +38,7 @@ fn bench_capture(name: &str, scenario: Scenario) -> PathBuf {
 
 fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topology) -> usize {
     let capture = Capture::open(path, DEFAULT_CHUNK_BYTES).expect("valid capture");
-    let observed = observations(&capture, reading, settings);
+    let observed = observations(&capture, reading, settings).expect("valid records");
     let names = reading.names(capture.layout());
     let context = Context {
         topology,
@@ -74,7 +74,7 @@ fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
             b.iter(|| {
                 pool.install(|| {
                     let capture = Capture::open(&path, DEFAULT_CHUNK_BYTES).expect("valid");
-                    flow_table(&capture, &reading).flows.len()
+                    flow_table(&capture, &reading).expect("valid").flows.len()
                 })
             })
         });

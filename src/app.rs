@@ -120,10 +120,12 @@ fn for_each_capture<T: Serialize>(
         let outcome = Capture::open(path, common.chunk_bytes)
             .map_err(anyhow::Error::from)
             .and_then(|capture| {
-                for warning in &capture.warnings {
+                let report = analyze(&name, &capture);
+                // Known once the capture has been walked.
+                for warning in capture.warnings() {
                     eprintln!("kpcap: warning: {name}: {warning}");
                 }
-                analyze(&name, &capture)
+                report
             });
         match outcome {
             Ok(report) => entries.push(Entry::Report(report)),
@@ -160,7 +162,7 @@ fn flows(args: FlowsArgs) -> Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let format = args.common.format;
     let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
-        let table = pool.install(|| kpcap::pipeline::flow_table(capture, &reading));
+        let table = pool.install(|| kpcap::pipeline::flow_table(capture, &reading))?;
         let names = reading.names(capture.layout());
         let header = CaptureHeader::new(name, capture, &table.summary, &names);
         let report = FlowsReport::new(header, &table, &topology, &names, by);
@@ -221,7 +223,7 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let mut failing = false;
     let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
         let observations =
-            pool.install(|| kpcap::pipeline::observations(capture, &reading, &settings));
+            pool.install(|| kpcap::pipeline::observations(capture, &reading, &settings))?;
         let names = reading.names(capture.layout());
         let context = DetectContext {
             topology: &topology,

@@ -97,3 +97,63 @@ fn corpus_reports_do_not_depend_on_threads_or_chunks() {
         assert_thread_independent(&dir.join(file).display().to_string());
     }
 }
+
+/// Classic pcap chunks start at guessed record boundaries. A capture whose
+/// payloads are full of decoy record headers (runs of plausible zero-length
+/// records) makes the guesses land inside packets: the walk must notice and
+/// the result must still equal a serial walk's.
+#[test]
+fn wrong_chunk_start_guesses_fall_back_to_the_exact_walk() {
+    use kpcap::capture::{Bytes, Capture};
+    use kpcap::pipeline::{flow_table, Reading};
+    use kpcap::synth::frame::{ethernet, udp_packet};
+    use kpcap::synth::{CaptureWriter, Container, START};
+    use kpcap::time::Timestamp;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    let mut out = CaptureWriter::new(Vec::new(), Container::Pcap, "eth0").unwrap();
+    // 24 decoy headers: seconds near the capture's, zero lengths.
+    let decoy: Vec<u8> = (0..24)
+        .flat_map(|_| {
+            let secs = (START.0 / Timestamp::NANOS_PER_SEC) as u32;
+            [secs.to_be_bytes(), [0; 4], [0; 4], [0; 4]].concat()
+        })
+        .collect();
+    for i in 0..2000u32 {
+        let src = (IpAddr::V4(Ipv4Addr::new(10, 42, 1, (i % 200) as u8)), 40000);
+        let dst = (IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), 9000 + (i % 7) as u16);
+        let frame = ethernet(&udp_packet(src, dst, &decoy), &[]);
+        out.write(Timestamp(START.0 + u64::from(i) * 1000), &frame)
+            .unwrap();
+    }
+    let bytes = out.into_inner();
+    let open = |chunk_bytes| Capture::from_bytes(Bytes::Owned(bytes.clone()), chunk_bytes).unwrap();
+    let true_starts: Vec<usize> = open(1)
+        .exact_layout()
+        .unwrap()
+        .chunks
+        .iter()
+        .map(|c| c.start)
+        .collect();
+    let exact = flow_table(&open(usize::MAX), &Reading::default()).unwrap();
+    assert_eq!(exact.summary.packets, 2000);
+    for chunk_bytes in [1000, 4096, 65536] {
+        let capture = open(chunk_bytes);
+        let guessed_wrong = capture
+            .layout()
+            .chunks
+            .iter()
+            .filter(|c| true_starts.binary_search(&c.start).is_err())
+            .count();
+        assert!(
+            guessed_wrong > 0,
+            "{chunk_bytes}: the decoys fooled no guess"
+        );
+        let table = flow_table(&capture, &Reading::default()).unwrap();
+        assert_eq!(table.summary, exact.summary, "{chunk_bytes}");
+        assert_eq!(table.flows.len(), exact.flows.len(), "{chunk_bytes}");
+        for (key, flow) in &exact.flows {
+            assert_eq!(table.flows.get(key), Some(flow), "{chunk_bytes}: {key:?}");
+        }
+    }
+}

@@ -1,6 +1,18 @@
-//! Reading captures: open the bytes, detect the format by its magic, index
-//! the records once (validating every record header), split them into chunks
-//! at record boundaries, and hand out zero-copy records per chunk.
+//! Reading captures: open the bytes, detect the format by its magic, split
+//! them into chunks at record boundaries, and hand out zero-copy records per
+//! chunk, validating every record header as it is walked.
+//!
+//! Classic pcap has no index: a record header says only how long its own
+//! record is. Rather than walk every header once, serially, before the
+//! parallel work, kpcap guesses each chunk's first record by looking for a
+//! run of plausible headers just after an even split point (`pcap::plan`),
+//! and each worker checks that its records end exactly where the next chunk
+//! begins. The first chunk starts after the global header, so if every chunk
+//! ends where the next begins, every guess was right and the result is the
+//! one a serial walk gives. If any chunk disagrees (a guess landed inside a
+//! packet, or a header is corrupt), the pipeline discards its work and
+//! walks the file serially (`Capture::exact_layout`). pcapng blocks are
+//! walked serially up front: sections and interfaces are declared in-band.
 
 pub mod floor;
 mod link_type;
@@ -14,7 +26,9 @@ pub use source::{load, Bytes};
 use crate::error::CaptureError;
 use crate::time::Timestamp;
 use serde::Serialize;
+use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// The largest record kpcap accepts (libpcap's own limit); anything longer
 /// is a corrupt record header, not a packet.
@@ -57,10 +71,11 @@ impl Interface {
 /// A run of whole records, the unit of parallel work.
 #[derive(Debug, Clone)]
 pub struct Chunk {
+    /// Where the first record starts (a guess in a speculative layout).
     pub start: usize,
+    /// Where the last record must end: the next chunk's start, or the end
+    /// of the file.
     pub end: usize,
-    /// Index (0-based, in file order) of the chunk's first record.
-    pub first_record: u64,
     /// pcapng: the global id of the first interface of the chunk's section.
     pub interface_base: u32,
     /// pcapng sections each have their own byte order.
@@ -68,7 +83,7 @@ pub struct Chunk {
 }
 
 /// Where a capture broke off; everything before `offset` is analyzed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Truncation {
     pub offset: u64,
     pub reason: String,
@@ -81,15 +96,31 @@ pub struct Layout {
     pub big_endian: bool,
     pub interfaces: Vec<Interface>,
     pub chunks: Vec<Chunk>,
-    pub records: u64,
+    /// Chunk starts are guesses that the walk confirms (classic pcap).
+    pub speculative: bool,
+    /// Known up front in an exact layout; a speculative one finds it in the
+    /// walk of the last chunk.
     pub truncation: Option<Truncation>,
+}
+
+/// How the walk of a chunk ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalkEnd {
+    /// Its records ended exactly at the chunk's end.
+    Clean,
+    /// The file ends inside the last record.
+    Truncated(Truncation),
+    /// A record crossed the chunk's end or had a corrupt header: the
+    /// chunk's start was a wrong guess, or the file is damaged. Only
+    /// speculative layouts end this way.
+    Broken,
 }
 
 /// One captured packet, borrowing the capture's bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct Record<'a> {
-    /// Position in file order, 0-based.
-    pub index: u64,
+    /// Byte offset of the record in the file: orders records.
+    pub position: u64,
     pub ts: Timestamp,
     pub interface: u32,
     pub link_type: u32,
@@ -97,52 +128,83 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
-/// An opened, indexed capture.
+/// An opened capture, cut into chunks.
 pub struct Capture {
     bytes: Bytes,
     layout: Layout,
+    chunk_bytes: usize,
     pub gzip: bool,
-    /// Problems that did not stop the analysis (truncated tail, broken gzip).
-    pub warnings: Vec<String>,
+    /// Problems found while loading (a broken gzip stream).
+    load_warnings: Vec<String>,
+    /// Where the capture breaks off, once known.
+    truncation: OnceLock<Truncation>,
 }
 
 impl Capture {
-    /// Opens a file (memory-mapped) or `-` (stdin) and indexes it.
+    /// Opens a file (memory-mapped) or `-` (stdin) and cuts it into chunks.
     pub fn open(path: &Path, chunk_bytes: usize) -> Result<Capture, CaptureError> {
         let loaded = source::load(path)?;
         let mut capture = Capture::from_bytes(loaded.bytes, chunk_bytes)?;
         capture.gzip = loaded.gzip;
-        capture.warnings.splice(0..0, loaded.warning);
+        capture.load_warnings.extend(loaded.warning);
         Ok(capture)
     }
 
-    /// Indexes bytes already in memory.
+    /// Cuts bytes already in memory into chunks.
     pub fn from_bytes(bytes: Bytes, chunk_bytes: usize) -> Result<Capture, CaptureError> {
-        // The indexing pass releases what it has walked, so a capture
-        // larger than memory never becomes resident all at once.
-        let layout = index(&bytes, chunk_bytes.max(1), &|start, end| {
-            bytes.release(start, end)
-        })?;
-        let warnings = layout
-            .truncation
-            .iter()
-            .map(|t| {
-                format!(
-                    "byte {}: {}; analyzing the records before it",
-                    t.offset, t.reason
-                )
-            })
-            .collect();
-        Ok(Capture {
+        let chunk_bytes = chunk_bytes.max(1);
+        let layout = if pcap::is_magic(&bytes) {
+            pcap::plan(&bytes, chunk_bytes)?
+        } else {
+            index(&bytes, chunk_bytes, &|start, end| bytes.release(start, end))?
+        };
+        let capture = Capture {
             bytes,
-            layout,
+            chunk_bytes,
             gzip: false,
-            warnings,
-        })
+            load_warnings: Vec::new(),
+            truncation: OnceLock::new(),
+            layout,
+        };
+        if let Some(truncation) = &capture.layout.truncation {
+            capture.record_truncation(truncation.clone());
+        }
+        Ok(capture)
     }
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The layout a serial walk of every record header gives: what the
+    /// pipeline falls back to when a speculative layout's guesses fail. It
+    /// reports a corrupt record header as an error.
+    pub fn exact_layout(&self) -> Result<Layout, CaptureError> {
+        if !self.layout.speculative {
+            return Ok(self.layout.clone());
+        }
+        let bytes = &self.bytes;
+        index(bytes, self.chunk_bytes, &|start, end| {
+            bytes.release(start, end)
+        })
+    }
+
+    /// Remembers where the capture breaks off (the first report wins).
+    pub fn record_truncation(&self, truncation: Truncation) {
+        let _ = self.truncation.set(truncation);
+    }
+
+    /// Problems that did not stop the analysis: a broken gzip stream, a
+    /// truncated last record (known once the capture has been walked).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.load_warnings.clone();
+        warnings.extend(self.truncation.get().map(|t| {
+            format!(
+                "byte {}: {}; analyzing the records before it",
+                t.offset, t.reason
+            )
+        }));
+        warnings
     }
 
     pub fn len(&self) -> usize {
@@ -158,39 +220,48 @@ impl Capture {
         self.bytes.release(chunk.start, chunk.end);
     }
 
-    /// Calls `f` for every record of `chunk`, in file order.
-    pub fn for_each_record<'a>(&'a self, chunk: &Chunk, f: impl FnMut(Record<'a>)) {
+    /// Calls `f` for every record of `chunk`, in file order, and says
+    /// whether they ended where the chunk does.
+    pub fn walk<'a>(&'a self, chunk: &Chunk, f: impl FnMut(Record<'a>)) -> WalkEnd {
         match self.layout.format {
-            Format::Pcap => pcap::for_each_record(&self.bytes, chunk, &self.layout, f),
-            Format::Pcapng => pcapng::for_each_record(&self.bytes, chunk, &self.layout, f),
+            Format::Pcap => pcap::walk(&self.bytes, chunk, &self.layout, f),
+            Format::Pcapng => {
+                pcapng::for_each_record(&self.bytes, chunk, &self.layout, f);
+                WalkEnd::Clean
+            }
         }
     }
-}
 
-impl Capture {
-    /// Calls `f` for the last `n` records before chunk `index` (fewer at
+    /// Calls `f` for the last `n` records before `chunks[index]` (fewer at
     /// the start of the capture), in file order.
     pub fn for_each_record_before<'a>(
         &'a self,
+        chunks: &[Chunk],
         index: usize,
-        n: u64,
+        n: usize,
         mut f: impl FnMut(Record<'a>),
     ) {
-        let chunks = &self.layout.chunks;
-        let Some(chunk) = chunks.get(index) else {
-            return;
-        };
-        let from = chunk.first_record.saturating_sub(n);
-        let mut first = index;
-        while first > 0 && chunks[first].first_record > from {
-            first -= 1;
-        }
-        for earlier in &chunks[first..index] {
-            self.for_each_record(earlier, |record| {
-                if record.index >= from {
-                    f(record)
+        // Walk back chunk by chunk, keeping each one's last records, until
+        // `n` are gathered.
+        let mut gathered: Vec<VecDeque<Record<'a>>> = Vec::new();
+        let mut count = 0;
+        for earlier in chunks[..index.min(chunks.len())].iter().rev() {
+            let want = n - count;
+            let mut tail = VecDeque::with_capacity(want);
+            self.walk(earlier, |record| {
+                if tail.len() == want {
+                    tail.pop_front();
                 }
+                tail.push_back(record);
             });
+            count += tail.len();
+            gathered.push(tail);
+            if count >= n {
+                break;
+            }
+        }
+        for tail in gathered.into_iter().rev() {
+            tail.into_iter().for_each(&mut f);
         }
     }
 }
@@ -231,7 +302,6 @@ type Release<'a> = &'a dyn Fn(usize, usize);
 struct Chunker<'a> {
     target: usize,
     chunks: Vec<Chunk>,
-    records: u64,
     open: Option<Chunk>,
     release: Release<'a>,
 }
@@ -241,7 +311,6 @@ impl<'a> Chunker<'a> {
         Chunker {
             target,
             chunks: Vec::new(),
-            records: 0,
             open: None,
             release,
         }
@@ -252,12 +321,10 @@ impl<'a> Chunker<'a> {
         let chunk = self.open.get_or_insert(Chunk {
             start,
             end,
-            first_record: self.records,
             interface_base,
             big_endian,
         });
         chunk.end = end;
-        self.records += 1;
         if chunk.end - chunk.start >= self.target {
             self.cut();
         }
@@ -270,8 +337,8 @@ impl<'a> Chunker<'a> {
         }
     }
 
-    fn finish(mut self) -> (Vec<Chunk>, u64) {
+    fn finish(mut self) -> Vec<Chunk> {
         self.cut();
-        (self.chunks, self.records)
+        self.chunks
     }
 }

@@ -2,7 +2,8 @@
 //! header and the packet bytes. Both byte orders, micro- and nanoseconds.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN,
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Truncation, WalkEnd,
+    MAX_RECORD_LEN,
 };
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
@@ -53,7 +54,8 @@ fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
     Ok(header)
 }
 
-/// Validates every record header and cuts the file into chunks.
+/// Validates every record header, serially, and cuts the file into
+/// chunks: the exact layout.
 pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
     let header = header(bytes)?;
     let big_endian = header.endianness == Endianness::Big;
@@ -94,57 +96,241 @@ pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureEr
         chunker.record(offset, end, 0, big_endian);
         offset = end;
     }
-    let (chunks, records) = chunker.finish();
-    let ts_units_per_sec = match header.ts_resolution {
-        TsResolution::MicroSecond => 1_000_000,
-        TsResolution::NanoSecond => 1_000_000_000,
-    };
-    Ok(Layout {
+    Ok(layout(&header, chunker.finish(), false, truncation))
+}
+
+fn layout(
+    header: &PcapHeader,
+    chunks: Vec<Chunk>,
+    speculative: bool,
+    truncation: Option<Truncation>,
+) -> Layout {
+    Layout {
         format: Format::Pcap,
-        big_endian,
+        big_endian: header.endianness == Endianness::Big,
         interfaces: vec![Interface {
             id: 0,
             name: None,
             link_type: u32::from(header.datalink),
-            ts_units_per_sec,
+            ts_units_per_sec: units_per_sec(header),
             ts_offset_secs: 0,
         }],
         chunks,
-        records,
+        speculative,
         truncation,
-    })
+    }
 }
 
-/// Walks the (already validated) records of one chunk of `file`: the
-/// index checked every header, so this reads the four fields directly.
-pub fn for_each_record<'a>(
+fn units_per_sec(header: &PcapHeader) -> u64 {
+    match header.ts_resolution {
+        TsResolution::MicroSecond => 1_000_000,
+        TsResolution::NanoSecond => 1_000_000_000,
+    }
+}
+
+/// How many consecutive plausible record headers make a guessed chunk
+/// start; a wrong guess costs a serial re-walk, never a wrong answer.
+const PLAUSIBLE_RUN: usize = 8;
+
+/// How far past a split point a record start is looked for: two of the
+/// longest records.
+const SEARCH_SPAN: usize = 2 * (RECORD_HEADER_LEN + MAX_RECORD_LEN as usize);
+
+/// The speculative layout: a split point every `chunk_bytes`, each moved
+/// forward to the first offset where a run of plausible record headers
+/// begins. Reads only the file header and a few records per split point.
+pub fn plan(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
+    let header = header(bytes)?;
+    let plausible = Plausible::new(bytes, &header);
+    let mut starts = vec![GLOBAL_HEADER_LEN];
+    // Everything before `searched` has been looked at: no offset is tried
+    // twice, so planning is linear in the file size.
+    let mut searched = GLOBAL_HEADER_LEN + 1;
+    let mut split = GLOBAL_HEADER_LEN.saturating_add(chunk_bytes);
+    while split < bytes.len() {
+        let from = split.max(searched);
+        let to = from.saturating_add(SEARCH_SPAN).min(bytes.len());
+        match (from..to).find(|&at| plausible.run_at(at)) {
+            Some(start) => {
+                starts.push(start);
+                searched = start + 1;
+            }
+            None => searched = to,
+        }
+        split = split.saturating_add(chunk_bytes);
+    }
+    let big_endian = header.endianness == Endianness::Big;
+    let ends = starts.iter().skip(1).copied().chain([bytes.len()]);
+    let chunks = starts
+        .iter()
+        .zip(ends)
+        .filter(|(start, end)| **start < *end)
+        .map(|(&start, end)| Chunk {
+            start,
+            end,
+            interface_base: 0,
+            big_endian,
+        })
+        .collect();
+    Ok(layout(&header, chunks, true, None))
+}
+
+/// What a real record header looks like in this file.
+struct Plausible<'a> {
+    bytes: &'a [u8],
+    big_endian: bool,
+    units_per_sec: u32,
+    /// The first record's seconds: captures span days, not decades.
+    first_secs: Option<u32>,
+}
+
+impl<'a> Plausible<'a> {
+    const SPAN_SECS: u32 = 366 * 86_400;
+
+    fn new(bytes: &'a [u8], header: &PcapHeader) -> Self {
+        let big_endian = header.endianness == Endianness::Big;
+        let first_secs = bytes
+            .get(GLOBAL_HEADER_LEN..GLOBAL_HEADER_LEN + 4)
+            .map(|b| read_u32(b, big_endian));
+        Plausible {
+            bytes,
+            big_endian,
+            units_per_sec: units_per_sec(header) as u32,
+            first_secs,
+        }
+    }
+
+    /// `PLAUSIBLE_RUN` headers chain from `at` (or fewer, ending exactly
+    /// at the end of the file).
+    fn run_at(&self, mut at: usize) -> bool {
+        for _ in 0..PLAUSIBLE_RUN {
+            if at == self.bytes.len() {
+                return true;
+            }
+            let Some(header) = self.bytes.get(at..at + RECORD_HEADER_LEN) else {
+                return false;
+            };
+            let field = |i: usize| read_u32(&header[i..], self.big_endian);
+            let (secs, frac, incl_len, orig_len) = (field(0), field(4), field(8), field(12));
+            let near_first = self
+                .first_secs
+                .is_none_or(|first| secs.abs_diff(first) <= Self::SPAN_SECS);
+            if !near_first
+                || frac >= self.units_per_sec
+                || incl_len > MAX_RECORD_LEN
+                || incl_len > orig_len
+            {
+                return false;
+            }
+            at += RECORD_HEADER_LEN + incl_len as usize;
+            if at > self.bytes.len() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Walks the records of one chunk of `file`, checking each header as
+/// `index` does, and says whether the last one ended at the chunk's end.
+pub fn walk<'a>(
     file: &'a [u8],
     chunk: &Chunk,
     layout: &Layout,
     mut f: impl FnMut(Record<'a>),
-) {
+) -> WalkEnd {
     let interface = &layout.interfaces[0];
     let big_endian = layout.big_endian;
+    let at_file_end = chunk.end == file.len();
     let mut offset = chunk.start;
-    let mut index = chunk.first_record;
-    while offset + RECORD_HEADER_LEN <= chunk.end {
-        let header = &file[offset..offset + RECORD_HEADER_LEN];
+    let mut prefetch = Prefetch::new(file, chunk);
+    while offset < chunk.end {
+        prefetch.ahead_of(offset);
+        let Some(header) = file[..chunk.end].get(offset..offset + RECORD_HEADER_LEN) else {
+            return cut_short(at_file_end, offset, || {
+                format!(
+                    "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
+                    file.len() - offset
+                )
+            });
+        };
         let field = |at: usize| read_u32(&header[at..], big_endian);
         let (ts_sec, ts_frac, incl_len, orig_len) = (field(0), field(4), field(8), field(12));
+        if incl_len > MAX_RECORD_LEN {
+            return WalkEnd::Broken;
+        }
         let start = offset + RECORD_HEADER_LEN;
-        let Some(data) = file.get(start..start + incl_len as usize) else {
-            return; // unreachable: `index` checked every length
+        let end = start + incl_len as usize;
+        let Some(data) = file[..chunk.end].get(start..end) else {
+            return cut_short(at_file_end, offset, || {
+                format!(
+                    "last record cut short ({} of {incl_len} packet bytes)",
+                    file.len() - start
+                )
+            });
         };
         let units = ts_sec as u64 * interface.ts_units_per_sec + ts_frac as u64;
         f(Record {
-            index,
+            position: offset as u64,
             ts: interface.timestamp(units),
             interface: 0,
             link_type: interface.link_type,
             orig_len,
             data,
         });
-        index += 1;
-        offset = start + incl_len as usize;
+        offset = end;
+    }
+    WalkEnd::Clean
+}
+
+/// Asks the CPU for the cache lines a little ahead of the walk. Each
+/// record header says where the next one is, so a plain walk waits for
+/// memory once per record; asking for every line ahead turns it into a
+/// sequential read, which is what the memory system is fast at.
+struct Prefetch<'a> {
+    file: &'a [u8],
+    /// The first line not yet asked for.
+    next: usize,
+    end: usize,
+}
+
+impl<'a> Prefetch<'a> {
+    const DISTANCE: usize = 4096;
+    const LINE: usize = 64;
+
+    fn new(file: &'a [u8], chunk: &Chunk) -> Self {
+        Prefetch {
+            file,
+            next: chunk.start,
+            end: chunk.end,
+        }
+    }
+
+    #[inline]
+    fn ahead_of(&mut self, offset: usize) {
+        let until = (offset + Self::DISTANCE).min(self.end);
+        while self.next < until {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `next < end <= file.len()`, so the address lies in the
+            // slice; a prefetch never faults and has no visible effect.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                _mm_prefetch::<_MM_HINT_T0>(self.file.as_ptr().add(self.next).cast());
+            }
+            self.next += Self::LINE;
+        }
+    }
+}
+
+/// A record that does not fit before the chunk's end: the file's last,
+/// cut short, or a sign of a wrong chunk start.
+fn cut_short(at_file_end: bool, offset: usize, reason: impl FnOnce() -> String) -> WalkEnd {
+    if at_file_end {
+        WalkEnd::Truncated(Truncation {
+            offset: offset as u64,
+            reason: reason(),
+        })
+    } else {
+        WalkEnd::Broken
     }
 }

@@ -292,13 +292,12 @@ pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureEr
         }
         offset += len;
     }
-    let (chunks, records) = chunker.finish();
     Ok(Layout {
         format: Format::Pcapng,
         big_endian: file_big_endian.unwrap_or(false),
         interfaces,
-        chunks,
-        records,
+        chunks: chunker.finish(),
+        speculative: false,
         truncation,
     })
 }
@@ -311,8 +310,8 @@ pub fn for_each_record<'a>(
     mut f: impl FnMut(Record<'a>),
 ) {
     let mut bytes = &file[chunk.start..chunk.end];
-    let mut index = chunk.first_record;
     while bytes.len() >= BLOCK_OVERHEAD {
+        let position = (chunk.end - bytes.len()) as u64;
         let kind = read_u32(bytes, chunk.big_endian);
         let len = read_u32(&bytes[4..], chunk.big_endian) as usize;
         let block = &bytes[..len];
@@ -329,13 +328,12 @@ pub fn for_each_record<'a>(
         let id = chunk.interface_base + fields.interface;
         let interface = &layout.interfaces[id as usize];
         f(Record {
-            index,
+            position,
             ts: interface.timestamp(fields.ts_units),
             interface: id,
             link_type: interface.link_type,
             orig_len: fields.orig_len,
             data: fields.data,
         });
-        index += 1;
     }
 }

@@ -91,7 +91,7 @@ impl DnsLog {
                         to,
                         &message,
                         record.ts,
-                        (record.index, 0),
+                        (record.position, 0),
                         DnsTransport::Udp,
                     );
                 }
@@ -104,7 +104,7 @@ impl DnsLog {
                 };
                 self.tcp.entry(direction).or_default().push(Segment {
                     seq: tcp.seq,
-                    record: record.index,
+                    record: record.position,
                     ts: record.ts,
                     payload: tcp.payload.to_vec(),
                 });

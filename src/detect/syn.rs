@@ -54,7 +54,7 @@ impl Unreachables {
             },
         );
         let seen = UnreachableSeen {
-            record: record.index,
+            record: record.position,
             code: icmp.code,
             v6: icmp.v6,
             from: ip.src,

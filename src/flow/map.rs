@@ -37,6 +37,10 @@ impl FlowMap {
         self.shards[shard_of(&key)].entry(key)
     }
 
+    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
+        self.shards[shard_of(key)].get(key)
+    }
+
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.len()).sum()
     }

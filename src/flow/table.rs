@@ -142,7 +142,7 @@ impl Flow {
             sides: Default::default(),
             first_ts: seen.record.ts,
             last_ts: seen.record.ts,
-            first_record: seen.record.index,
+            first_record: seen.record.position,
             first_direction: direction,
             crossings: SmallVec::new(),
             fingerprint: fingerprint(&seen.packet),
@@ -163,7 +163,7 @@ impl Flow {
                 let crossing = Crossing {
                     via: seen.via,
                     packets: [0, 0],
-                    first_record: seen.record.index,
+                    first_record: seen.record.position,
                     tunnel: seen.packet.tunnel,
                 };
                 self.crossings.insert(at, crossing);
@@ -437,7 +437,7 @@ impl FlowTable {
             let ack = tcp.has(tcp_flags::ACK);
             if syn && !ack {
                 side.syn += 1;
-                side.first_syn_record = min_option(side.first_syn_record, Some(record.index));
+                side.first_syn_record = min_option(side.first_syn_record, Some(record.position));
                 side.last_syn_ts = side.last_syn_ts.max(Some(record.ts));
             }
             side.syn_ack += (syn && ack) as u32;

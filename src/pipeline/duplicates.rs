@@ -19,7 +19,7 @@ use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 /// How many preceding records a copy is looked for in.
-pub const WINDOW_RECORDS: u64 = 128;
+pub const WINDOW_RECORDS: usize = 128;
 /// How far apart in time two copies of one packet can be.
 const WINDOW_NS: u64 = 10 * 1_000_000;
 /// L4 bytes hashed into a signature: headers and the start of the payload.
@@ -68,7 +68,7 @@ impl DuplicateWindow {
     /// interface; then remembers it either way.
     pub fn check(&mut self, signature: Option<u64>, via: Via, ts: Timestamp) -> bool {
         let duplicate = signature.is_some_and(|sig| self.is_copy(sig, via, ts));
-        if self.recent.len() as u64 == WINDOW_RECORDS {
+        if self.recent.len() == WINDOW_RECORDS {
             self.recent.pop_front();
         }
         self.recent.push_back(Seen { signature, via, ts });

@@ -1,5 +1,5 @@
-//! The parallel shape: chunks of records -> per-chunk state -> associative
-//! merge. Runs on the current rayon pool (the CLI installs one sized by
+//! The parallel shape: runs of consecutive chunks -> per-worker state ->
+//! associative merge. Runs on the current rayon pool (the CLI installs one sized by
 //! `--threads`).
 //!
 //! Every record is decoded, attributed to the interface it was captured
@@ -11,9 +11,10 @@ mod duplicates;
 
 pub use duplicates::signature;
 
-use crate::capture::{Capture, Layout, Record};
+use crate::capture::{Capture, Chunk, Layout, Record, Truncation, WalkEnd};
 use crate::decode::{Decoder, Packet};
 use crate::detect::{Observations, Settings};
+use crate::error::CaptureError;
 use crate::flow::FlowTable;
 use crate::interface::{DeviceKey, InterfaceNames, Via};
 use duplicates::{DuplicateWindow, WINDOW_RECORDS};
@@ -97,53 +98,135 @@ impl<'r> ChunkReader<'r> {
     }
 }
 
-/// Decodes every record, folds each chunk into its own state with
-/// `observe`, and merges the chunk states with `merge`, which must be
+/// Decodes every record, folds runs of consecutive chunks into per-worker
+/// state with `observe`, and merges the states with `merge`, which must be
 /// associative for the result to be independent of chunking and threads.
+///
+/// A speculative layout (classic pcap) is checked as it is walked; if any
+/// chunk start was a wrong guess, or a record header is corrupt, the work
+/// is discarded and redone on the exact layout, which reports corruption as
+/// an error.
 pub fn fold_chunks<S: Default + Send>(
     capture: &Capture,
     reading: &Reading,
     observe: impl Fn(&mut S, &Seen<'_>) + Sync,
     merge: impl Fn(S, S) -> S + Sync + Send,
-) -> S {
+) -> Result<S, CaptureError> {
+    let (state, walked) = fold_layout(capture, &capture.layout().chunks, reading, &observe, &merge);
+    match walked {
+        Walked::Whole(truncation) => {
+            if let Some(truncation) = truncation {
+                capture.record_truncation(truncation);
+            }
+            Ok(state)
+        }
+        Walked::Broken => {
+            drop(state);
+            let exact = capture.exact_layout()?;
+            if let Some(truncation) = &exact.truncation {
+                capture.record_truncation(truncation.clone());
+            }
+            Ok(fold_layout(capture, &exact.chunks, reading, &observe, &merge).0)
+        }
+    }
+}
+
+/// Whether the walk covered every record, and where the file broke off.
+#[derive(Debug, Clone)]
+enum Walked {
+    Whole(Option<Truncation>),
+    Broken,
+}
+
+impl Walked {
+    /// `self` covers chunks before `later`'s. Only the file's last chunk
+    /// can be truncated, so at most one side carries a truncation.
+    fn then(self, later: Walked) -> Walked {
+        match (self, later) {
+            (Walked::Whole(a), Walked::Whole(b)) => Walked::Whole(a.or(b)),
+            _ => Walked::Broken,
+        }
+    }
+}
+
+/// One worker's run of consecutive chunks.
+struct Run<'r, S> {
+    reader: ChunkReader<'r>,
+    state: S,
+    walked: Walked,
+    /// The chunk after the last one folded in.
+    next: usize,
+}
+
+fn fold_layout<S: Default + Send>(
+    capture: &Capture,
+    chunks: &[Chunk],
+    reading: &Reading,
+    observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
+    merge: &(impl Fn(S, S) -> S + Sync + Send),
+) -> (S, Walked) {
     let layout = capture.layout();
     let names = reading.names(layout);
     let dedup = has_many_interfaces(layout);
-    layout
-        .chunks
+    chunks
         .par_iter()
         .enumerate()
-        .map(|(index, chunk)| {
-            let mut reader = ChunkReader {
-                reading,
-                names: &names,
-                kept: FxHashMap::default(),
-                window: dedup.then(DuplicateWindow::default),
-            };
-            if dedup {
-                // Replay the records before the chunk so the window holds
-                // what a single pass would have at this point.
-                capture.for_each_record_before(index, WINDOW_RECORDS, |record| {
-                    reader.read(record, |_| {});
+        .fold(
+            || None,
+            |run: Option<Run<'_, S>>, (index, chunk)| {
+                let mut run = run.unwrap_or_else(|| Run {
+                    reader: ChunkReader {
+                        reading,
+                        names: &names,
+                        kept: FxHashMap::default(),
+                        window: dedup.then(DuplicateWindow::default),
+                    },
+                    state: S::default(),
+                    walked: Walked::Whole(None),
+                    next: 0,
                 });
-            }
-            let mut state = S::default();
-            capture.for_each_record(chunk, |record| {
-                reader.read(record, |seen| observe(&mut state, seen));
-            });
-            capture.release(chunk);
-            state
-        })
-        .reduce(S::default, merge)
+                if dedup && run.next != index {
+                    // A run's first chunk: replay the records before it so
+                    // the window holds what a single pass would have here.
+                    let reader = &mut run.reader;
+                    capture.for_each_record_before(chunks, index, WINDOW_RECORDS, |record| {
+                        reader.read(record, |_| {});
+                    });
+                }
+                let (reader, state) = (&mut run.reader, &mut run.state);
+                let end = capture.walk(chunk, |record| {
+                    reader.read(record, |seen| observe(state, seen));
+                });
+                capture.release(chunk);
+                let walked = match end {
+                    WalkEnd::Clean => Walked::Whole(None),
+                    WalkEnd::Truncated(truncation) => Walked::Whole(Some(truncation)),
+                    WalkEnd::Broken => Walked::Broken,
+                };
+                run.walked = std::mem::replace(&mut run.walked, Walked::Broken).then(walked);
+                run.next = index + 1;
+                Some(run)
+            },
+        )
+        .flatten()
+        .map(|run| (run.state, run.walked))
+        .reduce(
+            || (S::default(), Walked::Whole(None)),
+            |(a, a_walked), (b, b_walked)| (merge(a, b), a_walked.then(b_walked)),
+        )
 }
 
 /// The merged flow table (what `kpcap flows` reports).
-pub fn flow_table(capture: &Capture, reading: &Reading) -> FlowTable {
+pub fn flow_table(capture: &Capture, reading: &Reading) -> Result<FlowTable, CaptureError> {
     fold_chunks(capture, reading, FlowTable::observe, FlowTable::merge)
 }
 
 /// Everything the detectors need (what `kpcap analyze` reports).
-pub fn observations(capture: &Capture, reading: &Reading, settings: &Settings) -> Observations {
+pub fn observations(
+    capture: &Capture,
+    reading: &Reading,
+    settings: &Settings,
+) -> Result<Observations, CaptureError> {
     fold_chunks(
         capture,
         reading,

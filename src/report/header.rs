@@ -120,7 +120,7 @@ impl CaptureHeader {
                 .iter()
                 .map(|(k, v)| (k.label(), *v))
                 .collect(),
-            warnings: capture.warnings.clone(),
+            warnings: capture.warnings(),
         }
     }
 
