@@ -38,14 +38,14 @@ fn bench_capture(name: &str, scenario: Scenario) -> PathBuf {
 
 fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topology) -> usize {
     let capture = Capture::open(path, DEFAULT_CHUNK_BYTES).expect("valid capture");
-    let observed = observations(&capture, reading, settings).expect("valid records");
+    let mut observed = observations(&capture, reading, settings).expect("valid records");
     let names = reading.names(capture.layout());
     let context = Context {
         topology,
         settings,
         interfaces: &names,
     };
-    let findings = Findings::new(observed, &context);
+    let findings = Findings::new(&mut observed, &context);
     kpcap::detect::verdict::correlate(&findings).causes.len()
 }
 

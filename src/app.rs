@@ -166,6 +166,7 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         let names = reading.names(capture.layout());
         let header = CaptureHeader::new(name, capture, &table.summary, &names);
         let report = FlowsReport::new(header, &table, &topology, &names, by);
+        drop_in_background(table);
         match format {
             // Printed as each capture finishes, so batch scans show progress.
             OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
@@ -179,9 +180,10 @@ fn flows(args: FlowsArgs) -> Result<i32> {
         Ok(report)
     });
     if format == OutputFormat::Json {
-        write_document(&mut out, "kpcap.flows/2", topology, None, entries)?;
+        write_document(&mut out, "kpcap.flows/2", topology, None, &entries)?;
     }
     out.flush()?;
+    exiting(entries);
     Ok(if ok { 0 } else { 2 })
 }
 
@@ -190,7 +192,7 @@ fn write_document<T: Serialize>(
     schema: &'static str,
     topology: Topology,
     settings: Option<Settings>,
-    captures: Vec<Entry<T>>,
+    captures: &[Entry<T>],
 ) -> Result<()> {
     let doc = JsonDocument {
         schema,
@@ -222,8 +224,10 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let format = args.common.format;
     let mut failing = false;
     let (entries, ok) = for_each_capture(&args.captures, &args.common, |name, capture| {
-        let observations =
+        let mut clock = Stopwatch::from_env();
+        let mut observations =
             pool.install(|| kpcap::pipeline::observations(capture, &reading, &settings))?;
+        clock.lap("walk, decode, observe, merge");
         let names = reading.names(capture.layout());
         let context = DetectContext {
             topology: &topology,
@@ -231,8 +235,10 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
             interfaces: &names,
         };
         let header = CaptureHeader::new(name, capture, &observations.flows.summary, &names);
-        let findings = Findings::new(observations, &context);
+        let findings = pool.install(|| Findings::new(&mut observations, &context));
+        drop_in_background(observations);
         let report = AnalyzeReport::new(header, findings);
+        clock.lap("detectors");
         failing |= matches!((report.worst(), threshold), (Some(w), Some(t)) if w >= t);
         match format {
             OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
@@ -245,6 +251,7 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
             OutputFormat::Json => {}
         }
         out.flush()?;
+        clock.lap("report");
         Ok(report)
     });
     if format == OutputFormat::Json {
@@ -253,10 +260,11 @@ fn analyze(args: AnalyzeArgs) -> Result<i32> {
             "kpcap.analyze/1",
             topology,
             Some(settings),
-            entries,
+            &entries,
         )?;
     }
     out.flush()?;
+    exiting(entries);
     Ok(match (ok, failing) {
         (false, _) => 2,
         (true, true) => 1,
@@ -307,4 +315,37 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         );
     }
     Ok(0)
+}
+
+/// Phase timings on stderr when `KPCAP_TIMINGS` is set: where a run's time
+/// goes, without a profiler.
+struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    fn from_env() -> Self {
+        Stopwatch(std::env::var_os("KPCAP_TIMINGS").map(|_| std::time::Instant::now()))
+    }
+
+    fn lap(&mut self, phase: &str) {
+        if let Some(start) = &mut self.0 {
+            eprintln!(
+                "kpcap: timing: {phase}: {:.3}s",
+                start.elapsed().as_secs_f64()
+            );
+            *start = std::time::Instant::now();
+        }
+    }
+}
+
+/// Frees a large value (a flow table: a million flows take a noticeable
+/// fraction of a second to free) on another thread, so the next capture or
+/// the report does not wait for it.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
+}
+
+/// The reports of a run that is about to exit: the operating system takes
+/// their memory back faster than freeing them one allocation at a time.
+fn exiting<T>(reports: Vec<T>) {
+    std::mem::forget(reports);
 }

@@ -29,7 +29,7 @@ fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
     // Interface attribution and de-duplication included.
     let settings = Settings::default();
     let reading = Reading::default();
-    let Ok(merged) = observations(&capture, &reading, &settings) else {
+    let Ok(mut merged) = observations(&capture, &reading, &settings) else {
         return; // a corrupt record header found by the walk: also typed
     };
     // Every record has at least a 16-byte header (pcap; pcapng: 12 + 20).
@@ -41,7 +41,7 @@ fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
         settings: &settings,
         interfaces: &names,
     };
-    let findings = Findings::new(merged, &context);
+    let findings = Findings::new(&mut merged, &context);
     let _ = correlate(&findings);
 }
 

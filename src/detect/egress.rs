@@ -19,11 +19,13 @@
 //! destinations, which answers "which NIC did pod egress actually use?".
 
 use super::{Context, FlowItem, Severity};
+use crate::decode::Tunnel;
 use crate::flow::{Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable};
 use crate::interface::{InterfaceKind, InterfaceNames, Via};
 use crate::time::Timestamp;
 use crate::topology::AddrClass;
 use ipnet::IpNet;
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -223,27 +225,34 @@ fn on_the_wire(crossing: &Crossing, names: &InterfaceNames) -> bool {
     !names.kind(&crossing.via).is_cluster_side()
 }
 
-/// Labels of the interfaces where `direction`'s packets were seen, in
-/// order of first packet, filtered by `keep`.
-fn crossed(
-    flow: &Flow,
+/// Where `direction`'s packets of `flow` were seen (interface and
+/// tunnel), filtered by `keep`. Callers gather these in sets and label
+/// each distinct one once: formatting per flow is slow on big captures.
+fn crossed<'f>(
+    flow: &'f Flow,
     direction: Direction,
-    names: &InterfaceNames,
-    keep: impl Fn(&Crossing) -> bool,
-) -> Vec<String> {
-    let mut crossings: Vec<&Crossing> = flow
-        .crossings
+    keep: impl Fn(&Crossing) -> bool + 'f,
+) -> impl Iterator<Item = Place> + 'f {
+    flow.crossings
         .iter()
-        .filter(|c| c.packets[direction.index()] > 0 && keep(c))
-        .collect();
-    crossings.sort_by_key(|c| c.first_record);
-    crossings
-        .iter()
-        .map(|c| match &c.tunnel {
-            Some(tunnel) => format!("{} ({tunnel})", names.label(&c.via)),
-            None => names.label(&c.via),
+        .filter(move |c| c.packets[direction.index()] > 0 && keep(c))
+        .map(|c| (c.via, c.tunnel))
+}
+
+/// An interface, and the tunnel packets crossed it in.
+type Place = (Via, Option<Tunnel>);
+
+/// The sorted, distinct labels of `places`.
+fn labels(places: impl IntoIterator<Item = Place>, names: &InterfaceNames) -> Vec<String> {
+    let places: FxHashSet<Place> = places.into_iter().collect();
+    let labels: BTreeSet<String> = places
+        .into_iter()
+        .map(|(via, tunnel)| match tunnel {
+            Some(tunnel) => format!("{} ({tunnel})", names.label(&via)),
+            None => names.label(&via),
         })
-        .collect()
+        .collect();
+    labels.into_iter().collect()
 }
 
 /// (pod, destination, protocol, destination port).
@@ -254,8 +263,8 @@ type GroupKey = (IpAddr, IpAddr, u8, u16);
 struct PodTally {
     flows: u64,
     sources: BTreeSet<IpAddr>,
-    seen_on: BTreeSet<String>,
-    translated_on: BTreeSet<String>,
+    seen_on: FxHashSet<Place>,
+    translated_on: FxHashSet<Place>,
 }
 
 /// The findings, and the post-NAT copies of pod flows (`-i any`
@@ -277,15 +286,10 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
                 let tally = masqueraded.entry(pod).or_default();
                 tally.flows += 1;
                 tally.sources.insert(copy.source);
+                tally.seen_on.extend(crossed(flow, pod_direction, |_| true));
                 tally
-                    .seen_on
-                    .extend(crossed(flow, pod_direction, names, |_| true));
-                tally.translated_on.extend(crossed(
-                    translated,
-                    translated.first_direction,
-                    names,
-                    |_| true,
-                ));
+                    .translated_on
+                    .extend(crossed(translated, translated.first_direction, |_| true));
                 continue;
             }
         }
@@ -297,9 +301,7 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
         {
             let tally = stayed_inside.entry(pod).or_default();
             tally.flows += 1;
-            tally
-                .seen_on
-                .extend(crossed(flow, pod_direction, names, |_| true));
+            tally.seen_on.extend(crossed(flow, pod_direction, |_| true));
             continue;
         }
         groups
@@ -307,26 +309,24 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
             .or_default()
             .push((key, flow));
     }
+    // Groups are independent: their evidence is built in parallel.
     let mut groups: Vec<EgressGroup> = groups
-        .into_iter()
+        .into_par_iter()
         .map(|((pod, destination, protocol, port), members)| {
             let replies = flows
                 .pairs
                 .get(&(destination, pod))
                 .map_or(0, |p| p.packets);
             let mut group = group(pod, destination, protocol, port, replies, &members, context);
-            let left_on: BTreeSet<String> = members
-                .iter()
-                .flat_map(|(key, flow)| {
-                    let direction = if key.lo.addr == pod {
-                        Direction::Lo
-                    } else {
-                        Direction::Hi
-                    };
-                    crossed(flow, direction, names, |c| on_the_wire(c, names))
-                })
-                .collect();
-            group.left_on = left_on.into_iter().collect();
+            let left_on = members.iter().flat_map(|(key, flow)| {
+                let direction = if key.lo.addr == pod {
+                    Direction::Lo
+                } else {
+                    Direction::Hi
+                };
+                crossed(flow, direction, |c| on_the_wire(c, names))
+            });
+            group.left_on = labels(left_on, names);
             group
         })
         .collect();
@@ -343,8 +343,8 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
                 pod,
                 flows: tally.flows,
                 translated_to: tally.sources.into_iter().collect(),
-                seen_on: tally.seen_on.into_iter().collect(),
-                translated_on: tally.translated_on.into_iter().collect(),
+                seen_on: labels(tally.seen_on, names),
+                translated_on: labels(tally.translated_on, names),
             })
             .collect(),
         answered_sources: answered_sources(flows, &groups, context),
@@ -353,7 +353,7 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
             .map(|(pod, tally)| StayedInside {
                 pod,
                 flows: tally.flows,
-                seen_on: tally.seen_on.into_iter().collect(),
+                seen_on: labels(tally.seen_on, names),
             })
             .collect(),
     };

@@ -109,8 +109,8 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// Consumes the observations: DNS messages move into the findings.
-    pub fn new(observations: Observations, context: &Context<'_>) -> Findings {
+    /// DNS messages move from the observations into the findings.
+    pub fn new(observations: &mut Observations, context: &Context<'_>) -> Findings {
         let capture_end = observations.flows.summary.last_ts;
         // A connection seen before and after NAT is counted once.
         let (unmasqueraded_egress, copies) = egress::find(&observations.flows, context);
@@ -123,7 +123,12 @@ impl Findings {
                 &copies,
                 context,
             ),
-            dns: dns::find(observations.dns, capture_end, &copies, context),
+            dns: dns::find(
+                std::mem::take(&mut observations.dns),
+                capture_end,
+                &copies,
+                context,
+            ),
             service_vips: service::find(&observations.flows, context),
         }
     }

@@ -14,12 +14,12 @@ use serde::Serialize;
 
 /// The JSON document for a whole run.
 #[derive(Debug, Serialize)]
-pub struct JsonDocument<T: Serialize> {
+pub struct JsonDocument<'a, T: Serialize> {
     pub schema: &'static str,
     pub kpcap_version: &'static str,
     pub topology: crate::topology::Topology,
     /// Detector thresholds (analyze only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settings: Option<crate::detect::Settings>,
-    pub captures: Vec<T>,
+    pub captures: &'a [T],
 }
