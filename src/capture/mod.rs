@@ -154,7 +154,7 @@ impl Capture {
     pub fn from_bytes(bytes: Bytes, chunk_bytes: usize) -> Result<Capture, CaptureError> {
         let chunk_bytes = chunk_bytes.max(1);
         let layout = if pcap::is_magic(&bytes) {
-            pcap::plan(&bytes, chunk_bytes)?
+            pcap::plan(&bytes, chunk_bytes, &|start, end| bytes.release(start, end))?
         } else {
             index(&bytes, chunk_bytes, &|start, end| bytes.release(start, end))?
         };

@@ -2,7 +2,7 @@
 //! header and the packet bytes. Both byte orders, micro- and nanoseconds.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Truncation, WalkEnd,
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Truncation, WalkEnd,
     MAX_RECORD_LEN,
 };
 use crate::capture::{link_type_name, link_type_supported};
@@ -139,7 +139,15 @@ const SEARCH_SPAN: usize = 2 * (RECORD_HEADER_LEN + MAX_RECORD_LEN as usize);
 /// The speculative layout: a split point every `chunk_bytes`, each moved
 /// forward to the first offset where a run of plausible record headers
 /// begins. Reads only the file header and a few records per split point.
-pub fn plan(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
+///
+/// A read at a split point can make the kernel map a whole large folio
+/// around it (megabytes), so each probed region is released at once:
+/// otherwise planning alone would map a good part of the file.
+pub fn plan(
+    bytes: &[u8],
+    chunk_bytes: usize,
+    release: Release<'_>,
+) -> Result<Layout, CaptureError> {
     let header = header(bytes)?;
     let plausible = Plausible::new(bytes, &header);
     let mut starts = vec![GLOBAL_HEADER_LEN];
@@ -157,6 +165,15 @@ pub fn plan(bytes: &[u8], chunk_bytes: usize) -> Result<Layout, CaptureError> {
             }
             None => searched = to,
         }
+        // Generous: a folio is at most 2 MiB, a plausible run at most
+        // `PLAUSIBLE_RUN` records past `to`.
+        const AROUND: usize = 4 << 20;
+        let probed_end =
+            to.saturating_add(PLAUSIBLE_RUN * (RECORD_HEADER_LEN + MAX_RECORD_LEN as usize));
+        release(
+            from.saturating_sub(AROUND),
+            probed_end.saturating_add(AROUND),
+        );
         split = split.saturating_add(chunk_bytes);
     }
     let big_endian = header.endianness == Endianness::Big;

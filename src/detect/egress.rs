@@ -236,7 +236,7 @@ fn crossed<'f>(
     flow.crossings
         .iter()
         .filter(move |c| c.packets[direction.index()] > 0 && keep(c))
-        .map(|c| (c.via, c.tunnel))
+        .map(|c| (c.via, c.tunnel.as_deref().copied()))
 }
 
 /// An interface, and the tunnel packets crossed it in.

@@ -34,7 +34,7 @@ impl CrossingItem {
                 kind: names.kind(&c.via),
                 packets_sent: c.packets[initiator.index()],
                 packets_received: c.packets[initiator.other().index()],
-                tunnel: c.tunnel,
+                tunnel: c.tunnel.as_deref().copied(),
             })
             .collect()
     }

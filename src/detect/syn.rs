@@ -216,7 +216,7 @@ pub fn find(
         counts.syn_flows += 1;
         counts.syn_packets += u64::from(init.syn);
         let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
-        let last_syn = init.last_syn_ts.unwrap_or(flow.first_ts);
+        let last_syn = init.last_syn().unwrap_or(flow.first_ts);
         let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
             counts.answered += 1;
             continue;

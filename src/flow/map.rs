@@ -2,25 +2,32 @@
 //! maps goes shard by shard, each source shard freed as soon as it is
 //! folded in, so the memory peak of a merge is the two maps plus one
 //! shard's growth, not the two maps plus a rehash of the whole table.
+//!
+//! Each shard is an `IndexMap`: flows live densely in a vector and the hash
+//! table holds only indices. A plain hash map spreads its (large) buckets
+//! over the whole table, so all of it is resident however full it is; here
+//! the table is small and the vector's unused capacity is never touched.
 
 use super::key::FlowKey;
-use super::table::merge_maps;
 use super::table::Flow;
-use rustc_hash::{FxHashMap, FxHasher};
-use std::collections::hash_map::Entry;
+use indexmap::map::Entry;
+use indexmap::IndexMap;
+use rustc_hash::{FxBuildHasher, FxHasher};
 use std::hash::{Hash, Hasher};
 
 const SHARDS: usize = 64;
 
+type Shard = IndexMap<FlowKey, Flow, FxBuildHasher>;
+
 #[derive(Debug, Clone)]
 pub struct FlowMap {
-    shards: Vec<FxHashMap<FlowKey, Flow>>,
+    shards: Vec<Shard>,
 }
 
 impl Default for FlowMap {
     fn default() -> Self {
         FlowMap {
-            shards: (0..SHARDS).map(|_| FxHashMap::default()).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
         }
     }
 }
@@ -60,7 +67,14 @@ impl FlowMap {
             if into.len() < from.len() {
                 std::mem::swap(into, &mut from);
             }
-            merge_maps(into, from, combine);
+            for (key, flow) in from {
+                match into.entry(key) {
+                    Entry::Occupied(mut e) => combine(e.get_mut(), flow),
+                    Entry::Vacant(e) => {
+                        e.insert(flow);
+                    }
+                }
+            }
         }
     }
 }

@@ -14,8 +14,10 @@ use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-/// Counters of one direction of a flow.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Counters of one direction of a flow. Plain values, not options: a
+/// million flows are a million of these, and the SYN fields mean something
+/// only when `syn > 0` (see `first_syn`, `last_syn`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Side {
     pub packets: u64,
     pub bytes: u64,
@@ -26,12 +28,39 @@ pub struct Side {
     pub fin: u32,
     /// Segments with ACK and without SYN: the handshake's third leg, data.
     pub ack: u32,
-    /// File position of the first pure SYN.
-    pub first_syn_record: Option<u64>,
-    pub last_syn_ts: Option<Timestamp>,
+    /// File position of the first pure SYN (`u64::MAX` before one).
+    pub first_syn_record: u64,
+    /// Time of the last pure SYN.
+    pub last_syn_ts: Timestamp,
+}
+
+impl Default for Side {
+    fn default() -> Self {
+        Side {
+            packets: 0,
+            bytes: 0,
+            syn: 0,
+            syn_ack: 0,
+            rst: 0,
+            fin: 0,
+            ack: 0,
+            first_syn_record: u64::MAX,
+            last_syn_ts: Timestamp(0),
+        }
+    }
 }
 
 impl Side {
+    /// File position of the first pure SYN, if there was one.
+    pub fn first_syn(&self) -> Option<u64> {
+        (self.syn > 0).then_some(self.first_syn_record)
+    }
+
+    /// Time of the last pure SYN, if there was one.
+    pub fn last_syn(&self) -> Option<Timestamp> {
+        (self.syn > 0).then_some(self.last_syn_ts)
+    }
+
     fn merge(&mut self, other: &Side) {
         self.packets += other.packets;
         self.bytes += other.bytes;
@@ -40,7 +69,7 @@ impl Side {
         self.rst += other.rst;
         self.fin += other.fin;
         self.ack += other.ack;
-        self.first_syn_record = min_option(self.first_syn_record, other.first_syn_record);
+        self.first_syn_record = self.first_syn_record.min(other.first_syn_record);
         self.last_syn_ts = self.last_syn_ts.max(other.last_syn_ts);
     }
 }
@@ -101,9 +130,10 @@ pub struct Crossing {
     pub via: Via,
     /// Packets seen on this interface, by `Direction`, copies included.
     pub packets: [u64; 2],
-    /// File position of the first packet seen here, and its tunnel.
+    /// File position of the first packet seen here, and its tunnel (out
+    /// of line: most flows have none, and every flow pays for the space).
     pub first_record: u64,
-    pub tunnel: Option<Tunnel>,
+    pub tunnel: Option<Box<Tunnel>>,
 }
 
 impl Crossing {
@@ -112,7 +142,7 @@ impl Crossing {
         self.packets[1] += other.packets[1];
         if other.first_record < self.first_record {
             self.first_record = other.first_record;
-            self.tunnel = other.tunnel;
+            self.tunnel.clone_from(&other.tunnel);
         }
     }
 }
@@ -164,7 +194,7 @@ impl Flow {
                     via: seen.via,
                     packets: [0, 0],
                     first_record: seen.record.position,
-                    tunnel: seen.packet.tunnel,
+                    tunnel: seen.packet.tunnel.map(Box::new),
                 };
                 self.crossings.insert(at, crossing);
                 at
@@ -200,16 +230,13 @@ impl Flow {
             .iter()
             .filter(|c| c.tunnel.is_some())
             .min_by_key(|c| c.first_record)
-            .and_then(|c| c.tunnel)
+            .and_then(|c| c.tunnel.as_deref().copied())
     }
 
     /// The direction of the initiator: the sender of the first pure SYN,
     /// else the sender of the first packet.
     pub fn initiator(&self) -> Direction {
-        match (
-            self.sides[0].first_syn_record,
-            self.sides[1].first_syn_record,
-        ) {
+        match (self.sides[0].first_syn(), self.sides[1].first_syn()) {
             (Some(a), Some(b)) if b < a => Direction::Hi,
             (Some(_), _) => Direction::Lo,
             (None, Some(_)) => Direction::Hi,
@@ -437,8 +464,8 @@ impl FlowTable {
             let ack = tcp.has(tcp_flags::ACK);
             if syn && !ack {
                 side.syn += 1;
-                side.first_syn_record = min_option(side.first_syn_record, Some(record.position));
-                side.last_syn_ts = side.last_syn_ts.max(Some(record.ts));
+                side.first_syn_record = side.first_syn_record.min(record.position);
+                side.last_syn_ts = side.last_syn_ts.max(record.ts);
             }
             side.syn_ack += (syn && ack) as u32;
             side.ack += (ack && !syn) as u32;
