@@ -86,7 +86,14 @@ fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
 }
 
 fn mixed(c: &mut Criterion) {
-    group(c, "mixed", Scenario::Mixed { bytes: 1 << 30 });
+    group(
+        c,
+        "mixed",
+        Scenario::Mixed {
+            bytes: 1 << 30,
+            conversations: None,
+        },
+    );
 }
 
 fn small(c: &mut Criterion) {

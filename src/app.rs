@@ -294,7 +294,10 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ViewArg::AnySll2 => synth::View::Any(synth::Link::Sll2),
     };
     let scenario = match args.scenario {
-        ScenarioArg::Mixed => synth::Scenario::Mixed { bytes: size },
+        ScenarioArg::Mixed => synth::Scenario::Mixed {
+            bytes: size,
+            conversations: args.conversations,
+        },
         ScenarioArg::Small => synth::Scenario::SmallPackets { bytes: size },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),

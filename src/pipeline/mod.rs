@@ -149,6 +149,9 @@ impl Walked {
     }
 }
 
+/// How many runs of consecutive chunks each thread gets, at least.
+const RUNS_PER_THREAD: usize = 4;
+
 /// One worker's run of consecutive chunks.
 struct Run<'r, S> {
     reader: ChunkReader<'r>,
@@ -168,9 +171,14 @@ fn fold_layout<S: Default + Send>(
     let layout = capture.layout();
     let names = reading.names(layout);
     let dedup = has_many_interfaces(layout);
+    // Each run's state holds every flow it saw, and long flows are seen by
+    // every run: a few runs per thread balance the load without
+    // multiplying the state.
+    let runs = rayon::current_num_threads() * RUNS_PER_THREAD;
     chunks
         .par_iter()
         .enumerate()
+        .with_min_len(chunks.len().div_ceil(runs).max(1))
         .fold(
             || None,
             |run: Option<Run<'_, S>>, (index, chunk)| {

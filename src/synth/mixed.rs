@@ -188,19 +188,33 @@ fn conversation(rng: &mut ChaCha8Rng, body: &[u8], dns_id: &mut u16) -> Conversa
 }
 
 /// Writes interleaved conversations until about `target_bytes` are out.
+/// With `repeat`, conversation `i` replays conversation `i % repeat`'s
+/// hosts, ports and packets (its own random stream), so the capture holds
+/// `repeat` conversations' flows whatever its size.
 pub fn write<W: Write>(
     out: &mut CaptureWriter<W>,
     target_bytes: u64,
     seed: u64,
+    repeat: Option<u64>,
 ) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
     let mut dns_id = 0u16;
     let mut active: Vec<Conversation> = Vec::new();
+    let mut started = 0u64;
     let mut now = START;
     while out.bytes_written < target_bytes {
         while active.len() < CONCURRENT {
-            active.push(conversation(&mut rng, &body, &mut dns_id));
+            let next = match repeat {
+                Some(n) => {
+                    let replay = started % n.max(1);
+                    let stream = seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    conversation(&mut ChaCha8Rng::seed_from_u64(stream), &body, &mut dns_id)
+                }
+                None => conversation(&mut rng, &body, &mut dns_id),
+            };
+            active.push(next);
+            started += 1;
         }
         let pick = rng.gen_range(0..active.len());
         match active[pick].frames.pop_front() {

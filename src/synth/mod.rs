@@ -19,8 +19,12 @@ use std::io::Write;
 
 #[derive(Debug, Clone, Copy)]
 pub enum Scenario {
-    /// A busy node's mixed traffic, about `bytes` long.
-    Mixed { bytes: u64 },
+    /// A busy node's mixed traffic, about `bytes` long; with
+    /// `conversations`, that many distinct conversations, repeated.
+    Mixed {
+        bytes: u64,
+        conversations: Option<u64>,
+    },
     /// The DESIGN.md incident on a worker, before or after the fix, as
     /// captured on ens19, on both NICs, or with `-i any`.
     Incident(Phase, View),
@@ -38,9 +42,12 @@ pub fn write<W: Write>(
     seed: u64,
 ) -> std::io::Result<W> {
     match scenario {
-        Scenario::Mixed { bytes } => {
+        Scenario::Mixed {
+            bytes,
+            conversations,
+        } => {
             let mut writer = CaptureWriter::new(out, container, "ens19")?;
-            mixed::write(&mut writer, bytes, seed)?;
+            mixed::write(&mut writer, bytes, seed, conversations)?;
             Ok(writer.into_inner())
         }
         Scenario::SmallPackets { bytes } => {
