@@ -227,8 +227,7 @@ impl<'a> Plausible<'a> {
             let Some(header) = self.bytes.get(at..at + RECORD_HEADER_LEN) else {
                 return false;
             };
-            let field = |i: usize| read_u32(&header[i..], self.big_endian);
-            let (secs, frac, incl_len, orig_len) = (field(0), field(4), field(8), field(12));
+            let (secs, frac, incl_len, orig_len) = header_fields(header, self.big_endian);
             let near_first = self
                 .first_secs
                 .is_none_or(|first| secs.abs_diff(first) <= Self::SPAN_SECS);
@@ -259,11 +258,12 @@ pub fn walk<'a>(
     let interface = &layout.interfaces[0];
     let big_endian = layout.big_endian;
     let at_file_end = chunk.end == file.len();
+    let within = &file[..chunk.end];
     let mut offset = chunk.start;
     let mut prefetch = Prefetch::new(file, chunk);
     while offset < chunk.end {
         prefetch.ahead_of(offset);
-        let Some(header) = file[..chunk.end].get(offset..offset + RECORD_HEADER_LEN) else {
+        let Some(header) = within.get(offset..offset + RECORD_HEADER_LEN) else {
             return cut_short(at_file_end, offset, || {
                 format!(
                     "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
@@ -271,14 +271,13 @@ pub fn walk<'a>(
                 )
             });
         };
-        let field = |at: usize| read_u32(&header[at..], big_endian);
-        let (ts_sec, ts_frac, incl_len, orig_len) = (field(0), field(4), field(8), field(12));
+        let (ts_sec, ts_frac, incl_len, orig_len) = header_fields(header, big_endian);
         if incl_len > MAX_RECORD_LEN {
             return WalkEnd::Broken;
         }
         let start = offset + RECORD_HEADER_LEN;
         let end = start + incl_len as usize;
-        let Some(data) = file[..chunk.end].get(start..end) else {
+        let Some(data) = within.get(start..end) else {
             return cut_short(at_file_end, offset, || {
                 format!(
                     "last record cut short ({} of {incl_len} packet bytes)",
@@ -337,6 +336,12 @@ impl<'a> Prefetch<'a> {
             self.next += Self::LINE;
         }
     }
+}
+
+/// A record header's seconds, fraction, captured and original lengths.
+fn header_fields(header: &[u8], big_endian: bool) -> (u32, u32, u32, u32) {
+    let field = |at: usize| read_u32(&header[at..], big_endian);
+    (field(0), field(4), field(8), field(12))
 }
 
 /// A record that does not fit before the chunk's end: the file's last,
