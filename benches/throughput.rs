@@ -14,7 +14,7 @@
 //! `cargo bench --bench throughput` (`-- mixed`, `-- small`, `-- analyze`)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kpcap::capture::{floor, load, Capture, DEFAULT_CHUNK_BYTES};
+use kpcap::capture::{floor, load, Input, DEFAULT_CHUNK_BYTES};
 use kpcap::detect::{Context, Findings, Settings};
 use kpcap::pipeline::{flow_table, observations, Reading};
 use kpcap::synth::{self, Container, Scenario};
@@ -37,9 +37,9 @@ fn bench_capture(name: &str, scenario: Scenario) -> PathBuf {
 }
 
 fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topology) -> usize {
-    let capture = Capture::open(path, DEFAULT_CHUNK_BYTES).expect("valid capture");
-    let mut observed = observations(&capture, reading, settings).expect("valid records");
-    let names = reading.names(capture.layout());
+    let capture = Input::open(path, DEFAULT_CHUNK_BYTES).expect("valid capture");
+    let (mut observed, info) = observations(capture, reading, settings).expect("valid records");
+    let names = reading.names(&info.interfaces);
     let context = Context {
         topology,
         settings,
@@ -68,13 +68,13 @@ fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
             .expect("thread pool");
         let id = |what: &str| BenchmarkId::new(what, format!("{threads}-threads"));
         group.bench_function(id("floor"), |b| {
-            b.iter(|| pool.install(|| floor::sum_words(&load(&path).expect("readable").bytes)))
+            b.iter(|| pool.install(|| floor::sum_words(&load(&path).expect("readable"))))
         });
         group.bench_function(id("flows"), |b| {
             b.iter(|| {
                 pool.install(|| {
-                    let capture = Capture::open(&path, DEFAULT_CHUNK_BYTES).expect("valid");
-                    flow_table(&capture, &reading).expect("valid").flows.len()
+                    let capture = Input::open(&path, DEFAULT_CHUNK_BYTES).expect("valid");
+                    flow_table(capture, &reading).expect("valid").0.flows.len()
                 })
             })
         });

@@ -21,6 +21,17 @@ pub enum Command {
     /// ClusterIPs on the wire, and a ranked verdict. Exit code 1 when
     /// something at or above --fail-on was found.
     Analyze(AnalyzeArgs),
+    /// Sweep files and directories of captures: one line per file, and
+    /// findings aggregated across files. Exit code: bit 1 (value 1) set
+    /// when a finding at or above --fail-on was found, bit 2 (value 2)
+    /// when a file could not be read.
+    Scan(ScanArgs),
+    /// Combine the JSON reports of `kpcap scan --shard` into one.
+    Merge(MergeArgs),
+    /// Compare the analyses of two captures, before and after a fix: what
+    /// was fixed, what persists, what is new. Exit code 0 when the
+    /// failures of BEFORE are gone and nothing got worse, 1 otherwise.
+    Diff(DiffArgs),
     /// Traffic rolled up by (source, destination) address pair, or per flow.
     Flows(FlowsArgs),
     /// Write a deterministic synthetic capture (test data, benchmarks).
@@ -41,9 +52,30 @@ pub struct FloorArgs {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap, pcapng, optionally gzip'ed); `-` reads stdin.
+    /// Capture files (pcap, pcapng, optionally gzip'ed or zstd'ed); `-`
+    /// reads stdin.
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
+    /// The files are rotated parts of one capture (`tcpdump -C` or `-G`):
+    /// read them in order (of their first packet) as one capture, so a
+    /// flow that crosses from one file to the next is seen whole.
+    #[arg(long)]
+    pub merge: bool,
+    /// Lowest severity that makes the exit code 1.
+    #[arg(long, value_enum, default_value = "failure")]
+    pub fail_on: FailOn,
+    /// Groups to show per table (0 = all); JSON always lists all.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub detectors: DetectorArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Detector thresholds.
+#[derive(Debug, Args)]
+pub struct DetectorArgs {
     /// A SYN whose last copy is younger than this at capture end is
     /// inconclusive, not unanswered (e.g. 3s, 500ms, 2.5).
     #[arg(long, default_value = "3s", value_parser = parse_duration)]
@@ -54,12 +86,57 @@ pub struct AnalyzeArgs {
     /// Port DNS is served on (repeatable).
     #[arg(long = "dns-port", value_name = "PORT", default_value = "53")]
     pub dns_ports: Vec<u16>,
-    /// Lowest severity that makes the exit code 1.
+}
+
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Capture files and directories (searched recursively; captures are
+    /// recognised by their first bytes, not their names).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Analyze only shard I of N (1-based, e.g. 2/8): a deterministic
+    /// share of the file list, for sweeping an archive on several
+    /// machines; `kpcap merge` combines the shards' JSON reports.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// Lowest severity that sets bit 1 of the exit code.
     #[arg(long, value_enum, default_value = "failure")]
     pub fail_on: FailOn,
-    /// Groups to show per table (0 = all); JSON always lists all.
+    /// Aggregate findings to show in the table (0 = all).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub detectors: DetectorArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// JSON reports of `kpcap scan --format json` (shards of one sweep).
+    #[arg(required = true)]
+    pub reports: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+    /// Lowest severity that sets bit 1 of the exit code.
+    #[arg(long, value_enum, default_value = "failure")]
+    pub fail_on: FailOn,
+    /// Aggregate findings to show in the table (0 = all).
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The capture before the fix.
+    pub before: PathBuf,
+    /// The capture after the fix.
+    pub after: PathBuf,
+    #[command(flatten)]
+    pub detectors: DetectorArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -82,9 +159,13 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Args)]
 pub struct FlowsArgs {
-    /// Capture files (pcap, pcapng, optionally gzip'ed); `-` reads stdin.
+    /// Capture files (pcap, pcapng, optionally gzip'ed or zstd'ed); `-`
+    /// reads stdin.
     #[arg(required = true)]
     pub captures: Vec<PathBuf>,
+    /// The files are rotated parts of one capture: read them as one.
+    #[arg(long)]
+    pub merge: bool,
     /// Group rows by address pair or by 5-tuple flow.
     #[arg(long, value_enum, default_value = "pair")]
     pub by: By,
@@ -153,7 +234,7 @@ pub enum OutputFormat {
     /// One JSON document for the whole run.
     Json,
     /// One JSON value per line: per capture for `flows`, per cause and
-    /// finding group for `analyze`.
+    /// finding group for `analyze`, per file as it finishes for `scan`.
     Ndjson,
 }
 

@@ -39,8 +39,36 @@ pub enum CaptureError {
     },
     #[error("byte {offset}: corrupt pcapng block: {reason}")]
     CorruptBlock { offset: u64, reason: String },
-    #[error("byte 0: corrupt gzip stream: {reason}")]
-    Gzip { reason: String },
+    #[error("cannot be read as a continuation of the files before it: {reason}")]
+    Mismatch { reason: String },
+    #[error("byte {offset} of the decompressed capture: corrupt {compression} stream: {reason}")]
+    Decompress {
+        offset: u64,
+        compression: &'static str,
+        reason: String,
+    },
+}
+
+impl CaptureError {
+    /// The same error, its offset counted from `by` bytes earlier: errors
+    /// found in a stream's buffer are reported at their place in the
+    /// capture.
+    pub fn shifted(mut self, by: u64) -> CaptureError {
+        match &mut self {
+            CaptureError::TruncatedHeader { offset, .. }
+            | CaptureError::UnsupportedVersion { offset, .. }
+            | CaptureError::UnsupportedLinkType { offset, .. }
+            | CaptureError::RecordTooLong { offset, .. }
+            | CaptureError::CorruptBlock { offset, .. }
+            | CaptureError::Decompress { offset, .. } => *offset += by,
+            CaptureError::Io(_)
+            | CaptureError::IsDirectory
+            | CaptureError::Empty
+            | CaptureError::NotACapture { .. }
+            | CaptureError::Mismatch { .. } => {}
+        }
+        self
+    }
 }
 
 /// Why a command-line setting was rejected.

@@ -5,7 +5,7 @@
 //! interface index (SLL2), or the direction and link-layer address (SLL,
 //! which has no index).
 
-use crate::capture::Layout;
+use crate::capture::Interface;
 use crate::decode::Cooked;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -170,9 +170,9 @@ fn format_address(address: &[u8; 8], len: u8) -> String {
 }
 
 impl InterfaceNames {
-    pub fn new(layout: &Layout, devices: BTreeMap<DeviceKey, String>) -> InterfaceNames {
+    pub fn new(interfaces: &[Interface], devices: BTreeMap<DeviceKey, String>) -> InterfaceNames {
         InterfaceNames {
-            capture: layout.interfaces.iter().map(|i| i.name.clone()).collect(),
+            capture: interfaces.iter().map(|i| i.name.clone()).collect(),
             devices,
         }
     }

@@ -4,6 +4,7 @@
 //! (`decode`) -> per-chunk state (`flow`, `detect`) -> merged state ->
 //! findings and verdict (`detect`) -> report.
 
+pub mod analysis;
 pub mod capture;
 pub mod decode;
 pub mod detect;

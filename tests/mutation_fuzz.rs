@@ -3,7 +3,7 @@
 //! flipped, lengths corrupted and tails cut must give a report or a typed
 //! error, never a panic.
 
-use kpcap::capture::{Bytes, Capture};
+use kpcap::capture::{Bytes, Capture, Input, Stream};
 use kpcap::decode::dns::DnsMessage;
 use kpcap::detect::verdict::correlate;
 use kpcap::detect::{Context, Findings, Settings};
@@ -21,21 +21,35 @@ fn mutations_per_file() -> usize {
 }
 
 fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
+    let len = bytes.len() as u64;
+    // Mapped, and read as a stream (as stdin and compressed files are).
+    let stream = Stream::open(
+        Box::new(std::io::Cursor::new(bytes.clone())),
+        None,
+        chunk_bytes,
+    );
+    if let Ok(stream) = stream {
+        analyze_input(Input::Stream(stream), len);
+    }
     let Ok(capture) = Capture::from_bytes(Bytes::Owned(bytes), chunk_bytes) else {
         return; // a typed error is a fine answer to garbage
     };
+    analyze_input(Input::Mapped(capture), len);
+}
+
+fn analyze_input(input: Input, len: u64) {
     // The whole analyze path: per-chunk observations, merge, detectors
     // (DNS parsing and TCP reassembly included), verdict.
     // Interface attribution and de-duplication included.
     let settings = Settings::default();
     let reading = Reading::default();
-    let Ok(mut merged) = observations(&capture, &reading, &settings) else {
+    let Ok((mut merged, info)) = observations(input, &reading, &settings) else {
         return; // a corrupt record header found by the walk: also typed
     };
     // Every record has at least a 16-byte header (pcap; pcapng: 12 + 20).
-    assert!(merged.flows.summary.packets <= capture.len() as u64 / 16);
+    assert!(merged.flows.summary.packets <= len / 16);
     let topology = Topology::preset(Preset::K3s, true);
-    let names = reading.names(capture.layout());
+    let names = reading.names(&info.interfaces);
     let context = Context {
         topology: &topology,
         settings: &settings,

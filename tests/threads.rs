@@ -104,7 +104,7 @@ fn corpus_reports_do_not_depend_on_threads_or_chunks() {
 /// the result must still equal a serial walk's.
 #[test]
 fn wrong_chunk_start_guesses_fall_back_to_the_exact_walk() {
-    use kpcap::capture::{Bytes, Capture};
+    use kpcap::capture::{Bytes, Capture, Input};
     use kpcap::pipeline::{flow_table, Reading};
     use kpcap::synth::frame::{ethernet, udp_packet};
     use kpcap::synth::{CaptureWriter, Container, START};
@@ -135,7 +135,7 @@ fn wrong_chunk_start_guesses_fall_back_to_the_exact_walk() {
         .iter()
         .map(|c| c.start)
         .collect();
-    let exact = flow_table(&open(usize::MAX), &Reading::default()).unwrap();
+    let (exact, _) = flow_table(Input::Mapped(open(usize::MAX)), &Reading::default()).unwrap();
     assert_eq!(exact.summary.packets, 2000);
     for chunk_bytes in [1000, 4096, 65536] {
         let capture = open(chunk_bytes);
@@ -149,7 +149,7 @@ fn wrong_chunk_start_guesses_fall_back_to_the_exact_walk() {
             guessed_wrong > 0,
             "{chunk_bytes}: the decoys fooled no guess"
         );
-        let table = flow_table(&capture, &Reading::default()).unwrap();
+        let (table, _) = flow_table(Input::Mapped(capture), &Reading::default()).unwrap();
         assert_eq!(table.summary, exact.summary, "{chunk_bytes}");
         assert_eq!(table.flows.len(), exact.flows.len(), "{chunk_bytes}");
         for (key, flow) in &exact.flows {

@@ -19,9 +19,11 @@ mod link_type;
 mod pcap;
 mod pcapng;
 mod source;
+mod stream;
 
 pub use link_type::{link_type_name, link_type_supported};
-pub use source::{load, Bytes};
+pub use source::{load, Bytes, Compression};
+pub use stream::Stream;
 
 use crate::error::CaptureError;
 use crate::time::Timestamp;
@@ -89,6 +91,23 @@ pub struct Truncation {
     pub reason: String,
 }
 
+impl Truncation {
+    fn at(offset: usize, reason: String) -> Truncation {
+        Truncation {
+            offset: offset as u64,
+            reason,
+        }
+    }
+
+    /// The warning printed for it.
+    fn warning(&self) -> String {
+        format!(
+            "byte {}: {}; analyzing the records before it",
+            self.offset, self.reason
+        )
+    }
+}
+
 /// The result of the indexing pass.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -101,6 +120,9 @@ pub struct Layout {
     /// Known up front in an exact layout; a speculative one finds it in the
     /// walk of the last chunk.
     pub truncation: Option<Truncation>,
+    /// Added to every record's position: where these bytes sit in the
+    /// logical capture (a stream's segment, a rotated file after others).
+    pub base: u64,
 }
 
 /// How the walk of a chunk ended.
@@ -128,28 +150,114 @@ pub struct Record<'a> {
     pub data: &'a [u8],
 }
 
-/// An opened capture, cut into chunks.
+/// A capture opened for reading: a regular file is memory-mapped whole;
+/// stdin and compressed files are read as a stream, through a bounded
+/// buffer.
+pub enum Input {
+    Mapped(Capture),
+    Stream(Stream),
+}
+
+impl Input {
+    /// Opens a file or `-` (stdin), recognised by its first bytes: pcap,
+    /// pcapng, or either compressed with gzip or zstd.
+    pub fn open(path: &Path, chunk_bytes: usize) -> Result<Input, CaptureError> {
+        match source::open(path)? {
+            source::Source::Mapped(bytes) => {
+                Ok(Input::Mapped(Capture::from_bytes(bytes, chunk_bytes)?))
+            }
+            source::Source::Stream(reader, compression) => Ok(Input::Stream(Stream::open(
+                reader,
+                compression,
+                chunk_bytes,
+            )?)),
+        }
+    }
+}
+
+impl Input {
+    /// The timestamp of the first record, if there is one: orders rotated
+    /// files. A stream reads its first segment only.
+    pub fn first_timestamp(self) -> Result<Option<Timestamp>, CaptureError> {
+        let first = |capture: &Capture| {
+            let mut first = None;
+            if let Some(chunk) = capture.layout.chunks.first() {
+                capture.walk(chunk, |record| {
+                    first.get_or_insert(record.ts);
+                });
+            }
+            first
+        };
+        match self {
+            Input::Mapped(capture) => Ok(first(&capture)),
+            Input::Stream(mut stream) => {
+                while let Some(segment) = stream.next_segment()? {
+                    if !segment.layout.chunks.is_empty() {
+                        return Ok(first(&segment));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// What a report says about a capture's container, known once every
+/// record has been read.
+#[derive(Debug, Clone)]
+pub struct CaptureInfo {
+    pub format: Format,
+    pub big_endian: bool,
+    pub interfaces: Vec<Interface>,
+    pub compression: Option<Compression>,
+    /// Bytes of the capture (after decompression).
+    pub bytes: u64,
+    /// Problems that did not stop the analysis: a broken compressed
+    /// stream, a truncated last record.
+    pub warnings: Vec<String>,
+}
+
+impl CaptureInfo {
+    /// This capture followed by `later` as one logical capture: they must
+    /// declare the same interfaces, or records would be misattributed.
+    pub fn then(mut self, later: CaptureInfo) -> Result<CaptureInfo, String> {
+        let same = |a: &Interface, b: &Interface| {
+            a.link_type == b.link_type
+                && a.name == b.name
+                && a.ts_units_per_sec == b.ts_units_per_sec
+        };
+        let agree = self.interfaces.len() == later.interfaces.len()
+            && self
+                .interfaces
+                .iter()
+                .zip(&later.interfaces)
+                .all(|(a, b)| same(a, b));
+        if self.format != later.format || !agree {
+            return Err(format!(
+                "its format or interfaces ({:?}, {} interfaces) differ from the first file's ({:?}, {})",
+                later.format,
+                later.interfaces.len(),
+                self.format,
+                self.interfaces.len()
+            ));
+        }
+        self.bytes += later.bytes;
+        self.warnings.extend(later.warnings);
+        Ok(self)
+    }
+}
+
+/// A capture whose bytes are all in memory (mapped, or one segment of a
+/// stream), cut into chunks.
 pub struct Capture {
     bytes: Bytes,
     layout: Layout,
     chunk_bytes: usize,
-    pub gzip: bool,
-    /// Problems found while loading (a broken gzip stream).
-    load_warnings: Vec<String>,
     /// Where the capture breaks off, once known.
     truncation: OnceLock<Truncation>,
 }
 
 impl Capture {
-    /// Opens a file (memory-mapped) or `-` (stdin) and cuts it into chunks.
-    pub fn open(path: &Path, chunk_bytes: usize) -> Result<Capture, CaptureError> {
-        let loaded = source::load(path)?;
-        let mut capture = Capture::from_bytes(loaded.bytes, chunk_bytes)?;
-        capture.gzip = loaded.gzip;
-        capture.load_warnings.extend(loaded.warning);
-        Ok(capture)
-    }
-
     /// Cuts bytes already in memory into chunks.
     pub fn from_bytes(bytes: Bytes, chunk_bytes: usize) -> Result<Capture, CaptureError> {
         let chunk_bytes = chunk_bytes.max(1);
@@ -158,18 +266,39 @@ impl Capture {
         } else {
             index(&bytes, chunk_bytes, &|start, end| bytes.release(start, end))?
         };
+        Ok(Capture::with_layout(bytes, layout, chunk_bytes))
+    }
+
+    /// Bytes already cut into chunks (a stream's segment).
+    fn with_layout(bytes: Bytes, layout: Layout, chunk_bytes: usize) -> Capture {
         let capture = Capture {
             bytes,
             chunk_bytes,
-            gzip: false,
-            load_warnings: Vec::new(),
             truncation: OnceLock::new(),
             layout,
         };
         if let Some(truncation) = &capture.layout.truncation {
             capture.record_truncation(truncation.clone());
         }
-        Ok(capture)
+        capture
+    }
+
+    /// Places these records after `base` bytes of earlier ones (rotated
+    /// files folded as one capture): positions order records across files.
+    pub fn set_base(&mut self, base: u64) {
+        self.layout.base = base;
+    }
+
+    /// The container as the report shows it.
+    pub fn info(&self) -> CaptureInfo {
+        CaptureInfo {
+            format: self.layout.format,
+            big_endian: self.layout.big_endian,
+            interfaces: self.layout.interfaces.clone(),
+            compression: None,
+            bytes: self.bytes.len() as u64,
+            warnings: self.warnings(),
+        }
     }
 
     pub fn layout(&self) -> &Layout {
@@ -184,9 +313,11 @@ impl Capture {
             return Ok(self.layout.clone());
         }
         let bytes = &self.bytes;
-        index(bytes, self.chunk_bytes, &|start, end| {
+        let mut exact = index(bytes, self.chunk_bytes, &|start, end| {
             bytes.release(start, end)
-        })
+        })?;
+        exact.base = self.layout.base;
+        Ok(exact)
     }
 
     /// Remembers where the capture breaks off (the first report wins).
@@ -194,17 +325,13 @@ impl Capture {
         let _ = self.truncation.set(truncation);
     }
 
-    /// Problems that did not stop the analysis: a broken gzip stream, a
-    /// truncated last record (known once the capture has been walked).
+    /// A truncated last record (known once the capture has been walked).
     pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = self.load_warnings.clone();
-        warnings.extend(self.truncation.get().map(|t| {
-            format!(
-                "byte {}: {}; analyzing the records before it",
-                t.offset, t.reason
-            )
-        }));
-        warnings
+        self.truncation
+            .get()
+            .map(Truncation::warning)
+            .into_iter()
+            .collect()
     }
 
     pub fn len(&self) -> usize {
@@ -284,14 +411,19 @@ fn index(bytes: &[u8], chunk_bytes: usize, release: Release<'_>) -> Result<Layou
     } else if pcapng::is_magic(bytes) {
         pcapng::index(bytes, chunker)
     } else {
-        let magic = bytes
-            .iter()
-            .take(4)
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        Err(CaptureError::NotACapture { magic })
+        Err(not_a_capture(bytes))
     }
+}
+
+/// The error for bytes that start like neither pcap nor pcapng.
+fn not_a_capture(bytes: &[u8]) -> CaptureError {
+    let magic = bytes
+        .iter()
+        .take(4)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    CaptureError::NotACapture { magic }
 }
 
 /// Called with each byte range the indexing pass is done with.

@@ -10,7 +10,7 @@ use crate::error::CaptureError;
 use pcap_file::pcap::PcapHeader;
 use pcap_file::{Endianness, TsResolution};
 
-const GLOBAL_HEADER_LEN: usize = 24;
+pub(super) const GLOBAL_HEADER_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 16;
 const MAGICS: [[u8; 4]; 4] = [
     [0xa1, 0xb2, 0xc3, 0xd4],
@@ -23,7 +23,7 @@ pub fn is_magic(bytes: &[u8]) -> bool {
     bytes.len() >= 4 && MAGICS.iter().any(|m| bytes[..4] == m[..])
 }
 
-fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
+pub(super) fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
     if bytes.len() < GLOBAL_HEADER_LEN {
         return Err(CaptureError::TruncatedHeader {
             offset: 0,
@@ -59,19 +59,28 @@ fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
 pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
     let header = header(bytes)?;
     let big_endian = header.endianness == Endianness::Big;
-    let mut offset = GLOBAL_HEADER_LEN;
-    let mut truncation = None;
+    let (_, truncation) = index_records(bytes, GLOBAL_HEADER_LEN, big_endian, &mut chunker)?;
+    Ok(layout(&header, chunker.finish(), false, truncation))
+}
+
+/// Validates the record headers of `bytes` from `offset` on and hands each
+/// whole record to the chunker. Returns where the whole records end, and
+/// the record cut short there, if any (the file's end, or in a stream the
+/// bytes not read yet).
+pub(super) fn index_records(
+    bytes: &[u8],
+    mut offset: usize,
+    big_endian: bool,
+    chunker: &mut Chunker<'_>,
+) -> Result<(usize, Option<Truncation>), CaptureError> {
     while offset < bytes.len() {
         let rest = &bytes[offset..];
         if rest.len() < RECORD_HEADER_LEN {
-            truncation = Some(Truncation {
-                offset: offset as u64,
-                reason: format!(
-                    "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
-                    rest.len()
-                ),
-            });
-            break;
+            let reason = format!(
+                "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
+                rest.len()
+            );
+            return Ok((offset, Some(Truncation::at(offset, reason))));
         }
         let incl_len = read_u32(&rest[8..], big_endian);
         if incl_len > MAX_RECORD_LEN {
@@ -83,23 +92,20 @@ pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureEr
         }
         let end = offset + RECORD_HEADER_LEN + incl_len as usize;
         if end > bytes.len() {
-            truncation = Some(Truncation {
-                offset: offset as u64,
-                reason: format!(
-                    "last record cut short ({} of {} packet bytes)",
-                    rest.len() - RECORD_HEADER_LEN,
-                    incl_len
-                ),
-            });
-            break;
+            let reason = format!(
+                "last record cut short ({} of {} packet bytes)",
+                rest.len() - RECORD_HEADER_LEN,
+                incl_len
+            );
+            return Ok((offset, Some(Truncation::at(offset, reason))));
         }
         chunker.record(offset, end, 0, big_endian);
         offset = end;
     }
-    Ok(layout(&header, chunker.finish(), false, truncation))
+    Ok((offset, None))
 }
 
-fn layout(
+pub(super) fn layout(
     header: &PcapHeader,
     chunks: Vec<Chunk>,
     speculative: bool,
@@ -118,6 +124,7 @@ fn layout(
         chunks,
         speculative,
         truncation,
+        base: 0,
     }
 }
 
@@ -287,7 +294,7 @@ pub fn walk<'a>(
         };
         let units = ts_sec as u64 * interface.ts_units_per_sec + ts_frac as u64;
         f(Record {
-            position: offset as u64,
+            position: layout.base + offset as u64,
             ts: interface.timestamp(units),
             interface: 0,
             link_type: interface.link_type,

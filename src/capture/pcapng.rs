@@ -151,155 +151,186 @@ fn interface_from(
 /// Validates every block header and cuts the file into chunks; a new
 /// section always starts a new chunk.
 pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
-    let mut interfaces: Vec<Interface> = Vec::new();
-    let mut section_base = 0u32;
-    let mut big_endian = false;
-    let mut file_big_endian = None;
-    let mut offset = 0usize;
-    let mut truncation = None;
-    while offset < bytes.len() {
-        let rest = &bytes[offset..];
-        if rest.len() < BLOCK_OVERHEAD {
-            if offset == 0 {
-                return Err(CaptureError::TruncatedHeader {
-                    offset: 0,
-                    what: "pcapng section header",
-                    needed: 28,
-                    available: rest.len() as u64,
-                });
+    let mut sections = Sections::default();
+    let (_, truncation) = sections.index_blocks(bytes, 0, true, &mut chunker)?;
+    Ok(sections.layout(chunker.finish(), truncation))
+}
+
+/// What the blocks read so far have declared: the interfaces (numbered
+/// across sections) and the current section's byte order. A stream
+/// carries it from one buffer to the next.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Sections {
+    interfaces: Vec<Interface>,
+    section_base: u32,
+    big_endian: bool,
+    file_big_endian: Option<bool>,
+}
+
+impl Sections {
+    pub(super) fn layout(&self, chunks: Vec<Chunk>, truncation: Option<Truncation>) -> Layout {
+        Layout {
+            format: Format::Pcapng,
+            big_endian: self.file_big_endian.unwrap_or(false),
+            interfaces: self.interfaces.clone(),
+            chunks,
+            speculative: false,
+            truncation,
+            base: 0,
+        }
+    }
+
+    /// Validates the blocks of `bytes` from `offset` on, hands packet
+    /// blocks to the chunker and takes in section and interface blocks.
+    /// Returns where the whole blocks end, and the block cut short there,
+    /// if any. A block cut short is an error only in the first block of
+    /// the file (`at_file_start`).
+    pub(super) fn index_blocks(
+        &mut self,
+        bytes: &[u8],
+        mut offset: usize,
+        at_file_start: bool,
+        chunker: &mut Chunker<'_>,
+    ) -> Result<(usize, Option<Truncation>), CaptureError> {
+        while offset < bytes.len() {
+            let rest = &bytes[offset..];
+            let first = at_file_start && offset == 0;
+            if rest.len() < BLOCK_OVERHEAD {
+                if first {
+                    return Err(CaptureError::TruncatedHeader {
+                        offset: 0,
+                        what: "pcapng section header",
+                        needed: 28,
+                        available: rest.len() as u64,
+                    });
+                }
+                let reason = format!("last block header cut short ({} bytes)", rest.len());
+                return Ok((offset, Some(Truncation::at(offset, reason))));
             }
-            truncation = Some(Truncation {
-                offset: offset as u64,
-                reason: format!("last block header cut short ({} bytes)", rest.len()),
-            });
-            break;
-        }
-        let kind = read_u32(rest, big_endian);
-        if kind == SECTION_HEADER {
-            big_endian = match rest[8..12] {
-                [0x1a, 0x2b, 0x3c, 0x4d] => true,
-                [0x4d, 0x3c, 0x2b, 0x1a] => false,
-                _ => {
-                    return Err(corrupt(
-                        offset,
-                        "section header with a bad byte-order magic",
-                    ))
-                }
-            };
-            file_big_endian.get_or_insert(big_endian);
-        }
-        let len = read_u32(&rest[4..], big_endian) as usize;
-        if len < BLOCK_OVERHEAD || !len.is_multiple_of(4) {
-            return Err(corrupt(
-                offset,
-                format!("block length {len} is not a multiple of 4 of at least 12"),
-            ));
-        }
-        let limit = if is_packet(kind) {
-            MAX_RECORD_LEN as usize + 64 * 1024
-        } else {
-            MAX_BLOCK_LEN
-        };
-        if len > limit {
-            return Err(if is_packet(kind) {
-                CaptureError::RecordTooLong {
-                    offset: offset as u64,
-                    length: len as u64,
-                    limit: MAX_RECORD_LEN as u64,
-                }
+            let kind = read_u32(rest, self.big_endian);
+            if kind == SECTION_HEADER {
+                self.big_endian = match rest[8..12] {
+                    [0x1a, 0x2b, 0x3c, 0x4d] => true,
+                    [0x4d, 0x3c, 0x2b, 0x1a] => false,
+                    _ => {
+                        return Err(corrupt(
+                            offset,
+                            "section header with a bad byte-order magic",
+                        ))
+                    }
+                };
+                self.file_big_endian.get_or_insert(self.big_endian);
+            }
+            let big_endian = self.big_endian;
+            let len = read_u32(&rest[4..], big_endian) as usize;
+            if len < BLOCK_OVERHEAD || !len.is_multiple_of(4) {
+                return Err(corrupt(
+                    offset,
+                    format!("block length {len} is not a multiple of 4 of at least 12"),
+                ));
+            }
+            let limit = if is_packet(kind) {
+                MAX_RECORD_LEN as usize + 64 * 1024
             } else {
-                corrupt(offset, format!("block length {len} exceeds {limit} bytes"))
-            });
-        }
-        if len > rest.len() {
-            if offset == 0 {
-                return Err(CaptureError::TruncatedHeader {
-                    offset: 0,
-                    what: "pcapng section header",
-                    needed: len as u64,
-                    available: rest.len() as u64,
+                MAX_BLOCK_LEN
+            };
+            if len > limit {
+                return Err(if is_packet(kind) {
+                    CaptureError::RecordTooLong {
+                        offset: offset as u64,
+                        length: len as u64,
+                        limit: MAX_RECORD_LEN as u64,
+                    }
+                } else {
+                    corrupt(offset, format!("block length {len} exceeds {limit} bytes"))
                 });
             }
-            truncation = Some(Truncation {
-                offset: offset as u64,
-                reason: format!("last block cut short ({} of {len} bytes)", rest.len()),
-            });
-            break;
+            if len > rest.len() {
+                if first {
+                    return Err(CaptureError::TruncatedHeader {
+                        offset: 0,
+                        what: "pcapng section header",
+                        needed: len as u64,
+                        available: rest.len() as u64,
+                    });
+                }
+                let reason = format!("last block cut short ({} of {len} bytes)", rest.len());
+                return Ok((offset, Some(Truncation::at(offset, reason))));
+            }
+            let raw =
+                raw_block(&rest[..len], big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
+            if raw.trailer_len as usize != len {
+                return Err(corrupt(
+                    offset,
+                    format!(
+                        "trailing length {} differs from leading length {len}",
+                        raw.trailer_len
+                    ),
+                ));
+            }
+            match kind {
+                SECTION_HEADER => {
+                    parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
+                    chunker.cut();
+                    self.section_base = self.interfaces.len() as u32;
+                }
+                INTERFACE_DESCRIPTION => {
+                    let block =
+                        parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
+                    let Some(idb) = block.into_interface_description() else {
+                        return Err(corrupt(offset, "interface description did not parse"));
+                    };
+                    let id = self.interfaces.len() as u32;
+                    let interface = interface_from(id, u32::from(idb.linktype), &idb.options)
+                        .map_err(|reason| corrupt(offset, reason))?;
+                    self.interfaces.push(interface);
+                }
+                _ if is_packet(kind) => {
+                    self.check_packet(kind, &raw.body, offset)?;
+                    chunker.record(offset, offset + len, self.section_base, big_endian);
+                }
+                _ => {} // statistics, name resolution, custom blocks: not records
+            }
+            offset += len;
         }
-        let raw =
-            raw_block(&rest[..len], big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
-        if raw.trailer_len as usize != len {
+        Ok((offset, None))
+    }
+
+    /// A packet block's fields parse, fit the record limit, and name an
+    /// interface of its section with a link type kpcap decodes.
+    fn check_packet(&self, kind: u32, body: &[u8], offset: usize) -> Result<(), CaptureError> {
+        let fields = packet_fields(kind, body, self.big_endian).map_err(|r| corrupt(offset, r))?;
+        if fields.data.len() > MAX_RECORD_LEN as usize {
+            return Err(CaptureError::RecordTooLong {
+                offset: offset as u64,
+                length: fields.data.len() as u64,
+                limit: MAX_RECORD_LEN as u64,
+            });
+        }
+        let id = self.section_base as u64 + fields.interface as u64;
+        let Some(interface) = self.interfaces.get(id as usize) else {
             return Err(corrupt(
                 offset,
                 format!(
-                    "trailing length {} differs from leading length {len}",
-                    raw.trailer_len
+                    "packet on interface {} but its section declares {}",
+                    fields.interface,
+                    self.interfaces.len() as u32 - self.section_base
                 ),
             ));
+        };
+        if !link_type_supported(interface.link_type) {
+            return Err(CaptureError::UnsupportedLinkType {
+                offset: offset as u64,
+                link_type: interface.link_type,
+                name: link_type_name(interface.link_type),
+                interface: match &interface.name {
+                    Some(name) => format!(" on interface {} ({name})", interface.id),
+                    None => format!(" on interface {}", interface.id),
+                },
+            });
         }
-        match kind {
-            SECTION_HEADER => {
-                parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
-                chunker.cut();
-                section_base = interfaces.len() as u32;
-            }
-            INTERFACE_DESCRIPTION => {
-                let block =
-                    parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
-                let Some(idb) = block.into_interface_description() else {
-                    return Err(corrupt(offset, "interface description did not parse"));
-                };
-                let id = interfaces.len() as u32;
-                let interface = interface_from(id, u32::from(idb.linktype), &idb.options)
-                    .map_err(|reason| corrupt(offset, reason))?;
-                interfaces.push(interface);
-            }
-            _ if is_packet(kind) => {
-                let fields =
-                    packet_fields(kind, &raw.body, big_endian).map_err(|r| corrupt(offset, r))?;
-                if fields.data.len() > MAX_RECORD_LEN as usize {
-                    return Err(CaptureError::RecordTooLong {
-                        offset: offset as u64,
-                        length: fields.data.len() as u64,
-                        limit: MAX_RECORD_LEN as u64,
-                    });
-                }
-                let id = section_base as u64 + fields.interface as u64;
-                let Some(interface) = interfaces.get(id as usize) else {
-                    return Err(corrupt(
-                        offset,
-                        format!(
-                            "packet on interface {} but its section declares {}",
-                            fields.interface,
-                            interfaces.len() as u32 - section_base
-                        ),
-                    ));
-                };
-                if !link_type_supported(interface.link_type) {
-                    return Err(CaptureError::UnsupportedLinkType {
-                        offset: offset as u64,
-                        link_type: interface.link_type,
-                        name: link_type_name(interface.link_type),
-                        interface: match &interface.name {
-                            Some(name) => format!(" on interface {} ({name})", interface.id),
-                            None => format!(" on interface {}", interface.id),
-                        },
-                    });
-                }
-                chunker.record(offset, offset + len, section_base, big_endian);
-            }
-            _ => {} // statistics, name resolution, custom blocks: not records
-        }
-        offset += len;
+        Ok(())
     }
-    Ok(Layout {
-        format: Format::Pcapng,
-        big_endian: file_big_endian.unwrap_or(false),
-        interfaces,
-        chunks: chunker.finish(),
-        speculative: false,
-        truncation,
-    })
 }
 
 /// Walks the (already validated) packet blocks of one chunk of `file`.
@@ -328,7 +359,7 @@ pub fn for_each_record<'a>(
         let id = chunk.interface_base + fields.interface;
         let interface = &layout.interfaces[id as usize];
         f(Record {
-            position,
+            position: layout.base + position,
             ts: interface.timestamp(fields.ts_units),
             interface: id,
             link_type: interface.link_type,

@@ -1,11 +1,12 @@
-//! Where a capture's bytes live: a memory map for regular files, a buffer
-//! for streams (stdin) and for gzip'ed files, which must be inflated first.
+//! Where a capture's bytes come from: a memory map for regular files, a
+//! stream for stdin and for gzip'ed or zstd'ed files.
 
 use crate::error::CaptureError;
 use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
+use serde::Serialize;
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// The whole capture as one byte slice, however it was obtained.
@@ -59,50 +60,104 @@ impl std::ops::Deref for Bytes {
 }
 
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// A capture's bytes and how they were obtained.
-pub struct Loaded {
-    pub bytes: Bytes,
-    pub gzip: bool,
-    /// Set when a gzip stream broke off: the bytes inflated before the damage
-    /// are still analyzed.
-    pub warning: Option<String>,
+/// How a compressed capture was compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Gzip,
+    Zstd,
 }
 
-/// Opens `path` (`-` is stdin) and returns its bytes, inflated if gzip'ed.
-/// Regular files are memory-mapped, not read.
-pub fn load(path: &Path) -> Result<Loaded, CaptureError> {
-    let bytes = if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin().lock().read_to_end(&mut buf)?;
-        Bytes::Owned(buf)
-    } else {
-        let file = File::open(path)?;
-        let meta = file.metadata()?;
-        if meta.is_dir() {
-            return Err(CaptureError::IsDirectory);
+impl Compression {
+    pub fn label(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
         }
-        if meta.len() == 0 {
-            return Err(CaptureError::Empty);
-        }
-        map_or_read(file)?
-    };
-    if bytes.is_empty() {
+    }
+}
+
+/// Where the bytes of a capture come from.
+pub enum Source {
+    /// A regular, uncompressed file.
+    Mapped(Bytes),
+    /// stdin, or a compressed file: read once, front to back.
+    Stream(Box<dyn Read + Send>, Option<Compression>),
+}
+
+/// Opens `path` (`-` is stdin) and tells by its first bytes how to read
+/// it: a plain regular file is memory-mapped, anything else streamed
+/// (through a gzip or zstd decoder when the magic says so).
+pub fn open(path: &Path) -> Result<Source, CaptureError> {
+    if path.as_os_str() == "-" {
+        let reader = BufReader::with_capacity(STREAM_BUFFER, std::io::stdin());
+        return stream(reader);
+    }
+    let mut file = File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(CaptureError::IsDirectory);
+    }
+    if meta.is_file() && meta.len() == 0 {
         return Err(CaptureError::Empty);
     }
-    if bytes.starts_with(&GZIP_MAGIC) {
-        let (inflated, warning) = gunzip(&bytes)?;
-        return Ok(Loaded {
-            bytes: Bytes::Owned(inflated),
-            gzip: true,
-            warning,
-        });
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut file, &mut magic)?;
+    if compression(&magic[..n]).is_some() || !meta.is_file() {
+        file.seek(SeekFrom::Start(0))?;
+        return stream(BufReader::with_capacity(STREAM_BUFFER, file));
     }
-    Ok(Loaded {
-        bytes,
-        gzip: false,
-        warning: None,
+    Ok(Source::Mapped(map_or_read(file)?))
+}
+
+/// Compressed bytes read from the file at a time.
+const STREAM_BUFFER: usize = 1 << 20;
+
+fn compression(magic: &[u8]) -> Option<Compression> {
+    if magic.starts_with(&GZIP_MAGIC) {
+        Some(Compression::Gzip)
+    } else if magic.starts_with(&ZSTD_MAGIC) {
+        Some(Compression::Zstd)
+    } else {
+        None
+    }
+}
+
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A stream, decompressed if its first bytes are a gzip or zstd magic.
+fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureError> {
+    let magic = reader.fill_buf()?;
+    Ok(match compression(magic) {
+        Some(Compression::Gzip) => Source::Stream(
+            Box::new(MultiGzDecoder::new(reader)),
+            Some(Compression::Gzip),
+        ),
+        Some(Compression::Zstd) => Source::Stream(
+            Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
+            Some(Compression::Zstd),
+        ),
+        None => Source::Stream(Box::new(reader), None),
     })
+}
+
+/// Reads a file whole, memory-mapped when possible: the floor benchmark.
+pub fn load(path: &Path) -> Result<Bytes, CaptureError> {
+    let file = File::open(path)?;
+    map_or_read(file)
 }
 
 /// Maps a regular file; falls back to reading it (pipes, special files).
@@ -123,25 +178,5 @@ fn map_or_read(mut file: File) -> Result<Bytes, CaptureError> {
             file.read_to_end(&mut buf)?;
             Ok(Bytes::Owned(buf))
         }
-    }
-}
-
-/// Inflates a (possibly multi-member) gzip stream. A stream that breaks off
-/// after some output keeps that output, with a warning.
-fn gunzip(compressed: &[u8]) -> Result<(Vec<u8>, Option<String>), CaptureError> {
-    let mut out = Vec::with_capacity(compressed.len().saturating_mul(4));
-    let mut decoder = MultiGzDecoder::new(compressed);
-    match decoder.read_to_end(&mut out) {
-        Ok(_) => Ok((out, None)),
-        Err(e) if !out.is_empty() => {
-            let warning = format!(
-                "gzip stream broken after {} inflated bytes ({e}); analyzing what was inflated",
-                out.len()
-            );
-            Ok((out, Some(warning)))
-        }
-        Err(e) => Err(CaptureError::Gzip {
-            reason: e.to_string(),
-        }),
     }
 }

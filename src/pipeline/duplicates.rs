@@ -58,7 +58,7 @@ struct Seen {
 }
 
 /// The sliding window of recent records.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct DuplicateWindow {
     recent: VecDeque<Seen>,
 }

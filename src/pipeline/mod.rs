@@ -11,7 +11,9 @@ mod duplicates;
 
 pub use duplicates::signature;
 
-use crate::capture::{Capture, Chunk, Layout, Record, Truncation, WalkEnd};
+use crate::capture::{
+    Capture, CaptureInfo, Chunk, Input, Interface, Layout, Record, Truncation, WalkEnd,
+};
 use crate::decode::{Decoder, Packet};
 use crate::detect::{Observations, Settings};
 use crate::error::CaptureError;
@@ -46,8 +48,8 @@ pub struct Reading {
 }
 
 impl Reading {
-    pub fn names(&self, layout: &Layout) -> InterfaceNames {
-        InterfaceNames::new(layout, self.device_names.clone())
+    pub fn names(&self, interfaces: &[Interface]) -> InterfaceNames {
+        InterfaceNames::new(interfaces, self.device_names.clone())
     }
 }
 
@@ -70,6 +72,16 @@ struct ChunkReader<'r> {
 }
 
 impl<'r> ChunkReader<'r> {
+    /// A reader whose window (when `dedup`) starts where `carry` left it.
+    fn new(reading: &'r Reading, names: &'r InterfaceNames, dedup: bool, carry: &Carry) -> Self {
+        ChunkReader {
+            reading,
+            names,
+            kept: FxHashMap::default(),
+            window: dedup.then(|| carry.window.clone().unwrap_or_default()),
+        }
+    }
+
     /// Hands the record to `f` unless the interface filter drops it; by
     /// reference, so the record is not copied on the hot path.
     fn read<'a>(&mut self, record: Record<'a>, f: impl FnOnce(&Seen<'a>)) {
@@ -98,6 +110,89 @@ impl<'r> ChunkReader<'r> {
     }
 }
 
+/// The de-duplication window after the records folded so far: where the
+/// next capture of a sequence (a stream's next segment, the next rotated
+/// file) starts, so copies across the boundary are still recognised.
+#[derive(Debug, Clone, Default)]
+pub struct Carry {
+    window: Option<DuplicateWindow>,
+}
+
+/// Folds the captures that make up one logical capture, in order: a
+/// mapped file, a stream segment by segment (reading the next segment
+/// while the current one is analyzed), or rotated files one after the
+/// other (`analyze --merge`). Records are ordered by their position in the
+/// logical capture, so the result is the one a single file would give.
+pub struct Folder<'r, S, O, M> {
+    reading: &'r Reading,
+    observe: O,
+    merge: M,
+    state: S,
+    carry: Carry,
+    /// Bytes of the captures folded so far.
+    base: u64,
+}
+
+impl<'r, S, O, M> Folder<'r, S, O, M>
+where
+    S: Default + Send,
+    O: Fn(&mut S, &Seen<'_>) + Sync + Send,
+    M: Fn(S, S) -> S + Sync + Send,
+{
+    pub fn new(reading: &'r Reading, observe: O, merge: M) -> Self {
+        Folder {
+            reading,
+            observe,
+            merge,
+            state: S::default(),
+            carry: Carry::default(),
+            base: 0,
+        }
+    }
+
+    /// Folds every record of `input` in; says what its container held.
+    pub fn fold(&mut self, input: Input) -> Result<CaptureInfo, CaptureError> {
+        let info = match input {
+            Input::Mapped(mut capture) => {
+                capture.set_base(self.base);
+                self.fold_capture(&capture)?;
+                capture.info()
+            }
+            Input::Stream(mut stream) => {
+                stream.set_base(self.base);
+                let mut next = stream.next_segment()?;
+                while let Some(segment) = next {
+                    let (folded, read) =
+                        rayon::join(|| self.fold_capture(&segment), || stream.next_segment());
+                    folded?;
+                    next = read?;
+                }
+                stream.info()
+            }
+        };
+        self.base += info.bytes;
+        Ok(info)
+    }
+
+    fn fold_capture(&mut self, capture: &Capture) -> Result<(), CaptureError> {
+        let (state, carry) = fold_chunks(
+            capture,
+            self.reading,
+            &self.observe,
+            &self.merge,
+            &self.carry,
+        )?;
+        let earlier = std::mem::take(&mut self.state);
+        self.state = (self.merge)(earlier, state);
+        self.carry = carry;
+        Ok(())
+    }
+
+    pub fn finish(self) -> S {
+        self.state
+    }
+}
+
 /// Decodes every record, folds runs of consecutive chunks into per-worker
 /// state with `observe`, and merges the states with `merge`, which must be
 /// associative for the result to be independent of chunking and threads.
@@ -106,19 +201,21 @@ impl<'r> ChunkReader<'r> {
 /// chunk start was a wrong guess, or a record header is corrupt, the work
 /// is discarded and redone on the exact layout, which reports corruption as
 /// an error.
-pub fn fold_chunks<S: Default + Send>(
+fn fold_chunks<S: Default + Send>(
     capture: &Capture,
     reading: &Reading,
-    observe: impl Fn(&mut S, &Seen<'_>) + Sync,
-    merge: impl Fn(S, S) -> S + Sync + Send,
-) -> Result<S, CaptureError> {
-    let (state, walked) = fold_layout(capture, &capture.layout().chunks, reading, &observe, &merge);
+    observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
+    merge: &(impl Fn(S, S) -> S + Sync + Send),
+    carry: &Carry,
+) -> Result<(S, Carry), CaptureError> {
+    let chunks = &capture.layout().chunks;
+    let (state, walked) = fold_layout(capture, chunks, reading, observe, merge, carry);
     match walked {
         Walked::Whole(truncation) => {
             if let Some(truncation) = truncation {
                 capture.record_truncation(truncation);
             }
-            Ok(state)
+            Ok((state, carry_after(capture, chunks, reading, carry)))
         }
         Walked::Broken => {
             drop(state);
@@ -126,8 +223,25 @@ pub fn fold_chunks<S: Default + Send>(
             if let Some(truncation) = &exact.truncation {
                 capture.record_truncation(truncation.clone());
             }
-            Ok(fold_layout(capture, &exact.chunks, reading, &observe, &merge).0)
+            let (state, _) = fold_layout(capture, &exact.chunks, reading, observe, merge, carry);
+            Ok((state, carry_after(capture, &exact.chunks, reading, carry)))
         }
+    }
+}
+
+/// The window after the last record of `chunks`, for the capture that
+/// follows.
+fn carry_after(capture: &Capture, chunks: &[Chunk], reading: &Reading, carry: &Carry) -> Carry {
+    if !has_many_interfaces(capture.layout()) {
+        return Carry::default();
+    }
+    let names = reading.names(&capture.layout().interfaces);
+    let mut reader = ChunkReader::new(reading, &names, true, carry);
+    capture.for_each_record_before(chunks, chunks.len(), WINDOW_RECORDS, |record| {
+        reader.read(record, |_| {});
+    });
+    Carry {
+        window: reader.window,
     }
 }
 
@@ -167,9 +281,10 @@ fn fold_layout<S: Default + Send>(
     reading: &Reading,
     observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
     merge: &(impl Fn(S, S) -> S + Sync + Send),
+    carry: &Carry,
 ) -> (S, Walked) {
     let layout = capture.layout();
-    let names = reading.names(layout);
+    let names = reading.names(&layout.interfaces);
     let dedup = has_many_interfaces(layout);
     // Each run's state holds every flow it saw, and long flows are seen by
     // every run: a few runs per thread balance the load without
@@ -183,12 +298,7 @@ fn fold_layout<S: Default + Send>(
             || None,
             |run: Option<Run<'_, S>>, (index, chunk)| {
                 let mut run = run.unwrap_or_else(|| Run {
-                    reader: ChunkReader {
-                        reading,
-                        names: &names,
-                        kept: FxHashMap::default(),
-                        window: dedup.then(DuplicateWindow::default),
-                    },
+                    reader: ChunkReader::new(reading, &names, dedup, carry),
                     state: S::default(),
                     walked: Walked::Whole(None),
                     next: 0,
@@ -197,6 +307,7 @@ fn fold_layout<S: Default + Send>(
                     // A run's first chunk: replay the records before it so
                     // the window holds what a single pass would have here.
                     let reader = &mut run.reader;
+                    reader.window = Some(carry.window.clone().unwrap_or_default());
                     capture.for_each_record_before(chunks, index, WINDOW_RECORDS, |record| {
                         reader.read(record, |_| {});
                     });
@@ -224,21 +335,43 @@ fn fold_layout<S: Default + Send>(
         )
 }
 
-/// The merged flow table (what `kpcap flows` reports).
-pub fn flow_table(capture: &Capture, reading: &Reading) -> Result<FlowTable, CaptureError> {
-    fold_chunks(capture, reading, FlowTable::observe, FlowTable::merge)
+/// The merged flow table of one capture (what `kpcap flows` reports).
+pub fn flow_table(
+    input: Input,
+    reading: &Reading,
+) -> Result<(FlowTable, CaptureInfo), CaptureError> {
+    let mut folder = Folder::new(reading, FlowTable::observe, FlowTable::merge);
+    let info = folder.fold(input)?;
+    Ok((folder.finish(), info))
 }
 
-/// Everything the detectors need (what `kpcap analyze` reports).
+/// A merge function, named so that folders' types can be written.
+pub type Merge<S> = fn(S, S) -> S;
+
+/// Folds what the detectors need (what `kpcap analyze` reports).
+pub fn observer<'r>(
+    reading: &'r Reading,
+    settings: &'r Settings,
+) -> Folder<
+    'r,
+    Observations,
+    impl Fn(&mut Observations, &Seen<'_>) + Sync + Send + 'r,
+    Merge<Observations>,
+> {
+    Folder::new(
+        reading,
+        move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings),
+        Observations::merge as Merge<Observations>,
+    )
+}
+
+/// Everything the detectors need of one capture.
 pub fn observations(
-    capture: &Capture,
+    input: Input,
     reading: &Reading,
     settings: &Settings,
-) -> Result<Observations, CaptureError> {
-    fold_chunks(
-        capture,
-        reading,
-        |state: &mut Observations, seen| state.observe(seen, settings),
-        Observations::merge,
-    )
+) -> Result<(Observations, CaptureInfo), CaptureError> {
+    let mut folder = observer(reading, settings);
+    let info = folder.fold(input)?;
+    Ok((folder.finish(), info))
 }

@@ -1,7 +1,7 @@
 //! What every report says first: which file, what format, which interfaces,
 //! how many packets over what time, and the CIDRs in force.
 
-use crate::capture::{link_type_name, Capture, Format, Interface};
+use crate::capture::{link_type_name, CaptureInfo, Compression, Format, Interface};
 use crate::flow::Summary;
 use crate::interface::{InterfaceKind, InterfaceNames};
 use crate::time::{format_seconds, Timestamp};
@@ -31,9 +31,17 @@ pub struct InterfaceUse {
 #[derive(Debug, Serialize)]
 pub struct CaptureHeader {
     pub file: String,
+    /// Rotated files read as this one capture, in the order read
+    /// (`analyze --merge`); absent for a single file.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<String>,
     pub format: Format,
     pub byte_order: &'static str,
+    /// Kept for readers of kpcap.analyze/1: `compression == "gzip"`.
     pub gzip: bool,
+    /// "gzip", "zstd" or null.
+    pub compression: Option<Compression>,
+    /// Bytes of the capture, after decompression.
     pub file_bytes: u64,
     pub interfaces: Vec<InterfaceInfo>,
     /// Where packets were seen, busiest first.
@@ -57,8 +65,7 @@ pub struct CaptureHeader {
 }
 
 impl CaptureHeader {
-    pub fn new(file: &str, capture: &Capture, summary: &Summary, names: &InterfaceNames) -> Self {
-        let layout = capture.layout();
+    pub fn new(file: &str, info: &CaptureInfo, summary: &Summary, names: &InterfaceNames) -> Self {
         let mut seen_on: Vec<InterfaceUse> = summary
             .per_interface
             .iter()
@@ -73,7 +80,7 @@ impl CaptureHeader {
                 .cmp(&a.packets)
                 .then(a.interface.cmp(&b.interface))
         });
-        let interfaces = layout
+        let interfaces = info
             .interfaces
             .iter()
             .map(|i: &Interface| InterfaceInfo {
@@ -95,10 +102,12 @@ impl CaptureHeader {
         };
         CaptureHeader {
             file: file.to_string(),
-            format: layout.format,
-            byte_order: if layout.big_endian { "big" } else { "little" },
-            gzip: capture.gzip,
-            file_bytes: capture.len() as u64,
+            parts: Vec::new(),
+            format: info.format,
+            byte_order: if info.big_endian { "big" } else { "little" },
+            gzip: info.compression == Some(Compression::Gzip),
+            compression: info.compression,
+            file_bytes: info.bytes,
             interfaces,
             seen_on,
             packets: summary.packets,
@@ -120,7 +129,7 @@ impl CaptureHeader {
                 .iter()
                 .map(|(k, v)| (k.label(), *v))
                 .collect(),
-            warnings: capture.warnings(),
+            warnings: info.warnings.clone(),
         }
     }
 
@@ -131,9 +140,12 @@ impl CaptureHeader {
             Format::Pcap => "pcap",
             Format::Pcapng => "pcapng",
         };
-        let gzip = if self.gzip { ", gzip" } else { "" };
+        let compression = self
+            .compression
+            .map(|c| format!(", {}", c.label()))
+            .unwrap_or_default();
         out += &format!(
-            "capture   {} ({format}, {}-endian{gzip})\n",
+            "capture   {} ({format}, {}-endian{compression})\n",
             self.file, self.byte_order
         );
         let used: Vec<String> = self

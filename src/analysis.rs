@@ -1,0 +1,147 @@
+//! One logical capture from files to report: what `analyze`, `scan` and
+//! `diff` all do. A logical capture is one file, or rotated files of one
+//! incident (`tcpdump -C` / `-G`) read in order as if they were one.
+
+use crate::capture::{CaptureInfo, Input};
+use crate::detect::{Context, Findings, Observations, Settings};
+use crate::error::CaptureError;
+use crate::flow::FlowTable;
+use crate::pipeline::{self, Reading};
+use crate::report::{AnalyzeReport, CaptureHeader};
+use crate::time::Timestamp;
+use crate::topology::Topology;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// A capture error and the file it happened in.
+#[derive(Debug, Error)]
+#[error("{file}")]
+pub struct FileError {
+    pub file: String,
+    #[source]
+    pub source: CaptureError,
+}
+
+impl FileError {
+    fn new(path: &Path, source: CaptureError) -> FileError {
+        FileError {
+            file: display_name(path),
+            source,
+        }
+    }
+}
+
+/// How a path is named in reports: `-` is stdin.
+pub fn display_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Everything an analysis needs besides the capture.
+#[derive(Clone, Copy)]
+pub struct Analyzer<'a> {
+    pub topology: &'a Topology,
+    pub settings: &'a Settings,
+    pub reading: &'a Reading,
+    /// Bytes of records per unit of parallel work.
+    pub chunk_bytes: usize,
+}
+
+impl Analyzer<'_> {
+    /// Reads `parts` in order as one capture and folds what the detectors
+    /// need; on the current rayon pool.
+    pub fn observe(&self, parts: &[PathBuf]) -> Result<(Observations, CaptureInfo), FileError> {
+        let mut folder = pipeline::observer(self.reading, self.settings);
+        let info = self.fold_parts(parts, |input| folder.fold(input))?;
+        Ok((folder.finish(), info))
+    }
+
+    /// The flow table of `parts` read in order as one capture.
+    pub fn flows(&self, parts: &[PathBuf]) -> Result<(FlowTable, CaptureInfo), FileError> {
+        let mut folder = pipeline::Folder::new(self.reading, FlowTable::observe, FlowTable::merge);
+        let info = self.fold_parts(parts, |input| folder.fold(input))?;
+        Ok((folder.finish(), info))
+    }
+
+    /// Opens each part in turn (one open file at a time) and folds it in.
+    fn fold_parts(
+        &self,
+        parts: &[PathBuf],
+        mut fold: impl FnMut(Input) -> Result<CaptureInfo, CaptureError>,
+    ) -> Result<CaptureInfo, FileError> {
+        let mut whole: Option<CaptureInfo> = None;
+        for path in parts {
+            let info = Input::open(path, self.chunk_bytes)
+                .and_then(&mut fold)
+                .map_err(|e| FileError::new(path, e))?;
+            let mut info = info;
+            if parts.len() > 1 {
+                let name = display_name(path);
+                for warning in &mut info.warnings {
+                    *warning = format!("{name}: {warning}");
+                }
+            }
+            whole = Some(match whole {
+                None => info,
+                Some(earlier) => earlier
+                    .then(info)
+                    .map_err(|reason| FileError::new(path, CaptureError::Mismatch { reason }))?,
+            });
+        }
+        whole.ok_or_else(|| FileError {
+            file: String::new(),
+            source: CaptureError::Empty,
+        })
+    }
+
+    /// The whole analysis of one logical capture: findings, verdict and
+    /// the report. `name` is how the report names it.
+    pub fn analyze(&self, name: &str, parts: &[PathBuf]) -> Result<AnalyzeReport, FileError> {
+        let (mut observations, info) = self.observe(parts)?;
+        Ok(self.report(name, parts, &mut observations, &info))
+    }
+
+    /// Findings and report from folded observations (which lose their DNS
+    /// messages to the findings).
+    pub fn report(
+        &self,
+        name: &str,
+        parts: &[PathBuf],
+        observations: &mut Observations,
+        info: &CaptureInfo,
+    ) -> AnalyzeReport {
+        let names = self.reading.names(&info.interfaces);
+        let context = Context {
+            topology: self.topology,
+            settings: self.settings,
+            interfaces: &names,
+        };
+        let mut header = CaptureHeader::new(name, info, &observations.flows.summary, &names);
+        if parts.len() > 1 {
+            header.parts = parts.iter().map(|p| display_name(p)).collect();
+        }
+        let findings = Findings::new(observations, &context);
+        AnalyzeReport::new(header, findings)
+    }
+}
+
+/// Rotated captures in the order they were written: by the timestamp of
+/// their first record (names like `capture.pcap10` do not sort), then by
+/// name. Files without records go last.
+pub fn in_capture_order(parts: &[PathBuf], chunk_bytes: usize) -> Result<Vec<PathBuf>, FileError> {
+    let mut keyed: Vec<(Option<Timestamp>, &PathBuf)> = Vec::with_capacity(parts.len());
+    for path in parts {
+        let first = Input::open(path, chunk_bytes)
+            .and_then(Input::first_timestamp)
+            .map_err(|e| FileError::new(path, e))?;
+        keyed.push((first, path));
+    }
+    keyed.sort_by(|(a, pa), (b, pb)| {
+        let rank = |t: &Option<Timestamp>| (t.is_none(), *t);
+        rank(a).cmp(&rank(b)).then(pa.cmp(pb))
+    });
+    Ok(keyed.into_iter().map(|(_, p)| p.clone()).collect())
+}

@@ -1,0 +1,227 @@
+//! Runs a parsed command: validated settings in, report on stdout, warnings
+//! and errors on stderr, exit code out. One module per command family.
+
+mod analyze;
+mod diff;
+mod scan;
+
+use crate::cli::{
+    Cli, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FloorArgs, PresetArg,
+    ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
+};
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use kpcap::decode::Decoder;
+use kpcap::detect::{Settings, Severity};
+use kpcap::error::ConfigError;
+use kpcap::interface::DeviceKey;
+use kpcap::pipeline::Reading;
+use kpcap::report::JsonDocument;
+use kpcap::synth;
+use kpcap::topology::{Preset, Topology};
+use serde::Serialize;
+use std::io::Write;
+
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Command::Analyze(args) => analyze::analyze(args),
+        Command::Flows(args) => analyze::flows(args),
+        Command::Scan(args) => scan::scan(args),
+        Command::Merge(args) => scan::merge(args),
+        Command::Diff(args) => diff::diff(args),
+        Command::Synth(args) => synthesize(args),
+        Command::Floor(args) => floor(args),
+    }
+}
+
+fn settings(args: &DetectorArgs) -> Settings {
+    let ns = |d: std::time::Duration| d.as_nanos().min(u64::MAX as u128) as u64;
+    Settings {
+        syn_grace_ns: ns(args.syn_grace),
+        dns_timeout_ns: ns(args.dns_timeout),
+        dns_ports: args.dns_ports.clone(),
+    }
+}
+
+/// The severity `--fail-on` makes count, if any.
+fn threshold(fail_on: FailOn) -> Option<Severity> {
+    match fail_on {
+        FailOn::Failure => Some(Severity::Failure),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Never => None,
+    }
+}
+
+fn at_or_above(worst: Option<Severity>, threshold: Option<Severity>) -> bool {
+    matches!((worst, threshold), (Some(w), Some(t)) if w >= t)
+}
+
+fn parse_cidrs(flag: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
+    values
+        .iter()
+        .map(|v| {
+            v.parse::<IpNet>().map_err(|_| ConfigError::BadCidr {
+                flag,
+                value: v.clone(),
+            })
+        })
+        .collect()
+}
+
+fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
+    let pod = parse_cidrs("pod-cidr", &args.pod)?;
+    let service = parse_cidrs("service-cidr", &args.service)?;
+    let node = parse_cidrs("node-cidr", &args.node)?;
+    let internal = parse_cidrs("internal-cidr", &args.internal)?;
+    let none_given = pod.is_empty() && service.is_empty() && node.is_empty() && internal.is_empty();
+    match args.preset {
+        None if none_given => Ok(Topology::preset(Preset::K3s, true)),
+        None => Ok(Topology::new(pod, service, node, internal, "flags".into())),
+        Some(PresetArg::K3s) => {
+            let base = Topology::preset(Preset::K3s, false);
+            let source = if none_given {
+                base.source.clone()
+            } else {
+                "preset k3s plus flags".into()
+            };
+            Ok(Topology::new(
+                [base.pod, pod].concat(),
+                [base.service, service].concat(),
+                [base.node, node].concat(),
+                [base.internal, internal].concat(),
+                source,
+            ))
+        }
+    }
+}
+
+fn reading(args: &CommonArgs) -> Result<Reading, ConfigError> {
+    let mut device_names = std::collections::BTreeMap::new();
+    for text in &args.ifnames {
+        let (key, name) = text
+            .split_once('=')
+            .and_then(|(k, n)| Some((DeviceKey::parse(k.trim())?, n.trim())))
+            .filter(|(_, n)| !n.is_empty())
+            .ok_or_else(|| ConfigError::BadIfname(text.clone()))?;
+        device_names.insert(key, name.to_string());
+    }
+    Ok(Reading {
+        decoder: Decoder::with_vxlan_ports(&args.vxlan_ports),
+        device_names,
+        only_interfaces: args.interfaces.clone(),
+    })
+}
+
+fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
+    if threads == Some(0) {
+        return Err(ConfigError::Threads("must be at least 1".into()).into());
+    }
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = threads {
+        builder = builder.num_threads(n);
+    }
+    builder
+        .build()
+        .map_err(|e| ConfigError::Threads(e.to_string()).into())
+}
+
+fn floor(args: FloorArgs) -> Result<i32> {
+    let pool = thread_pool(args.threads)?;
+    let bytes = kpcap::capture::load(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let sum = pool.install(|| kpcap::capture::floor::sum_words(&bytes));
+    println!("{sum:016x}");
+    Ok(0)
+}
+
+fn synthesize(args: SynthArgs) -> Result<i32> {
+    let size = synth::parse_size(&args.size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
+    let container = match args.container {
+        ContainerArg::Pcap => synth::Container::Pcap,
+        ContainerArg::Pcapng => synth::Container::Pcapng,
+    };
+    let view = match args.view {
+        ViewArg::Ens19 => synth::View::Ens19,
+        ViewArg::TwoNics => synth::View::TwoNics,
+        ViewArg::AnySll => synth::View::Any(synth::Link::Sll),
+        ViewArg::AnySll2 => synth::View::Any(synth::Link::Sll2),
+    };
+    let scenario = match args.scenario {
+        ScenarioArg::Mixed => synth::Scenario::Mixed {
+            bytes: size,
+            conversations: args.conversations,
+        },
+        ScenarioArg::Small => synth::Scenario::SmallPackets { bytes: size },
+        ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
+        ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
+        ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
+        ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),
+        ScenarioArg::OverlayIpip => synth::Scenario::Overlay(synth::TunnelKind::Ipip),
+    };
+    let bytes = synth::generate(scenario, container, args.seed);
+    if args.output.as_os_str() == "-" {
+        std::io::stdout().lock().write_all(&bytes)?;
+    } else {
+        std::fs::write(&args.output, &bytes)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        eprintln!(
+            "kpcap: wrote {} bytes to {}",
+            bytes.len(),
+            args.output.display()
+        );
+    }
+    Ok(0)
+}
+
+/// Phase timings on stderr when `KPCAP_TIMINGS` is set: where a run's time
+/// goes, without a profiler.
+struct Stopwatch(Option<std::time::Instant>);
+
+impl Stopwatch {
+    fn from_env() -> Self {
+        Stopwatch(std::env::var_os("KPCAP_TIMINGS").map(|_| std::time::Instant::now()))
+    }
+
+    fn lap(&mut self, phase: &str) {
+        if let Some(start) = &mut self.0 {
+            eprintln!(
+                "kpcap: timing: {phase}: {:.3}s",
+                start.elapsed().as_secs_f64()
+            );
+            *start = std::time::Instant::now();
+        }
+    }
+}
+
+/// Frees a large value (a flow table: a million flows take a noticeable
+/// fraction of a second to free) on another thread, so the next capture or
+/// the report does not wait for it.
+fn drop_in_background<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
+}
+
+/// The reports of a run that is about to exit: the operating system takes
+/// their memory back faster than freeing them one allocation at a time.
+fn exiting<T>(reports: Vec<T>) {
+    std::mem::forget(reports);
+}
+
+/// Writes the JSON document of a run.
+fn write_document<T: Serialize>(
+    out: &mut impl Write,
+    schema: &'static str,
+    topology: Topology,
+    settings: Option<Settings>,
+    captures: &[T],
+) -> Result<()> {
+    let doc = JsonDocument {
+        schema,
+        kpcap_version: env!("CARGO_PKG_VERSION"),
+        topology,
+        settings,
+        captures,
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)?;
+    Ok(())
+}

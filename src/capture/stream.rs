@@ -1,0 +1,216 @@
+//! Captures read front to back (stdin, gzip and zstd files), through a
+//! bounded buffer: each segment is a few chunks' worth of whole records,
+//! analyzed in parallel like a mapped file while the next one is read.
+//! Memory stays bounded by the segment size, whatever the capture's size.
+//!
+//! A record cut by the end of a segment's read is carried over to the
+//! next segment; one cut by the end of the stream is the capture's
+//! truncation.
+
+use super::pcapng::Sections;
+use super::source::Compression;
+use super::{
+    not_a_capture, pcap, pcapng, Capture, CaptureInfo, Chunk, Chunker, Interface, Layout,
+    Truncation,
+};
+use crate::error::CaptureError;
+use pcap_file::pcap::PcapHeader;
+use std::io::Read;
+
+/// Chunks per segment: enough for every thread to get several runs.
+const SEGMENT_CHUNKS: usize = 8;
+/// Enough for any file header, and few reads even with tiny test chunks.
+const MIN_SEGMENT_BYTES: usize = 64 << 10;
+
+/// What has been learned of the container so far.
+enum Container {
+    Pcap(PcapHeader),
+    Pcapng(Sections),
+}
+
+/// A capture read as a stream, one segment at a time.
+pub struct Stream {
+    reader: Box<dyn Read + Send>,
+    compression: Option<Compression>,
+    container: Container,
+    chunk_bytes: usize,
+    /// Bytes read and not yet handed out in a segment: a partial record.
+    pending: Vec<u8>,
+    /// Offset in the capture of `pending[0]`.
+    offset: u64,
+    /// Where the capture sits in a logical capture of several files.
+    base: u64,
+    /// The reader has nothing more to give.
+    ended: bool,
+    /// Bytes of a last record cut short, left out of every segment.
+    dropped: u64,
+    warnings: Vec<String>,
+}
+
+impl Stream {
+    /// Reads the container's header (and the first segment's bytes).
+    pub fn open(
+        reader: Box<dyn Read + Send>,
+        compression: Option<Compression>,
+        chunk_bytes: usize,
+    ) -> Result<Stream, CaptureError> {
+        let chunk_bytes = chunk_bytes.max(1);
+        let mut stream = Stream {
+            reader,
+            compression,
+            container: Container::Pcapng(Sections::default()),
+            chunk_bytes,
+            pending: Vec::new(),
+            offset: 0,
+            base: 0,
+            ended: false,
+            dropped: 0,
+            warnings: Vec::new(),
+        };
+        stream.fill(stream.segment_bytes())?;
+        let start = &stream.pending;
+        if start.is_empty() {
+            return Err(CaptureError::Empty);
+        }
+        if pcap::is_magic(start) {
+            let header = pcap::header(start)?;
+            stream.pending.drain(..pcap::GLOBAL_HEADER_LEN);
+            stream.offset = pcap::GLOBAL_HEADER_LEN as u64;
+            stream.container = Container::Pcap(header);
+        } else if !pcapng::is_magic(start) {
+            return Err(not_a_capture(start));
+        }
+        Ok(stream)
+    }
+
+    /// Places this capture after `base` bytes of earlier ones.
+    pub fn set_base(&mut self, base: u64) {
+        self.base = base;
+    }
+
+    fn segment_bytes(&self) -> usize {
+        self.chunk_bytes
+            .saturating_mul(SEGMENT_CHUNKS)
+            .max(MIN_SEGMENT_BYTES)
+    }
+
+    /// Reads until `pending` holds `target` bytes or the stream ends. A
+    /// stream that breaks off (corrupt compressed data, a read error)
+    /// ends there, with a warning; at its very start it is an error.
+    fn fill(&mut self, target: usize) -> Result<(), CaptureError> {
+        let mut have = self.pending.len();
+        if have >= target || self.ended {
+            return Ok(());
+        }
+        self.pending.resize(target, 0);
+        while have < target {
+            match self.reader.read(&mut self.pending[have..]) {
+                Ok(0) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(n) => have += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let at = self.offset + have as u64;
+                    self.ended = true;
+                    let Some(compression) = self.compression else {
+                        self.pending.truncate(have);
+                        return Err(e.into());
+                    };
+                    if at == 0 {
+                        return Err(CaptureError::Decompress {
+                            offset: 0,
+                            compression: compression.label(),
+                            reason: e.to_string(),
+                        });
+                    }
+                    self.warnings.push(format!(
+                        "byte {at}: {} stream broken ({e}); analyzing what was decompressed before it",
+                        compression.label()
+                    ));
+                    break;
+                }
+            }
+        }
+        self.pending.truncate(have);
+        Ok(())
+    }
+
+    /// The next few chunks' worth of whole records, or None at the end.
+    pub fn next_segment(&mut self) -> Result<Option<Capture>, CaptureError> {
+        let mut target = self.segment_bytes();
+        loop {
+            if self.pending.is_empty() && self.ended {
+                return Ok(None);
+            }
+            self.fill(target)?;
+            let mut chunker = Chunker::new(self.chunk_bytes, &|_, _| {});
+            let at_file_start = self.offset == 0;
+            let (end, cut) = match &mut self.container {
+                Container::Pcap(header) => {
+                    let big_endian = header.endianness == pcap_file::Endianness::Big;
+                    pcap::index_records(&self.pending, 0, big_endian, &mut chunker)
+                }
+                Container::Pcapng(sections) => {
+                    sections.index_blocks(&self.pending, 0, at_file_start, &mut chunker)
+                }
+            }
+            .map_err(|e| e.shifted(self.offset))?;
+            if end == 0 && cut.is_some() && !self.ended {
+                // Not even one whole record yet: read more.
+                target = target.max(self.pending.len()).saturating_mul(2);
+                continue;
+            }
+            let chunks = chunker.finish();
+            let rest = self.pending.split_off(end);
+            let bytes = std::mem::replace(&mut self.pending, rest);
+            let truncation = match cut {
+                Some(cut) if self.ended => {
+                    self.dropped = self.pending.len() as u64;
+                    self.pending.clear();
+                    let truncation = Truncation {
+                        offset: self.offset + cut.offset,
+                        reason: cut.reason,
+                    };
+                    self.warnings.push(truncation.warning());
+                    Some(truncation)
+                }
+                _ => None,
+            };
+            let mut layout = self.layout(chunks, truncation);
+            layout.base = self.base + self.offset;
+            self.offset += end as u64;
+            return Ok(Some(Capture::with_layout(
+                super::Bytes::Owned(bytes),
+                layout,
+                self.chunk_bytes,
+            )));
+        }
+    }
+
+    fn layout(&self, chunks: Vec<Chunk>, truncation: Option<Truncation>) -> Layout {
+        match &self.container {
+            Container::Pcap(header) => pcap::layout(header, chunks, false, truncation),
+            Container::Pcapng(sections) => sections.layout(chunks, truncation),
+        }
+    }
+
+    fn interfaces(&self) -> Vec<Interface> {
+        self.layout(Vec::new(), None).interfaces
+    }
+
+    /// The container as the report shows it; complete once every segment
+    /// has been read (pcapng interfaces can be declared late).
+    pub fn info(&self) -> CaptureInfo {
+        let layout = self.layout(Vec::new(), None);
+        CaptureInfo {
+            format: layout.format,
+            big_endian: layout.big_endian,
+            interfaces: self.interfaces(),
+            compression: self.compression,
+            bytes: self.offset + self.pending.len() as u64 + self.dropped,
+            warnings: self.warnings.clone(),
+        }
+    }
+}
