@@ -13,6 +13,7 @@ pub mod flow;
 pub mod interface;
 pub mod pipeline;
 pub mod report;
+pub mod scan;
 pub mod synth;
 pub mod time;
 pub mod topology;

@@ -24,7 +24,9 @@ use crate::topology::Topology;
 use serde::Serialize;
 
 /// How serious a finding is; `--fail-on` compares against it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -44,7 +46,7 @@ impl Severity {
 
 /// Detector thresholds (the CLI's `--syn-grace`, `--dns-timeout`,
 /// `--dns-port`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Settings {
     /// A SYN younger than this at capture end is inconclusive (ns).
     pub syn_grace_ns: u64,

@@ -437,7 +437,7 @@ fn describe_dns(i: &DnsItem) -> String {
     text
 }
 
-fn short_list<T: ToString>(items: &[T], max: usize) -> String {
+pub(super) fn short_list<T: ToString>(items: &[T], max: usize) -> String {
     let mut text: Vec<String> = items.iter().take(max).map(|i| i.to_string()).collect();
     if items.len() > max {
         text.push(format!("+{}", items.len() - max));

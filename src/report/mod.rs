@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod flows;
 pub mod header;
+pub mod scan;
 mod table;
 
 pub use analyze::AnalyzeReport;

@@ -1,0 +1,122 @@
+//! The `scan` report: one line per file, then the findings across files.
+
+use super::analyze::short_list;
+use super::table::new_table;
+use crate::detect::Severity;
+use crate::scan::{FileLine, ScanReport, Status};
+use crate::time::format_seconds;
+use std::fmt::Write;
+
+/// The human report; the findings table shows at most `limit` rows (0 =
+/// all).
+pub fn render(report: &ScanReport, limit: usize) -> String {
+    let mut out = String::new();
+    let a = &report.aggregate;
+    let _ = writeln!(
+        out,
+        "scan      {} files: {} analyzed, {} not captures, {} unreadable; {} packets",
+        a.files, a.analyzed, a.not_captures, a.errors, a.packets
+    );
+    let _ = writeln!(out, "cidrs     {}", report.cidrs);
+    out.push('\n');
+    out += &render_files(&report.files);
+
+    let status = match a.worst {
+        Some(Severity::Failure) => "FAILURE",
+        Some(Severity::Warning) => "WARNING",
+        _ if a.errors > 0 => "INCOMPLETE",
+        _ => "CLEAN",
+    };
+    let _ = writeln!(
+        out,
+        "\nVERDICT ACROSS FILES   {status}: findings in {} of {} analyzed files",
+        a.files_with_findings, a.analyzed
+    );
+    for cause in &a.causes {
+        let _ = writeln!(
+            out,
+            "  {:<32} in {} of {} files ({})",
+            cause.id,
+            cause.files.len(),
+            a.analyzed,
+            short_list(&cause.files, 3)
+        );
+    }
+    if a.findings.is_empty() {
+        out += "\nFINDINGS ACROSS FILES\n  none\n";
+        return out;
+    }
+    out += "\nFINDINGS ACROSS FILES (one line per subject, with the files that show it)\n";
+    let mut table = new_table(&[
+        "severity", "finding", "subject", "files", "count", "details", "in",
+    ]);
+    let shown = if limit == 0 {
+        a.findings.len()
+    } else {
+        a.findings.len().min(limit)
+    };
+    for f in &a.findings[..shown] {
+        table.add_row(vec![
+            f.severity.label().to_string(),
+            f.kind.label().to_string(),
+            f.subject.clone(),
+            format!("{} of {}", f.files.len(), a.analyzed),
+            format!("{} {}", f.count, f.kind.unit()),
+            short_list(&f.details, 3),
+            short_list(&f.files, 2),
+        ]);
+    }
+    let _ = writeln!(out, "{table}");
+    if shown < a.findings.len() {
+        let _ = writeln!(
+            out,
+            "... {} more (--limit 0 shows all, --format json lists every file)",
+            a.findings.len() - shown
+        );
+    }
+    out
+}
+
+fn render_files(files: &[FileLine]) -> String {
+    let mut table = new_table(&[
+        "file",
+        "packets",
+        "span",
+        "unmasq. flows",
+        "unanswered SYNs",
+        "unreachable",
+        "refused",
+        "DNS timeouts",
+        "DNS errors",
+        "ClusterIP flows",
+        "worst",
+        "error / causes",
+    ]);
+    for line in files {
+        let mut row = vec![line.file.clone()];
+        match (&line.digest, line.status) {
+            (Some(d), _) => {
+                row.push(d.packets.to_string());
+                row.push(format_seconds((d.duration_seconds * 1e9) as u64));
+                row.extend(d.counts.labelled().iter().map(|(_, n)| n.to_string()));
+                row.push(d.worst.map(|w| w.label()).unwrap_or("-").to_string());
+                let mut notes = d.causes.join(", ");
+                if !d.warnings.is_empty() {
+                    let sep = if notes.is_empty() { "" } else { "; " };
+                    notes += &format!("{sep}{} warning(s)", d.warnings.len());
+                }
+                row.push(notes);
+            }
+            (None, status) => {
+                row.extend(std::iter::repeat_n(String::new(), 9));
+                row.push(match status {
+                    Status::NotACapture => "skipped".into(),
+                    _ => "error".into(),
+                });
+                row.push(line.error.clone().unwrap_or_default());
+            }
+        }
+        table.add_row(row);
+    }
+    format!("{table}\n")
+}

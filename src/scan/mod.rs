@@ -1,0 +1,301 @@
+//! Sweeping archives of captures: every file found under the given paths
+//! gets a line (its digest, or why it could not be read), and findings are
+//! aggregated across files. A scan report is built by merging one-file
+//! reports, and `kpcap merge` merges shard reports with the same
+//! associative merge, so a sweep split over machines gives the report one
+//! machine would have.
+
+pub mod digest;
+
+pub use digest::{Counts, Digest, Finding, FindingKind};
+
+use crate::detect::Severity;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The JSON schema name of scan reports.
+pub const SCHEMA: &str = "kpcap.scan/1";
+
+/// How a file fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Analyzed,
+    /// Empty, or neither pcap nor pcapng (compressed or not): not an error.
+    NotACapture,
+    /// A capture that could not be read.
+    Error,
+}
+
+/// One file's line.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileLine {
+    pub file: String,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub digest: Option<Digest>,
+    /// Why it was not analyzed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+impl FileLine {
+    pub fn worst(&self) -> Option<Severity> {
+        self.digest.as_ref().and_then(|d| d.worst)
+    }
+}
+
+/// A finding across files: one line however many files show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateFinding {
+    pub kind: FindingKind,
+    pub subject: String,
+    pub severity: Severity,
+    /// Summed over the files.
+    pub count: u64,
+    /// The files it was found in, sorted.
+    pub files: Vec<String>,
+    pub details: Vec<String>,
+}
+
+/// A verdict cause across files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateCause {
+    pub id: String,
+    pub files: Vec<String>,
+}
+
+/// Everything summed or unioned over the files.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    pub files: u64,
+    pub analyzed: u64,
+    pub not_captures: u64,
+    pub errors: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Analyzed files with a finding at warning or failure severity.
+    pub files_with_findings: u64,
+    pub worst: Option<Severity>,
+    pub counts: Counts,
+    /// Most files first.
+    pub causes: Vec<AggregateCause>,
+    /// Most severe first, then most files.
+    pub findings: Vec<AggregateFinding>,
+}
+
+impl Aggregate {
+    fn of(line: &FileLine) -> Aggregate {
+        let mut aggregate = Aggregate {
+            files: 1,
+            ..Default::default()
+        };
+        match line.status {
+            Status::Analyzed => aggregate.analyzed = 1,
+            Status::NotACapture => aggregate.not_captures = 1,
+            Status::Error => aggregate.errors = 1,
+        }
+        let Some(digest) = &line.digest else {
+            return aggregate;
+        };
+        aggregate.packets = digest.packets;
+        aggregate.bytes = digest.bytes;
+        aggregate.files_with_findings = u64::from(!digest.findings.is_empty());
+        aggregate.worst = digest.worst;
+        aggregate.counts = digest.counts.clone();
+        aggregate.causes = digest
+            .causes
+            .iter()
+            .map(|id| AggregateCause {
+                id: id.clone(),
+                files: vec![line.file.clone()],
+            })
+            .collect();
+        aggregate.findings = digest
+            .findings
+            .iter()
+            .map(|f| AggregateFinding {
+                kind: f.kind,
+                subject: f.subject.clone(),
+                severity: f.severity,
+                count: f.count,
+                files: vec![line.file.clone()],
+                details: f.details.clone(),
+            })
+            .collect();
+        aggregate
+    }
+
+    /// Associative and commutative: sums, maxima and sorted unions.
+    pub fn merge(mut self, other: Aggregate) -> Aggregate {
+        self.files += other.files;
+        self.analyzed += other.analyzed;
+        self.not_captures += other.not_captures;
+        self.errors += other.errors;
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.files_with_findings += other.files_with_findings;
+        self.worst = self.worst.max(other.worst);
+        self.counts.add(&other.counts);
+
+        let mut causes: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for cause in self.causes.into_iter().chain(other.causes) {
+            causes.entry(cause.id).or_default().extend(cause.files);
+        }
+        self.causes = causes
+            .into_iter()
+            .map(|(id, files)| AggregateCause {
+                id,
+                files: sorted_union(files),
+            })
+            .collect();
+        self.causes
+            .sort_by(|a, b| b.files.len().cmp(&a.files.len()).then(a.id.cmp(&b.id)));
+
+        let mut findings: BTreeMap<(FindingKind, String), AggregateFinding> = BTreeMap::new();
+        for f in self.findings.into_iter().chain(other.findings) {
+            match findings.entry((f.kind, f.subject.clone())) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(f);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let into = e.get_mut();
+                    into.severity = into.severity.max(f.severity);
+                    into.count += f.count;
+                    into.files = sorted_union([std::mem::take(&mut into.files), f.files].concat());
+                    into.details =
+                        sorted_union([std::mem::take(&mut into.details), f.details].concat());
+                }
+            }
+        }
+        self.findings = findings.into_values().collect();
+        self.findings.sort_by(|a, b| {
+            (b.severity, b.files.len())
+                .cmp(&(a.severity, a.files.len()))
+                .then((a.kind, &a.subject).cmp(&(b.kind, &b.subject)))
+        });
+        self
+    }
+}
+
+fn sorted_union(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items.dedup();
+    items
+}
+
+/// A scan: one line per file, sorted by file name, and the aggregate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanReport {
+    pub schema: String,
+    pub kpcap_version: String,
+    /// The CIDRs and detector settings in force, in words: shards merge
+    /// only if they agree.
+    pub cidrs: String,
+    pub settings: crate::detect::Settings,
+    pub files: Vec<FileLine>,
+    pub aggregate: Aggregate,
+}
+
+impl ScanReport {
+    /// A report with no files yet: the identity of `merge`.
+    pub fn empty(cidrs: String, settings: crate::detect::Settings) -> ScanReport {
+        ScanReport {
+            schema: SCHEMA.into(),
+            kpcap_version: env!("CARGO_PKG_VERSION").into(),
+            cidrs,
+            settings,
+            files: Vec::new(),
+            aggregate: Aggregate::default(),
+        }
+    }
+
+    /// The report of one file.
+    pub fn of(line: FileLine, cidrs: String, settings: crate::detect::Settings) -> ScanReport {
+        let mut report = ScanReport::empty(cidrs, settings);
+        report.aggregate = Aggregate::of(&line);
+        report.files.push(line);
+        report
+    }
+
+    /// Associative: files are kept sorted by name, aggregates merged.
+    /// Reports made under different CIDRs or settings do not merge.
+    pub fn merge(mut self, other: ScanReport) -> Result<ScanReport, String> {
+        if self.cidrs != other.cidrs || self.settings != other.settings {
+            return Err(format!(
+                "reports made with different CIDRs or settings: '{}' vs '{}'",
+                self.cidrs, other.cidrs
+            ));
+        }
+        self.files.extend(other.files);
+        self.files.sort_by(|a, b| a.file.cmp(&b.file));
+        self.aggregate = self.aggregate.merge(other.aggregate);
+        Ok(self)
+    }
+}
+
+/// Every regular file under `paths` (directories are walked recursively,
+/// symbolic links are not followed), sorted and without repeats: the
+/// same list whatever order the file system lists entries in.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, walkdir::Error> {
+    let mut files = Vec::new();
+    for path in paths {
+        for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
+            let entry = entry?;
+            if entry.file_type().is_file() || (entry.depth() == 0 && !entry.file_type().is_dir()) {
+                files.push(entry.into_path());
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Shard `index` (1-based) of `count`: every `count`-th file of the
+/// sorted list, starting at the `index`-th. Shards are disjoint, cover the
+/// list, and differ in size by at most one file.
+pub fn shard(files: Vec<PathBuf>, index: usize, count: usize) -> Vec<PathBuf> {
+    files
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % count == index - 1)
+        .map(|(_, f)| f)
+        .collect()
+}
+
+/// Parses `I/N` (1 <= I <= N).
+pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let parsed = text
+        .split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse().ok()?, n.trim().parse().ok()?)));
+    match parsed {
+        Some((i, n)) if i >= 1 && i <= n => Ok((i, n)),
+        _ => Err(format!(
+            "--shard: '{text}' is not I/N with 1 <= I <= N (e.g. 2/8)"
+        )),
+    }
+}
+
+/// A path as the report names it.
+pub fn file_name(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_list() {
+        let files: Vec<PathBuf> = (0..10).map(|i| PathBuf::from(format!("f{i}"))).collect();
+        let mut all: Vec<PathBuf> = (1..=3).flat_map(|i| shard(files.clone(), i, 3)).collect();
+        all.sort();
+        assert_eq!(all, files);
+        assert_eq!(shard(files.clone(), 2, 3).len(), 3);
+        assert_eq!(parse_shard("2/8"), Ok((2, 8)));
+        assert!(parse_shard("0/8").is_err() && parse_shard("9/8").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+}
