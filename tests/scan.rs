@@ -1,0 +1,209 @@
+//! `kpcap scan` over a generated archive: nested directories of plain,
+//! gzip'ed and zstd'ed captures, a truncated and a corrupt capture, a text
+//! file and an empty file. Every file gets its line, the bad ones their
+//! reason, the aggregate counts each subject once with its files; the
+//! output does not depend on threads, and merging shards gives the
+//! unsharded report.
+
+mod common;
+use common::*;
+use kpcap::synth::{generate, Container, Phase, Scenario, View};
+use serde_json::Value;
+use std::io::Write;
+use std::path::Path;
+
+fn incident(phase: Phase) -> Vec<u8> {
+    generate(Scenario::Incident(phase, View::Ens19), Container::Pcap, 1)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// The archive; returns its root.
+fn archive(root: &Path) {
+    let before = incident(Phase::Before);
+    let after = incident(Phase::After);
+    let write = |name: &str, bytes: &[u8]| {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    };
+    write("node-a/2025-06-01/before.pcap", &before);
+    write("node-a/2025-06-01/after.pcap", &after);
+    // Named without an extension that says what they are: found by magic.
+    write("node-b/rotated/capture.0", &gzip(&before));
+    write(
+        "node-b/rotated/capture.1",
+        &zstd::encode_all(&before[..], 3).unwrap(),
+    );
+    write("node-b/after.gz", &gzip(&after));
+    write("node-c/cut.pcap", &before[..before.len() * 2 / 3]);
+    let mut corrupt = before.clone();
+    corrupt[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    write("node-c/corrupt.pcap", &corrupt);
+    write("node-c/notes.txt", b"tcpdump -ni ens19 -w before.pcap\n");
+    write("empty", b"");
+}
+
+fn scan(args: &[&str]) -> (std::process::Output, Value) {
+    let out = kpcap(args);
+    let value = if args.contains(&"json") {
+        json(&out)
+    } else {
+        Value::Null
+    };
+    (out, value)
+}
+
+#[test]
+fn every_file_gets_its_line_and_the_aggregate_counts_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    archive(dir.path());
+    let (out, report) = scan(&["scan", root, "--format", "json"]);
+    // Findings (bit 1) and an unreadable file (bit 2).
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let files = report["files"].as_array().unwrap();
+    let line = |suffix: &str| {
+        files
+            .iter()
+            .find(|f| f["file"].as_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no line for {suffix}"))
+    };
+    assert_eq!(files.len(), 9);
+    for analyzed in [
+        "before.pcap",
+        "after.pcap",
+        "capture.0",
+        "capture.1",
+        "after.gz",
+        "cut.pcap",
+    ] {
+        assert_eq!(line(analyzed)["status"], "analyzed", "{analyzed}");
+    }
+    assert_eq!(line("capture.0")["digest"]["compression"], "gzip");
+    assert_eq!(line("capture.1")["digest"]["compression"], "zstd");
+    // The same capture, plain or compressed, reads the same.
+    for copy in ["capture.0", "capture.1"] {
+        assert_eq!(
+            line(copy)["digest"]["findings"],
+            line("2025-06-01/before.pcap")["digest"]["findings"]
+        );
+    }
+    let cut = &line("cut.pcap")["digest"];
+    assert!(cut["warnings"][0].as_str().unwrap().contains("cut short"));
+    assert!(cut["packets"].as_u64().unwrap() > 0);
+    assert_eq!(line("corrupt.pcap")["status"], "error");
+    assert!(line("corrupt.pcap")["error"]
+        .as_str()
+        .unwrap()
+        .contains("byte 24: record length 4294967295"));
+    assert_eq!(line("notes.txt")["status"], "not_a_capture");
+    assert_eq!(line("empty")["status"], "not_a_capture");
+
+    let a = &report["aggregate"];
+    assert_eq!(a["files"], 9);
+    assert_eq!(a["analyzed"], 6);
+    assert_eq!(a["errors"], 1);
+    assert_eq!(a["not_captures"], 2);
+    assert_eq!(a["worst"], "failure");
+    // The before capture in four files (plain, gzip, zstd, cut short): one
+    // finding per pod, with four files of evidence; the after captures
+    // have none.
+    let egress: Vec<&Value> = a["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "unmasqueraded_egress")
+        .collect();
+    assert_eq!(egress.len(), 3, "{egress:?}");
+    let pod = egress
+        .iter()
+        .find(|f| f["subject"] == "10.42.1.12")
+        .expect("10.42.1.12 unmasqueraded");
+    let in_files: Vec<&str> = pod["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(in_files.len(), 4, "{in_files:?}");
+    assert!(in_files.iter().all(|f| !f.contains("after")));
+    let cause = &a["causes"][0];
+    assert_eq!(cause["id"], "pod_egress_not_masqueraded");
+    assert_eq!(cause["files"].as_array().unwrap().len(), 4);
+    // Counts are sums over the files' lines.
+    let summed: u64 = files
+        .iter()
+        .filter_map(|f| f["digest"]["counts"]["unanswered_syns"].as_u64())
+        .sum();
+    assert_eq!(a["counts"]["unanswered_syns"].as_u64(), Some(summed));
+    assert!(summed > 0);
+}
+
+#[test]
+fn scan_output_does_not_depend_on_threads_and_shards_merge_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("archive");
+    archive(&root);
+    let root = root.to_str().unwrap();
+    for format in ["table", "json"] {
+        let one = kpcap(&["scan", root, "--threads", "1", "--format", format]);
+        let eight = kpcap(&["scan", root, "--threads", "8", "--format", format]);
+        assert_eq!(stdout(&one), stdout(&eight), "{format}");
+        assert!(!stdout(&one).is_empty());
+    }
+    let whole = kpcap(&["scan", root, "--format", "json"]);
+    let mut shards = Vec::new();
+    for i in 1..=3 {
+        let shard = kpcap(&[
+            "scan",
+            root,
+            "--shard",
+            &format!("{i}/3"),
+            "--format",
+            "json",
+        ]);
+        let path = dir.path().join(format!("shard-{i}.json"));
+        std::fs::write(&path, &shard.stdout).unwrap();
+        assert_eq!(json(&shard)["files"].as_array().unwrap().len(), 3);
+        shards.push(path.to_str().unwrap().to_string());
+    }
+    let mut args = vec!["merge", "--format", "json"];
+    args.extend(shards.iter().map(String::as_str));
+    let merged = kpcap(&args);
+    assert_eq!(merged.status.code(), whole.status.code());
+    assert_eq!(stdout(&merged), stdout(&whole));
+    // In any order.
+    let mut args = vec!["merge", "--format", "json"];
+    args.extend(shards.iter().rev().map(String::as_str));
+    assert_eq!(stdout(&kpcap(&args)), stdout(&whole));
+}
+
+#[test]
+fn ndjson_streams_one_line_per_file_then_the_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    archive(dir.path());
+    let out = kpcap(&["scan", dir.path().to_str().unwrap(), "--format", "ndjson"]);
+    let lines: Vec<Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 10);
+    assert!(lines[..9].iter().all(|l| l["type"] == "file"));
+    assert_eq!(lines[9]["type"], "aggregate");
+    assert_eq!(lines[9]["aggregate"]["files"], 9);
+}
+
+#[test]
+fn a_clean_archive_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("after.pcap"), incident(Phase::After)).unwrap();
+    std::fs::write(dir.path().join("README"), "no captures here").unwrap();
+    let out = kpcap(&["scan", dir.path().to_str().unwrap(), "--quiet"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("CLEAN"), "{}", stdout(&out));
+}
