@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod capture;
 pub mod decode;
 pub mod detect;
+pub mod diff;
 pub mod error;
 pub mod flow;
 pub mod interface;

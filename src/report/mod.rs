@@ -2,6 +2,7 @@
 //! default, JSON for machines; nothing here prints.
 
 pub mod analyze;
+pub mod diff;
 pub mod flows;
 pub mod header;
 pub mod scan;

@@ -1,0 +1,95 @@
+//! The `diff` report: counts before and after, then what was fixed, what
+//! persists and what is new, one line each.
+
+use super::analyze::short_list;
+use super::table::new_table;
+use crate::diff::{Change, Diff};
+use crate::scan::{Digest, FindingKind};
+use std::fmt::Write;
+
+pub fn render(before: (&str, &Digest), after: (&str, &Digest), diff: &Diff) -> String {
+    let mut out = String::new();
+    for (label, (file, d)) in [("before", before), ("after ", after)] {
+        let _ = writeln!(
+            out,
+            "{label}    {file} ({} packets, {:.3}s)",
+            d.packets, d.duration_seconds
+        );
+    }
+    let mut table = new_table(&["", "before", "after", ""]);
+    for c in &diff.counts {
+        let trend = match (c.before, c.after) {
+            (b, 0) if b > 0 => "fixed",
+            (b, a) if a > b => "worse",
+            (b, a) if a < b => "better",
+            _ => "",
+        };
+        table.add_row(vec![
+            c.name.to_string(),
+            c.before.to_string(),
+            c.after.to_string(),
+            trend.to_string(),
+        ]);
+    }
+    let _ = writeln!(out, "\n{table}");
+    for (title, changes) in [
+        ("FIXED", &diff.fixed),
+        ("PERSISTS", &diff.persists),
+        ("NEW", &diff.new),
+    ] {
+        let _ = writeln!(out, "\n{title} ({})", changes.len());
+        for change in changes.iter() {
+            let _ = writeln!(out, "  {}", describe(change));
+        }
+    }
+    let verdict = if diff.resolved {
+        "RESOLVED: the failures of BEFORE are gone and nothing got worse"
+    } else {
+        "NOT RESOLVED: a failure of BEFORE persists, or something got worse"
+    };
+    let _ = writeln!(out, "\nVERDICT   {verdict}");
+    out
+}
+
+/// One line: the subject, then before -> after.
+pub fn describe(c: &Change) -> String {
+    let unit = c.kind.unit();
+    let details = c
+        .before
+        .iter()
+        .chain(&c.after)
+        .flat_map(|s| s.details.iter().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect::<Vec<_>>();
+    let count = |side: &Option<crate::diff::Side>| match side {
+        Some(s) => format!("{} {unit} ({})", s.count, s.severity.label()),
+        None => format!("0 {unit}"),
+    };
+    if c.kind == FindingKind::UnmasqueradedEgress {
+        let before = match &c.before {
+            Some(s) => format!("not masqueraded before ({} {unit})", s.count),
+            None => "masqueraded before".into(),
+        };
+        let after = match (&c.after, &c.note) {
+            (Some(s), _) => format!("not masqueraded after ({} {unit})", s.count),
+            (None, Some(note)) => note.clone(),
+            (None, None) => {
+                "not seen leaving unmasqueraded after (AFTER holds no pre-NAT copy to show its translation)".into()
+            }
+        };
+        return format!(
+            "pod egress from {} to {}: {before}, {after}",
+            c.subject,
+            short_list(&details, 4)
+        );
+    }
+    format!(
+        "{} {} ({}): {} -> {}",
+        c.kind.label(),
+        c.subject,
+        short_list(&details, 4),
+        count(&c.before),
+        count(&c.after)
+    )
+}
