@@ -2,12 +2,11 @@
 //! read as one with `--merge`), printed as each finishes.
 
 use super::{
-    at_or_above, drop_in_background, exiting, reading, settings, thread_pool, threshold, topology,
-    write_document, Stopwatch,
+    at_or_above, drop_in_background, exiting, threshold, write_document, Setup, Stopwatch,
 };
 use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, OutputFormat};
 use anyhow::Result;
-use kpcap::analysis::{display_name, in_capture_order, Analyzer};
+use kpcap::analysis::{display_name, in_capture_order};
 use kpcap::report::{CaptureHeader, FlowsReport, Grouping};
 use serde::Serialize;
 use std::io::Write;
@@ -76,19 +75,12 @@ fn print_warnings(name: &str, warnings: &[String]) {
 }
 
 pub fn flows(args: FlowsArgs) -> Result<i32> {
-    let topology = topology(&args.common.topology)?;
-    let reading = reading(&args.common)?;
-    let pool = thread_pool(args.common.threads)?;
+    let setup = Setup::new(&args.common, None)?;
+    let (analyzer, pool) = (setup.analyzer(), &setup.pool);
+    let (topology, reading) = (&setup.topology, &setup.reading);
     let by = match args.by {
         By::Pair => Grouping::Pair,
         By::FiveTuple => Grouping::FiveTuple,
-    };
-    let settings = Default::default();
-    let analyzer = Analyzer {
-        topology: &topology,
-        settings: &settings,
-        reading: &reading,
-        chunk_bytes: args.common.chunk_bytes,
     };
     // Buffered: stdout is line-buffered, and JSON reports are megabytes.
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -102,11 +94,11 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
             if parts.len() > 1 {
                 header.parts = parts.iter().map(|p| display_name(p)).collect();
             }
-            let report = FlowsReport::new(header, &table, &topology, &names, by);
+            let report = FlowsReport::new(header, &table, topology, &names, by);
             drop_in_background(table);
             match format {
                 // Printed as each capture finishes, so batch runs show progress.
-                OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
+                OutputFormat::Table => writeln!(out, "{}", report.render(topology, args.limit))?,
                 OutputFormat::Ndjson => {
                     serde_json::to_writer(&mut out, &report)?;
                     writeln!(out)?;
@@ -117,7 +109,7 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
             Ok(report)
         })?;
     if format == OutputFormat::Json {
-        write_document(&mut out, "kpcap.flows/2", topology, None, &entries)?;
+        write_document(&mut out, "kpcap.flows/2", topology.clone(), None, &entries)?;
     }
     out.flush()?;
     exiting(entries);
@@ -125,17 +117,10 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
 }
 
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
-    let topology = topology(&args.common.topology)?;
-    let reading = reading(&args.common)?;
-    let pool = thread_pool(args.common.threads)?;
-    let settings = settings(&args.detectors);
+    let setup = Setup::new(&args.common, Some(&args.detectors))?;
+    let (analyzer, pool) = (setup.analyzer(), &setup.pool);
+    let topology = &setup.topology;
     let threshold = threshold(args.fail_on);
-    let analyzer = Analyzer {
-        topology: &topology,
-        settings: &settings,
-        reading: &reading,
-        chunk_bytes: args.common.chunk_bytes,
-    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let format = args.common.format;
     let mut failing = false;
@@ -150,7 +135,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             clock.lap("detectors");
             failing |= at_or_above(report.worst(), threshold);
             match format {
-                OutputFormat::Table => writeln!(out, "{}", report.render(&topology, args.limit))?,
+                OutputFormat::Table => writeln!(out, "{}", report.render(topology, args.limit))?,
                 OutputFormat::Ndjson => {
                     for line in report.ndjson_lines() {
                         serde_json::to_writer(&mut out, &line)?;
@@ -167,8 +152,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         write_document(
             &mut out,
             "kpcap.analyze/1",
-            topology,
-            Some(settings),
+            topology.clone(),
+            Some(setup.settings.clone()),
             &entries,
         )?;
     }

@@ -1,25 +1,17 @@
 //! `diff`: analyze BEFORE and AFTER and compare their findings.
 
-use super::{reading, settings, thread_pool, topology};
+use super::Setup;
 use crate::cli::{DiffArgs, OutputFormat};
 use anyhow::Result;
-use kpcap::analysis::{display_name, Analyzer};
+use kpcap::analysis::display_name;
 use kpcap::diff::Diff;
 use kpcap::scan::Digest;
 use serde_json::json;
 use std::io::Write;
 
 pub fn diff(args: DiffArgs) -> Result<i32> {
-    let topology = topology(&args.common.topology)?;
-    let reading = reading(&args.common)?;
-    let pool = thread_pool(args.common.threads)?;
-    let settings = settings(&args.detectors);
-    let analyzer = Analyzer {
-        topology: &topology,
-        settings: &settings,
-        reading: &reading,
-        chunk_bytes: args.common.chunk_bytes,
-    };
+    let setup = Setup::new(&args.common, Some(&args.detectors))?;
+    let (analyzer, pool) = (setup.analyzer(), &setup.pool);
     let digest = |path: &std::path::PathBuf| -> Result<(String, Digest)> {
         let name = display_name(path);
         let report = pool.install(|| analyzer.analyze(&name, std::slice::from_ref(path)))?;

@@ -34,6 +34,36 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
+/// What every analyzing command validates from its flags first.
+struct Setup {
+    topology: Topology,
+    reading: Reading,
+    settings: Settings,
+    pool: rayon::ThreadPool,
+    chunk_bytes: usize,
+}
+
+impl Setup {
+    fn new(common: &CommonArgs, detectors: Option<&DetectorArgs>) -> Result<Setup> {
+        Ok(Setup {
+            topology: topology(&common.topology)?,
+            reading: reading(common)?,
+            settings: detectors.map(settings).unwrap_or_default(),
+            pool: thread_pool(common.threads)?,
+            chunk_bytes: common.chunk_bytes,
+        })
+    }
+
+    fn analyzer(&self) -> kpcap::analysis::Analyzer<'_> {
+        kpcap::analysis::Analyzer {
+            topology: &self.topology,
+            settings: &self.settings,
+            reading: &self.reading,
+            chunk_bytes: self.chunk_bytes,
+        }
+    }
+}
+
 fn settings(args: &DetectorArgs) -> Settings {
     let ns = |d: std::time::Duration| d.as_nanos().min(u64::MAX as u128) as u64;
     Settings {

@@ -1,7 +1,7 @@
 //! `scan` (files and directories in parallel, one line each, findings
 //! across files) and `merge` (shard reports into one).
 
-use super::{at_or_above, reading, settings, thread_pool, threshold, topology};
+use super::{at_or_above, threshold, Setup};
 use crate::cli::{FailOn, MergeArgs, OutputFormat, ScanArgs};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -17,22 +17,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub fn scan(args: ScanArgs) -> Result<i32> {
-    let topology = topology(&args.common.topology)?;
-    let reading = reading(&args.common)?;
-    let pool = thread_pool(args.common.threads)?;
-    let settings = settings(&args.detectors);
-    let analyzer = Analyzer {
-        topology: &topology,
-        settings: &settings,
-        reading: &reading,
-        chunk_bytes: args.common.chunk_bytes,
-    };
+    let setup = Setup::new(&args.common, Some(&args.detectors))?;
+    let (analyzer, pool, settings) = (setup.analyzer(), &setup.pool, &setup.settings);
     let mut files = scan::discover(&args.paths)?;
     if let Some(text) = &args.shard {
         let (index, count) = scan::parse_shard(text).map_err(anyhow::Error::msg)?;
         files = scan::shard(files, index, count);
     }
-    let cidrs = describe_topology(&topology);
+    let cidrs = describe_topology(&setup.topology);
     let format = args.common.format;
     let progress = progress_bar(files.len() as u64, args.quiet);
     let out = Mutex::new(std::io::BufWriter::new(std::io::stdout()));
