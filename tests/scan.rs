@@ -203,7 +203,13 @@ fn a_clean_archive_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("after.pcap"), incident(Phase::After)).unwrap();
     std::fs::write(dir.path().join("README"), "no captures here").unwrap();
-    let out = kpcap(&["scan", dir.path().to_str().unwrap(), "--quiet"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
-    assert!(stdout(&out).contains("CLEAN"), "{}", stdout(&out));
+    for quiet in [&["--quiet"][..], &[]] {
+        let mut args = vec!["scan", dir.path().to_str().unwrap()];
+        args.extend_from_slice(quiet);
+        let out = kpcap(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        assert!(stdout(&out).contains("CLEAN"), "{}", stdout(&out));
+        // stderr is not a terminal here: no progress bar, nothing at all.
+        assert_eq!(stderr(&out), "");
+    }
 }

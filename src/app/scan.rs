@@ -12,7 +12,7 @@ use kpcap::scan::{self, Digest, FileLine, ScanReport, Status};
 use rayon::prelude::*;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -28,43 +28,58 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
     let format = args.common.format;
     let progress = progress_bar(files.len() as u64, args.quiet);
     let out = Mutex::new(std::io::BufWriter::new(std::io::stdout()));
-    // Files run in parallel (one per thread); each file's chunks are
-    // parallel too, so a large file does not hold up a small pool.
+    let one_file = |path: &PathBuf| {
+        let line = scan_file(&analyzer, path);
+        progress.suspend(|| {
+            for warning in line.digest.iter().flat_map(|d| &d.warnings) {
+                eprintln!("kpcap: warning: {}: {warning}", line.file);
+            }
+            if let Some(error) = line.error.as_ref().filter(|_| line.status == Status::Error) {
+                eprintln!("kpcap: error: {}: {error}", line.file);
+            }
+        });
+        progress.inc(1);
+        if format == OutputFormat::Ndjson {
+            // As each file finishes: completion order.
+            let mut out = out.lock().expect("stdout lock");
+            let _ = serde_json::to_writer(&mut *out, &json!({"type": "file", "line": &line}));
+            let _ = writeln!(out);
+            let _ = out.flush();
+        }
+        ScanReport::of(line, cidrs.clone(), settings.clone())
+    };
+    let merge = |a: ScanReport, b: ScanReport| a.merge(b).expect("one scan, one setting");
+    let empty = || ScanReport::empty(cidrs.clone(), settings.clone());
+    // Large files one at a time, each with every thread on its chunks;
+    // then the small ones side by side, one per thread. Memory then holds
+    // one large file's state, or a few small ones', never several large.
+    let (large, small): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|path| is_large(path));
     let report = pool.install(|| {
-        files
-            .par_iter()
-            .map(|path| {
-                let line = scan_file(&analyzer, path);
-                progress.suspend(|| {
-                    for warning in line.digest.iter().flat_map(|d| &d.warnings) {
-                        eprintln!("kpcap: warning: {}: {warning}", line.file);
-                    }
-                    if let Some(error) =
-                        line.error.as_ref().filter(|_| line.status == Status::Error)
-                    {
-                        eprintln!("kpcap: error: {}: {error}", line.file);
-                    }
-                });
-                progress.inc(1);
-                if format == OutputFormat::Ndjson {
-                    // As each file finishes: completion order.
-                    let mut out = out.lock().expect("stdout lock");
-                    let _ =
-                        serde_json::to_writer(&mut *out, &json!({"type": "file", "line": &line}));
-                    let _ = writeln!(out);
-                    let _ = out.flush();
-                }
-                ScanReport::of(line, cidrs.clone(), settings.clone())
-            })
-            .reduce(
-                || ScanReport::empty(cidrs.clone(), settings.clone()),
-                |a, b| a.merge(b).expect("one scan, one setting"),
-            )
+        let large = large.iter().map(one_file).fold(empty(), merge);
+        let small = small.par_iter().map(one_file).reduce(empty, merge);
+        merge(large, small)
     });
     progress.finish_and_clear();
     let mut out = out.into_inner().expect("stdout lock");
     write_report(&mut out, &report, format, args.limit, true)?;
     Ok(exit_code(&report, args.fail_on))
+}
+
+/// Files this large (compressed ones: an eighth of it, as captures
+/// compress about 8:1) are analyzed one at a time, with every thread.
+const LARGE_FILE_BYTES: u64 = 64 << 20;
+
+fn is_large(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let threshold = if kpcap::capture::compression_of(path).is_some() {
+        LARGE_FILE_BYTES / 8
+    } else {
+        LARGE_FILE_BYTES
+    };
+    meta.len() >= threshold
 }
 
 /// Analyzes one file into its line; never fails.

@@ -22,7 +22,7 @@ mod source;
 mod stream;
 
 pub use link_type::{link_type_name, link_type_supported};
-pub use source::{load, Bytes, Compression};
+pub use source::{compression_of, load, Bytes, Compression};
 pub use stream::Stream;
 
 use crate::error::CaptureError;

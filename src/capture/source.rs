@@ -115,7 +115,8 @@ pub fn open(path: &Path) -> Result<Source, CaptureError> {
 /// Compressed bytes read from the file at a time.
 const STREAM_BUFFER: usize = 1 << 20;
 
-fn compression(magic: &[u8]) -> Option<Compression> {
+/// The compression a file's first bytes announce, if any.
+pub fn compression(magic: &[u8]) -> Option<Compression> {
     if magic.starts_with(&GZIP_MAGIC) {
         Some(Compression::Gzip)
     } else if magic.starts_with(&ZSTD_MAGIC) {
@@ -152,6 +153,13 @@ fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureEr
         ),
         None => Source::Stream(Box::new(reader), None),
     })
+}
+
+/// How `path` is compressed, by its first bytes (None if unreadable).
+pub fn compression_of(path: &Path) -> Option<Compression> {
+    let mut magic = [0u8; 4];
+    let n = read_up_to(&mut File::open(path).ok()?, &mut magic).ok()?;
+    compression(&magic[..n])
 }
 
 /// Reads a file whole, memory-mapped when possible: the floor benchmark.
