@@ -11,6 +11,8 @@ pub mod detect;
 pub mod diff;
 pub mod error;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod interface;
 pub mod pipeline;
 pub mod report;

@@ -3,12 +3,6 @@
 //! flipped, lengths corrupted and tails cut must give a report or a typed
 //! error, never a panic.
 
-use kpcap::capture::{Bytes, Capture, Input, Stream};
-use kpcap::decode::dns::DnsMessage;
-use kpcap::detect::verdict::correlate;
-use kpcap::detect::{Context, Findings, Settings};
-use kpcap::pipeline::{observations, Reading};
-use kpcap::topology::{Preset, Topology};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -18,45 +12,6 @@ fn mutations_per_file() -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000)
-}
-
-fn analyze(bytes: Vec<u8>, chunk_bytes: usize) {
-    let len = bytes.len() as u64;
-    // Mapped, and read as a stream (as stdin and compressed files are).
-    let stream = Stream::open(
-        Box::new(std::io::Cursor::new(bytes.clone())),
-        None,
-        chunk_bytes,
-    );
-    if let Ok(stream) = stream {
-        analyze_input(Input::Stream(stream), len);
-    }
-    let Ok(capture) = Capture::from_bytes(Bytes::Owned(bytes), chunk_bytes) else {
-        return; // a typed error is a fine answer to garbage
-    };
-    analyze_input(Input::Mapped(capture), len);
-}
-
-fn analyze_input(input: Input, len: u64) {
-    // The whole analyze path: per-chunk observations, merge, detectors
-    // (DNS parsing and TCP reassembly included), verdict.
-    // Interface attribution and de-duplication included.
-    let settings = Settings::default();
-    let reading = Reading::default();
-    let Ok((mut merged, info)) = observations(input, &reading, &settings) else {
-        return; // a corrupt record header found by the walk: also typed
-    };
-    // Every record has at least a 16-byte header (pcap; pcapng: 12 + 20).
-    assert!(merged.flows.summary.packets <= len / 16);
-    let topology = Topology::preset(Preset::K3s, true);
-    let names = reading.names(&info.interfaces);
-    let context = Context {
-        topology: &topology,
-        settings: &settings,
-        interfaces: &names,
-    };
-    let findings = Findings::new(&mut merged, &context);
-    let _ = correlate(&findings);
 }
 
 #[test]
@@ -71,9 +26,7 @@ fn random_bytes_never_panic_the_dns_decoder() {
             bytes[4] = 0;
             bytes[5] = 1;
         }
-        if let Some(message) = DnsMessage::parse(&bytes) {
-            let _ = (message.id(), message.rcode(), message.question());
-        }
+        kpcap::fuzzing::dns(&bytes);
     }
 }
 
@@ -121,10 +74,10 @@ fn mutated_captures_never_panic() {
         let original = std::fs::read(file).unwrap();
         // Fuzz the first 64 KiB: enough records, bounded time.
         let original = &original[..original.len().min(64 << 10)];
-        analyze(original.to_vec(), 1 << 10);
+        // The fuzz targets' entry point: mapped and streamed, every report.
+        kpcap::fuzzing::analyze(original);
         for _ in 0..mutations_per_file() {
-            let chunk_bytes = [1, 512, 1 << 20][rng.gen_range(0..3)];
-            analyze(mutate(original, &mut rng), chunk_bytes);
+            kpcap::fuzzing::analyze(&mutate(original, &mut rng));
         }
     }
     assert!(files.len() >= 20);

@@ -1,0 +1,82 @@
+//! Entry points for the fuzz targets (`fuzz/`, `cargo fuzz`) and the
+//! mutation tests: each takes arbitrary bytes and must return without
+//! panicking, hanging or allocating without bound. Typed errors are fine
+//! answers; a panic is a bug.
+
+use crate::analysis::Analyzer;
+use crate::capture::{link_type_supported, Bytes, Capture, Input, Stream};
+use crate::decode::dns::DnsMessage;
+use crate::decode::Decoder;
+use crate::detect::Settings;
+use crate::pipeline::{self, Reading};
+use crate::topology::{Preset, Topology};
+
+/// Small chunks, so planning, guessed starts and the fallback to the
+/// exact walk all run on small inputs.
+const CHUNK_BYTES: usize = 512;
+
+/// Both ways a capture is read: mapped (planned chunks, checked by the
+/// walk) and streamed (bounded segments).
+fn inputs(data: &[u8]) -> Vec<Input> {
+    let mut inputs = Vec::new();
+    let reader = Box::new(std::io::Cursor::new(data.to_vec()));
+    if let Ok(stream) = Stream::open(reader, None, CHUNK_BYTES) {
+        inputs.push(Input::Stream(stream));
+    }
+    if let Ok(capture) = Capture::from_bytes(Bytes::Owned(data.to_vec()), CHUNK_BYTES) {
+        inputs.push(Input::Mapped(capture));
+    }
+    inputs
+}
+
+/// Reads every record, both ways, into a flow table.
+pub fn read_all(data: &[u8]) {
+    for input in inputs(data) {
+        if let Ok((table, _)) = pipeline::flow_table(input, &Reading::default()) {
+            // Every record has at least a 12-byte header.
+            assert!(table.summary.packets <= data.len() as u64 / 12);
+        }
+    }
+}
+
+/// Decodes `frame` as link type number `pick` of the supported ones.
+pub fn decode_frame(pick: u8, frame: &[u8]) {
+    let supported: Vec<u32> = (0..300).filter(|&t| link_type_supported(t)).collect();
+    let link_type = supported[pick as usize % supported.len()];
+    let packet = Decoder::with_vxlan_ports(&[4790]).decode(link_type, frame);
+    let _ = pipeline::signature(&packet);
+    let _ = format!("{packet:?}");
+}
+
+pub fn dns(data: &[u8]) {
+    if let Some(message) = DnsMessage::parse(data) {
+        let _ = (message.id(), message.rcode(), message.opcode());
+        let _ = (message.is_response(), message.question_count());
+        let _ = message.question();
+    }
+}
+
+/// The whole analyze path, both ways, with every report rendered.
+pub fn analyze(data: &[u8]) {
+    let topology = Topology::preset(Preset::K3s, true);
+    let settings = Settings::default();
+    let reading = Reading::default();
+    let analyzer = Analyzer {
+        topology: &topology,
+        settings: &settings,
+        reading: &reading,
+        chunk_bytes: CHUNK_BYTES,
+    };
+    for input in inputs(data) {
+        let Ok((mut observations, info)) = pipeline::observations(input, &reading, &settings)
+        else {
+            continue;
+        };
+        assert!(observations.flows.summary.packets <= data.len() as u64 / 12);
+        let report = analyzer.report("fuzz", &[], &mut observations, &info);
+        let _ = report.render(&topology, 0);
+        let _ = serde_json::to_string(&report).expect("reports serialize");
+        let _ = report.ndjson_lines();
+        let _ = crate::scan::Digest::of(&report);
+    }
+}
