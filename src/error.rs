@@ -50,6 +50,19 @@ pub enum CaptureError {
 }
 
 impl CaptureError {
+    /// Where in the capture the problem is, if it is in the bytes.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            CaptureError::TruncatedHeader { offset, .. }
+            | CaptureError::UnsupportedVersion { offset, .. }
+            | CaptureError::UnsupportedLinkType { offset, .. }
+            | CaptureError::RecordTooLong { offset, .. }
+            | CaptureError::CorruptBlock { offset, .. }
+            | CaptureError::Decompress { offset, .. } => Some(*offset),
+            _ => None,
+        }
+    }
+
     /// The same error, its offset counted from `by` bytes earlier: errors
     /// found in a stream's buffer are reported at their place in the
     /// capture.

@@ -112,18 +112,28 @@ fn corrupt_headers_from_the_corpus() {
     );
 }
 
+/// A corrupt record header is skipped with what follows it up to the next
+/// plausible record (here: the end of the file), and said so.
 #[test]
-fn record_length_over_256_kib() {
+fn record_length_over_256_kib_is_skipped() {
     let dir = scratch("bad-length");
     let mut bytes = pcap_header(1);
     bytes.extend(record_header(60));
     bytes.extend([0u8; 60]);
     bytes.extend(record_header(300_000));
     bytes.extend([0u8; 100]);
-    assert_refused(
-        &write(&dir, "huge.pcap", &bytes),
-        "byte 100: record length 300000 exceeds the 262144-byte limit",
+    let path = write(&dir, "huge.pcap", &bytes);
+    let out = kpcap(&["flows", "--format", "json", &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "kpcap: warning: {path}: bytes 100..216 skipped (116 bytes): corrupt record header \
+             (record length 300000 exceeds the 262144-byte limit); reading resumed at the next \
+             plausible record"
+        )
     );
+    assert_eq!(json(&out)["captures"][0]["packets"], 1);
 }
 
 /// Cuts a real capture inside its last record: the warning names the

@@ -41,8 +41,9 @@ fn archive(root: &Path) {
     );
     write("node-b/after.gz", &gzip(&after));
     write("node-c/cut.pcap", &before[..before.len() * 2 / 3]);
+    // A version no reader knows: unreadable.
     let mut corrupt = before.clone();
-    corrupt[24 + 8..24 + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    corrupt[4..6].copy_from_slice(&[0, 3]);
     write("node-c/corrupt.pcap", &corrupt);
     write("node-c/notes.txt", b"tcpdump -ni ens19 -w before.pcap\n");
     write("empty", b"");
@@ -100,7 +101,7 @@ fn every_file_gets_its_line_and_the_aggregate_counts_files() {
     assert!(line("corrupt.pcap")["error"]
         .as_str()
         .unwrap()
-        .contains("byte 24: record length 4294967295"));
+        .contains("byte 4: unsupported pcap version 3."));
     assert_eq!(line("notes.txt")["status"], "not_a_capture");
     assert_eq!(line("empty")["status"], "not_a_capture");
 

@@ -112,11 +112,12 @@ fn wrong_chunk_start_guesses_fall_back_to_the_exact_walk() {
     use std::net::{IpAddr, Ipv4Addr};
 
     let mut out = CaptureWriter::new(Vec::new(), Container::Pcap, "eth0").unwrap();
-    // 24 decoy headers: seconds near the capture's, zero lengths.
+    // 24 decoy headers: seconds near the capture's, nothing captured of
+    // a 60-byte packet.
     let decoy: Vec<u8> = (0..24)
         .flat_map(|_| {
             let secs = (START.0 / Timestamp::NANOS_PER_SEC) as u32;
-            [secs.to_be_bytes(), [0; 4], [0; 4], [0; 4]].concat()
+            [secs.to_be_bytes(), [0; 4], [0; 4], 60u32.to_be_bytes()].concat()
         })
         .collect();
     for i in 0..2000u32 {

@@ -123,6 +123,31 @@ pub struct Layout {
     /// Added to every record's position: where these bytes sit in the
     /// logical capture (a stream's segment, a rotated file after others).
     pub base: u64,
+    /// Corrupt stretches the exact walk skipped (exact layouts only).
+    pub skipped: Vec<Skip>,
+    /// Classic pcap: what every record header is checked against.
+    pub(crate) record_check: Option<pcap::Plausible>,
+}
+
+/// A corrupt stretch skipped by resynchronising on the next plausible
+/// record (pcap) or block (pcapng).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    pub offset: u64,
+    pub bytes: u64,
+    pub reason: String,
+}
+
+impl Skip {
+    fn warning(&self) -> String {
+        format!(
+            "bytes {}..{} skipped ({} bytes): {}; reading resumed at the next plausible record",
+            self.offset,
+            self.offset + self.bytes,
+            self.bytes,
+            self.reason
+        )
+    }
 }
 
 /// How the walk of a chunk ended.
@@ -255,6 +280,8 @@ pub struct Capture {
     chunk_bytes: usize,
     /// Where the capture breaks off, once known.
     truncation: OnceLock<Truncation>,
+    /// Corrupt stretches skipped, once known.
+    skipped: OnceLock<Vec<Skip>>,
 }
 
 impl Capture {
@@ -275,10 +302,14 @@ impl Capture {
             bytes,
             chunk_bytes,
             truncation: OnceLock::new(),
+            skipped: OnceLock::new(),
             layout,
         };
         if let Some(truncation) = &capture.layout.truncation {
             capture.record_truncation(truncation.clone());
+        }
+        if !capture.layout.skipped.is_empty() {
+            capture.record_skips(capture.layout.skipped.clone());
         }
         capture
     }
@@ -325,12 +356,17 @@ impl Capture {
         let _ = self.truncation.set(truncation);
     }
 
-    /// A truncated last record (known once the capture has been walked).
+    /// Remembers the corrupt stretches an exact walk skipped.
+    pub fn record_skips(&self, skipped: Vec<Skip>) {
+        let _ = self.skipped.set(skipped);
+    }
+
+    /// Corrupt stretches skipped and a truncated last record (known once
+    /// the capture has been walked).
     pub fn warnings(&self) -> Vec<String> {
-        self.truncation
-            .get()
-            .map(Truncation::warning)
-            .into_iter()
+        let skipped = self.skipped.get().into_iter().flatten().map(Skip::warning);
+        skipped
+            .chain(self.truncation.get().map(Truncation::warning))
             .collect()
     }
 

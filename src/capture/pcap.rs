@@ -2,8 +2,8 @@
 //! header and the packet bytes. Both byte orders, micro- and nanoseconds.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Truncation, WalkEnd,
-    MAX_RECORD_LEN,
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Skip, Truncation,
+    WalkEnd, MAX_RECORD_LEN,
 };
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
@@ -55,24 +55,43 @@ pub(super) fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
 }
 
 /// Validates every record header, serially, and cuts the file into
-/// chunks: the exact layout.
+/// chunks: the exact layout. Corrupt stretches are skipped (see
+/// `index_records`).
 pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
     let header = header(bytes)?;
-    let big_endian = header.endianness == Endianness::Big;
-    let (_, truncation) = index_records(bytes, GLOBAL_HEADER_LEN, big_endian, &mut chunker)?;
-    Ok(layout(&header, chunker.finish(), false, truncation))
+    let check = Plausible::new(&header, bytes.get(GLOBAL_HEADER_LEN..));
+    let mut skipped = Vec::new();
+    let (_, truncation) = index_records(
+        bytes,
+        GLOBAL_HEADER_LEN,
+        &check,
+        true,
+        &mut chunker,
+        &mut skipped,
+    );
+    let mut layout = layout(&header, chunker.finish(), false, truncation);
+    layout.skipped = skipped;
+    Ok(layout)
 }
 
 /// Validates the record headers of `bytes` from `offset` on and hands each
 /// whole record to the chunker. Returns where the whole records end, and
 /// the record cut short there, if any (the file's end, or in a stream the
-/// bytes not read yet).
+/// bytes not read yet: `at_end` is false).
+///
+/// A header that is not plausible (a garbage length, a timestamp years
+/// away, zeroes) starts a corrupt stretch: reading resumes at the next
+/// offset where a run of plausible headers begins, and the stretch is
+/// recorded in `skipped`. In a stream, a stretch that reaches the end of
+/// the bytes read so far is left for more bytes to settle.
 pub(super) fn index_records(
     bytes: &[u8],
     mut offset: usize,
-    big_endian: bool,
+    check: &Plausible,
+    at_end: bool,
     chunker: &mut Chunker<'_>,
-) -> Result<(usize, Option<Truncation>), CaptureError> {
+    skipped: &mut Vec<Skip>,
+) -> (usize, Option<Truncation>) {
     while offset < bytes.len() {
         let rest = &bytes[offset..];
         if rest.len() < RECORD_HEADER_LEN {
@@ -80,16 +99,29 @@ pub(super) fn index_records(
                 "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
                 rest.len()
             );
-            return Ok((offset, Some(Truncation::at(offset, reason))));
+            return (offset, Some(Truncation::at(offset, reason)));
         }
-        let incl_len = read_u32(&rest[8..], big_endian);
-        if incl_len > MAX_RECORD_LEN {
-            return Err(CaptureError::RecordTooLong {
+        let record_header = &rest[..RECORD_HEADER_LEN];
+        if let Err(reason) = check.header(record_header) {
+            let resume = (offset + 1..bytes.len()).find(|&at| check.run_at(bytes, at));
+            let resume = match resume {
+                Some(at) => at,
+                None if at_end => bytes.len(),
+                None => {
+                    let reason = format!("corrupt record header ({reason}), more bytes needed");
+                    return (offset, Some(Truncation::at(offset, reason)));
+                }
+            };
+            chunker.cut();
+            skipped.push(Skip {
                 offset: offset as u64,
-                length: incl_len as u64,
-                limit: MAX_RECORD_LEN as u64,
+                bytes: (resume - offset) as u64,
+                reason: format!("corrupt record header ({reason})"),
             });
+            offset = resume;
+            continue;
         }
+        let incl_len = read_u32(&rest[8..], check.big_endian);
         let end = offset + RECORD_HEADER_LEN + incl_len as usize;
         if end > bytes.len() {
             let reason = format!(
@@ -97,12 +129,12 @@ pub(super) fn index_records(
                 rest.len() - RECORD_HEADER_LEN,
                 incl_len
             );
-            return Ok((offset, Some(Truncation::at(offset, reason))));
+            return (offset, Some(Truncation::at(offset, reason)));
         }
-        chunker.record(offset, end, 0, big_endian);
+        chunker.record(offset, end, 0, check.big_endian);
         offset = end;
     }
-    Ok((offset, None))
+    (offset, None)
 }
 
 pub(super) fn layout(
@@ -125,6 +157,8 @@ pub(super) fn layout(
         speculative,
         truncation,
         base: 0,
+        skipped: Vec::new(),
+        record_check: Some(Plausible::new(header, None)),
     }
 }
 
@@ -156,7 +190,7 @@ pub fn plan(
     release: Release<'_>,
 ) -> Result<Layout, CaptureError> {
     let header = header(bytes)?;
-    let plausible = Plausible::new(bytes, &header);
+    let check = Plausible::new(&header, bytes.get(GLOBAL_HEADER_LEN..));
     let mut starts = vec![GLOBAL_HEADER_LEN];
     // Everything before `searched` has been looked at: no offset is tried
     // twice, so planning is linear in the file size.
@@ -165,7 +199,7 @@ pub fn plan(
     while split < bytes.len() {
         let from = split.max(searched);
         let to = from.saturating_add(SEARCH_SPAN).min(bytes.len());
-        match (from..to).find(|&at| plausible.run_at(at)) {
+        match (from..to).find(|&at| check.run_at(bytes, at)) {
             Some(start) => {
                 starts.push(start);
                 searched = start + 1;
@@ -196,57 +230,90 @@ pub fn plan(
             big_endian,
         })
         .collect();
-    Ok(layout(&header, chunks, true, None))
+    let mut layout = layout(&header, chunks, true, None);
+    layout.record_check = Some(check);
+    Ok(layout)
 }
 
-/// What a real record header looks like in this file.
-struct Plausible<'a> {
-    bytes: &'a [u8],
+/// What a real record header looks like in this file: lengths within
+/// limits, a fraction below one second, and seconds near the first
+/// record's (captures span days, not decades).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plausible {
     big_endian: bool,
     units_per_sec: u32,
-    /// The first record's seconds: captures span days, not decades.
     first_secs: Option<u32>,
 }
 
-impl<'a> Plausible<'a> {
+impl Plausible {
     const SPAN_SECS: u32 = 366 * 86_400;
 
-    fn new(bytes: &'a [u8], header: &PcapHeader) -> Self {
+    /// `records` starts with the file's first record, if known; its
+    /// seconds are trusted if its lengths are sane.
+    pub(super) fn new(header: &PcapHeader, records: Option<&[u8]>) -> Self {
         let big_endian = header.endianness == Endianness::Big;
-        let first_secs = bytes
-            .get(GLOBAL_HEADER_LEN..GLOBAL_HEADER_LEN + 4)
-            .map(|b| read_u32(b, big_endian));
+        let first_secs = records
+            .and_then(|r| r.get(..RECORD_HEADER_LEN))
+            .map(|h| header_fields(h, big_endian))
+            .filter(|&(_, _, incl, orig)| incl <= MAX_RECORD_LEN && incl <= orig)
+            .map(|(secs, ..)| secs);
         Plausible {
-            bytes,
             big_endian,
             units_per_sec: units_per_sec(header) as u32,
             first_secs,
         }
     }
 
+    /// Why a 16-byte record header is not believable, if it is not.
+    pub(super) fn header(&self, header: &[u8]) -> Result<(), String> {
+        let (_, frac, incl_len, orig_len) = header_fields(header, self.big_endian);
+        if incl_len > MAX_RECORD_LEN {
+            return Err(format!(
+                "record length {incl_len} exceeds the {MAX_RECORD_LEN}-byte limit"
+            ));
+        }
+        if orig_len == 0 {
+            return Err("original length 0".into());
+        }
+        if incl_len > orig_len {
+            return Err(format!(
+                "captured length {incl_len} exceeds the original length {orig_len}"
+            ));
+        }
+        if frac >= self.units_per_sec {
+            return Err(format!("timestamp fraction {frac} is a second or more"));
+        }
+        Ok(())
+    }
+
+    /// A header that could start a resynchronisation: believable, and
+    /// stamped near the first record. (Inside an unbroken chain of records
+    /// the time is not checked: real captures can be concatenations years
+    /// apart.)
+    fn resumes_at(&self, header: &[u8]) -> bool {
+        let (secs, ..) = header_fields(header, self.big_endian);
+        let near_first = self
+            .first_secs
+            .is_none_or(|first| secs.abs_diff(first) <= Self::SPAN_SECS);
+        near_first && self.header(header).is_ok()
+    }
+
     /// `PLAUSIBLE_RUN` headers chain from `at` (or fewer, ending exactly
-    /// at the end of the file).
-    fn run_at(&self, mut at: usize) -> bool {
+    /// at the end of `bytes`).
+    pub(super) fn run_at(&self, bytes: &[u8], mut at: usize) -> bool {
         for _ in 0..PLAUSIBLE_RUN {
-            if at == self.bytes.len() {
+            if at == bytes.len() {
                 return true;
             }
-            let Some(header) = self.bytes.get(at..at + RECORD_HEADER_LEN) else {
+            let Some(header) = bytes.get(at..at + RECORD_HEADER_LEN) else {
                 return false;
             };
-            let (secs, frac, incl_len, orig_len) = header_fields(header, self.big_endian);
-            let near_first = self
-                .first_secs
-                .is_none_or(|first| secs.abs_diff(first) <= Self::SPAN_SECS);
-            if !near_first
-                || frac >= self.units_per_sec
-                || incl_len > MAX_RECORD_LEN
-                || incl_len > orig_len
-            {
+            if !self.resumes_at(header) {
                 return false;
             }
+            let (_, _, incl_len, _) = header_fields(header, self.big_endian);
             at += RECORD_HEADER_LEN + incl_len as usize;
-            if at > self.bytes.len() {
+            if at > bytes.len() {
                 return false;
             }
         }
@@ -264,6 +331,7 @@ pub fn walk<'a>(
 ) -> WalkEnd {
     let interface = &layout.interfaces[0];
     let big_endian = layout.big_endian;
+    let check = layout.record_check.as_ref();
     let at_file_end = chunk.end == file.len();
     let within = &file[..chunk.end];
     let mut offset = chunk.start;
@@ -279,7 +347,8 @@ pub fn walk<'a>(
             });
         };
         let (ts_sec, ts_frac, incl_len, orig_len) = header_fields(header, big_endian);
-        if incl_len > MAX_RECORD_LEN {
+        if check.is_some_and(|c| c.header(header).is_err()) {
+            // A wrong guess, or a corrupt stretch the exact walk skips.
             return WalkEnd::Broken;
         }
         let start = offset + RECORD_HEADER_LEN;

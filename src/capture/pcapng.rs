@@ -3,7 +3,7 @@
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Truncation, MAX_RECORD_LEN,
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation, MAX_RECORD_LEN,
 };
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
@@ -152,8 +152,12 @@ fn interface_from(
 /// section always starts a new chunk.
 pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureError> {
     let mut sections = Sections::default();
-    let (_, truncation) = sections.index_blocks(bytes, 0, true, &mut chunker)?;
-    Ok(sections.layout(chunker.finish(), truncation))
+    let mut skipped = Vec::new();
+    let (_, truncation) =
+        sections.index_blocks(bytes, 0, true, true, &mut chunker, &mut skipped)?;
+    let mut layout = sections.layout(chunker.finish(), truncation);
+    layout.skipped = skipped;
+    Ok(layout)
 }
 
 /// What the blocks read so far have declared: the interfaces (numbered
@@ -177,15 +181,73 @@ impl Sections {
             speculative: false,
             truncation,
             base: 0,
+            skipped: Vec::new(),
+            record_check: None,
         }
     }
 
     /// Validates the blocks of `bytes` from `offset` on, hands packet
     /// blocks to the chunker and takes in section and interface blocks.
     /// Returns where the whole blocks end, and the block cut short there,
-    /// if any. A block cut short is an error only in the first block of
-    /// the file (`at_file_start`).
+    /// if any (`at_end` false: the bytes not read yet of a stream).
+    ///
+    /// A bad block is skipped by its length when its framing (leading and
+    /// trailing lengths) holds; otherwise reading resumes at the next
+    /// offset where a block of a known type with matching lengths starts.
+    /// Both are recorded in `skipped`. Only a bad first block of the file
+    /// (`at_file_start`) is an error: then it is not a pcapng capture.
     pub(super) fn index_blocks(
+        &mut self,
+        bytes: &[u8],
+        mut offset: usize,
+        at_file_start: bool,
+        at_end: bool,
+        chunker: &mut Chunker<'_>,
+        skipped: &mut Vec<Skip>,
+    ) -> Result<(usize, Option<Truncation>), CaptureError> {
+        loop {
+            let error = match self.index_strict(bytes, offset, at_file_start, chunker) {
+                Ok(done) => return Ok(done),
+                Err(error) if at_file_start && error.offset() == Some(0) => return Err(error),
+                Err(error) => error,
+            };
+            let at = error.offset().unwrap_or(offset as u64) as usize;
+            let resume = match self.framed_len(bytes, at) {
+                Some(len) => at + len,
+                None => match next_block(bytes, at) {
+                    Some(next) => next,
+                    None if at_end => bytes.len(),
+                    None => {
+                        let reason = format!("{error}, more bytes needed");
+                        return Ok((at, Some(Truncation::at(at, reason))));
+                    }
+                },
+            };
+            chunker.cut();
+            let reason = error.to_string();
+            match skipped.last_mut() {
+                // Blocks skipped one after another make one stretch.
+                Some(last) if last.offset + last.bytes == at as u64 => {
+                    last.bytes += (resume - at) as u64
+                }
+                _ => skipped.push(Skip {
+                    offset: at as u64,
+                    bytes: (resume - at) as u64,
+                    reason,
+                }),
+            }
+            offset = resume;
+        }
+    }
+
+    /// The length of the block at `at` if its framing holds: a valid
+    /// leading length, repeated at its end.
+    fn framed_len(&self, bytes: &[u8], at: usize) -> Option<usize> {
+        framed_len(bytes, at, self.big_endian)
+    }
+
+    /// `index_blocks` without recovery: stops at the first bad block.
+    fn index_strict(
         &mut self,
         bytes: &[u8],
         mut offset: usize,
@@ -331,6 +393,43 @@ impl Sections {
         }
         Ok(())
     }
+}
+
+/// Block types kpcap knows (a resynchronisation looks for these).
+const KNOWN_BLOCKS: [u32; 9] = [
+    SECTION_HEADER,
+    INTERFACE_DESCRIPTION,
+    OBSOLETE_PACKET,
+    SIMPLE_PACKET,
+    4, // name resolution
+    5, // interface statistics
+    ENHANCED_PACKET,
+    10,          // decryption secrets
+    0x0000_0BAD, // custom
+];
+
+/// The length of a block at `at` whose leading and trailing lengths agree.
+fn framed_len(bytes: &[u8], at: usize, big_endian: bool) -> Option<usize> {
+    let head = bytes.get(at..at + 8)?;
+    let len = read_u32(&head[4..], big_endian) as usize;
+    if len < BLOCK_OVERHEAD || !len.is_multiple_of(4) || len > MAX_BLOCK_LEN {
+        return None;
+    }
+    let trailer = bytes.get(at.checked_add(len)? - 4..at + len)?;
+    (read_u32(trailer, big_endian) as usize == len).then_some(len)
+}
+
+/// The next offset after `at`, in 4-byte steps, where a known block type
+/// starts with agreeing lengths (in either byte order).
+fn next_block(bytes: &[u8], at: usize) -> Option<usize> {
+    (at + 4..bytes.len().saturating_sub(BLOCK_OVERHEAD - 1))
+        .step_by(4)
+        .find(|&candidate| {
+            [false, true].into_iter().any(|big_endian| {
+                KNOWN_BLOCKS.contains(&read_u32(&bytes[candidate..], big_endian))
+                    && framed_len(bytes, candidate, big_endian).is_some()
+            })
+        })
 }
 
 /// Walks the (already validated) packet blocks of one chunk of `file`.

@@ -24,7 +24,7 @@ const MIN_SEGMENT_BYTES: usize = 4 << 10;
 
 /// What has been learned of the container so far.
 enum Container {
-    Pcap(PcapHeader),
+    Pcap(PcapHeader, pcap::Plausible),
     Pcapng(Sections),
 }
 
@@ -74,9 +74,10 @@ impl Stream {
         }
         if pcap::is_magic(start) {
             let header = pcap::header(start)?;
+            let check = pcap::Plausible::new(&header, start.get(pcap::GLOBAL_HEADER_LEN..));
             stream.pending.drain(..pcap::GLOBAL_HEADER_LEN);
             stream.offset = pcap::GLOBAL_HEADER_LEN as u64;
-            stream.container = Container::Pcap(header);
+            stream.container = Container::Pcap(header, check);
         } else if !pcapng::is_magic(start) {
             return Err(not_a_capture(start));
         }
@@ -147,20 +148,35 @@ impl Stream {
             self.fill(target)?;
             let mut chunker = Chunker::new(self.chunk_bytes, &|_, _| {});
             let at_file_start = self.offset == 0;
+            let mut skipped = Vec::new();
             let (end, cut) = match &mut self.container {
-                Container::Pcap(header) => {
-                    let big_endian = header.endianness == pcap_file::Endianness::Big;
-                    pcap::index_records(&self.pending, 0, big_endian, &mut chunker)
-                }
-                Container::Pcapng(sections) => {
-                    sections.index_blocks(&self.pending, 0, at_file_start, &mut chunker)
-                }
-            }
-            .map_err(|e| e.shifted(self.offset))?;
+                Container::Pcap(_, check) => pcap::index_records(
+                    &self.pending,
+                    0,
+                    check,
+                    self.ended,
+                    &mut chunker,
+                    &mut skipped,
+                ),
+                Container::Pcapng(sections) => sections
+                    .index_blocks(
+                        &self.pending,
+                        0,
+                        at_file_start,
+                        self.ended,
+                        &mut chunker,
+                        &mut skipped,
+                    )
+                    .map_err(|e| e.shifted(self.offset))?,
+            };
             if end == 0 && cut.is_some() && !self.ended {
                 // Not even one whole record yet: read more.
                 target = target.max(self.pending.len()).saturating_mul(2);
                 continue;
+            }
+            for skip in &mut skipped {
+                skip.offset += self.offset;
+                self.warnings.push(skip.warning());
             }
             let chunks = chunker.finish();
             let rest = self.pending.split_off(end);
@@ -191,7 +207,7 @@ impl Stream {
 
     fn layout(&self, chunks: Vec<Chunk>, truncation: Option<Truncation>) -> Layout {
         match &self.container {
-            Container::Pcap(header) => pcap::layout(header, chunks, false, truncation),
+            Container::Pcap(header, _) => pcap::layout(header, chunks, false, truncation),
             Container::Pcapng(sections) => sections.layout(chunks, truncation),
         }
     }

@@ -223,6 +223,7 @@ fn fold_chunks<S: Default + Send>(
             if let Some(truncation) = &exact.truncation {
                 capture.record_truncation(truncation.clone());
             }
+            capture.record_skips(exact.skipped.clone());
             let (state, _) = fold_layout(capture, &exact.chunks, reading, observe, merge, carry);
             Ok((state, carry_after(capture, &exact.chunks, reading, carry)))
         }
