@@ -120,6 +120,18 @@ impl Analyzer<'_> {
             interfaces: &names,
         };
         let mut header = CaptureHeader::new(name, info, &observations.flows.summary, &names);
+        let evicted = observations.evicted;
+        if evicted.flows + evicted.pairs + evicted.dns_keys > 0 {
+            header.warnings.push(format!(
+                "--max-flows {}: the tables were full; {} flows, {} address pairs and {} DNS \
+                 query keys idle the longest were evicted (their packets count in the totals, \
+                 not in flows or findings)",
+                self.settings.max_flows.unwrap_or_default(),
+                evicted.flows,
+                evicted.pairs,
+                evicted.dns_keys
+            ));
+        }
         if parts.len() > 1 {
             header.parts = parts.iter().map(|p| display_name(p)).collect();
         }

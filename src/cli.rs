@@ -86,6 +86,11 @@ pub struct DetectorArgs {
     /// Port DNS is served on (repeatable).
     #[arg(long = "dns-port", value_name = "PORT", default_value = "53")]
     pub dns_ports: Vec<u16>,
+    /// Keep at most this many flows (and DNS query keys) in memory: beyond
+    /// it, the ones idle longest are evicted, with a warning. Records are
+    /// then folded in file order on one thread.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(10..))]
+    pub max_flows: Option<u64>,
 }
 
 #[derive(Debug, Args)]

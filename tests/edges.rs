@@ -830,3 +830,63 @@ fn fail_on_sets_the_exit_code() {
     let out = kpcap(&["analyze", &unanswered, "/nonexistent.pcap"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `--max-flows`: the tables stay at the limit, the evictions are said,
+/// and the report still does not depend on threads (records are folded in
+/// order when the limit is set).
+#[test]
+fn max_flows_evicts_idle_flows_with_a_warning_whatever_the_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many-flows.pcap");
+    std::fs::write(
+        &path,
+        kpcap::synth::generate(
+            kpcap::synth::Scenario::SmallPackets { bytes: 2 << 20 },
+            kpcap::synth::Container::Pcap,
+            1,
+        ),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    let run = |threads: &str| {
+        kpcap(&[
+            "analyze",
+            path,
+            "--max-flows",
+            "500",
+            "--threads",
+            threads,
+            "--chunk-bytes",
+            "65536",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+        ])
+    };
+    let one = run("1");
+    let two = run("2");
+    assert_eq!(stdout(&one), stdout(&two));
+    let err = stderr(&one);
+    assert!(
+        err.contains("--max-flows 500: the tables were full;"),
+        "{err}"
+    );
+    let doc = json(&one);
+    let capture = &doc["captures"][0];
+    assert!(capture["warnings"][0].as_str().unwrap().contains("evicted"));
+    // Every record is still counted.
+    let unbounded = json(&kpcap(&[
+        "analyze",
+        path,
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]));
+    assert_eq!(capture["packets"], unbounded["captures"][0]["packets"]);
+    assert!(unbounded["captures"][0]["warnings"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+}

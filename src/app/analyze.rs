@@ -129,8 +129,8 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             let mut clock = Stopwatch::from_env();
             let (mut observations, info) = pool.install(|| analyzer.observe(parts))?;
             clock.lap("walk, decode, observe, merge");
-            print_warnings(name, &info.warnings);
             let report = pool.install(|| analyzer.report(name, parts, &mut observations, &info));
+            print_warnings(name, &report.header.warnings);
             drop_in_background(observations);
             clock.lap("detectors");
             failing |= at_or_above(report.worst(), threshold);

@@ -70,6 +70,7 @@ fn settings(args: &DetectorArgs) -> Settings {
         syn_grace_ns: ns(args.syn_grace),
         dns_timeout_ns: ns(args.dns_timeout),
         dns_ports: args.dns_ports.clone(),
+        max_flows: args.max_flows.map(|n| n as usize),
     }
 }
 

@@ -12,6 +12,7 @@ use super::{old_enough, Context, Severity};
 use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
 use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
+use crate::flow::evict_idle;
 use crate::flow::{merge_maps, Endpoint, FlowKey};
 use crate::time::Timestamp;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -146,6 +147,20 @@ impl DnsLog {
         merge_maps(&mut self.messages, other.messages, Vec::extend);
         merge_maps(&mut self.tcp, other.tcp, Vec::extend);
         self
+    }
+
+    /// Evicts the query keys idle longest until `keep` remain (TCP
+    /// streams too); returns how many keys went.
+    pub fn evict_idle(&mut self, keep: usize) -> u64 {
+        let newest = |ts: &mut dyn Iterator<Item = Timestamp>| ts.max().unwrap_or_default();
+        evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
+        evict_idle(&mut self.messages, keep, |v| {
+            newest(&mut v.iter().map(|m| m.ts))
+        })
+    }
+
+    pub fn keys(&self) -> usize {
+        self.messages.len() + self.tcp.len()
     }
 
     /// All messages, TCP streams reassembled, each key's messages in order.

@@ -53,6 +53,10 @@ pub struct Settings {
     /// A DNS response later than this after its query does not answer it (ns).
     pub dns_timeout_ns: u64,
     pub dns_ports: Vec<u16>,
+    /// `--max-flows`: flows (and DNS query keys) kept at once; the ones
+    /// idle longest are evicted beyond it. None: unbounded.
+    #[serde(default)]
+    pub max_flows: Option<usize>,
 }
 
 impl Default for Settings {
@@ -61,9 +65,21 @@ impl Default for Settings {
             syn_grace_ns: 3 * Timestamp::NANOS_PER_SEC,
             dns_timeout_ns: 5 * Timestamp::NANOS_PER_SEC,
             dns_ports: vec![53],
+            max_flows: None,
         }
     }
 }
+
+/// What `--max-flows` evicted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    pub flows: u64,
+    pub pairs: u64,
+    pub dns_keys: u64,
+}
+
+/// Packets between checks of the table sizes against `--max-flows`.
+const BOUND_EVERY: u64 = 1024;
 
 /// Everything the detectors keep per chunk.
 #[derive(Debug, Clone, Default)]
@@ -71,11 +87,20 @@ pub struct Observations {
     pub flows: FlowTable,
     pub unreachables: syn::Unreachables,
     pub dns: dns::DnsLog,
+    pub evicted: Evicted,
+    /// `--max-flows`, as last observed: for `settle`.
+    limit: Option<usize>,
 }
 
 impl Observations {
     pub fn observe(&mut self, seen: &Seen<'_>, settings: &Settings) {
         self.flows.observe(seen);
+        if let Some(max) = settings.max_flows {
+            self.limit = Some(max);
+            if self.flows.summary.packets.is_multiple_of(BOUND_EVERY) {
+                self.bound(max);
+            }
+        }
         if seen.duplicate {
             return; // its first copy was observed already
         }
@@ -84,12 +109,42 @@ impl Observations {
             .observe(&seen.record, &seen.packet, &settings.dns_ports);
     }
 
+    /// Bounds the tables again after a merge (see `bound`).
+    pub fn settle(&mut self) {
+        if let Some(max) = self.limit {
+            self.bound(max);
+        }
+    }
+
+    /// Evicts the flows and DNS keys idle longest down to 90% of `max`
+    /// once either table is over it (the slack spares an eviction pass per
+    /// new flow). Only in a single ordered run (`Settings::max_flows` makes
+    /// the pipeline fold sequentially), so the result does not depend on
+    /// threads.
+    fn bound(&mut self, max: usize) {
+        let keep = max - max / 10;
+        if self.flows.flows.len() > max || self.flows.pairs.len() > max {
+            let (flows, pairs) = self.flows.evict_idle(keep);
+            self.evicted.flows += flows;
+            self.evicted.pairs += pairs;
+        }
+        if self.dns.keys() > max {
+            self.evicted.dns_keys += self.dns.evict_idle(keep);
+        }
+    }
+
     /// Associative and commutative, like each part.
     pub fn merge(self, other: Observations) -> Observations {
         Observations {
             flows: self.flows.merge(other.flows),
             unreachables: self.unreachables.merge(other.unreachables),
             dns: self.dns.merge(other.dns),
+            evicted: Evicted {
+                flows: self.evicted.flows + other.evicted.flows,
+                pairs: self.evicted.pairs + other.evicted.pairs,
+                dns_keys: self.evicted.dns_keys + other.evicted.dns_keys,
+            },
+            limit: self.limit.or(other.limit),
         }
     }
 }

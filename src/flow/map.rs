@@ -10,6 +10,7 @@
 
 use super::key::FlowKey;
 use super::table::Flow;
+use crate::time::Timestamp;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHasher};
@@ -54,6 +55,25 @@ impl FlowMap {
 
     pub fn is_empty(&self) -> bool {
         self.shards.iter().all(|s| s.is_empty())
+    }
+
+    /// Evicts the flows idle longest (oldest last packet; ties by key)
+    /// until `keep` remain; returns how many went.
+    pub fn evict_idle(&mut self, keep: usize) -> u64 {
+        let len = self.len();
+        if len <= keep {
+            return 0;
+        }
+        let mut idle: Vec<(Timestamp, FlowKey)> = self
+            .iter()
+            .map(|(key, flow)| (flow.last_ts, *key))
+            .collect();
+        let evict = len - keep;
+        idle.select_nth_unstable(evict - 1);
+        for (_, key) in &idle[..evict] {
+            self.shards[shard_of(key)].swap_remove(key);
+        }
+        evict as u64
     }
 
     /// Every flow, in no particular order (sort for output).

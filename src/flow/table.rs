@@ -405,6 +405,14 @@ pub struct FlowTable {
 }
 
 impl FlowTable {
+    /// Evicts the flows and the address pairs idle longest until `keep`
+    /// of each remain; returns how many of each went.
+    pub fn evict_idle(&mut self, keep: usize) -> (u64, u64) {
+        let flows = self.flows.evict_idle(keep);
+        let pairs = super::evict_idle(&mut self.pairs, keep, |p| p.last_ts);
+        (flows, pairs)
+    }
+
     /// Accounts one decoded record. A copy of a packet already counted
     /// only adds its interface to the flow's crossings.
     pub fn observe(&mut self, seen: &Seen<'_>) {

@@ -131,6 +131,9 @@ pub struct Folder<'r, S, O, M> {
     carry: Carry,
     /// Bytes of the captures folded so far.
     base: u64,
+    /// Fold every chunk in order into one state, for state that evicts;
+    /// applied to the state after each capture or segment is merged in.
+    in_order: Option<fn(&mut S)>,
 }
 
 impl<'r, S, O, M> Folder<'r, S, O, M>
@@ -147,7 +150,17 @@ where
             state: S::default(),
             carry: Carry::default(),
             base: 0,
+            in_order: None,
         }
+    }
+
+    /// Folds every record in file order into one state, so a state that
+    /// evicts (`--max-flows`) decides the same whatever the threads;
+    /// `settle` bounds the state again after each segment or file is
+    /// merged in.
+    pub fn in_order(mut self, settle: fn(&mut S)) -> Self {
+        self.in_order = Some(settle);
+        self
     }
 
     /// Folds every record of `input` in; says what its container held.
@@ -181,9 +194,13 @@ where
             &self.observe,
             &self.merge,
             &self.carry,
+            self.in_order.is_some(),
         )?;
         let earlier = std::mem::take(&mut self.state);
         self.state = (self.merge)(earlier, state);
+        if let Some(settle) = self.in_order {
+            settle(&mut self.state);
+        }
         self.carry = carry;
         Ok(())
     }
@@ -207,9 +224,11 @@ fn fold_chunks<S: Default + Send>(
     observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
     merge: &(impl Fn(S, S) -> S + Sync + Send),
     carry: &Carry,
+    in_order: bool,
 ) -> Result<(S, Carry), CaptureError> {
     let chunks = &capture.layout().chunks;
-    let (state, walked) = fold_layout(capture, chunks, reading, observe, merge, carry);
+    let fold = |chunks| fold_layout(capture, chunks, reading, observe, merge, carry, in_order);
+    let (state, walked) = fold(chunks);
     match walked {
         Walked::Whole(truncation) => {
             if let Some(truncation) = truncation {
@@ -224,7 +243,7 @@ fn fold_chunks<S: Default + Send>(
                 capture.record_truncation(truncation.clone());
             }
             capture.record_skips(exact.skipped.clone());
-            let (state, _) = fold_layout(capture, &exact.chunks, reading, observe, merge, carry);
+            let (state, _) = fold(&exact.chunks);
             Ok((state, carry_after(capture, &exact.chunks, reading, carry)))
         }
     }
@@ -283,6 +302,7 @@ fn fold_layout<S: Default + Send>(
     observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
     merge: &(impl Fn(S, S) -> S + Sync + Send),
     carry: &Carry,
+    in_order: bool,
 ) -> (S, Walked) {
     let layout = capture.layout();
     let names = reading.names(&layout.interfaces);
@@ -290,7 +310,11 @@ fn fold_layout<S: Default + Send>(
     // Each run's state holds every flow it saw, and long flows are seen by
     // every run: a few runs per thread balance the load without
     // multiplying the state.
-    let runs = rayon::current_num_threads() * RUNS_PER_THREAD;
+    let runs = if in_order {
+        1
+    } else {
+        rayon::current_num_threads() * RUNS_PER_THREAD
+    };
     chunks
         .par_iter()
         .enumerate()
@@ -359,11 +383,16 @@ pub fn observer<'r>(
     impl Fn(&mut Observations, &Seen<'_>) + Sync + Send + 'r,
     Merge<Observations>,
 > {
-    Folder::new(
+    let folder = Folder::new(
         reading,
         move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings),
         Observations::merge as Merge<Observations>,
-    )
+    );
+    if settings.max_flows.is_some() {
+        folder.in_order(Observations::settle)
+    } else {
+        folder
+    }
 }
 
 /// Everything the detectors need of one capture.
