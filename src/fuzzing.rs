@@ -56,25 +56,33 @@ pub fn dns(data: &[u8]) {
     }
 }
 
-/// The whole analyze path, both ways, with every report rendered.
-pub fn analyze(data: &[u8]) {
+/// Runs `f` with an analyzer of default settings (the k3s preset).
+pub fn with_default_analyzer<R>(chunk_bytes: usize, f: impl FnOnce(&Analyzer<'_>) -> R) -> R {
     let topology = Topology::preset(Preset::K3s, true);
     let settings = Settings::default();
     let reading = Reading::default();
-    let analyzer = Analyzer {
+    f(&Analyzer {
         topology: &topology,
         settings: &settings,
         reading: &reading,
-        chunk_bytes: CHUNK_BYTES,
-    };
+        chunk_bytes,
+    })
+}
+
+/// The whole analyze path, both ways, with every report rendered.
+pub fn analyze(data: &[u8]) {
+    with_default_analyzer(CHUNK_BYTES, |analyzer| analyze_with(analyzer, data));
+}
+
+fn analyze_with(analyzer: &Analyzer<'_>, data: &[u8]) {
+    let (topology, settings, reading) = (analyzer.topology, analyzer.settings, analyzer.reading);
     for input in inputs(data) {
-        let Ok((mut observations, info)) = pipeline::observations(input, &reading, &settings)
-        else {
+        let Ok((mut observations, info)) = pipeline::observations(input, reading, settings) else {
             continue;
         };
         assert!(observations.flows.summary.packets <= data.len() as u64 / 12);
         let report = analyzer.report("fuzz", &[], &mut observations, &info);
-        let _ = report.render(&topology, 0);
+        let _ = report.render(topology, 0);
         let _ = serde_json::to_string(&report).expect("reports serialize");
         let _ = report.ndjson_lines();
         let _ = crate::scan::Digest::of(&report);

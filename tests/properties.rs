@@ -3,16 +3,13 @@
 //! chunk gives; decoding the generator's packets gives back what was
 //! encoded.
 
-use kpcap::analysis::Analyzer;
 use kpcap::capture::{Bytes, Capture, Input};
 use kpcap::decode::Decoder;
 use kpcap::decode::Transport;
-use kpcap::detect::Settings;
-use kpcap::pipeline::{observations, Reading};
-use kpcap::synth::frame::{dns_message, ethernet, ip_packet, L4};
+use kpcap::pipeline::observations;
+use kpcap::synth::frame::{dns_message, ethernet, ip_packet, udp_packet, L4};
 use kpcap::synth::{CaptureWriter, Container, Link, START};
 use kpcap::time::Timestamp;
-use kpcap::topology::{Preset, Topology};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -145,15 +142,7 @@ fn frame(event: &Event) -> Vec<u8> {
             } else {
                 ((host(*client), *port), (host(*server), 53))
             };
-            ip_packet(
-                src.0,
-                dst.0,
-                &L4::Udp {
-                    src_port: src.1,
-                    dst_port: dst.1,
-                    payload: &message,
-                },
-            )
+            udp_packet(src, dst, &message)
         }
     };
     ethernet(&ip, &[])
@@ -179,25 +168,19 @@ fn capture(events: &[Timed], container: Container) -> Vec<u8> {
 
 /// The whole analyze report as JSON, for a chunk size and thread count.
 fn report(bytes: &[u8], chunk_bytes: usize, threads: usize) -> String {
-    let topology = Topology::preset(Preset::K3s, true);
-    let settings = Settings::default();
-    let reading = Reading::default();
-    let analyzer = Analyzer {
-        topology: &topology,
-        settings: &settings,
-        reading: &reading,
-        chunk_bytes,
-    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
-    pool.install(|| {
-        let capture = Capture::from_bytes(Bytes::Owned(bytes.to_vec()), chunk_bytes).unwrap();
-        let (mut observed, info) =
-            observations(Input::Mapped(capture), &reading, &settings).unwrap();
-        let report = analyzer.report("property", &[], &mut observed, &info);
-        serde_json::to_string(&report).unwrap()
+    kpcap::fuzzing::with_default_analyzer(chunk_bytes, |analyzer| {
+        pool.install(|| {
+            let capture = Capture::from_bytes(Bytes::Owned(bytes.to_vec()), chunk_bytes).unwrap();
+            let input = Input::Mapped(capture);
+            let (mut observed, info) =
+                observations(input, analyzer.reading, analyzer.settings).unwrap();
+            let report = analyzer.report("property", &[], &mut observed, &info);
+            serde_json::to_string(&report).unwrap()
+        })
     })
 }
 
