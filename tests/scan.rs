@@ -214,3 +214,13 @@ fn a_clean_archive_exits_zero() {
         assert_eq!(stderr(&out), "");
     }
 }
+
+#[test]
+fn a_missing_path_is_an_input_error() {
+    let out = kpcap(&["scan", "/nonexistent/archive"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "kpcap: error: /nonexistent/archive: No such file or directory (os error 2)"
+    );
+}

@@ -19,7 +19,17 @@ use std::time::Duration;
 pub fn scan(args: ScanArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
     let (analyzer, pool, settings) = (setup.analyzer(), &setup.pool, &setup.settings);
-    let mut files = scan::discover(&args.paths)?;
+    let mut files = scan::discover(&args.paths).map_err(|e| {
+        // walkdir's own message repeats its I/O error's.
+        let path = e
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match e.io_error() {
+            Some(io) => anyhow::anyhow!("{path}: {io}"),
+            None => anyhow::anyhow!("{e}"),
+        }
+    })?;
     if let Some(text) = &args.shard {
         let (index, count) = scan::parse_shard(text).map_err(anyhow::Error::msg)?;
         files = scan::shard(files, index, count);
