@@ -235,6 +235,36 @@ pub fn plan(
     Ok(layout)
 }
 
+/// Why a record header is not believed.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Implausible {
+    OverLimit(u32),
+    ZeroOriginal,
+    OverOriginal(u32, u32),
+    Fraction(u32),
+}
+
+impl std::fmt::Display for Implausible {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Implausible::OverLimit(len) => {
+                write!(
+                    f,
+                    "record length {len} exceeds the {MAX_RECORD_LEN}-byte limit"
+                )
+            }
+            Implausible::ZeroOriginal => write!(f, "original length 0"),
+            Implausible::OverOriginal(incl, orig) => write!(
+                f,
+                "captured length {incl} exceeds the original length {orig}"
+            ),
+            Implausible::Fraction(frac) => {
+                write!(f, "timestamp fraction {frac} is a second or more")
+            }
+        }
+    }
+}
+
 /// What a real record header looks like in this file: lengths within
 /// limits, a fraction below one second, and seconds near the first
 /// record's (captures span days, not decades).
@@ -265,25 +295,20 @@ impl Plausible {
     }
 
     /// Why a 16-byte record header is not believable, if it is not.
-    pub(super) fn header(&self, header: &[u8]) -> Result<(), String> {
+    /// Cheap: resynchronisation asks at every offset of a damaged stretch.
+    pub(super) fn header(&self, header: &[u8]) -> Result<(), Implausible> {
         let (_, frac, incl_len, orig_len) = header_fields(header, self.big_endian);
         if incl_len > MAX_RECORD_LEN {
-            return Err(format!(
-                "record length {incl_len} exceeds the {MAX_RECORD_LEN}-byte limit"
-            ));
+            Err(Implausible::OverLimit(incl_len))
+        } else if orig_len == 0 {
+            Err(Implausible::ZeroOriginal)
+        } else if incl_len > orig_len {
+            Err(Implausible::OverOriginal(incl_len, orig_len))
+        } else if frac >= self.units_per_sec {
+            Err(Implausible::Fraction(frac))
+        } else {
+            Ok(())
         }
-        if orig_len == 0 {
-            return Err("original length 0".into());
-        }
-        if incl_len > orig_len {
-            return Err(format!(
-                "captured length {incl_len} exceeds the original length {orig_len}"
-            ));
-        }
-        if frac >= self.units_per_sec {
-            return Err(format!("timestamp fraction {frac} is a second or more"));
-        }
-        Ok(())
     }
 
     /// A header that could start a resynchronisation: believable, and
