@@ -47,6 +47,15 @@ pub enum Format {
     Pcapng,
 }
 
+impl Format {
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Pcap => "pcap",
+            Format::Pcapng => "pcapng",
+        }
+    }
+}
+
 /// One capture interface: classic pcap has exactly one, pcapng one per
 /// Interface Description Block (numbered across sections).
 #[derive(Debug, Clone, Serialize)]

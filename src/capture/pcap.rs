@@ -297,7 +297,14 @@ impl Plausible {
     /// Why a 16-byte record header is not believable, if it is not.
     /// Cheap: resynchronisation asks at every offset of a damaged stretch.
     pub(super) fn header(&self, header: &[u8]) -> Result<(), Implausible> {
-        let (_, frac, incl_len, orig_len) = header_fields(header, self.big_endian);
+        self.fields(header_fields(header, self.big_endian))
+    }
+
+    /// `header` for fields already read.
+    fn fields(
+        &self,
+        (_, frac, incl_len, orig_len): (u32, u32, u32, u32),
+    ) -> Result<(), Implausible> {
         if incl_len > MAX_RECORD_LEN {
             Err(Implausible::OverLimit(incl_len))
         } else if orig_len == 0 {
@@ -371,8 +378,9 @@ pub fn walk<'a>(
                 )
             });
         };
-        let (ts_sec, ts_frac, incl_len, orig_len) = header_fields(header, big_endian);
-        if check.is_some_and(|c| c.header(header).is_err()) {
+        let fields = header_fields(header, big_endian);
+        let (ts_sec, ts_frac, incl_len, orig_len) = fields;
+        if check.is_some_and(|c| c.fields(fields).is_err()) {
             // A wrong guess, or a corrupt stretch the exact walk skips.
             return WalkEnd::Broken;
         }

@@ -10,8 +10,7 @@
 use super::pcapng::Sections;
 use super::source::Compression;
 use super::{
-    not_a_capture, pcap, pcapng, Capture, CaptureInfo, Chunk, Chunker, Interface, Layout,
-    Truncation,
+    not_a_capture, pcap, pcapng, Capture, CaptureInfo, Chunk, Chunker, Layout, Truncation,
 };
 use crate::error::CaptureError;
 use pcap_file::pcap::PcapHeader;
@@ -212,10 +211,6 @@ impl Stream {
         }
     }
 
-    fn interfaces(&self) -> Vec<Interface> {
-        self.layout(Vec::new(), None).interfaces
-    }
-
     /// The container as the report shows it; complete once every segment
     /// has been read (pcapng interfaces can be declared late).
     pub fn info(&self) -> CaptureInfo {
@@ -223,7 +218,7 @@ impl Stream {
         CaptureInfo {
             format: layout.format,
             big_endian: layout.big_endian,
-            interfaces: self.interfaces(),
+            interfaces: layout.interfaces,
             compression: self.compression,
             bytes: self.offset + self.pending.len() as u64 + self.dropped,
             warnings: self.warnings.clone(),

@@ -4,22 +4,32 @@ use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
 
-/// Removes the entries of `map` whose `last` activity is oldest (ties by
-/// key, so the choice is deterministic) until `keep` remain; returns how
-/// many went. Linear: a selection, not a sort.
+/// The keys of the `count` entries whose last activity is oldest (ties by
+/// key, so the choice is deterministic). Linear: a selection, not a sort.
+pub fn idlest<K: Copy + Ord>(
+    entries: impl Iterator<Item = (Timestamp, K)>,
+    count: usize,
+) -> Vec<K> {
+    if count == 0 {
+        return Vec::new();
+    }
+    let mut idle: Vec<(Timestamp, K)> = entries.collect();
+    idle.select_nth_unstable(count - 1);
+    idle.truncate(count);
+    idle.into_iter().map(|(_, key)| key).collect()
+}
+
+/// Removes the entries of `map` idle longest (by `last`) until `keep`
+/// remain; returns how many went.
 pub fn evict_idle<K: Copy + Ord + Hash, V>(
     map: &mut FxHashMap<K, V>,
     keep: usize,
     last: impl Fn(&V) -> Timestamp,
 ) -> u64 {
-    if map.len() <= keep {
-        return 0;
-    }
-    let mut idle: Vec<(Timestamp, K)> = map.iter().map(|(k, v)| (last(v), *k)).collect();
-    let evict = map.len() - keep;
-    idle.select_nth_unstable(evict - 1);
-    for (_, key) in &idle[..evict] {
+    let count = map.len().saturating_sub(keep);
+    let victims = idlest(map.iter().map(|(k, v)| (last(v), *k)), count);
+    for key in &victims {
         map.remove(key);
     }
-    evict as u64
+    count as u64
 }

@@ -10,7 +10,6 @@
 
 use super::key::FlowKey;
 use super::table::Flow;
-use crate::time::Timestamp;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHasher};
@@ -60,20 +59,12 @@ impl FlowMap {
     /// Evicts the flows idle longest (oldest last packet; ties by key)
     /// until `keep` remain; returns how many went.
     pub fn evict_idle(&mut self, keep: usize) -> u64 {
-        let len = self.len();
-        if len <= keep {
-            return 0;
+        let count = self.len().saturating_sub(keep);
+        let idle = self.iter().map(|(key, flow)| (flow.last_ts, *key));
+        for key in super::evict::idlest(idle, count) {
+            self.shards[shard_of(&key)].swap_remove(&key);
         }
-        let mut idle: Vec<(Timestamp, FlowKey)> = self
-            .iter()
-            .map(|(key, flow)| (flow.last_ts, *key))
-            .collect();
-        let evict = len - keep;
-        idle.select_nth_unstable(evict - 1);
-        for (_, key) in &idle[..evict] {
-            self.shards[shard_of(key)].swap_remove(key);
-        }
-        evict as u64
+        count as u64
     }
 
     /// Every flow, in no particular order (sort for output).

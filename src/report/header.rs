@@ -136,10 +136,7 @@ impl CaptureHeader {
     /// The header as a few human lines.
     pub fn render(&self, topology: &Topology) -> String {
         let mut out = String::new();
-        let format = match self.format {
-            Format::Pcap => "pcap",
-            Format::Pcapng => "pcapng",
-        };
+        let format = self.format.label();
         let compression = self
             .compression
             .map(|c| format!(", {}", c.label()))

@@ -228,10 +228,7 @@ impl Digest {
             .map(|m| (m.pod, m.translated_to.clone()))
             .collect();
         Digest {
-            format: serde_json::to_value(header.format)
-                .ok()
-                .and_then(|v| v.as_str().map(String::from))
-                .unwrap_or_default(),
+            format: header.format.label().to_string(),
             compression: header.compression.map(|c| c.label().to_string()),
             bytes: header.file_bytes,
             packets: header.packets,
