@@ -18,7 +18,7 @@ pub use item::{CrossingItem, FlowItem};
 
 use crate::flow::FlowTable;
 use crate::interface::InterfaceNames;
-use crate::pipeline::Seen;
+use crate::pipeline::{Seen, Settle};
 use crate::time::Timestamp;
 use crate::topology::Topology;
 use serde::Serialize;
@@ -78,9 +78,6 @@ pub struct Evicted {
     pub dns_keys: u64,
 }
 
-/// Packets between checks of the table sizes against `--max-flows`.
-const BOUND_EVERY: u64 = 1024;
-
 /// Everything the detectors keep per chunk.
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
@@ -95,12 +92,7 @@ pub struct Observations {
 impl Observations {
     pub fn observe(&mut self, seen: &Seen<'_>, settings: &Settings) {
         self.flows.observe(seen);
-        if let Some(max) = settings.max_flows {
-            self.limit = Some(max);
-            if self.flows.summary.packets.is_multiple_of(BOUND_EVERY) {
-                self.bound(max);
-            }
-        }
+        self.limit = settings.max_flows;
         if seen.duplicate {
             return; // its first copy was observed already
         }
@@ -109,18 +101,10 @@ impl Observations {
             .observe(&seen.record, &seen.packet, &settings.dns_ports);
     }
 
-    /// Bounds the tables again after a merge (see `bound`).
-    pub fn settle(&mut self) {
-        if let Some(max) = self.limit {
-            self.bound(max);
-        }
-    }
-
     /// Evicts the flows and DNS keys idle longest down to 90% of `max`
     /// once either table is over it (the slack spares an eviction pass per
-    /// new flow). Only in a single ordered run (`Settings::max_flows` makes
-    /// the pipeline fold sequentially), so the result does not depend on
-    /// threads.
+    /// new flow). Done when the state settles, after each window of
+    /// chunks, whose bounds do not depend on threads.
     fn bound(&mut self, max: usize) {
         let keep = max - max / 10;
         if self.flows.flows.len() > max || self.flows.pairs.len() > max {
@@ -149,6 +133,17 @@ impl Observations {
     }
 }
 
+impl Settle for Observations {
+    /// Applies the flow table's queued events, then bounds the tables
+    /// (`--max-flows`).
+    fn settle(&mut self) {
+        self.flows.settle();
+        if let Some(max) = self.limit {
+            self.bound(max);
+        }
+    }
+}
+
 /// What the detectors need besides the observations.
 pub struct Context<'a> {
     pub topology: &'a Topology,
@@ -166,27 +161,29 @@ pub struct Findings {
 }
 
 impl Findings {
-    /// DNS messages move from the observations into the findings.
+    /// DNS messages move from the observations into the findings. The
+    /// detectors after `egress` (whose NAT pairs they need) run side by
+    /// side.
     pub fn new(observations: &mut Observations, context: &Context<'_>) -> Findings {
         let capture_end = observations.flows.summary.last_ts;
         // A connection seen before and after NAT is counted once.
         let (unmasqueraded_egress, copies) = egress::find(&observations.flows, context);
+        let (flows, unreachables) = (&observations.flows, &observations.unreachables);
+        let dns = std::mem::take(&mut observations.dns);
+        let (tcp_syns, (dns, service_vips)) = rayon::join(
+            || syn::find(flows, unreachables, capture_end, &copies, context),
+            || {
+                rayon::join(
+                    || dns::find(dns, capture_end, &copies, context),
+                    || service::find(flows, context),
+                )
+            },
+        );
         Findings {
             unmasqueraded_egress,
-            tcp_syns: syn::find(
-                &observations.flows,
-                &observations.unreachables,
-                capture_end,
-                &copies,
-                context,
-            ),
-            dns: dns::find(
-                std::mem::take(&mut observations.dns),
-                capture_end,
-                &copies,
-                context,
-            ),
-            service_vips: service::find(&observations.flows, context),
+            tcp_syns,
+            dns,
+            service_vips,
         }
     }
 

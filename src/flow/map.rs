@@ -1,88 +1,126 @@
-//! The flow map: flows by key, split into shards by key hash. Merging two
-//! maps goes shard by shard, each source shard freed as soon as it is
-//! folded in, so the memory peak of a merge is the two maps plus one
-//! shard's growth, not the two maps plus a rehash of the whole table.
+//! Flows and address pairs by key, split into partitions by the hash of
+//! the key's two addresses (in either order), so a conversation's flows and
+//! both directions of its address pair share a partition.
 //!
-//! Each shard is an `IndexMap`: flows live densely in a vector and the hash
-//! table holds only indices. A plain hash map spreads its (large) buckets
-//! over the whole table, so all of it is resident however full it is; here
-//! the table is small and the vector's unused capacity is never touched.
+//! Partitions are what makes the table fast: records are first sorted into
+//! per-partition event lists, then each partition is updated by one worker
+//! (`FlowTable::apply_pending`). A partition's tables are a small fraction
+//! of the whole and stay in cache, where one big table would miss on every
+//! probe. Merging two maps goes partition by partition, each source freed
+//! once folded in, so a merge's memory peak is the two maps plus one
+//! partition's growth.
+//!
+//! Each partition is an `IndexMap`: entries live densely in a vector and
+//! the hash table holds only indices. A plain hash map spreads its (large)
+//! buckets over the whole table, so all of it is resident however full it
+//! is; here the table is small and the vector's unused capacity is never
+//! touched.
 
 use super::key::FlowKey;
-use super::table::Flow;
+use crate::time::Timestamp;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
 use rustc_hash::{FxBuildHasher, FxHasher};
 use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
 
-const SHARDS: usize = 64;
+/// Enough that a partition of a few hundred thousand flows fits in a
+/// core's L2 cache; few enough that per-partition lists stay long.
+pub const PARTITIONS: usize = 256;
 
-type Shard = IndexMap<FlowKey, Flow, FxBuildHasher>;
-
-#[derive(Debug, Clone)]
-pub struct FlowMap {
-    shards: Vec<Shard>,
+/// The partition of the addresses `a` and `b`, in either order.
+pub fn partition_of(a: &IpAddr, b: &IpAddr) -> usize {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    let mut hasher = FxHasher::default();
+    lo.hash(&mut hasher);
+    hi.hash(&mut hasher);
+    // The top bits: hashbrown uses the low ones inside the partition.
+    (hasher.finish() >> 56) as usize % PARTITIONS
 }
 
-impl Default for FlowMap {
+/// A key that belongs to one partition.
+pub trait Partitioned: Hash + Eq + Copy + Ord {
+    fn partition(&self) -> usize;
+}
+
+impl Partitioned for FlowKey {
+    fn partition(&self) -> usize {
+        partition_of(&self.lo.addr, &self.hi.addr)
+    }
+}
+
+/// (source, destination)
+impl Partitioned for (IpAddr, IpAddr) {
+    fn partition(&self) -> usize {
+        partition_of(&self.0, &self.1)
+    }
+}
+
+pub type Partition<K, V> = IndexMap<K, V, FxBuildHasher>;
+
+#[derive(Debug, Clone)]
+pub struct PartitionedMap<K, V> {
+    partitions: Vec<Partition<K, V>>,
+}
+
+impl<K, V> Default for PartitionedMap<K, V> {
     fn default() -> Self {
-        FlowMap {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        PartitionedMap {
+            partitions: (0..PARTITIONS).map(|_| Partition::default()).collect(),
         }
     }
 }
 
-fn shard_of(key: &FlowKey) -> usize {
-    let mut hasher = FxHasher::default();
-    key.hash(&mut hasher);
-    // The top bits: hashbrown uses the low ones inside the shard.
-    (hasher.finish() >> 58) as usize % SHARDS
-}
-
-impl FlowMap {
-    pub fn entry(&mut self, key: FlowKey) -> Entry<'_, FlowKey, Flow> {
-        self.shards[shard_of(&key)].entry(key)
+impl<K: Partitioned, V> PartitionedMap<K, V> {
+    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
+        self.partitions[key.partition()].entry(key)
     }
 
-    pub fn get(&self, key: &FlowKey) -> Option<&Flow> {
-        self.shards[shard_of(key)].get(key)
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.partitions[key.partition()].get(key)
     }
 
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.len()).sum()
+        self.partitions.iter().map(|s| s.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|s| s.is_empty())
+        self.partitions.iter().all(|s| s.is_empty())
     }
 
-    /// Evicts the flows idle longest (oldest last packet; ties by key)
-    /// until `keep` remain; returns how many went.
-    pub fn evict_idle(&mut self, keep: usize) -> u64 {
+    /// Every entry, in no particular order (sort for output).
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.partitions.iter().flat_map(|s| s.iter())
+    }
+
+    /// The partitions, indexed by `Partitioned::partition`.
+    pub fn partitions_mut(&mut self) -> &mut [Partition<K, V>] {
+        &mut self.partitions
+    }
+
+    /// Evicts the entries idle longest (oldest `last`; ties by key) until
+    /// `keep` remain; returns how many went.
+    pub fn evict_idle(&mut self, keep: usize, last: impl Fn(&V) -> Timestamp) -> u64 {
         let count = self.len().saturating_sub(keep);
-        let idle = self.iter().map(|(key, flow)| (flow.last_ts, *key));
+        let idle = self.iter().map(|(key, value)| (last(value), *key));
         for key in super::evict::idlest(idle, count) {
-            self.shards[shard_of(&key)].swap_remove(&key);
+            self.partitions[key.partition()].swap_remove(&key);
         }
         count as u64
     }
 
-    /// Every flow, in no particular order (sort for output).
-    pub fn iter(&self) -> impl Iterator<Item = (&FlowKey, &Flow)> {
-        self.shards.iter().flat_map(|s| s.iter())
-    }
-
-    /// Folds `other` in, shard by shard; `combine` merges flows in both.
-    pub fn merge(&mut self, other: FlowMap, combine: impl Fn(&mut Flow, Flow) + Copy) {
-        for (into, mut from) in self.shards.iter_mut().zip(other.shards) {
+    /// Folds `other` in, partition by partition; `combine` merges the
+    /// values of keys in both.
+    pub fn merge(&mut self, other: Self, combine: impl Fn(&mut V, V) + Copy) {
+        for (into, mut from) in self.partitions.iter_mut().zip(other.partitions) {
             if into.len() < from.len() {
                 std::mem::swap(into, &mut from);
             }
-            for (key, flow) in from {
+            for (key, value) in from {
                 match into.entry(key) {
-                    Entry::Occupied(mut e) => combine(e.get_mut(), flow),
+                    Entry::Occupied(mut e) => combine(e.get_mut(), value),
                     Entry::Vacant(e) => {
-                        e.insert(flow);
+                        e.insert(value);
                     }
                 }
             }
@@ -90,9 +128,9 @@ impl FlowMap {
     }
 }
 
-impl<'a> IntoIterator for &'a FlowMap {
-    type Item = (&'a FlowKey, &'a Flow);
-    type IntoIter = Box<dyn Iterator<Item = (&'a FlowKey, &'a Flow)> + 'a>;
+impl<'a, K: Partitioned, V> IntoIterator for &'a PartitionedMap<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
     }

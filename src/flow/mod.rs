@@ -2,14 +2,17 @@
 //! associative, order-independent merge so chunks can be folded in any
 //! order on any number of threads.
 
+mod event;
 mod evict;
 mod key;
 mod map;
 mod table;
 
+pub use event::{Batch, FlowEvent};
 pub use evict::evict_idle;
 pub use key::{protocol_name, Direction, Endpoint, FlowKey};
-pub use map::FlowMap;
+pub use map::{partition_of, PartitionedMap, PARTITIONS};
 pub use table::{
-    merge_maps, Crossing, Flow, FlowTable, PairStats, Protocols, Side, Summary, TcpState,
+    merge_maps, Crossing, Flow, FlowMap, FlowTable, PairMap, PairStats, Protocols, Side, Summary,
+    TcpState,
 };

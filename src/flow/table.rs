@@ -2,12 +2,14 @@
 //! count, a minimum or a maximum, so `merge` is associative and commutative:
 //! the merged table does not depend on how the capture was chunked.
 
+use super::event::{Batch, FlowEvent};
 use super::key::{Direction, FlowKey};
-use super::map::FlowMap;
+use super::map::{Partition, PartitionedMap};
 use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
 use crate::interface::Via;
-use crate::pipeline::Seen;
+use crate::pipeline::{Seen, Settle};
 use crate::time::Timestamp;
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use smallvec::SmallVec;
@@ -71,21 +73,6 @@ impl Side {
         self.ack += other.ack;
         self.first_syn_record = self.first_syn_record.min(other.first_syn_record);
         self.last_syn_ts = self.last_syn_ts.max(other.last_syn_ts);
-    }
-}
-
-/// See `Flow::fingerprint`. Tagged by protocol so a TCP sequence number
-/// never equals a UDP hash by accident.
-fn fingerprint(packet: &Packet<'_>) -> u64 {
-    use std::hash::{Hash, Hasher};
-    match packet.transport {
-        Transport::Tcp(tcp) => (1 << 32) | u64::from(tcp.seq),
-        Transport::Udp(udp) if !udp.payload.is_empty() => {
-            let mut hasher = rustc_hash::FxHasher::default();
-            udp.payload.hash(&mut hasher);
-            hasher.finish() | (1 << 63)
-        }
-        _ => 0,
     }
 }
 
@@ -167,34 +154,22 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn new(seen: &Seen<'_>, direction: Direction) -> Flow {
-        Flow {
-            sides: Default::default(),
-            first_ts: seen.record.ts,
-            last_ts: seen.record.ts,
-            first_record: seen.record.position,
-            first_direction: direction,
-            crossings: SmallVec::new(),
-            fingerprint: fingerprint(&seen.packet),
-        }
-    }
-
-    fn cross(&mut self, seen: &Seen<'_>, direction: Direction) {
+    fn cross(&mut self, event: &FlowEvent, tunnel: Option<&Tunnel>, direction: Direction) {
         // Most flows are seen on one interface: skip the search.
         if let [only] = self.crossings.as_mut_slice() {
-            if only.via == seen.via {
+            if only.via == event.via {
                 only.packets[direction.index()] += 1;
                 return;
             }
         }
-        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&seen.via)) {
+        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&event.via)) {
             Ok(at) => at,
             Err(at) => {
                 let crossing = Crossing {
-                    via: seen.via,
+                    via: event.via,
                     packets: [0, 0],
-                    first_record: seen.record.position,
-                    tunnel: seen.packet.tunnel.map(Box::new),
+                    first_record: event.position,
+                    tunnel: tunnel.map(|t| Box::new(*t)),
                 };
                 self.crossings.insert(at, crossing);
                 at
@@ -278,7 +253,7 @@ pub struct Protocols(u8);
 impl Protocols {
     const NAMES: [&'static str; 6] = ["tcp", "udp", "icmp", "icmpv6", "other", "fragment"];
 
-    fn of(packet: &Packet<'_>) -> Protocols {
+    pub(super) fn of(packet: &Packet<'_>) -> Protocols {
         let bit = match packet.transport {
             Transport::Tcp(_) => 0,
             Transport::Udp(_) => 1,
@@ -394,27 +369,39 @@ fn add_counts<K: Ord + Copy>(into: &mut BTreeMap<K, u64>, from: &BTreeMap<K, u64
 }
 
 /// Flows, address pairs and totals of a run of records.
+///
+/// Reading a record only updates the totals and queues the record's
+/// `FlowEvent` for its partition; `apply_pending` then updates each
+/// partition's flows and pairs on its own worker, in file order.
 #[derive(Debug, Clone, Default)]
 pub struct FlowTable {
     pub summary: Summary,
     /// By innermost (source, destination).
-    pub pairs: FxHashMap<(IpAddr, IpAddr), PairStats>,
+    pub pairs: PairMap,
     /// The outermost (underlay) pairs of tunnelled packets.
     pub underlay_pairs: FxHashSet<(IpAddr, IpAddr)>,
     pub flows: FlowMap,
+    /// Events not applied yet: batches in file order, each a list per
+    /// partition. All of them come after what `flows` and `pairs` hold.
+    pending: Vec<Batch>,
 }
+
+pub type FlowMap = PartitionedMap<FlowKey, Flow>;
+pub type PairMap = PartitionedMap<(IpAddr, IpAddr), PairStats>;
 
 impl FlowTable {
     /// Evicts the flows and the address pairs idle longest until `keep`
     /// of each remain; returns how many of each went.
     pub fn evict_idle(&mut self, keep: usize) -> (u64, u64) {
-        let flows = self.flows.evict_idle(keep);
-        let pairs = super::evict_idle(&mut self.pairs, keep, |p| p.last_ts);
+        self.apply_pending();
+        let flows = self.flows.evict_idle(keep, |f| f.last_ts);
+        let pairs = self.pairs.evict_idle(keep, |p| p.last_ts);
         (flows, pairs)
     }
 
-    /// Accounts one decoded record. A copy of a packet already counted
-    /// only adds its interface to the flow's crossings.
+    /// Accounts one decoded record: the totals now, its flow and pair by
+    /// `apply_pending`. A copy of a packet already counted only adds its
+    /// interface to the flow's crossings.
     pub fn observe(&mut self, seen: &Seen<'_>) {
         let (record, packet) = (&seen.record, &seen.packet);
         let s = &mut self.summary;
@@ -426,60 +413,50 @@ impl FlowTable {
         add_interface(&mut s.per_interface, seen.via, 1);
         if seen.duplicate {
             s.duplicates += 1;
-            if let Some((key, direction)) = FlowKey::of(packet) {
-                self.flow_seen(seen, key, direction);
+        } else {
+            if let Some(problem) = packet.problem {
+                *s.problems.entry(problem).or_default() += 1;
             }
-            return;
+            if let Some(ethertype) = packet.non_ip_ethertype {
+                *s.non_ip.entry(ethertype).or_default() += 1;
+            }
+            if packet.ip.is_some() {
+                s.ip_packets += 1;
+                if packet.tunnel.is_some() {
+                    s.tunneled_packets += 1;
+                    if let Some(outer) = packet.outer {
+                        self.underlay_pairs.insert(outer);
+                    }
+                }
+            }
         }
-        if let Some(problem) = packet.problem {
-            *s.problems.entry(problem).or_default() += 1;
+        if self.pending.is_empty() {
+            self.pending.push(Batch::default());
         }
-        if let Some(ethertype) = packet.non_ip_ethertype {
-            *s.non_ip.entry(ethertype).or_default() += 1;
+        if let Some(batch) = self.pending.last_mut() {
+            batch.push(seen);
         }
-        let Some(ip) = packet.ip else {
-            return;
-        };
-        s.ip_packets += 1;
-        let tunneled = packet.tunnel.is_some() as u64;
-        s.tunneled_packets += tunneled;
-        if let (Some(outer), true) = (packet.outer, tunneled == 1) {
-            self.underlay_pairs.insert(outer);
-        }
-        let bytes = record.orig_len as u64;
-        let pair = PairStats {
-            packets: 1,
-            bytes,
-            first_ts: record.ts,
-            last_ts: record.ts,
-            protocols: Protocols::of(packet),
-            tunneled,
-        };
-        self.pairs
-            .entry((ip.src, ip.dst))
-            .and_modify(|p| p.merge(&pair))
-            .or_insert(pair);
+    }
 
-        let Some((key, direction)) = FlowKey::of(packet) else {
+    /// Applies the queued events, each partition on its own worker (of
+    /// the current rayon pool), in file order within the partition.
+    pub fn apply_pending(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        if pending.is_empty() {
             return;
-        };
-        let flow = self.flow_seen(seen, key, direction);
-        let side = &mut flow.sides[direction.index()];
-        side.packets += 1;
-        side.bytes += bytes;
-        if let Transport::Tcp(tcp) = packet.transport {
-            let syn = tcp.has(tcp_flags::SYN);
-            let ack = tcp.has(tcp_flags::ACK);
-            if syn && !ack {
-                side.syn += 1;
-                side.first_syn_record = side.first_syn_record.min(record.position);
-                side.last_syn_ts = side.last_syn_ts.max(record.ts);
-            }
-            side.syn_ack += (syn && ack) as u32;
-            side.ack += (ack && !syn) as u32;
-            side.rst += tcp.has(tcp_flags::RST) as u32;
-            side.fin += tcp.has(tcp_flags::FIN) as u32;
         }
+        self.flows
+            .partitions_mut()
+            .par_iter_mut()
+            .zip(self.pairs.partitions_mut().par_iter_mut())
+            .enumerate()
+            .for_each(|(partition, (flows, pairs))| {
+                for batch in &pending {
+                    for event in &batch.lists[partition] {
+                        apply(flows, pairs, event, batch.tunnel(event));
+                    }
+                }
+            });
     }
 
     /// Distinct outermost (source, destination) pairs: the pairs of packets
@@ -495,30 +472,73 @@ impl FlowTable {
         outer.len()
     }
 
-    /// The packet's flow, with its times and interfaces updated. One table
-    /// observes its records in file order, so the record that creates a
-    /// flow is its first; only `merge` has to compare.
-    fn flow_seen(&mut self, seen: &Seen<'_>, key: FlowKey, direction: Direction) -> &mut Flow {
-        let flow = self
-            .flows
-            .entry(key)
-            .or_insert_with(|| Flow::new(seen, direction));
-        flow.first_ts = flow.first_ts.min(seen.record.ts);
-        flow.last_ts = flow.last_ts.max(seen.record.ts);
-        flow.cross(seen, direction);
-        flow
-    }
-
-    /// Folds `other` into `self`. Associative and commutative.
+    /// Folds `other`, whose records all come after `self`'s, into `self`.
+    /// Applied flows and pairs merge in any order (sums, minima, maxima),
+    /// pending events are appended.
     pub fn merge(mut self, mut other: FlowTable) -> FlowTable {
-        // Fold the smaller table into the larger one.
-        if self.pairs.len() < other.pairs.len() {
-            std::mem::swap(&mut self.pairs, &mut other.pairs);
+        let other_applied = !other.flows.is_empty() || !other.pairs.is_empty();
+        if !self.pending.is_empty() && other_applied {
+            // Applied after `other`'s flows, `self`'s events would not be
+            // taken for their flows' first packets.
+            self.apply_pending();
         }
         self.summary.merge(&other.summary);
-        merge_maps(&mut self.pairs, other.pairs, |p, other| p.merge(&other));
+        self.pairs.merge(other.pairs, |p, other| p.merge(&other));
         self.underlay_pairs.extend(other.underlay_pairs);
         self.flows.merge(other.flows, |f, other| f.merge(&other));
+        self.pending.append(&mut other.pending);
         self
+    }
+}
+
+impl Settle for FlowTable {
+    fn settle(&mut self) {
+        self.apply_pending();
+    }
+}
+
+/// Updates a partition's flow and pair with one event. One partition sees
+/// its events in file order, so the event that creates a flow is its first;
+/// only `merge` has to compare.
+fn apply(
+    flows: &mut Partition<FlowKey, Flow>,
+    pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
+    event: &FlowEvent,
+    tunnel: Option<&Tunnel>,
+) {
+    if !event.duplicate {
+        let pair = event.pair();
+        pairs
+            .entry((event.src.addr, event.dst.addr))
+            .and_modify(|p| p.merge(&pair))
+            .or_insert(pair);
+    }
+    let Some((key, direction)) = event.key() else {
+        return;
+    };
+    let flow = flows
+        .entry(key)
+        .or_insert_with(|| Flow::first(event, direction));
+    flow.first_ts = flow.first_ts.min(event.ts);
+    flow.last_ts = flow.last_ts.max(event.ts);
+    flow.cross(event, tunnel, direction);
+    if event.duplicate {
+        return;
+    }
+    let side = &mut flow.sides[direction.index()];
+    side.packets += 1;
+    side.bytes += u64::from(event.orig_len);
+    if let Some(flags) = event.tcp_flags {
+        let has = |flag| flags & flag != 0;
+        let (syn, ack) = (has(tcp_flags::SYN), has(tcp_flags::ACK));
+        if syn && !ack {
+            side.syn += 1;
+            side.first_syn_record = side.first_syn_record.min(event.position);
+            side.last_syn_ts = side.last_syn_ts.max(event.ts);
+        }
+        side.syn_ack += (syn && ack) as u32;
+        side.ack += (ack && !syn) as u32;
+        side.rst += has(tcp_flags::RST) as u32;
+        side.fin += has(tcp_flags::FIN) as u32;
     }
 }

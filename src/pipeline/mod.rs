@@ -118,6 +118,13 @@ pub struct Carry {
     window: Option<DuplicateWindow>,
 }
 
+/// State folded from records. `observe` may defer work (the flow table
+/// queues events per partition); `settle` does it, after each window of
+/// chunks is merged in, and bounds the state again (`--max-flows`).
+pub trait Settle {
+    fn settle(&mut self);
+}
+
 /// Folds the captures that make up one logical capture, in order: a
 /// mapped file, a stream segment by segment (reading the next segment
 /// while the current one is analyzed), or rotated files one after the
@@ -131,17 +138,15 @@ pub struct Folder<'r, S, O, M> {
     carry: Carry,
     /// Bytes of the captures folded so far.
     base: u64,
-    /// Fold every chunk in order into one state, for state that evicts;
-    /// applied to the state after each capture or segment is merged in.
-    in_order: Option<fn(&mut S)>,
 }
 
 impl<'r, S, O, M> Folder<'r, S, O, M>
 where
-    S: Default + Send,
+    S: Default + Send + Settle,
     O: Fn(&mut S, &Seen<'_>) + Sync + Send,
     M: Fn(S, S) -> S + Sync + Send,
 {
+    /// `merge(a, b)` must be associative, with `b`'s records after `a`'s.
     pub fn new(reading: &'r Reading, observe: O, merge: M) -> Self {
         Folder {
             reading,
@@ -150,17 +155,7 @@ where
             state: S::default(),
             carry: Carry::default(),
             base: 0,
-            in_order: None,
         }
-    }
-
-    /// Folds every record in file order into one state, so a state that
-    /// evicts (`--max-flows`) decides the same whatever the threads;
-    /// `settle` bounds the state again after each segment or file is
-    /// merged in.
-    pub fn in_order(mut self, settle: fn(&mut S)) -> Self {
-        self.in_order = Some(settle);
-        self
     }
 
     /// Folds every record of `input` in; says what its container held.
@@ -194,40 +189,74 @@ where
             &self.observe,
             &self.merge,
             &self.carry,
-            self.in_order.is_some(),
         )?;
         let earlier = std::mem::take(&mut self.state);
         self.state = (self.merge)(earlier, state);
-        if let Some(settle) = self.in_order {
-            settle(&mut self.state);
-        }
+        self.state.settle();
         self.carry = carry;
         Ok(())
     }
 
-    pub fn finish(self) -> S {
+    pub fn finish(mut self) -> S {
+        self.state.settle();
         self.state
     }
 }
 
+/// Chunks are read in windows of at least this many bytes: the records of
+/// a window are decoded in parallel, then the state is settled, which
+/// bounds the memory held by deferred work.
+const WINDOW_BYTES: u64 = 32 << 20;
+
+/// The windows of `chunks`, as index ranges.
+fn windows(chunks: &[Chunk]) -> Vec<std::ops::Range<usize>> {
+    let mut windows = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (index, chunk) in chunks.iter().enumerate() {
+        bytes += (chunk.end - chunk.start) as u64;
+        if bytes >= WINDOW_BYTES {
+            windows.push(start..index + 1);
+            (start, bytes) = (index + 1, 0);
+        }
+    }
+    if start < chunks.len() {
+        windows.push(start..chunks.len());
+    }
+    windows
+}
+
 /// Decodes every record, folds runs of consecutive chunks into per-worker
-/// state with `observe`, and merges the states with `merge`, which must be
-/// associative for the result to be independent of chunking and threads.
+/// state with `observe`, merges the states with `merge`, which must be
+/// associative for the result to be independent of chunking and threads,
+/// and settles the state after each window.
 ///
 /// A speculative layout (classic pcap) is checked as it is walked; if any
 /// chunk start was a wrong guess, or a record header is corrupt, the work
 /// is discarded and redone on the exact layout, which reports corruption as
 /// an error.
-fn fold_chunks<S: Default + Send>(
+fn fold_chunks<S: Default + Send + Settle>(
     capture: &Capture,
     reading: &Reading,
     observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
     merge: &(impl Fn(S, S) -> S + Sync + Send),
     carry: &Carry,
-    in_order: bool,
 ) -> Result<(S, Carry), CaptureError> {
+    let fold = |chunks: &[Chunk]| {
+        let mut state = S::default();
+        let mut walked = Walked::Whole(None);
+        for window in windows(chunks) {
+            let (window_state, window_walked) =
+                fold_layout(capture, chunks, window, reading, observe, merge, carry);
+            walked = walked.then(window_walked);
+            if matches!(walked, Walked::Broken) {
+                break;
+            }
+            state = merge(state, window_state);
+            state.settle();
+        }
+        (state, walked)
+    };
     let chunks = &capture.layout().chunks;
-    let fold = |chunks| fold_layout(capture, chunks, reading, observe, merge, carry, in_order);
     let (state, walked) = fold(chunks);
     match walked {
         Walked::Whole(truncation) => {
@@ -295,14 +324,16 @@ struct Run<'r, S> {
     next: usize,
 }
 
+/// Folds `chunks[window]` (the others are there for the records before
+/// a run's first chunk).
 fn fold_layout<S: Default + Send>(
     capture: &Capture,
     chunks: &[Chunk],
+    window: std::ops::Range<usize>,
     reading: &Reading,
     observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
     merge: &(impl Fn(S, S) -> S + Sync + Send),
     carry: &Carry,
-    in_order: bool,
 ) -> (S, Walked) {
     let layout = capture.layout();
     let names = reading.names(&layout.interfaces);
@@ -310,15 +341,13 @@ fn fold_layout<S: Default + Send>(
     // Each run's state holds every flow it saw, and long flows are seen by
     // every run: a few runs per thread balance the load without
     // multiplying the state.
-    let runs = if in_order {
-        1
-    } else {
-        rayon::current_num_threads() * RUNS_PER_THREAD
-    };
-    chunks
+    let runs = rayon::current_num_threads() * RUNS_PER_THREAD;
+    let first = window.start;
+    chunks[window.clone()]
         .par_iter()
         .enumerate()
-        .with_min_len(chunks.len().div_ceil(runs).max(1))
+        .map(|(offset, chunk)| (first + offset, chunk))
+        .with_min_len(window.len().div_ceil(runs).max(1))
         .fold(
             || None,
             |run: Option<Run<'_, S>>, (index, chunk)| {
@@ -383,16 +412,11 @@ pub fn observer<'r>(
     impl Fn(&mut Observations, &Seen<'_>) + Sync + Send + 'r,
     Merge<Observations>,
 > {
-    let folder = Folder::new(
+    Folder::new(
         reading,
         move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings),
         Observations::merge as Merge<Observations>,
-    );
-    if settings.max_flows.is_some() {
-        folder.in_order(Observations::settle)
-    } else {
-        folder
-    }
+    )
 }
 
 /// Everything the detectors need of one capture.
