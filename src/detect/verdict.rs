@@ -553,7 +553,13 @@ fn routed_without_snat(findings: &Findings, symptoms: &Symptoms) -> Option<Cause
         return None;
     }
     let flows: u64 = groups.iter().map(|g| g.flows).sum();
-    let replies: u64 = groups.iter().map(|g| g.replies).sum();
+    // A group's replies are its address pair's: count each pair once,
+    // however many ports its groups split into.
+    let replies_by_pair: BTreeMap<(IpAddr, IpAddr), u64> = groups
+        .iter()
+        .map(|g| ((g.pod, g.destination), g.replies))
+        .collect();
+    let replies: u64 = replies_by_pair.values().sum();
     let pods: BTreeSet<IpAddr> = groups.iter().map(|g| g.pod).collect();
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
     Some(Cause {
@@ -655,4 +661,59 @@ fn refused(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
             hint: "Check that the service listens on that port (and, for a Service, that it has ready endpoints).".into(),
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::egress::{EgressFindings, EgressGroup};
+    use crate::time::Timestamp;
+
+    fn group(pod: &str, destination: &str, port: u16, replies: u64) -> EgressGroup {
+        EgressGroup {
+            pod: pod.parse().unwrap(),
+            destination: destination.parse().unwrap(),
+            protocol: "tcp".into(),
+            port,
+            severity: Severity::Warning,
+            flows: 1,
+            packets: 1,
+            bytes: 60,
+            replies,
+            first: Timestamp(0),
+            last: Timestamp(0),
+            left_on: Vec::new(),
+            items: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn routed_pod_replies_count_each_address_pair_once() {
+        let findings = Findings {
+            unmasqueraded_egress: EgressFindings {
+                groups: vec![
+                    group("10.42.0.5", "1.1.1.1", 443, 10),
+                    group("10.42.0.5", "1.1.1.1", 80, 10),
+                    group("10.42.0.6", "1.1.1.1", 443, 3),
+                ],
+                ..Default::default()
+            },
+            tcp_syns: Default::default(),
+            dns: Default::default(),
+            service_vips: Default::default(),
+        };
+        let verdict = correlate(&findings);
+        let cause = verdict
+            .causes
+            .iter()
+            .find(|c| c.id == "pod_addresses_routed_without_snat")
+            .expect("routed cause");
+        assert_eq!(cause.evidence["reply_packets"], 13);
+        assert_eq!(cause.evidence["flows"], 3);
+        assert!(
+            cause.summary.contains("got 13 reply packets"),
+            "{}",
+            cause.summary
+        );
+    }
 }
