@@ -17,6 +17,7 @@ use crate::flow::{merge_maps, Endpoint, FlowKey};
 use crate::time::Timestamp;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -282,7 +283,7 @@ pub struct DnsItem {
     pub server: Endpoint,
     pub id: u16,
     pub name: Option<String>,
-    pub qtype: Option<String>,
+    pub qtype: Option<Cow<'static, str>>,
     pub transport: DnsTransport,
     pub outcome: DnsOutcome,
     /// Rcode of the answering (or unsolicited) response.
@@ -381,11 +382,17 @@ fn rcode_severity(code: u8) -> Severity {
     }
 }
 
+const NO_QUESTION: &str = "<no question>";
+
+fn question_name(m: &Message) -> Option<&str> {
+    m.question.as_ref().map(|(n, _)| &**n)
+}
+
 fn name_of(m: &Message) -> Option<String> {
     m.question.as_ref().map(|(n, _)| n.to_string())
 }
 
-fn qtype_of(m: &Message) -> Option<String> {
+fn qtype_of(m: &Message) -> Option<Cow<'static, str>> {
     m.question.as_ref().map(|(_, t)| dns::qtype_name(*t))
 }
 
@@ -398,8 +405,11 @@ pub fn find(
     let timeout = context.settings.dns_timeout_ns;
     let mut counts = DnsCounts::default();
     let mut groups: BTreeMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>> = BTreeMap::new();
-    let mut rcodes: BTreeMap<(String, u8), RcodeTally> = BTreeMap::new();
-    for (key, messages) in log.into_messages() {
+    // Keyed by names borrowed from the messages: one String per name at
+    // the end, not one per response.
+    let mut rcodes: BTreeMap<(&str, u8), RcodeTally> = BTreeMap::new();
+    let all = log.into_messages();
+    for (key, messages) in &all {
         let is_copy = |protocol| {
             post_nat_copies.contains(&FlowKey::between(protocol, key.client, key.server).0)
         };
@@ -412,7 +422,7 @@ pub fn find(
         let mut answer: Option<(&Message, u64)> = None;
         let mut late = false;
         let mut response_packets = 0u32;
-        for m in &messages {
+        for m in messages {
             if !m.response {
                 counts.queries += 1;
                 query_times.push(m.ts);
@@ -426,10 +436,7 @@ pub fn find(
                 .entry(rcode::name(m.rcode))
                 .or_default() += 1;
             let tally = rcodes
-                .entry((
-                    name_of(m).unwrap_or_else(|| "<no question>".into()),
-                    m.rcode,
-                ))
+                .entry((question_name(m).unwrap_or(NO_QUESTION), m.rcode))
                 .or_default();
             tally.responses += 1;
             tally.servers.insert(key.server.addr);
@@ -478,9 +485,9 @@ pub fn find(
             Some((response, rtt)) => {
                 entry.rcode = Some(rcode::name(response.rcode));
                 entry.response_time_ms = Some(rtt as f64 / 1e6);
-                let name = name_of(response)
-                    .or_else(|| name_of(query))
-                    .unwrap_or_else(|| "<no question>".into());
+                let name = question_name(response)
+                    .or_else(|| question_name(query))
+                    .unwrap_or(NO_QUESTION);
                 rcodes
                     .entry((name, response.rcode))
                     .or_default()
@@ -510,7 +517,7 @@ pub fn find(
         .map(|((name, code), mut tally)| {
             tally.items.sort_by_key(|i| (i.first, i.client, i.id));
             RcodeGroup {
-                name,
+                name: name.to_string(),
                 rcode: rcode::name(code),
                 rcode_value: code,
                 severity: rcode_severity(code),

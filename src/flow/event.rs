@@ -46,10 +46,17 @@ pub struct Batch {
     pub tunnels: Vec<Tunnel>,
 }
 
+/// Events a list has room for from the start: a 4 MiB chunk of 450-byte
+/// frames puts about 36 in each list, of 70-byte frames about 230; growing
+/// from empty cost 5% of the run in reallocation.
+const LIST_CAPACITY: usize = 64;
+
 impl Default for Batch {
     fn default() -> Self {
         Batch {
-            lists: vec![Vec::new(); PARTITIONS],
+            lists: (0..PARTITIONS)
+                .map(|_| Vec::with_capacity(LIST_CAPACITY))
+                .collect(),
             tunnels: Vec::new(),
         }
     }
