@@ -447,7 +447,7 @@ pub fn find(
                 }
             } else if query_times.is_empty() {
                 counts.unsolicited_responses += 1;
-                let item = item(&key, m, DnsOutcome::Unsolicited, 0, 1, m.ts, m.ts);
+                let item = item(key, m, DnsOutcome::Unsolicited, 0, 1, m.ts, m.ts);
                 groups
                     .entry((key.client.addr, key.server.addr, DnsOutcome::Unsolicited))
                     .or_default()
@@ -479,7 +479,7 @@ pub fn find(
             DnsOutcome::Inconclusive
         };
         let last = messages.last().map_or(first, |m| m.ts);
-        let mut entry = item(&key, query, outcome, copies, response_packets, first, last);
+        let mut entry = item(key, query, outcome, copies, response_packets, first, last);
         entry.late_response = late && answer.is_none();
         match answer {
             Some((response, rtt)) => {
