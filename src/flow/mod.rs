@@ -8,7 +8,6 @@ mod key;
 mod map;
 mod table;
 
-pub use event::{Batch, FlowEvent};
 pub use evict::evict_idle;
 pub use key::{protocol_name, Direction, Endpoint, FlowKey};
 pub use map::{partition_of, PartitionedMap, PARTITIONS};
