@@ -389,7 +389,7 @@ fn question_name(m: &Message) -> Option<&str> {
 }
 
 fn name_of(m: &Message) -> Option<String> {
-    m.question.as_ref().map(|(n, _)| n.to_string())
+    question_name(m).map(str::to_string)
 }
 
 fn qtype_of(m: &Message) -> Option<Cow<'static, str>> {

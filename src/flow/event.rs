@@ -3,7 +3,7 @@
 //! the partition's worker applies them in file order
 //! (`FlowTable::apply_pending`).
 
-use super::key::{Direction, Endpoint, FlowKey};
+use super::key::{ports, Direction, Endpoint, FlowKey};
 use super::map::{partition_of, PARTITIONS};
 use super::table::{Flow, PairStats, Protocols};
 use crate::decode::{Packet, Transport, Tunnel};
@@ -88,17 +88,7 @@ impl FlowEvent {
     fn of(seen: &Seen<'_>) -> Option<(usize, FlowEvent)> {
         let packet = &seen.packet;
         let ip = packet.ip?;
-        let ports = match packet.transport {
-            Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
-            Transport::Udp(u) => Some((u.src_port, u.dst_port)),
-            // Keyed by echo identifier, or by type for other messages.
-            Transport::Icmp(i) => {
-                let id = i.echo_id.unwrap_or(i.kind as u16);
-                Some((id, id))
-            }
-            Transport::Other(_) => Some((0, 0)),
-            Transport::None => None,
-        };
+        let ports = ports(packet);
         let (src_port, dst_port) = ports.unwrap_or((0, 0));
         let tcp_flags = match packet.transport {
             Transport::Tcp(t) => Some(t.flags),

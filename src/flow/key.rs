@@ -41,6 +41,22 @@ impl Direction {
     }
 }
 
+/// The (source, destination) ports a packet's flow is keyed by, if it has
+/// an L4 header. ICMP is keyed by echo identifier, or by type for other
+/// messages.
+pub fn ports(packet: &Packet<'_>) -> Option<(u16, u16)> {
+    match packet.transport {
+        Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
+        Transport::Udp(u) => Some((u.src_port, u.dst_port)),
+        Transport::Icmp(i) => {
+            let id = i.echo_id.unwrap_or(i.kind as u16);
+            Some((id, id))
+        }
+        Transport::Other(_) => Some((0, 0)),
+        Transport::None => None,
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FlowKey {
     pub protocol: u8,
@@ -49,31 +65,6 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
-    /// The key of a packet with an L4 header, and the packet's direction.
-    /// ICMP is keyed by echo identifier, or by type for other messages.
-    pub fn of(packet: &Packet<'_>) -> Option<(FlowKey, Direction)> {
-        let ip = packet.ip?;
-        let (src_port, dst_port) = match packet.transport {
-            Transport::Tcp(t) => (t.src_port, t.dst_port),
-            Transport::Udp(u) => (u.src_port, u.dst_port),
-            Transport::Icmp(i) => {
-                let id = i.echo_id.unwrap_or(i.kind as u16);
-                (id, id)
-            }
-            Transport::Other(_) => (0, 0),
-            Transport::None => return None,
-        };
-        let src = Endpoint {
-            addr: ip.src,
-            port: src_port,
-        };
-        let dst = Endpoint {
-            addr: ip.dst,
-            port: dst_port,
-        };
-        Some(FlowKey::between(ip.protocol, src, dst))
-    }
-
     pub fn between(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Direction) {
         if src <= dst {
             (
