@@ -113,7 +113,7 @@ impl Analyzer<'_> {
         observations: &mut Observations,
         info: &CaptureInfo,
     ) -> AnalyzeReport {
-        let names = self.reading.names(&info.interfaces);
+        let names = (self.reading).names_seen(&info.interfaces, &observations.flows.summary);
         let context = Context {
             topology: self.topology,
             settings: self.settings,

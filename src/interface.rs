@@ -7,9 +7,14 @@
 
 use crate::capture::Interface;
 use crate::decode::Cooked;
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// An interface's label, shared by the evidence items that name it.
+pub type Label = Arc<str>;
 
 /// Where a packet was captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,6 +134,9 @@ impl InterfaceKind {
 pub struct InterfaceNames {
     capture: Vec<Option<String>>,
     devices: BTreeMap<DeviceKey, String>,
+    /// Label and kind of the interfaces records came on (`learn`), worked
+    /// out once: evidence names an interface per flow.
+    known: FxHashMap<Via, (Label, InterfaceKind)>,
 }
 
 /// How `--ifname` names a device: by index (SLL2) or address (SLL).
@@ -174,6 +182,23 @@ impl InterfaceNames {
         InterfaceNames {
             capture: interfaces.iter().map(|i| i.name.clone()).collect(),
             devices,
+            known: FxHashMap::default(),
+        }
+    }
+
+    /// Works out the label and kind of each of `vias` once.
+    pub fn learn(&mut self, vias: impl IntoIterator<Item = Via>) {
+        for via in vias {
+            let known = (Label::from(self.label(&via)), self.kind(&via));
+            self.known.insert(via, known);
+        }
+    }
+
+    /// `label`, shared: no allocation for a learnt interface.
+    pub fn shared_label(&self, via: &Via) -> Label {
+        match self.known.get(via) {
+            Some((label, _)) => label.clone(),
+            None => Label::from(self.label(via)),
         }
     }
 
@@ -222,6 +247,9 @@ impl InterfaceNames {
     }
 
     pub fn kind(&self, via: &Via) -> InterfaceKind {
+        if let Some((_, kind)) = self.known.get(via) {
+            return *kind;
+        }
         InterfaceKind::of(self.name(via))
     }
 

@@ -48,9 +48,54 @@ pub struct Topology {
     /// Why these CIDRs: "flags", "preset k3s", or "preset k3s (assumed:
     /// no CIDR given)".
     pub source: String,
-    /// All CIDRs with their class, most specific first.
+    /// All CIDRs with their class, most specific first, as (network,
+    /// mask) integers: every address of a capture is classified, several
+    /// times.
     #[serde(skip)]
-    ranked: Vec<(IpNet, AddrClass)>,
+    ranked: Ranked,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Ranked {
+    v4: Vec<(u32, u32, AddrClass)>,
+    v6: Vec<(u128, u128, AddrClass)>,
+}
+
+impl Ranked {
+    /// `nets` must be most specific first.
+    fn new(nets: &[(IpNet, AddrClass)]) -> Ranked {
+        let mut ranked = Ranked::default();
+        for (net, class) in nets {
+            match net {
+                IpNet::V4(n) => {
+                    ranked
+                        .v4
+                        .push((u32::from(n.network()), u32::from(n.netmask()), *class))
+                }
+                IpNet::V6(n) => {
+                    ranked
+                        .v6
+                        .push((u128::from(n.network()), u128::from(n.netmask()), *class))
+                }
+            }
+        }
+        ranked
+    }
+
+    fn class(&self, addr: IpAddr) -> Option<AddrClass> {
+        fn first<T: Copy + std::ops::BitAnd<Output = T> + Eq>(
+            nets: &[(T, T, AddrClass)],
+            addr: T,
+        ) -> Option<AddrClass> {
+            nets.iter()
+                .find(|(net, mask, _)| addr & *mask == *net)
+                .map(|(_, _, class)| *class)
+        }
+        match addr {
+            IpAddr::V4(a) => first(&self.v4, u32::from(a)),
+            IpAddr::V6(a) => first(&self.v6, u128::from(a)),
+        }
+    }
 }
 
 impl Topology {
@@ -78,7 +123,7 @@ impl Topology {
             node,
             internal,
             source,
-            ranked,
+            ranked: Ranked::new(&ranked),
         }
     }
 
@@ -105,8 +150,8 @@ impl Topology {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(addr),
             v4 => v4,
         };
-        if let Some((_, class)) = self.ranked.iter().find(|(net, _)| net.contains(&addr)) {
-            return *class;
+        if let Some(class) = self.ranked.class(addr) {
+            return class;
         }
         if is_special(addr) {
             AddrClass::Special

@@ -89,7 +89,7 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
         for_each_capture(&args.captures, args.merge, &args.common, |name, parts| {
             let (table, info) = pool.install(|| analyzer.flows(parts))?;
             print_warnings(name, &info.warnings);
-            let names = reading.names(&info.interfaces);
+            let names = reading.names_seen(&info.interfaces, &table.summary);
             let mut header = CaptureHeader::new(name, &info, &table.summary, &names);
             if parts.len() > 1 {
                 header.parts = parts.iter().map(|p| display_name(p)).collect();

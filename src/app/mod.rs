@@ -216,12 +216,24 @@ impl Stopwatch {
     fn lap(&mut self, phase: &str) {
         if let Some(start) = &mut self.0 {
             eprintln!(
-                "kpcap: timing: {phase}: {:.3}s",
-                start.elapsed().as_secs_f64()
+                "kpcap: timing: {phase}: {:.3}s{}",
+                start.elapsed().as_secs_f64(),
+                peak_rss().map_or(String::new(), |kb| format!(
+                    " (peak RSS so far {} MB)",
+                    kb / 1024
+                ))
             );
             *start = std::time::Instant::now();
         }
     }
+}
+
+/// The process's peak resident memory in KiB, where the system says
+/// (Linux: `VmHWM` in `/proc/self/status`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Frees a large value (a flow table: a million flows take a noticeable

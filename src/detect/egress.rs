@@ -20,14 +20,16 @@
 
 use super::{Context, FlowItem, Severity};
 use crate::decode::Tunnel;
-use crate::flow::{Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable};
-use crate::interface::{InterfaceKind, InterfaceNames, Via};
+use crate::flow::{merge_maps, Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable, Partition};
+use crate::interface::{InterfaceKind, InterfaceNames, Label, Via};
 use crate::time::Timestamp;
 use crate::topology::AddrClass;
 use ipnet::IpNet;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use smallvec::SmallVec;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -39,7 +41,7 @@ const NAT_PAIR_WINDOW_NS: u64 = Timestamp::NANOS_PER_SEC;
 pub struct EgressGroup {
     pub pod: IpAddr,
     pub destination: IpAddr,
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     /// The destination's port (for ICMP, the echo identifier).
     pub port: u16,
     pub severity: Severity,
@@ -52,7 +54,7 @@ pub struct EgressGroup {
     pub first: Timestamp,
     pub last: Timestamp,
     /// The wire interfaces the pod-source packets left on.
-    pub left_on: Vec<String>,
+    pub left_on: Vec<Label>,
     pub items: Vec<FlowItem>,
 }
 
@@ -64,9 +66,9 @@ pub struct MasqueradedPod {
     /// Source addresses of the post-NAT copies.
     pub translated_to: Vec<IpAddr>,
     /// Where the pre-NAT copies were seen (the pod's device).
-    pub seen_on: Vec<String>,
+    pub seen_on: Vec<Label>,
     /// Where the post-NAT copies were seen (the egress NIC).
-    pub translated_on: Vec<String>,
+    pub translated_on: Vec<Label>,
 }
 
 /// Traffic to external destinations seen on one interface, by the class
@@ -116,7 +118,7 @@ pub struct Contrast {
 pub struct StayedInside {
     pub pod: IpAddr,
     pub flows: u64,
-    pub seen_on: Vec<String>,
+    pub seen_on: Vec<Label>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -165,27 +167,38 @@ struct PostNat<'t> {
 type PostNatIndex<'t> = FxHashMap<(u8, Endpoint, u64), Vec<PostNat<'t>>>;
 
 fn post_nat_index<'t>(flows: &'t FlowTable, context: &Context<'_>) -> PostNatIndex<'t> {
-    let mut index = PostNatIndex::default();
-    for (key, flow) in &flows.flows {
+    let post_nat = |(key, flow): (&'t FlowKey, &'t Flow)| {
         if flow.fingerprint == 0 {
-            continue;
+            return None;
         }
         let (from, to) = key.endpoints(flow.first_direction);
-        if context.topology.classify(from.addr) != AddrClass::Pod
-            && context.topology.classify(to.addr) == AddrClass::External
-        {
-            index
-                .entry((key.protocol, to, flow.fingerprint))
-                .or_default()
-                .push(PostNat {
+        let classify = |addr| context.topology.classify(addr);
+        (classify(from.addr) != AddrClass::Pod && classify(to.addr) == AddrClass::External).then(
+            || {
+                let candidate = PostNat {
                     first_ts: flow.first_ts,
                     source: from.addr,
                     key,
                     flow,
-                });
-        }
-    }
-    index
+                };
+                ((key.protocol, to, flow.fingerprint), candidate)
+            },
+        )
+    };
+    flows
+        .flows
+        .partitions()
+        .par_iter()
+        .fold(PostNatIndex::default, |mut index, partition| {
+            for (entry, candidate) in partition.iter().filter_map(post_nat) {
+                index.entry(entry).or_default().push(candidate);
+            }
+            index
+        })
+        .reduce(PostNatIndex::default, |mut a, b| {
+            merge_maps(&mut a, b, Vec::extend);
+            a
+        })
 }
 
 /// The post-NAT copy, if `flow` (pod -> external) has one.
@@ -202,21 +215,11 @@ fn post_nat_copy<'t>(key: &FlowKey, flow: &Flow, index: &PostNatIndex<'t>) -> Op
         .copied()
 }
 
-/// Pod flows that started towards an external destination, with the side
-/// the pod sent on.
-fn pod_egress_flows<'t>(
-    flows: &'t FlowTable,
-    context: &'t Context<'_>,
-) -> impl Iterator<Item = (&'t FlowKey, &'t Flow, Direction, Endpoint)> {
-    flows.flows.iter().filter_map(|(key, flow)| {
-        let (pod_direction, external) = pod_and_external(key, context)?;
-        (flow.sides[pod_direction.index()].packets > 0).then_some((
-            key,
-            flow,
-            pod_direction,
-            external,
-        ))
-    })
+/// If `flow` is pod traffic that started towards an external destination:
+/// the side the pod sent on, and the external endpoint.
+fn pod_egress(key: &FlowKey, flow: &Flow, context: &Context<'_>) -> Option<(Direction, Endpoint)> {
+    let (pod_direction, external) = pod_and_external(key, context)?;
+    (flow.sides[pod_direction.index()].packets > 0).then_some((pod_direction, external))
 }
 
 /// A crossing on the wire: a NIC or unnamed interface. Tunnelled packets
@@ -242,17 +245,25 @@ fn crossed<'f>(
 /// An interface, and the tunnel packets crossed it in.
 type Place = (Via, Option<Tunnel>);
 
-/// The sorted, distinct labels of `places`.
-fn labels(places: impl IntoIterator<Item = Place>, names: &InterfaceNames) -> Vec<String> {
-    let places: FxHashSet<Place> = places.into_iter().collect();
-    let labels: BTreeSet<String> = places
+/// The sorted, distinct labels of `places`. A group's flows cross few
+/// places, so they are told apart by a linear search.
+fn labels(places: impl IntoIterator<Item = Place>, names: &InterfaceNames) -> Vec<Label> {
+    let mut distinct: SmallVec<[Place; 4]> = SmallVec::new();
+    for place in places {
+        if !distinct.contains(&place) {
+            distinct.push(place);
+        }
+    }
+    let mut labels: Vec<Label> = distinct
         .into_iter()
         .map(|(via, tunnel)| match tunnel {
-            Some(tunnel) => format!("{} ({tunnel})", names.label(&via)),
-            None => names.label(&via),
+            Some(tunnel) => Label::from(format!("{} ({tunnel})", names.label(&via))),
+            None => names.shared_label(&via),
         })
         .collect();
-    labels.into_iter().collect()
+    labels.sort_unstable();
+    labels.dedup();
+    labels
 }
 
 /// (pod, destination, protocol, destination port).
@@ -267,23 +278,68 @@ struct PodTally {
     translated_on: FxHashSet<Place>,
 }
 
-/// The findings, and the post-NAT copies of pod flows (`-i any`
-/// captures): the same connections as their pre-NAT flows, so SYN and DNS
-/// totals skip them.
-pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHashSet<FlowKey>) {
+impl PodTally {
+    fn merge(&mut self, other: PodTally) {
+        self.flows += other.flows;
+        self.sources.extend(other.sources);
+        self.seen_on.extend(other.seen_on);
+        self.translated_on.extend(other.translated_on);
+    }
+}
+
+/// Pod egress in some partitions of the flow table. A group's flows share
+/// both addresses, so they share a partition and each group is complete in
+/// one; the per-pod tallies and the copies merge across partitions.
+#[derive(Default)]
+struct Scan {
+    groups: Vec<(GroupKey, EgressGroup)>,
+    masqueraded: BTreeMap<IpAddr, PodTally>,
+    stayed_inside: BTreeMap<IpAddr, PodTally>,
+    copies: FxHashSet<FlowKey>,
+}
+
+impl Scan {
+    /// All of `scans` in one; groups are moved once.
+    fn concat(scans: Vec<Scan>) -> Scan {
+        let mut all = Scan::default();
+        all.groups
+            .reserve_exact(scans.iter().map(|s| s.groups.len()).sum());
+        for scan in scans {
+            all.groups.extend(scan.groups);
+            for (into, from) in [
+                (&mut all.masqueraded, scan.masqueraded),
+                (&mut all.stayed_inside, scan.stayed_inside),
+            ] {
+                for (pod, tally) in from {
+                    into.entry(pod).or_default().merge(tally);
+                }
+            }
+            all.copies.extend(scan.copies);
+        }
+        all
+    }
+}
+
+/// Pod egress in one partition of the flow table.
+fn scan_partition(
+    partition: &Partition<FlowKey, Flow>,
+    index: &PostNatIndex<'_>,
+    flows: &FlowTable,
+    context: &Context<'_>,
+) -> Scan {
     let names = context.interfaces;
-    let index = post_nat_index(flows, context);
-    let mut copies = FxHashSet::default();
-    let mut groups: BTreeMap<GroupKey, Vec<(&FlowKey, &Flow)>> = BTreeMap::new();
-    let mut masqueraded: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
-    let mut stayed_inside: BTreeMap<IpAddr, PodTally> = BTreeMap::new();
-    for (key, flow, pod_direction, external) in pod_egress_flows(flows, context) {
+    let mut scan = Scan::default();
+    let mut groups: FxHashMap<GroupKey, Vec<(&FlowKey, &Flow)>> = FxHashMap::default();
+    for (key, flow) in partition {
+        let Some((pod_direction, external)) = pod_egress(key, flow, context) else {
+            continue;
+        };
         let pod = key.sender(pod_direction).addr;
         if flow.first_direction == pod_direction {
-            if let Some(copy) = post_nat_copy(key, flow, &index) {
-                copies.insert(*copy.key);
+            if let Some(copy) = post_nat_copy(key, flow, index) {
+                scan.copies.insert(*copy.key);
                 let translated = copy.flow;
-                let tally = masqueraded.entry(pod).or_default();
+                let tally = scan.masqueraded.entry(pod).or_default();
                 tally.flows += 1;
                 tally.sources.insert(copy.source);
                 tally.seen_on.extend(crossed(flow, pod_direction, |_| true));
@@ -299,7 +355,7 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
             .iter()
             .any(|c| c.packets[pod_direction.index()] > 0 && wire(c))
         {
-            let tally = stayed_inside.entry(pod).or_default();
+            let tally = scan.stayed_inside.entry(pod).or_default();
             tally.flows += 1;
             tally.seen_on.extend(crossed(flow, pod_direction, |_| true));
             continue;
@@ -309,10 +365,10 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
             .or_default()
             .push((key, flow));
     }
-    // Groups are independent: their evidence is built in parallel.
-    let mut groups: Vec<EgressGroup> = groups
-        .into_par_iter()
-        .map(|((pod, destination, protocol, port), members)| {
+    scan.groups = groups
+        .into_iter()
+        .map(|(group_key, members)| {
+            let (pod, destination, protocol, port) = group_key;
             let replies = flows
                 .pairs
                 .get(&(destination, pod))
@@ -327,17 +383,44 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
                 crossed(flow, direction, |c| on_the_wire(c, names))
             });
             group.left_on = labels(left_on, names);
-            group
+            (group_key, group)
         })
         .collect();
-    groups.sort_by(|a, b| {
+    scan
+}
+
+/// The findings, and the post-NAT copies of pod flows (`-i any`
+/// captures): the same connections as their pre-NAT flows, so SYN and DNS
+/// totals skip them. Partitions of the flow table are scanned in
+/// parallel.
+pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHashSet<FlowKey>) {
+    let names = context.interfaces;
+    let index = post_nat_index(flows, context);
+    let scans: Vec<Scan> = (flows.flows.partitions().par_iter())
+        .map(|partition| scan_partition(partition, &index, flows, context))
+        .collect();
+    let scan = Scan::concat(scans);
+    let mut groups = scan.groups;
+    // Failures first, then by flows and packets; ties in key order.
+    groups.sort_unstable_by(|(a_key, a), (b_key, b)| {
+        let (a_pod, a_destination, a_protocol, a_port) = *a_key;
+        let (b_pod, b_destination, b_protocol, b_port) = *b_key;
         (b.severity, b.flows, b.packets)
             .cmp(&(a.severity, a.flows, a.packets))
-            .then_with(|| (a.pod, a.destination, a.port).cmp(&(b.pod, b.destination, b.port)))
+            .then_with(|| {
+                (a_pod, a_destination, a_port, a_protocol).cmp(&(
+                    b_pod,
+                    b_destination,
+                    b_port,
+                    b_protocol,
+                ))
+            })
     });
+    let groups: Vec<EgressGroup> = groups.into_iter().map(|(_, group)| group).collect();
     let contrast = Contrast {
         unmasqueraded_pod_subnets: pod_subnets(&groups),
-        masqueraded_pods: masqueraded
+        masqueraded_pods: scan
+            .masqueraded
             .into_iter()
             .map(|(pod, tally)| MasqueradedPod {
                 pod,
@@ -348,7 +431,8 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
             })
             .collect(),
         answered_sources: answered_sources(flows, &groups, context),
-        not_on_the_wire: stayed_inside
+        not_on_the_wire: scan
+            .stayed_inside
             .into_iter()
             .map(|(pod, tally)| StayedInside {
                 pod,
@@ -362,7 +446,7 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHash
         contrast,
         interfaces: egress_interfaces(flows, context),
     };
-    (findings, copies)
+    (findings, scan.copies)
 }
 
 /// Per interface: packets and flows to external destinations by source
@@ -375,33 +459,49 @@ fn egress_interfaces(flows: &FlowTable, context: &Context<'_>) -> Vec<EgressInte
         pods: BTreeSet<IpAddr>,
         tunneled: u64,
     }
+    type ByVia = BTreeMap<Via, Tally>;
     let classify = |addr| context.topology.classify(addr);
-    let mut by_via: BTreeMap<Via, Tally> = BTreeMap::new();
-    for (key, flow) in &flows.flows {
-        for direction in [Direction::Lo, Direction::Hi] {
-            let (from, to) = key.endpoints(direction);
-            if classify(to.addr) != AddrClass::External {
-                continue;
-            }
-            let class = classify(from.addr);
-            for crossing in &flow.crossings {
-                let packets = crossing.packets[direction.index()];
-                if packets == 0 {
+    let tally_partition = |mut by_via: ByVia, partition: &Partition<FlowKey, Flow>| {
+        for (key, flow) in partition {
+            for direction in [Direction::Lo, Direction::Hi] {
+                let (from, to) = key.endpoints(direction);
+                if classify(to.addr) != AddrClass::External {
                     continue;
                 }
-                let tally = by_via.entry(crossing.via).or_default();
-                if crossing.tunnel.is_some() {
-                    tally.tunneled += packets;
-                    continue;
-                }
-                *tally.packets.entry(class).or_default() += packets;
-                *tally.flows.entry(class).or_default() += 1;
-                if class == AddrClass::Pod {
-                    tally.pods.insert(from.addr);
+                let class = classify(from.addr);
+                for crossing in &flow.crossings {
+                    let packets = crossing.packets[direction.index()];
+                    if packets == 0 {
+                        continue;
+                    }
+                    let tally = by_via.entry(crossing.via).or_default();
+                    if crossing.tunnel.is_some() {
+                        tally.tunneled += packets;
+                        continue;
+                    }
+                    *tally.packets.entry(class).or_default() += packets;
+                    *tally.flows.entry(class).or_default() += 1;
+                    if class == AddrClass::Pod {
+                        tally.pods.insert(from.addr);
+                    }
                 }
             }
         }
-    }
+        by_via
+    };
+    let merge = |mut a: ByVia, b: ByVia| {
+        for (via, tally) in b {
+            let into = a.entry(via).or_default();
+            add_counts(&mut into.packets, tally.packets);
+            add_counts(&mut into.flows, tally.flows);
+            into.pods.extend(tally.pods);
+            into.tunneled += tally.tunneled;
+        }
+        a
+    };
+    let by_via = (flows.flows.partitions().par_iter())
+        .fold(ByVia::default, tally_partition)
+        .reduce(ByVia::default, merge);
     let names = context.interfaces;
     let mut rows: Vec<EgressInterface> = by_via
         .into_iter()
@@ -503,18 +603,35 @@ fn answered_sources(
     context: &Context<'_>,
 ) -> Vec<AnsweredSource> {
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
-    let mut sources: BTreeMap<IpAddr, (u64, u64)> = BTreeMap::new();
-    for (key, flow) in &flows.flows {
-        let (from, to) = key.endpoints(flow.initiator());
-        if !destinations.contains(&to.addr)
-            || context.topology.classify(from.addr) == AddrClass::Pod
-        {
-            continue;
-        }
-        let entry = sources.entry(from.addr).or_default();
-        entry.0 += 1;
-        entry.1 += u64::from(flow.responder_side().packets > 0);
+    if destinations.is_empty() {
+        return Vec::new();
     }
+    type BySource = BTreeMap<IpAddr, (u64, u64)>;
+    let tally_partition = |mut sources: BySource, partition: &Partition<FlowKey, Flow>| {
+        for (key, flow) in partition {
+            let (from, to) = key.endpoints(flow.initiator());
+            if !destinations.contains(&to.addr)
+                || context.topology.classify(from.addr) == AddrClass::Pod
+            {
+                continue;
+            }
+            let entry = sources.entry(from.addr).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(flow.responder_side().packets > 0);
+        }
+        sources
+    };
+    let merge = |mut a: BySource, b: BySource| {
+        for (source, (flows, answered)) in b {
+            let into = a.entry(source).or_default();
+            into.0 += flows;
+            into.1 += answered;
+        }
+        a
+    };
+    let sources = (flows.flows.partitions().par_iter())
+        .fold(BySource::default, tally_partition)
+        .reduce(BySource::default, merge);
     sources
         .into_iter()
         .filter(|(_, (_, answered))| *answered > 0)
@@ -525,4 +642,11 @@ fn answered_sources(
             answered_flows,
         })
         .collect()
+}
+
+/// Adds `from`'s counts into `into`.
+fn add_counts<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
+    for (key, count) in from {
+        *into.entry(key).or_default() += count;
+    }
 }

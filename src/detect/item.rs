@@ -4,15 +4,16 @@
 use super::Context;
 use crate::decode::Tunnel;
 use crate::flow::{protocol_name, Crossing, Direction, Endpoint, Flow, FlowKey};
-use crate::interface::{InterfaceKind, InterfaceNames};
+use crate::interface::{InterfaceKind, InterfaceNames, Label};
 use crate::time::Timestamp;
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 
 /// One interface a flow was seen on, as evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CrossingItem {
-    pub interface: String,
+    pub interface: Label,
     pub kind: InterfaceKind,
     /// Packets seen on this interface from the initiator and back, copies
     /// of packets counted on another interface included.
@@ -30,7 +31,7 @@ impl CrossingItem {
         crossings
             .into_iter()
             .map(|c| CrossingItem {
-                interface: names.label(&c.via),
+                interface: names.shared_label(&c.via),
                 kind: names.kind(&c.via),
                 packets_sent: c.packets[initiator.index()],
                 packets_received: c.packets[initiator.other().index()],
@@ -40,20 +41,19 @@ impl CrossingItem {
     }
 
     /// The interface of the first packet in a `list`.
-    pub fn first(list: &[CrossingItem]) -> String {
+    pub fn first(list: &[CrossingItem]) -> Label {
         list.first()
-            .map(|c| c.interface.clone())
-            .unwrap_or_default()
+            .map_or_else(|| Label::from(""), |c| c.interface.clone())
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlowItem {
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     pub initiator: Endpoint,
     pub responder: Endpoint,
     /// Interface of the flow's first packet (name if the capture has one).
-    pub interface: String,
+    pub interface: Label,
     /// Every interface the flow was seen on (`-i any`, multi-interface
     /// pcapng), in order of first packet.
     pub interfaces: Vec<CrossingItem>,
@@ -110,11 +110,7 @@ impl fmt::Display for FlowItem {
             self.packets_received
         )?;
         if self.interfaces.len() > 1 {
-            let names: Vec<&str> = self
-                .interfaces
-                .iter()
-                .map(|c| c.interface.as_str())
-                .collect();
+            let names: Vec<&str> = self.interfaces.iter().map(|c| &*c.interface).collect();
             write!(f, " via {}", names.join(" > "))?;
         }
         if let Some(tunnel) = &self.tunnel {

@@ -72,7 +72,8 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
                 })
                 .collect();
             let crossings = || members.iter().flat_map(|(i, _)| &i.interfaces);
-            let interfaces: BTreeSet<String> = crossings().map(|c| c.interface.clone()).collect();
+            let interfaces: BTreeSet<String> =
+                crossings().map(|c| c.interface.to_string()).collect();
             let severity = if crossings().all(|c| c.kind.is_cluster_side()) {
                 Severity::Info
             } else {

@@ -200,7 +200,7 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
     let interfaces: BTreeSet<&str> = groups
         .iter()
-        .flat_map(|g| g.left_on.iter().map(String::as_str))
+        .flat_map(|g| g.left_on.iter().map(|l| &**l))
         .filter(|i| !i.starts_with('#'))
         .collect();
     let explains = symptoms.explains(

@@ -3,6 +3,7 @@
 
 use crate::decode::{Packet, Transport};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -102,7 +103,7 @@ impl FlowKey {
 }
 
 /// A protocol number's name in reports.
-pub fn protocol_name(protocol: u8) -> String {
+pub fn protocol_name(protocol: u8) -> Cow<'static, str> {
     match protocol {
         1 => "icmp".into(),
         6 => "tcp".into(),
@@ -111,7 +112,7 @@ pub fn protocol_name(protocol: u8) -> String {
         47 => "gre".into(),
         50 => "esp".into(),
         132 => "sctp".into(),
-        other => format!("ip-proto-{other}"),
+        other => format!("ip-proto-{other}").into(),
     }
 }
 

@@ -93,6 +93,13 @@ impl<K: Partitioned, V> PartitionedMap<K, V> {
         self.partitions.iter().flat_map(|s| s.iter())
     }
 
+    /// The partitions, indexed by `Partitioned::partition`: entries whose
+    /// keys share both addresses share a partition, so per-pair work can
+    /// go partition by partition in parallel.
+    pub fn partitions(&self) -> &[Partition<K, V>] {
+        &self.partitions
+    }
+
     /// The partitions, indexed by `Partitioned::partition`.
     pub fn partitions_mut(&mut self) -> &mut [Partition<K, V>] {
         &mut self.partitions

@@ -17,7 +17,7 @@ use crate::capture::{
 use crate::decode::{Decoder, Packet};
 use crate::detect::{Observations, Settings};
 use crate::error::CaptureError;
-use crate::flow::FlowTable;
+use crate::flow::{FlowTable, Summary};
 use crate::interface::{DeviceKey, InterfaceNames, Via};
 use duplicates::{DuplicateWindow, WINDOW_RECORDS};
 use rayon::prelude::*;
@@ -50,6 +50,14 @@ pub struct Reading {
 impl Reading {
     pub fn names(&self, interfaces: &[Interface]) -> InterfaceNames {
         InterfaceNames::new(interfaces, self.device_names.clone())
+    }
+
+    /// `names`, with the interfaces the records came on learnt, for
+    /// reports that name one per flow.
+    pub fn names_seen(&self, interfaces: &[Interface], summary: &Summary) -> InterfaceNames {
+        let mut names = self.names(interfaces);
+        names.learn(summary.per_interface.iter().map(|(via, _)| *via));
+        names
     }
 }
 
@@ -244,15 +252,23 @@ fn fold_chunks<S: Default + Send + Settle>(
     let fold = |chunks: &[Chunk]| {
         let mut state = S::default();
         let mut walked = Walked::Whole(None);
-        for window in windows(chunks) {
-            let (window_state, window_walked) =
-                fold_layout(capture, chunks, window, reading, observe, merge, carry);
+        let fold_window =
+            |window| fold_layout(capture, chunks, window, reading, observe, merge, carry);
+        let mut windows = windows(chunks).into_iter();
+        let mut next = windows.next().map(fold_window);
+        // While one window settles into the state, the next one is read:
+        // the workers that finish their share of one step early take on
+        // the other's instead of waiting at its end.
+        while let Some((window_state, window_walked)) = next.take() {
             walked = walked.then(window_walked);
             if matches!(walked, Walked::Broken) {
                 break;
             }
-            state = merge(state, window_state);
-            state.settle();
+            let settle = || {
+                state = merge(std::mem::take(&mut state), window_state);
+                state.settle();
+            };
+            next = rayon::join(settle, || windows.next().map(fold_window)).1;
         }
         (state, walked)
     };

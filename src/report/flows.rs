@@ -5,10 +5,11 @@ use super::header::CaptureHeader;
 use super::table::new_table;
 use crate::detect::CrossingItem;
 use crate::flow::{protocol_name, Flow, FlowKey, FlowTable, PairStats, TcpState};
-use crate::interface::InterfaceNames;
+use crate::interface::{InterfaceNames, Label};
 use crate::time::Timestamp;
 use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -82,7 +83,7 @@ pub struct EndpointInfo {
 
 #[derive(Debug, Serialize)]
 pub struct FlowRow {
-    pub protocol: String,
+    pub protocol: Cow<'static, str>,
     pub initiator: EndpointInfo,
     pub responder: EndpointInfo,
     pub packets_sent: u64,
@@ -95,7 +96,7 @@ pub struct FlowRow {
     pub tcp_state: Option<TcpState>,
     pub syn_packets: u32,
     /// Interface of the flow's first packet.
-    pub interface: String,
+    pub interface: Label,
     /// Every interface the flow was seen on, in order of first packet.
     pub interfaces: Vec<CrossingItem>,
     /// The tunnel the flow was first seen in.
@@ -224,7 +225,7 @@ impl FlowsReport {
                     .to_string()
                 };
                 let mut cells = vec![
-                    row.protocol.clone(),
+                    row.protocol.to_string(),
                     endpoint(&row.initiator),
                     row.initiator.class.to_string(),
                     endpoint(&row.responder),
@@ -237,11 +238,7 @@ impl FlowsReport {
                     row.tcp_state.map(|s| s.label()).unwrap_or("-").to_string(),
                 ];
                 if show_interfaces {
-                    let names: Vec<&str> = row
-                        .interfaces
-                        .iter()
-                        .map(|c| c.interface.as_str())
-                        .collect();
+                    let names: Vec<&str> = row.interfaces.iter().map(|c| &*c.interface).collect();
                     cells.push(names.join(" > "));
                 }
                 if show_tunnels {
