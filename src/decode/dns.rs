@@ -110,20 +110,29 @@ impl<'a> DnsMessage<'a> {
     /// The first question's name (lowercase, dot-separated, no trailing dot;
     /// "." for the root) and type, if the message carries a readable one.
     pub fn question(&self) -> Option<(String, u16)> {
+        // Room for most names at once: growing byte by byte showed in
+        // profiles.
+        let mut name = String::with_capacity(48);
+        let qtype = self.question_into(&mut name)?;
+        Some((name, qtype))
+    }
+
+    /// `question`, with the name written into `name` (cleared first), so
+    /// a reader of many messages reuses one buffer.
+    pub fn question_into(&self, name: &mut String) -> Option<u16> {
+        name.clear();
         if self.question_count() == 0 {
             return None;
         }
-        let (name, end) = read_name(self.bytes, HEADER_LEN)?;
+        let end = read_name(self.bytes, HEADER_LEN, name)?;
         let qtype = self.bytes.get(end..end + 2)?;
-        Some((name, u16::from_be_bytes([qtype[0], qtype[1]])))
+        Some(u16::from_be_bytes([qtype[0], qtype[1]]))
     }
 }
 
-/// Reads the name at `start`, following compression pointers. Returns the
-/// name and the offset just past it in the uncompressed part.
-fn read_name(bytes: &[u8], start: usize) -> Option<(String, usize)> {
-    // Room for most names at once: growing byte by byte showed in profiles.
-    let mut name = String::with_capacity(48);
+/// Reads the name at `start` into `name`, following compression pointers.
+/// Returns the offset just past it in the uncompressed part.
+fn read_name(bytes: &[u8], start: usize, name: &mut String) -> Option<usize> {
     let mut pos = start;
     let mut end = None;
     let mut hops = 0;
@@ -137,7 +146,7 @@ fn read_name(bytes: &[u8], start: usize) -> Option<(String, usize)> {
                     name.push('.');
                 }
                 for &b in label {
-                    push_label_byte(&mut name, b);
+                    push_label_byte(name, b);
                 }
                 if name.len() > MAX_NAME_LEN {
                     return None;
@@ -159,7 +168,7 @@ fn read_name(bytes: &[u8], start: usize) -> Option<(String, usize)> {
     if name.is_empty() {
         name.push('.');
     }
-    Some((name, end.unwrap_or(pos + 1)))
+    Some(end.unwrap_or(pos + 1))
 }
 
 /// Presentation format: printable ASCII lowercased, dots and other bytes

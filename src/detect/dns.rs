@@ -15,11 +15,14 @@ use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
 use crate::flow::evict_idle;
 use crate::flow::{merge_maps, Endpoint, FlowKey};
 use crate::time::Timestamp;
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A query and its responses share this key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -36,6 +39,10 @@ pub enum DnsTransport {
     Tcp,
 }
 
+/// A question name, shared by every message that asks it: `DnsLog`
+/// interns names, since a storm asks a few names a million times.
+pub type Name = Arc<str>;
+
 /// One DNS message as seen on the wire (owned: it outlives its chunk).
 #[derive(Debug, Clone)]
 struct Message {
@@ -44,9 +51,13 @@ struct Message {
     order: (u64, u32),
     response: bool,
     rcode: u8,
-    question: Option<(Box<str>, u16)>,
+    question: Option<(Name, u16)>,
     transport: DnsTransport,
 }
+
+/// The messages of one key: most keys are a query and its response, held
+/// in place rather than in an allocation of their own.
+type Messages = SmallVec<[Message; 2]>;
 
 /// TCP payload to or from a DNS port; reassembled after the merge because
 /// a message can span segments, and segments can span chunks.
@@ -61,8 +72,12 @@ struct Segment {
 /// Per-chunk DNS state: messages by key, and TCP segments by direction.
 #[derive(Debug, Clone, Default)]
 pub struct DnsLog {
-    messages: FxHashMap<DnsKey, Vec<Message>>,
+    messages: FxHashMap<DnsKey, Messages>,
     tcp: FxHashMap<(Endpoint, Endpoint), Vec<Segment>>,
+    /// Every question name the messages hold, once.
+    names: FxHashSet<Name>,
+    /// Where a question's name is read before it is looked up in `names`.
+    scratch: String,
 }
 
 fn endpoints(packet: &Packet<'_>, src_port: u16, dst_port: u16) -> Option<(Endpoint, Endpoint)> {
@@ -136,7 +151,9 @@ impl DnsLog {
             order,
             response,
             rcode: message.rcode(),
-            question: message.question().map(|(n, t)| (n.into_boxed_str(), t)),
+            question: message
+                .question_into(&mut self.scratch)
+                .map(|qtype| (intern(&mut self.names, &self.scratch), qtype)),
             transport,
         });
     }
@@ -145,8 +162,9 @@ impl DnsLog {
         if self.messages.len() + self.tcp.len() < other.messages.len() + other.tcp.len() {
             std::mem::swap(&mut self, &mut other);
         }
-        merge_maps(&mut self.messages, other.messages, Vec::extend);
+        merge_maps(&mut self.messages, other.messages, Messages::extend);
         merge_maps(&mut self.tcp, other.tcp, Vec::extend);
+        self.names.extend(other.names);
         self
     }
 
@@ -155,17 +173,21 @@ impl DnsLog {
     pub fn evict_idle(&mut self, keep: usize) -> u64 {
         let newest = |ts: &mut dyn Iterator<Item = Timestamp>| ts.max().unwrap_or_default();
         evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
-        evict_idle(&mut self.messages, keep, |v| {
+        let evicted = evict_idle(&mut self.messages, keep, |v| {
             newest(&mut v.iter().map(|m| m.ts))
-        })
+        });
+        // Names only the evicted messages asked.
+        self.names.retain(|name| Arc::strong_count(name) > 1);
+        evicted
     }
 
     pub fn keys(&self) -> usize {
         self.messages.len() + self.tcp.len()
     }
 
-    /// All messages, TCP streams reassembled, each key's messages in order.
-    fn into_messages(mut self) -> BTreeMap<DnsKey, Vec<Message>> {
+    /// All messages by key, TCP streams reassembled, in no particular
+    /// order (each key's messages neither).
+    fn into_keys(mut self) -> Vec<(DnsKey, Messages)> {
         for ((from, to), segments) in std::mem::take(&mut self.tcp) {
             for (bytes, ts, order) in reassemble(&segments) {
                 if let Some(message) = DnsMessage::parse(&bytes) {
@@ -173,14 +195,18 @@ impl DnsLog {
                 }
             }
         }
-        self.messages
-            .into_iter()
-            .map(|(key, mut messages)| {
-                messages.sort_by_key(|m| (m.ts, m.order));
-                (key, messages)
-            })
-            .collect()
+        self.messages.into_iter().collect()
     }
+}
+
+/// The shared copy of `name`, added to `names` if new.
+fn intern(names: &mut FxHashSet<Name>, name: &str) -> Name {
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let name = Name::from(name);
+    names.insert(name.clone());
+    name
 }
 
 /// Reassembles one direction of a TCP stream by sequence number and splits
@@ -282,7 +308,7 @@ pub struct DnsItem {
     pub client: Endpoint,
     pub server: Endpoint,
     pub id: u16,
-    pub name: Option<String>,
+    pub name: Option<Name>,
     pub qtype: Option<Cow<'static, str>>,
     pub transport: DnsTransport,
     pub outcome: DnsOutcome,
@@ -375,6 +401,32 @@ struct RcodeTally {
     items: Vec<DnsItem>,
 }
 
+impl RcodeTally {
+    fn merge(&mut self, other: RcodeTally) {
+        self.responses += other.responses;
+        self.servers.extend(other.servers);
+        self.items.extend(other.items);
+    }
+}
+
+impl DnsCounts {
+    fn add(&mut self, other: DnsCounts) {
+        self.queries += other.queries;
+        self.responses += other.responses;
+        self.query_keys += other.query_keys;
+        self.answered += other.answered;
+        self.timed_out += other.timed_out;
+        self.inconclusive += other.inconclusive;
+        self.answered_late += other.answered_late;
+        self.retransmitted += other.retransmitted;
+        self.unsolicited_responses += other.unsolicited_responses;
+        for (rcode, count) in other.responses_by_rcode {
+            *self.responses_by_rcode.entry(rcode).or_default() += count;
+        }
+        self.post_nat_copies += other.post_nat_copies;
+    }
+}
+
 fn rcode_severity(code: u8) -> Severity {
     match code {
         rcode::NOERROR | rcode::NXDOMAIN => Severity::Info,
@@ -384,39 +436,52 @@ fn rcode_severity(code: u8) -> Severity {
 
 const NO_QUESTION: &str = "<no question>";
 
-fn question_name(m: &Message) -> Option<&str> {
-    m.question.as_ref().map(|(n, _)| &**n)
-}
-
-fn name_of(m: &Message) -> Option<String> {
-    question_name(m).map(str::to_string)
+fn question_name(m: &Message) -> Option<&Name> {
+    m.question.as_ref().map(|(n, _)| n)
 }
 
 fn qtype_of(m: &Message) -> Option<Cow<'static, str>> {
     m.question.as_ref().map(|(_, t)| dns::qtype_name(*t))
 }
 
-pub fn find(
-    log: DnsLog,
+/// What `find` needs besides the messages.
+struct Judge<'a> {
+    timeout: u64,
     capture_end: Option<Timestamp>,
-    post_nat_copies: &FxHashSet<FlowKey>,
-    context: &Context<'_>,
-) -> DnsFindings {
-    let timeout = context.settings.dns_timeout_ns;
-    let mut counts = DnsCounts::default();
-    let mut groups: BTreeMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>> = BTreeMap::new();
-    // Keyed by names borrowed from the messages: one String per name at
-    // the end, not one per response.
-    let mut rcodes: BTreeMap<(&str, u8), RcodeTally> = BTreeMap::new();
-    let all = log.into_messages();
-    for (key, messages) in &all {
+    post_nat_copies: &'a FxHashSet<FlowKey>,
+    /// The name of responses without a question.
+    no_question: Name,
+}
+
+/// The outcomes of some query keys: counts, unanswered items by
+/// (client, server, outcome), responses by (name, rcode). Keys are judged
+/// independently, so workers judge their share and the tallies merge.
+#[derive(Default)]
+struct Judged {
+    counts: DnsCounts,
+    groups: FxHashMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>>,
+    rcodes: FxHashMap<(Name, u8), RcodeTally>,
+}
+
+impl Judged {
+    fn merge(mut self, other: Judged) -> Judged {
+        self.counts.add(other.counts);
+        merge_maps(&mut self.groups, other.groups, Vec::extend);
+        merge_maps(&mut self.rcodes, other.rcodes, RcodeTally::merge);
+        self
+    }
+
+    /// Judges one key by its messages, in order.
+    fn key(&mut self, key: &DnsKey, messages: &[Message], judge: &Judge<'_>) {
         let is_copy = |protocol| {
-            post_nat_copies.contains(&FlowKey::between(protocol, key.client, key.server).0)
+            (judge.post_nat_copies).contains(&FlowKey::between(protocol, key.client, key.server).0)
         };
         if is_copy(PROTO_UDP) || is_copy(PROTO_TCP) {
-            counts.post_nat_copies += 1;
-            continue;
+            self.counts.post_nat_copies += 1;
+            return;
         }
+        let counts = &mut self.counts;
+        let name_of = |m: &Message| question_name(m).unwrap_or(&judge.no_question).clone();
         let mut query_times: Vec<Timestamp> = Vec::new();
         let mut first_query: Option<&Message> = None;
         let mut answer: Option<(&Message, u64)> = None;
@@ -435,12 +500,10 @@ pub fn find(
                 .responses_by_rcode
                 .entry(rcode::name(m.rcode))
                 .or_default() += 1;
-            let tally = rcodes
-                .entry((question_name(m).unwrap_or(NO_QUESTION), m.rcode))
-                .or_default();
+            let tally = self.rcodes.entry((name_of(m), m.rcode)).or_default();
             tally.responses += 1;
             tally.servers.insert(key.server.addr);
-            if query_times.iter().any(|t| m.ts.since(*t) <= timeout) {
+            if query_times.iter().any(|t| m.ts.since(*t) <= judge.timeout) {
                 if answer.is_none() {
                     let latest = query_times.iter().max().copied().unwrap_or(m.ts);
                     answer = Some((m, m.ts.since(latest)));
@@ -448,7 +511,7 @@ pub fn find(
             } else if query_times.is_empty() {
                 counts.unsolicited_responses += 1;
                 let item = item(key, m, DnsOutcome::Unsolicited, 0, 1, m.ts, m.ts);
-                groups
+                self.groups
                     .entry((key.client.addr, key.server.addr, DnsOutcome::Unsolicited))
                     .or_default()
                     .push(DnsItem {
@@ -460,7 +523,7 @@ pub fn find(
             }
         }
         let Some(query) = first_query else {
-            continue;
+            return;
         };
         counts.query_keys += 1;
         let copies = query_times.len() as u32;
@@ -470,7 +533,7 @@ pub fn find(
         let outcome = if answer.is_some() {
             counts.answered += 1;
             DnsOutcome::Answered
-        } else if old_enough(last_query, capture_end, timeout) {
+        } else if old_enough(last_query, judge.capture_end, judge.timeout) {
             counts.timed_out += 1;
             counts.answered_late += u64::from(late);
             DnsOutcome::TimedOut
@@ -487,21 +550,48 @@ pub fn find(
                 entry.response_time_ms = Some(rtt as f64 / 1e6);
                 let name = question_name(response)
                     .or_else(|| question_name(query))
-                    .unwrap_or(NO_QUESTION);
-                rcodes
-                    .entry((name, response.rcode))
+                    .unwrap_or(&judge.no_question);
+                self.rcodes
+                    .entry((name.clone(), response.rcode))
                     .or_default()
                     .items
                     .push(entry);
             }
-            None => groups
+            None => self
+                .groups
                 .entry((key.client.addr, key.server.addr, outcome))
                 .or_default()
                 .push(entry),
         }
     }
-    let mut groups: Vec<DnsGroup> = groups
-        .into_iter()
+}
+
+/// Items in time order; ties by key, so the order does not depend on
+/// which worker judged what.
+fn sort_items(items: &mut [DnsItem]) {
+    items.sort_by_key(|i| (i.first, i.client, i.id, i.server));
+}
+
+pub fn find(
+    log: DnsLog,
+    capture_end: Option<Timestamp>,
+    post_nat_copies: &FxHashSet<FlowKey>,
+    context: &Context<'_>,
+) -> DnsFindings {
+    let judge = Judge {
+        timeout: context.settings.dns_timeout_ns,
+        capture_end,
+        post_nat_copies,
+        no_question: Name::from(NO_QUESTION),
+    };
+    let judged = (log.into_keys().into_par_iter())
+        .fold(Judged::default, |mut judged, (key, mut messages)| {
+            messages.sort_by_key(|m| (m.ts, m.order));
+            judged.key(&key, &messages, &judge);
+            judged
+        })
+        .reduce(Judged::default, Judged::merge);
+    let mut groups: Vec<DnsGroup> = (judged.groups.into_par_iter())
         .map(|((client, server, outcome), items)| dns_group(client, server, outcome, items))
         .collect();
     groups.sort_by(|a, b| {
@@ -512,10 +602,9 @@ pub fn find(
             b.server,
         ))
     });
-    let mut rcodes: Vec<RcodeGroup> = rcodes
-        .into_iter()
+    let mut rcodes: Vec<RcodeGroup> = (judged.rcodes.into_par_iter())
         .map(|((name, code), mut tally)| {
-            tally.items.sort_by_key(|i| (i.first, i.client, i.id));
+            sort_items(&mut tally.items);
             RcodeGroup {
                 name: name.to_string(),
                 rcode: rcode::name(code),
@@ -533,7 +622,7 @@ pub fn find(
             .then_with(|| (&a.name, a.rcode_value).cmp(&(&b.name, b.rcode_value)))
     });
     DnsFindings {
-        counts,
+        counts: judged.counts,
         groups,
         rcodes,
     }
@@ -552,7 +641,7 @@ fn item(
         client: key.client,
         server: key.server,
         id: key.id,
-        name: name_of(m),
+        name: question_name(m).cloned(),
         qtype: qtype_of(m),
         transport: m.transport,
         outcome,
@@ -572,8 +661,9 @@ fn dns_group(
     outcome: DnsOutcome,
     mut items: Vec<DnsItem>,
 ) -> DnsGroup {
-    items.sort_by_key(|i| (i.first, i.client, i.id));
-    let names: BTreeSet<String> = items.iter().filter_map(|i| i.name.clone()).collect();
+    sort_items(&mut items);
+    let names: BTreeSet<&str> = items.iter().filter_map(|i| i.name.as_deref()).collect();
+    let names: Vec<String> = names.into_iter().map(str::to_string).collect();
     DnsGroup {
         client,
         server,
@@ -584,7 +674,7 @@ fn dns_group(
         },
         count: items.len() as u64,
         query_packets: items.iter().map(|i| u64::from(i.query_packets)).sum(),
-        names: names.into_iter().collect(),
+        names,
         first: items.iter().map(|i| i.first).min().unwrap_or_default(),
         last: items.iter().map(|i| i.last).max().unwrap_or_default(),
         items,
