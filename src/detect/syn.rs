@@ -8,11 +8,11 @@
 use super::{old_enough, Context, FlowItem, Severity};
 use crate::capture::Record;
 use crate::decode::{Packet, Transport, PROTO_TCP};
-use crate::flow::{merge_maps, Endpoint, FlowKey, FlowTable};
+use crate::flow::{merge_maps, Endpoint, Flow, FlowKey, FlowTable};
 use crate::time::Timestamp;
+use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// An ICMP destination-unreachable that quoted a TCP header.
@@ -195,6 +195,22 @@ impl SynFindings {
     }
 }
 
+impl SynCounts {
+    fn add(&mut self, other: &SynCounts) {
+        self.syn_flows += other.syn_flows;
+        self.answered += other.answered;
+        self.unanswered += other.unanswered;
+        self.refused += other.refused;
+        self.unreachable += other.unreachable;
+        self.inconclusive += other.inconclusive;
+        self.syn_packets += other.syn_packets;
+        self.unanswered_with_initiator_data += other.unanswered_with_initiator_data;
+        self.post_nat_copies += other.post_nat_copies;
+    }
+}
+
+/// Partitions of the flow table are judged in parallel: a group's flows
+/// share both addresses, so they share a partition.
 pub fn find(
     flows: &FlowTable,
     unreachables: &Unreachables,
@@ -202,73 +218,47 @@ pub fn find(
     post_nat_copies: &FxHashSet<FlowKey>,
     context: &Context<'_>,
 ) -> SynFindings {
-    let mut counts = SynCounts::default();
-    let mut groups: BTreeMap<(IpAddr, IpAddr, SynOutcome), Vec<SynFlow>> = BTreeMap::new();
-    for (key, flow) in flows.flows.iter().filter(|(k, _)| k.protocol == PROTO_TCP) {
-        let (init, resp) = (flow.initiator_side(), flow.responder_side());
-        if init.syn == 0 {
-            continue;
-        }
-        if post_nat_copies.contains(key) {
-            counts.post_nat_copies += 1;
-            continue;
-        }
-        counts.syn_flows += 1;
-        counts.syn_packets += u64::from(init.syn);
-        let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
-        let last_syn = init.last_syn().unwrap_or(flow.first_ts);
-        let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
-            counts.answered += 1;
-            continue;
-        } else if resp.rst > 0 {
-            counts.refused += 1;
-            SynOutcome::Refused
-        } else if quoted.is_some() {
-            counts.unreachable += 1;
-            SynOutcome::Unreachable
-        } else if !old_enough(last_syn, capture_end, context.settings.syn_grace_ns) {
-            counts.inconclusive += 1;
-            SynOutcome::Inconclusive
-        } else {
-            counts.unanswered += 1;
-            SynOutcome::Unanswered
-        };
-        let initiator_sent_data = init.ack > 0;
-        if outcome == SynOutcome::Unanswered && initiator_sent_data {
-            counts.unanswered_with_initiator_data += 1;
-        }
-        let syn_flow = SynFlow {
-            syn_outcome: outcome,
-            syn_packets: init.syn,
-            retransmits: init.syn - 1,
-            last_syn,
-            icmp: quoted
-                .filter(|_| outcome == SynOutcome::Unreachable)
-                .map(|q| IcmpEvidence {
-                    v6: q.v6,
-                    code: q.code,
-                    meaning: unreachable_meaning(q.v6, q.code),
-                    from: q.from,
-                    messages: q.count,
-                }),
-            initiator_gave_up: init.fin > 0 || init.rst > 0,
-            initiator_sent_data,
-            flow: FlowItem::new(key, flow, context),
-        };
-        groups
-            .entry((
-                syn_flow.flow.initiator.addr,
-                syn_flow.flow.responder.addr,
-                outcome,
-            ))
-            .or_default()
-            .push(syn_flow);
-    }
-    let mut groups: Vec<SynGroup> = groups
-        .into_iter()
-        .map(|((source, destination, outcome), items)| group(source, destination, outcome, items))
+    let judged: Vec<(SynCounts, Vec<SynGroup>)> = (flows.flows.partitions().par_iter())
+        .map(|partition| {
+            let judge = |(key, flow)| {
+                judge_flow(
+                    key,
+                    flow,
+                    unreachables,
+                    capture_end,
+                    post_nat_copies,
+                    context,
+                )
+            };
+            let mut counts = SynCounts::default();
+            let mut groups: FxHashMap<(IpAddr, IpAddr, SynOutcome), Vec<SynFlow>> =
+                FxHashMap::default();
+            for (flow_counts, syn_flow) in partition.iter().filter_map(judge) {
+                counts.add(&flow_counts);
+                if let Some(syn_flow) = syn_flow {
+                    let (source, destination) =
+                        (syn_flow.flow.initiator.addr, syn_flow.flow.responder.addr);
+                    (groups.entry((source, destination, syn_flow.syn_outcome)))
+                        .or_default()
+                        .push(syn_flow);
+                }
+            }
+            let groups = groups
+                .into_iter()
+                .map(|((source, destination, outcome), items)| {
+                    group(source, destination, outcome, items)
+                })
+                .collect();
+            (counts, groups)
+        })
         .collect();
-    groups.sort_by(|a, b| {
+    let mut counts = SynCounts::default();
+    let mut groups = Vec::with_capacity(judged.iter().map(|(_, g)| g.len()).sum());
+    for (partition_counts, partition_groups) in judged {
+        counts.add(&partition_counts);
+        groups.extend(partition_groups);
+    }
+    groups.sort_unstable_by(|a, b| {
         (b.severity, b.flows)
             .cmp(&(a.severity, a.flows))
             .then_with(|| {
@@ -276,6 +266,70 @@ pub fn find(
             })
     });
     SynFindings { counts, groups }
+}
+
+/// What one flow adds to the counts, and its evidence if it is a finding;
+/// None if it is not a TCP flow whose initiator sent a SYN.
+fn judge_flow(
+    key: &FlowKey,
+    flow: &Flow,
+    unreachables: &Unreachables,
+    capture_end: Option<Timestamp>,
+    post_nat_copies: &FxHashSet<FlowKey>,
+    context: &Context<'_>,
+) -> Option<(SynCounts, Option<SynFlow>)> {
+    let (init, resp) = (flow.initiator_side(), flow.responder_side());
+    if key.protocol != PROTO_TCP || init.syn == 0 {
+        return None;
+    }
+    let mut counts = SynCounts::default();
+    if post_nat_copies.contains(key) {
+        counts.post_nat_copies += 1;
+        return Some((counts, None));
+    }
+    counts.syn_flows += 1;
+    counts.syn_packets += u64::from(init.syn);
+    let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
+    let last_syn = init.last_syn().unwrap_or(flow.first_ts);
+    let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
+        counts.answered += 1;
+        return Some((counts, None));
+    } else if resp.rst > 0 {
+        counts.refused += 1;
+        SynOutcome::Refused
+    } else if quoted.is_some() {
+        counts.unreachable += 1;
+        SynOutcome::Unreachable
+    } else if !old_enough(last_syn, capture_end, context.settings.syn_grace_ns) {
+        counts.inconclusive += 1;
+        SynOutcome::Inconclusive
+    } else {
+        counts.unanswered += 1;
+        SynOutcome::Unanswered
+    };
+    let initiator_sent_data = init.ack > 0;
+    if outcome == SynOutcome::Unanswered && initiator_sent_data {
+        counts.unanswered_with_initiator_data += 1;
+    }
+    let syn_flow = SynFlow {
+        syn_outcome: outcome,
+        syn_packets: init.syn,
+        retransmits: init.syn - 1,
+        last_syn,
+        icmp: quoted
+            .filter(|_| outcome == SynOutcome::Unreachable)
+            .map(|q| IcmpEvidence {
+                v6: q.v6,
+                code: q.code,
+                meaning: unreachable_meaning(q.v6, q.code),
+                from: q.from,
+                messages: q.count,
+            }),
+        initiator_gave_up: init.fin > 0 || init.rst > 0,
+        initiator_sent_data,
+        flow: FlowItem::new(key, flow, context),
+    };
+    Some((counts, Some(syn_flow)))
 }
 
 fn group(
