@@ -93,8 +93,15 @@ impl<'r> ChunkReader<'r> {
     /// Hands the record to `f` unless the interface filter drops it; by
     /// reference, so the record is not copied on the hot path.
     fn read<'a>(&mut self, record: Record<'a>, f: impl FnOnce(&Seen<'a>)) {
-        let packet = self.reading.decoder.decode(record.link_type, record.data);
-        let via = Via::new(record.interface, packet.cooked.as_ref());
+        let mut seen = Seen {
+            record,
+            packet: Packet::default(),
+            via: Via::new(record.interface, None),
+            duplicate: false,
+        };
+        (self.reading.decoder).decode_into(record.link_type, record.data, &mut seen.packet);
+        let via = Via::new(record.interface, seen.packet.cooked.as_ref());
+        seen.via = via;
         if !self.reading.only_interfaces.is_empty() {
             let (names, only) = (self.names, &self.reading.only_interfaces);
             let kept = *self
@@ -105,16 +112,10 @@ impl<'r> ChunkReader<'r> {
                 return;
             }
         }
-        let duplicate = match &mut self.window {
-            Some(window) => window.check(signature(&packet), via, record.ts),
-            None => false,
-        };
-        f(&Seen {
-            record,
-            packet,
-            via,
-            duplicate,
-        });
+        if let Some(window) = &mut self.window {
+            seen.duplicate = window.check(signature(&seen.packet), via, record.ts);
+        }
+        f(&seen);
     }
 }
 
