@@ -29,9 +29,15 @@ impl Bytes {
         let Bytes::Mapped(map) = self else {
             return;
         };
-        // Whole aligned units inside the range only: never a neighbour's.
-        let from = start.div_ceil(RELEASE_ALIGN) * RELEASE_ALIGN;
-        let to = end.min(map.len()) / RELEASE_ALIGN * RELEASE_ALIGN;
+        // Every aligned unit the range touches, the ones it shares with its
+        // neighbours too: a unit left to neither side stays resident, 64 KiB
+        // per chunk boundary (32 MiB of a 2 GiB capture). A neighbour still
+        // reading a shared unit faults it in again (see below).
+        let from = start / RELEASE_ALIGN * RELEASE_ALIGN;
+        let to = end
+            .div_ceil(RELEASE_ALIGN)
+            .saturating_mul(RELEASE_ALIGN)
+            .min(map.len());
         if from >= to {
             return;
         }
