@@ -13,7 +13,7 @@ use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
 use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
 use crate::flow::evict_idle;
-use crate::flow::{merge_maps, Endpoint, FlowKey};
+use crate::flow::{merge_maps, Endpoint, FlowKey, Partition, PartitionedMap};
 use crate::time::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -72,7 +72,10 @@ struct Segment {
 /// Per-chunk DNS state: messages by key, and TCP segments by direction.
 #[derive(Debug, Clone, Default)]
 pub struct DnsLog {
-    messages: FxHashMap<DnsKey, Messages>,
+    /// Partitioned like the flow table: the map grows (and is judged) a
+    /// partition at a time, so neither a resize nor `find` holds a second
+    /// copy of all of it.
+    messages: PartitionedMap<DnsKey, Messages>,
     tcp: FxHashMap<(Endpoint, Endpoint), Vec<Segment>>,
     /// Every question name the messages hold, once.
     names: FxHashSet<Name>,
@@ -162,7 +165,7 @@ impl DnsLog {
         if self.messages.len() + self.tcp.len() < other.messages.len() + other.tcp.len() {
             std::mem::swap(&mut self, &mut other);
         }
-        merge_maps(&mut self.messages, other.messages, Messages::extend);
+        self.messages.merge(other.messages, Messages::extend);
         merge_maps(&mut self.tcp, other.tcp, Vec::extend);
         self.names.extend(other.names);
         self
@@ -173,9 +176,7 @@ impl DnsLog {
     pub fn evict_idle(&mut self, keep: usize) -> u64 {
         let newest = |ts: &mut dyn Iterator<Item = Timestamp>| ts.max().unwrap_or_default();
         evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
-        let evicted = evict_idle(&mut self.messages, keep, |v| {
-            newest(&mut v.iter().map(|m| m.ts))
-        });
+        let evicted = (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)));
         // Names only the evicted messages asked.
         self.names.retain(|name| Arc::strong_count(name) > 1);
         evicted
@@ -185,9 +186,9 @@ impl DnsLog {
         self.messages.len() + self.tcp.len()
     }
 
-    /// All messages by key, TCP streams reassembled, in no particular
-    /// order (each key's messages neither).
-    fn into_keys(mut self) -> Vec<(DnsKey, Messages)> {
+    /// All messages by key, TCP streams reassembled, a partition of keys
+    /// at a time, in no particular order (each key's messages neither).
+    fn into_partitions(mut self) -> Vec<Partition<DnsKey, Messages>> {
         for ((from, to), segments) in std::mem::take(&mut self.tcp) {
             for (bytes, ts, order) in reassemble(&segments) {
                 if let Some(message) = DnsMessage::parse(&bytes) {
@@ -195,7 +196,7 @@ impl DnsLog {
                 }
             }
         }
-        self.messages.into_iter().collect()
+        self.messages.into_partitions()
     }
 }
 
@@ -584,10 +585,12 @@ pub fn find(
         post_nat_copies,
         no_question: Name::from(NO_QUESTION),
     };
-    let judged = (log.into_keys().into_par_iter())
-        .fold(Judged::default, |mut judged, (key, mut messages)| {
-            messages.sort_by_key(|m| (m.ts, m.order));
-            judged.key(&key, &messages, &judge);
+    let judged = (log.into_partitions().into_par_iter())
+        .fold(Judged::default, |mut judged, partition| {
+            for (key, mut messages) in partition {
+                messages.sort_by_key(|m| (m.ts, m.order));
+                judged.key(&key, &messages, &judge);
+            }
             judged
         })
         .reduce(Judged::default, Judged::merge);

@@ -17,6 +17,7 @@
 //! touched.
 
 use super::key::FlowKey;
+use crate::detect::dns::DnsKey;
 use crate::time::Timestamp;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
@@ -41,6 +42,13 @@ pub fn partition_of(a: &IpAddr, b: &IpAddr) -> usize {
 /// A key that belongs to one partition.
 pub trait Partitioned: Hash + Eq + Copy + Ord {
     fn partition(&self) -> usize;
+}
+
+impl Partitioned for DnsKey {
+    /// With the flows between the same two addresses.
+    fn partition(&self) -> usize {
+        partition_of(&self.client.addr, &self.server.addr)
+    }
 }
 
 impl Partitioned for FlowKey {
@@ -98,6 +106,12 @@ impl<K: Partitioned, V> PartitionedMap<K, V> {
     /// go partition by partition in parallel.
     pub fn partitions(&self) -> &[Partition<K, V>] {
         &self.partitions
+    }
+
+    /// The partitions, consumed: each can be worked through (and freed)
+    /// on its own.
+    pub fn into_partitions(self) -> Vec<Partition<K, V>> {
+        self.partitions
     }
 
     /// The partitions, indexed by `Partitioned::partition`.
