@@ -13,7 +13,9 @@ use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
 use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
 use crate::flow::evict_idle;
-use crate::flow::{merge_maps, Endpoint, FlowKey, Partition, PartitionedMap};
+use crate::flow::{
+    merge_maps, partition_of, Endpoint, FlowKey, Partition, Partitioned, PartitionedMap,
+};
 use crate::time::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -53,6 +55,13 @@ struct Message {
     rcode: u8,
     question: Option<(Name, u16)>,
     transport: DnsTransport,
+}
+
+impl Partitioned for DnsKey {
+    /// With the flows between the same two addresses.
+    fn partition(&self) -> usize {
+        partition_of(&self.client.addr, &self.server.addr)
+    }
 }
 
 /// The messages of one key: most keys are a query and its response, held

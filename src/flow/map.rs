@@ -17,7 +17,6 @@
 //! touched.
 
 use super::key::FlowKey;
-use crate::detect::dns::DnsKey;
 use crate::time::Timestamp;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
@@ -42,13 +41,6 @@ pub fn partition_of(a: &IpAddr, b: &IpAddr) -> usize {
 /// A key that belongs to one partition.
 pub trait Partitioned: Hash + Eq + Copy + Ord {
     fn partition(&self) -> usize;
-}
-
-impl Partitioned for DnsKey {
-    /// With the flows between the same two addresses.
-    fn partition(&self) -> usize {
-        partition_of(&self.client.addr, &self.server.addr)
-    }
 }
 
 impl Partitioned for FlowKey {

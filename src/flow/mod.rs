@@ -10,7 +10,7 @@ mod table;
 
 pub use evict::evict_idle;
 pub use key::{protocol_name, Direction, Endpoint, FlowKey};
-pub use map::{partition_of, Partition, PartitionedMap, PARTITIONS};
+pub use map::{partition_of, Partition, Partitioned, PartitionedMap, PARTITIONS};
 pub use table::{
     merge_maps, Crossing, Flow, FlowMap, FlowTable, PairMap, PairStats, Protocols, Side, Summary,
     TcpState,
