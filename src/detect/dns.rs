@@ -14,7 +14,7 @@ use crate::decode::dns::{self, rcode, DnsMessage};
 use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
 use crate::flow::evict_idle;
 use crate::flow::{
-    merge_maps, partition_of, Endpoint, FlowKey, Partition, Partitioned, PartitionedMap,
+    merge_maps, partition_of, Endpoint, FlowKey, Partition, Partitioned, PartitionedMap, PARTITIONS,
 };
 use crate::time::Timestamp;
 use rayon::prelude::*;
@@ -78,6 +78,10 @@ struct Segment {
     payload: Vec<u8>,
 }
 
+/// Messages read but not filed under their keys yet: per run of records,
+/// a list per partition (like the flow table's events).
+type Pending = Vec<Vec<(DnsKey, Message)>>;
+
 /// Per-chunk DNS state: messages by key, and TCP segments by direction.
 #[derive(Debug, Clone, Default)]
 pub struct DnsLog {
@@ -85,6 +89,10 @@ pub struct DnsLog {
     /// partition at a time, so neither a resize nor `find` holds a second
     /// copy of all of it.
     messages: PartitionedMap<DnsKey, Messages>,
+    /// Reading a message only queues it; `settle` files each partition's
+    /// queue on its own worker. Filing per chunk and merging the chunks'
+    /// maps looked every key up twice, on one thread.
+    pending: Vec<Pending>,
     tcp: FxHashMap<(Endpoint, Endpoint), Vec<Segment>>,
     /// Every question name the messages hold, once.
     names: FxHashSet<Name>,
@@ -158,7 +166,7 @@ impl DnsLog {
             server,
             id: message.id(),
         };
-        self.messages.entry(key).or_default().push(Message {
+        let message = Message {
             ts,
             order,
             response,
@@ -167,22 +175,56 @@ impl DnsLog {
                 .question_into(&mut self.scratch)
                 .map(|qtype| (intern(&mut self.names, &self.scratch), qtype)),
             transport,
-        });
+        };
+        if self.pending.is_empty() {
+            self.pending.push(vec![Vec::new(); PARTITIONS]);
+        }
+        if let Some(lists) = self.pending.last_mut() {
+            lists[key.partition()].push((key, message));
+        }
     }
 
+    /// Associative and commutative: a key's messages are a set, ordered
+    /// by `find`.
     pub fn merge(mut self, mut other: DnsLog) -> DnsLog {
         if self.messages.len() + self.tcp.len() < other.messages.len() + other.tcp.len() {
             std::mem::swap(&mut self, &mut other);
         }
         self.messages.merge(other.messages, Messages::extend);
+        self.pending.append(&mut other.pending);
         merge_maps(&mut self.tcp, other.tcp, Vec::extend);
         self.names.extend(other.names);
         self
     }
 
+    /// Files the queued messages under their keys, each partition on its
+    /// own worker.
+    pub fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut by_partition: Vec<Vec<Vec<(DnsKey, Message)>>> =
+            (0..PARTITIONS).map(|_| Vec::new()).collect();
+        for lists in std::mem::take(&mut self.pending) {
+            for (queue, list) in by_partition.iter_mut().zip(lists) {
+                if !list.is_empty() {
+                    queue.push(list);
+                }
+            }
+        }
+        (self.messages.partitions_mut().par_iter_mut())
+            .zip(by_partition)
+            .for_each(|(partition, lists)| {
+                for (key, message) in lists.into_iter().flatten() {
+                    partition.entry(key).or_default().push(message);
+                }
+            });
+    }
+
     /// Evicts the query keys idle longest until `keep` remain (TCP
     /// streams too); returns how many keys went.
     pub fn evict_idle(&mut self, keep: usize) -> u64 {
+        self.settle();
         let newest = |ts: &mut dyn Iterator<Item = Timestamp>| ts.max().unwrap_or_default();
         evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
         let evicted = (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)));
@@ -205,6 +247,7 @@ impl DnsLog {
                 }
             }
         }
+        self.settle();
         self.messages.into_partitions()
     }
 }

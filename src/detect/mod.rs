@@ -134,10 +134,10 @@ impl Observations {
 }
 
 impl Settle for Observations {
-    /// Applies the flow table's queued events, then bounds the tables
-    /// (`--max-flows`).
+    /// Applies the flow table's queued events and files the queued DNS
+    /// messages, then bounds the tables (`--max-flows`).
     fn settle(&mut self) {
-        self.flows.settle();
+        rayon::join(|| self.flows.settle(), || self.dns.settle());
         if let Some(max) = self.limit {
             self.bound(max);
         }
