@@ -46,15 +46,27 @@ pub enum DnsTransport {
 pub type Name = Arc<str>;
 
 /// One DNS message as seen on the wire (owned: it outlives its chunk).
+/// Kept small: a capture's every query key holds two of these until the
+/// end.
 #[derive(Debug, Clone)]
 struct Message {
     ts: Timestamp,
-    /// File order: record index, then position within a TCP stream.
-    order: (u64, u32),
+    /// File order (see `file_order`).
+    order: u64,
+    /// The question's name; `qtype` is its type.
+    name: Option<Name>,
+    qtype: u16,
     response: bool,
     rcode: u8,
-    question: Option<(Name, u16)>,
     transport: DnsTransport,
+}
+
+/// A message's place in the file as one number: the record's position in
+/// the high 48 bits (256 TiB), the message's index among those a TCP
+/// record completes in the low 16 (saturating: 65 535 DNS messages of at
+/// least 14 bytes fill more than any record's snap length).
+fn file_order(record: u64, within: u32) -> u64 {
+    (record << 16) | u64::from(within.min(u32::from(u16::MAX)))
 }
 
 impl Partitioned for DnsKey {
@@ -63,6 +75,10 @@ impl Partitioned for DnsKey {
         partition_of(&self.client.addr, &self.server.addr)
     }
 }
+
+// Two messages (a query and its response) in 40 bytes each: the size
+// that keeps a key at about 150 bytes.
+const _: () = assert!(std::mem::size_of::<Message>() <= 40);
 
 /// The messages of one key: most keys are a query and its response, held
 /// in place rather than in an allocation of their own.
@@ -166,14 +182,14 @@ impl DnsLog {
             server,
             id: message.id(),
         };
+        let question = message.question_into(&mut self.scratch);
         let message = Message {
             ts,
-            order,
+            order: file_order(order.0, order.1),
+            name: question.map(|_| intern(&mut self.names, &self.scratch)),
+            qtype: question.unwrap_or(0),
             response,
             rcode: message.rcode(),
-            question: message
-                .question_into(&mut self.scratch)
-                .map(|qtype| (intern(&mut self.names, &self.scratch), qtype)),
             transport,
         };
         if self.pending.is_empty() {
@@ -490,11 +506,11 @@ fn rcode_severity(code: u8) -> Severity {
 const NO_QUESTION: &str = "<no question>";
 
 fn question_name(m: &Message) -> Option<&Name> {
-    m.question.as_ref().map(|(n, _)| n)
+    m.name.as_ref()
 }
 
 fn qtype_of(m: &Message) -> Option<Cow<'static, str>> {
-    m.question.as_ref().map(|(_, t)| dns::qtype_name(*t))
+    m.name.as_ref().map(|_| dns::qtype_name(m.qtype))
 }
 
 /// What `find` needs besides the messages.
