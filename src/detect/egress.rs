@@ -30,6 +30,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use smallvec::SmallVec;
 use std::borrow::Cow;
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -292,20 +293,18 @@ impl PodTally {
 /// one; the per-pod tallies and the copies merge across partitions.
 #[derive(Default)]
 struct Scan {
-    groups: Vec<(GroupKey, EgressGroup)>,
+    /// Taken out, in report order, by `in_report_order`.
+    groups: Vec<Option<(GroupKey, EgressGroup)>>,
     masqueraded: BTreeMap<IpAddr, PodTally>,
     stayed_inside: BTreeMap<IpAddr, PodTally>,
     copies: FxHashSet<FlowKey>,
 }
 
 impl Scan {
-    /// All of `scans` in one; groups are moved once.
+    /// The tallies and copies of all `scans` in one (not their groups).
     fn concat(scans: Vec<Scan>) -> Scan {
         let mut all = Scan::default();
-        all.groups
-            .reserve_exact(scans.iter().map(|s| s.groups.len()).sum());
         for scan in scans {
-            all.groups.extend(scan.groups);
             for (into, from) in [
                 (&mut all.masqueraded, scan.masqueraded),
                 (&mut all.stayed_inside, scan.stayed_inside),
@@ -318,6 +317,46 @@ impl Scan {
         }
         all
     }
+}
+
+/// The groups of all `scans`: failures first, then by flows and packets,
+/// ties in key order. The order is worked out on small keys and each group
+/// is moved once: groups are large, and a storm of short flows makes
+/// hundreds of thousands of them.
+fn in_report_order(scans: &mut [Scan]) -> Vec<EgressGroup> {
+    type Rank = (
+        Reverse<Severity>,
+        Reverse<u64>,
+        Reverse<u64>,
+        IpAddr,
+        IpAddr,
+        u16,
+        u8,
+    );
+    let rank = |((pod, destination, protocol, port), group): &(GroupKey, EgressGroup)| -> Rank {
+        let severity = Reverse(group.severity);
+        let (flows, packets) = (Reverse(group.flows), Reverse(group.packets));
+        (
+            severity,
+            flows,
+            packets,
+            *pod,
+            *destination,
+            *port,
+            *protocol,
+        )
+    };
+    let mut order: Vec<(Rank, usize, usize)> = Vec::new();
+    for (s, scan) in scans.iter().enumerate() {
+        let ranked = scan.groups.iter().enumerate();
+        order.extend(ranked.filter_map(|(g, slot)| Some((rank(slot.as_ref()?), s, g))));
+    }
+    // Keys are distinct, so an unstable sort is deterministic.
+    order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    order
+        .into_iter()
+        .filter_map(|(_, s, g)| scans[s].groups[g].take().map(|(_, group)| group))
+        .collect()
 }
 
 /// Pod egress in one partition of the flow table.
@@ -383,7 +422,7 @@ fn scan_partition(
                 crossed(flow, direction, |c| on_the_wire(c, names))
             });
             group.left_on = labels(left_on, names);
-            (group_key, group)
+            Some((group_key, group))
         })
         .collect();
     scan
@@ -396,27 +435,11 @@ fn scan_partition(
 pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHashSet<FlowKey>) {
     let names = context.interfaces;
     let index = post_nat_index(flows, context);
-    let scans: Vec<Scan> = (flows.flows.partitions().par_iter())
+    let mut scans: Vec<Scan> = (flows.flows.partitions().par_iter())
         .map(|partition| scan_partition(partition, &index, flows, context))
         .collect();
+    let groups = in_report_order(&mut scans);
     let scan = Scan::concat(scans);
-    let mut groups = scan.groups;
-    // Failures first, then by flows and packets; ties in key order.
-    groups.sort_unstable_by(|(a_key, a), (b_key, b)| {
-        let (a_pod, a_destination, a_protocol, a_port) = *a_key;
-        let (b_pod, b_destination, b_protocol, b_port) = *b_key;
-        (b.severity, b.flows, b.packets)
-            .cmp(&(a.severity, a.flows, a.packets))
-            .then_with(|| {
-                (a_pod, a_destination, a_port, a_protocol).cmp(&(
-                    b_pod,
-                    b_destination,
-                    b_port,
-                    b_protocol,
-                ))
-            })
-    });
-    let groups: Vec<EgressGroup> = groups.into_iter().map(|(_, group)| group).collect();
     let contrast = Contrast {
         unmasqueraded_pod_subnets: pod_subnets(&groups),
         masqueraded_pods: scan
