@@ -7,6 +7,7 @@ use crate::flow::{protocol_name, Crossing, Direction, Endpoint, Flow, FlowKey};
 use crate::interface::{InterfaceKind, InterfaceNames, Label};
 use crate::time::Timestamp;
 use serde::Serialize;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -25,8 +26,8 @@ pub struct CrossingItem {
 impl CrossingItem {
     /// The flow's crossings, in order of first packet; `initiator` tells
     /// which direction is "sent".
-    pub fn list(flow: &Flow, initiator: Direction, names: &InterfaceNames) -> Vec<CrossingItem> {
-        let mut crossings: Vec<&Crossing> = flow.crossings.iter().collect();
+    pub fn list(flow: &Flow, initiator: Direction, names: &InterfaceNames) -> CrossingItems {
+        let mut crossings: SmallVec<[&Crossing; 2]> = flow.crossings.iter().collect();
         crossings.sort_by_key(|c| c.first_record);
         crossings
             .into_iter()
@@ -47,6 +48,10 @@ impl CrossingItem {
     }
 }
 
+/// A flow's crossings: most flows cross one interface, and an item is
+/// built for every flow in a finding, so that one is held in place.
+pub type CrossingItems = SmallVec<[CrossingItem; 1]>;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlowItem {
     pub protocol: Cow<'static, str>,
@@ -56,7 +61,7 @@ pub struct FlowItem {
     pub interface: Label,
     /// Every interface the flow was seen on (`-i any`, multi-interface
     /// pcapng), in order of first packet.
-    pub interfaces: Vec<CrossingItem>,
+    pub interfaces: CrossingItems,
     /// The tunnel the flow was first seen in.
     pub tunnel: Option<Tunnel>,
     pub first: Timestamp,

@@ -14,7 +14,7 @@ pub mod service;
 pub mod syn;
 pub mod verdict;
 
-pub use item::{CrossingItem, FlowItem};
+pub use item::{CrossingItem, CrossingItems, FlowItem};
 
 use crate::flow::FlowTable;
 use crate::interface::InterfaceNames;

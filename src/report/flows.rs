@@ -3,7 +3,7 @@
 
 use super::header::CaptureHeader;
 use super::table::new_table;
-use crate::detect::CrossingItem;
+use crate::detect::{CrossingItem, CrossingItems};
 use crate::flow::{protocol_name, Flow, FlowKey, FlowTable, PairStats, TcpState};
 use crate::interface::{InterfaceNames, Label};
 use crate::time::Timestamp;
@@ -98,7 +98,7 @@ pub struct FlowRow {
     /// Interface of the flow's first packet.
     pub interface: Label,
     /// Every interface the flow was seen on, in order of first packet.
-    pub interfaces: Vec<CrossingItem>,
+    pub interfaces: CrossingItems,
     /// The tunnel the flow was first seen in.
     pub tunnel: Option<crate::decode::Tunnel>,
 }
