@@ -394,10 +394,9 @@ pub fn walk<'a>(
                 )
             });
         };
-        let units = ts_sec as u64 * interface.ts_units_per_sec + ts_frac as u64;
         f(Record {
             position: layout.base + offset as u64,
-            ts: interface.timestamp(units),
+            ts: interface.timestamp_of(ts_sec, ts_frac),
             interface: 0,
             link_type: interface.link_type,
             orig_len,
