@@ -145,9 +145,7 @@ fn read_name(bytes: &[u8], start: usize, name: &mut String) -> Option<usize> {
                 if !name.is_empty() {
                     name.push('.');
                 }
-                for &b in label {
-                    push_label_byte(name, b);
-                }
+                push_label(name, label);
                 if name.len() > MAX_NAME_LEN {
                     return None;
                 }
@@ -169,6 +167,20 @@ fn read_name(bytes: &[u8], start: usize, name: &mut String) -> Option<usize> {
         name.push('.');
     }
     Some(end.unwrap_or(pos + 1))
+}
+
+/// A label in presentation format (see `push_label_byte`); a label of
+/// plain printable ASCII, nearly every one, is copied whole.
+fn push_label(name: &mut String, label: &[u8]) {
+    let plain = |b: &u8| matches!(b, 0x21..=0x7e) && !matches!(b, b'.' | b'\\');
+    match std::str::from_utf8(label) {
+        Ok(text) if label.iter().all(plain) => {
+            let start = name.len();
+            name.push_str(text);
+            name.as_mut_str()[start..].make_ascii_lowercase();
+        }
+        _ => label.iter().for_each(|&b| push_label_byte(name, b)),
+    }
 }
 
 /// Presentation format: printable ASCII lowercased, dots and other bytes
@@ -239,5 +251,27 @@ mod tests {
             DnsMessage::parse(&m).unwrap().question(),
             Some(("a\\.\\007".to_string(), 1))
         );
+    }
+
+    /// The whole-label copy gives what the byte-by-byte escaping gives.
+    #[test]
+    fn plain_labels_are_copied_as_escaping_would() {
+        let labels: [&[u8]; 7] = [
+            b"WWW",
+            b"Kube-DNS_1",
+            b"a.b",
+            b"back\\slash",
+            &[0x7f, b'A'],
+            &[0xc3, 0xa9],
+            b"~!{}",
+        ];
+        for label in labels {
+            let (mut whole, mut bytewise) = (String::from("x."), String::from("x."));
+            push_label(&mut whole, label);
+            label
+                .iter()
+                .for_each(|&b| push_label_byte(&mut bytewise, b));
+            assert_eq!(whole, bytewise, "{label:?}");
+        }
     }
 }
