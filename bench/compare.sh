@@ -3,7 +3,8 @@
 # file: the floor (map the file, read every byte once), `kpcap analyze`,
 # `tcpdump -r F -w /dev/null` (libpcap's bare record walk) and tshark's
 # two-pass DNS filter. Prints wall time (best of RUNS), MB/s, packets/s and
-# each one's time relative to kpcap's.
+# each one's time relative to kpcap's, and its best CPU time (user +
+# system).
 #
 #   bench/compare.sh [SIZE] [SCENARIO]     defaults: 1G mixed (or small)
 #   RUNS=5 TSHARK_RUNS=1 THREADS=2 bench/compare.sh 256M small
@@ -35,19 +36,21 @@ file=target/bench-data/compare-$scenario-$size.pcap
 bytes=$(stat -c %s "$file")
 packets=$("$kpcap" flows --format ndjson "$file" | grep -o '"packets":[0-9]*' | sed -n 1p | cut -d: -f2)
 
-# best wall time of N runs, in seconds
+# best wall time and best CPU time (user + system) of N runs, in seconds.
+# CPU time is the steadier of the two on a shared machine: it does not
+# count the time other tenants hold the cores.
 best() {
   local n=$1; shift
-  local best=""
+  local best="" best_cpu=""
   for _ in $(seq "$n"); do
-    local t0 t1 t
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>&1
-    t1=$(date +%s.%N)
-    t=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", b - a }')
-    if [ -z "$best" ] || awk -v t="$t" -v b="$best" 'BEGIN { exit !(t < b) }'; then best=$t; fi
+    local times wall cpu
+    times=$( { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null 2>&1; } 2>&1 )
+    wall=$(echo "$times" | awk '{ print $1 }')
+    cpu=$(echo "$times" | awk '{ printf "%.3f", $2 + $3 }')
+    if [ -z "$best" ] || awk -v t="$wall" -v b="$best" 'BEGIN { exit !(t < b) }'; then best=$wall; fi
+    if [ -z "$best_cpu" ] || awk -v t="$cpu" -v b="$best_cpu" 'BEGIN { exit !(t < b) }'; then best_cpu=$cpu; fi
   done
-  echo "$best"
+  echo "$best $best_cpu"
 }
 
 cat "$file" >/dev/null # warm the page cache: every tool reads from memory
@@ -60,7 +63,7 @@ seconds[tshark]=$(best "$tshark_runs" tshark -n -2 -r "$file" -Y 'dns.flags.resp
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(uname -sr)"
 echo "capture: $file ($scenario, $bytes bytes, $packets packets); best of $runs runs (tshark: $tshark_runs)"
-printf '%-34s %10s %10s %12s %10s\n' command seconds MB/s Mpackets/s vs-kpcap
+printf '%-34s %10s %10s %12s %10s %10s\n' command seconds MB/s Mpackets/s vs-kpcap cpu-s
 for name in floor kpcap kpcap1 tcpdump tshark; do
   case $name in
     floor) label="floor ($threads threads)" ;;
@@ -69,7 +72,9 @@ for name in floor kpcap kpcap1 tcpdump tshark; do
     tcpdump) label="tcpdump -r F -w /dev/null" ;;
     tshark) label="tshark -2 (dns without response)" ;;
   esac
-  awk -v label="$label" -v s="${seconds[$name]}" -v bytes="$bytes" -v packets="$packets" \
-    -v k="${seconds[kpcap]}" 'BEGIN {
-      printf "%-34s %10.3f %10.0f %12.2f %9.2fx\n", label, s, bytes / s / 1e6, packets / s / 1e6, s / k }' 
+  read -r wall cpu <<<"${seconds[$name]}"
+  read -r kpcap_wall _ <<<"${seconds[kpcap]}"
+  awk -v label="$label" -v s="$wall" -v cpu="$cpu" -v bytes="$bytes" -v packets="$packets" \
+    -v k="$kpcap_wall" 'BEGIN {
+      printf "%-34s %10.3f %10.0f %12.2f %9.2fx %10.3f\n", label, s, bytes / s / 1e6, packets / s / 1e6, s / k, cpu }'
 done
