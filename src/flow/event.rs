@@ -6,7 +6,7 @@
 use super::key::{ports, Direction, Endpoint, FlowKey};
 use super::map::{partition_of, PARTITIONS};
 use super::table::{Flow, PairStats, Protocols};
-use crate::decode::{Packet, Transport, Tunnel};
+use crate::decode::{IpHeader, Packet, Transport, Tunnel};
 use crate::interface::Via;
 use crate::pipeline::Seen;
 use crate::time::Timestamp;
@@ -62,20 +62,26 @@ impl Default for Batch {
 }
 
 impl Batch {
-    /// Queues the event of `seen`, if it is an IP packet.
+    /// Queues the event of `seen`, if it is an IP packet. The list's room
+    /// is made before the event is built, so that it is written straight
+    /// into the list (built first, it went through the stack and was read
+    /// back with wide loads before its narrow stores had landed).
     pub fn push(&mut self, seen: &Seen<'_>) {
-        let Some((partition, mut event)) = FlowEvent::of(seen) else {
+        let Some(ip) = seen.packet.ip else {
             return;
         };
-        if let Some(tunnel) = seen.packet.tunnel {
-            event.tunnel = self.tunnels.len() as u32;
-            self.tunnels.push(tunnel);
+        let tunnel = match seen.packet.tunnel {
+            Some(tunnel) => {
+                self.tunnels.push(tunnel);
+                self.tunnels.len() as u32 - 1
+            }
+            None => NO_TUNNEL,
+        };
+        let list = &mut self.lists[partition_of(&ip.src, &ip.dst)];
+        if list.len() == list.capacity() {
+            list.reserve(LIST_CAPACITY.max(list.len()));
         }
-        let list = &mut self.lists[partition];
-        if list.capacity() == 0 {
-            list.reserve(LIST_CAPACITY);
-        }
-        list.push(event);
+        list.push(FlowEvent::of(seen, ip, tunnel));
     }
 
     pub fn tunnel(&self, event: &FlowEvent) -> Option<&Tunnel> {
@@ -84,17 +90,18 @@ impl Batch {
 }
 
 impl FlowEvent {
-    /// The event of an IP packet and its partition; None without IP.
-    fn of(seen: &Seen<'_>) -> Option<(usize, FlowEvent)> {
+    /// The event of a packet whose IP header is `ip`, in `tunnel` (an
+    /// index into its batch's `tunnels`, or `NO_TUNNEL`).
+    #[inline(always)]
+    fn of(seen: &Seen<'_>, ip: IpHeader, tunnel: u32) -> FlowEvent {
         let packet = &seen.packet;
-        let ip = packet.ip?;
         let ports = ports(packet);
         let (src_port, dst_port) = ports.unwrap_or((0, 0));
         let tcp_flags = match packet.transport {
             Transport::Tcp(t) => Some(t.flags),
             _ => None,
         };
-        let event = FlowEvent {
+        FlowEvent {
             src: Endpoint {
                 addr: ip.src,
                 port: src_port,
@@ -118,9 +125,8 @@ impl FlowEvent {
             } else {
                 0
             },
-            tunnel: NO_TUNNEL,
-        };
-        Some((partition_of(&ip.src, &ip.dst), event))
+            tunnel,
+        }
     }
 
     /// The flow's key and the packet's direction, if it has a flow.
