@@ -62,6 +62,12 @@ impl<'a> Decoded<'a> {
 }
 
 /// Decodes an IP header; Ok(None) for a non-IP network layer.
+///
+/// Inlined, with `ipv4` and `ipv6`, into the decoder: returned as a call,
+/// the header went through memory and the caller read it back with wide
+/// loads before the callee's narrow stores had landed (store-forwarding
+/// stalls, about 5% of a one-thread run on the 1 GB capture).
+#[inline(always)]
 pub fn decode(network: Network<'_>) -> Result<Option<Decoded<'_>>, Problem> {
     match network {
         Network::Ipv4(bytes) => ipv4(bytes).map(Some),
@@ -70,6 +76,7 @@ pub fn decode(network: Network<'_>) -> Result<Option<Decoded<'_>>, Problem> {
     }
 }
 
+#[inline(always)]
 fn ipv4(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
     let ip = Ipv4Packet::new(bytes).ok_or(Problem::truncated(Layer::Ipv4))?;
     if ip.get_version() != 4 {
@@ -105,6 +112,7 @@ fn ipv4(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
     })
 }
 
+#[inline(always)]
 fn ipv6(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
     let ip = Ipv6Packet::new(bytes).ok_or(Problem::truncated(Layer::Ipv6))?;
     if ip.get_version() != 6 {

@@ -85,6 +85,8 @@ pub struct Quoted {
     pub dst_port: u16,
 }
 
+/// Inlined into the decoder for the reason `ip::decode` is.
+#[inline(always)]
 pub fn decode(protocol: u8, bytes: &[u8]) -> Result<Transport<'_>, Problem> {
     match protocol {
         PROTO_TCP => tcp(bytes).map(Transport::Tcp),
