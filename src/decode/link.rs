@@ -36,6 +36,8 @@ impl Cooked {
 }
 
 /// Finds the network layer of a frame, and the cooked header if any.
+/// Inlined into the decoder for the reason `ip::decode` is.
+#[inline(always)]
 pub fn network(link_type: u32, frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
     let plain = |network| Ok((network, None));
     match link_type {
