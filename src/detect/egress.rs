@@ -324,27 +324,10 @@ impl Scan {
 /// is moved once: groups are large, and a storm of short flows makes
 /// hundreds of thousands of them.
 fn in_report_order(scans: &mut [Scan]) -> Vec<EgressGroup> {
-    type Rank = (
-        Reverse<Severity>,
-        Reverse<u64>,
-        Reverse<u64>,
-        IpAddr,
-        IpAddr,
-        u16,
-        u8,
-    );
+    type Rank = (Reverse<(Severity, u64, u64)>, IpAddr, IpAddr, u16, u8);
     let rank = |((pod, destination, protocol, port), group): &(GroupKey, EgressGroup)| -> Rank {
-        let severity = Reverse(group.severity);
-        let (flows, packets) = (Reverse(group.flows), Reverse(group.packets));
-        (
-            severity,
-            flows,
-            packets,
-            *pod,
-            *destination,
-            *port,
-            *protocol,
-        )
+        let size = Reverse((group.severity, group.flows, group.packets));
+        (size, *pod, *destination, *port, *protocol)
     };
     let mut order: Vec<(Rank, usize, usize)> = Vec::new();
     for (s, scan) in scans.iter().enumerate() {
