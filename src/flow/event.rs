@@ -21,7 +21,6 @@ pub struct FlowEvent {
     pub keyed: bool,
     /// A copy of a packet already counted: only its interface is news.
     pub duplicate: bool,
-    pub tunneled: bool,
     /// TCP flags, if TCP.
     pub tcp_flags: Option<u8>,
     pub protocols: Protocols,
@@ -113,7 +112,6 @@ impl FlowEvent {
             protocol: ip.protocol,
             keyed: ports.is_some(),
             duplicate: seen.duplicate,
-            tunneled: packet.tunnel.is_some(),
             tcp_flags,
             protocols: Protocols::of(packet),
             orig_len: seen.record.orig_len,
@@ -142,7 +140,7 @@ impl FlowEvent {
             first_ts: self.ts,
             last_ts: self.ts,
             protocols: self.protocols,
-            tunneled: self.tunneled as u64,
+            tunneled: u64::from(self.tunnel != NO_TUNNEL),
         }
     }
 }
