@@ -163,36 +163,62 @@ struct PostNat<'t> {
     flow: &'t Flow,
 }
 
-/// Non-pod flows indexed for pairing: (protocol, external endpoint,
-/// fingerprint) -> candidates.
-type PostNatIndex<'t> = FxHashMap<(u8, Endpoint, u64), Vec<PostNat<'t>>>;
+/// What pairs a pre-NAT flow with its post-NAT copy: (protocol,
+/// external endpoint, fingerprint) of the first packet.
+type PairingKey = (u8, Endpoint, u64);
 
+/// Non-pod flows indexed for pairing: pairing key -> candidates.
+type PostNatIndex<'t> = FxHashMap<PairingKey, Vec<PostNat<'t>>>;
+
+/// The pairing key of `flow` and the sender of its first packet, if it
+/// went to an external address with a known fingerprint.
+fn pairing_key(
+    key: &FlowKey,
+    flow: &Flow,
+    context: &Context<'_>,
+) -> Option<(PairingKey, Endpoint)> {
+    if flow.fingerprint == 0 {
+        return None;
+    }
+    let (from, to) = key.endpoints(flow.first_direction);
+    (context.topology.classify(to.addr) == AddrClass::External)
+        .then_some(((key.protocol, to, flow.fingerprint), from))
+}
+
+/// The non-pod flows that could be post-NAT copies of pod flows: only
+/// those with the pairing key of a pod flow are indexed. On a node's NIC
+/// most flows are the node's own to external addresses, and indexing them
+/// all cost more than the rest of the detectors.
 fn post_nat_index<'t>(flows: &'t FlowTable, context: &Context<'_>) -> PostNatIndex<'t> {
+    let is_pod = |e: &Endpoint| context.topology.classify(e.addr) == AddrClass::Pod;
+    let partitions = flows.flows.partitions();
+    let pod_keys: FxHashSet<PairingKey> = (partitions.par_iter())
+        .flat_map_iter(|partition| {
+            partition.iter().filter_map(|(key, flow)| {
+                let (pairing, from) = pairing_key(key, flow, context)?;
+                is_pod(&from).then_some(pairing)
+            })
+        })
+        .collect();
+    if pod_keys.is_empty() {
+        return PostNatIndex::default();
+    }
     let post_nat = |(key, flow): (&'t FlowKey, &'t Flow)| {
-        if flow.fingerprint == 0 {
-            return None;
-        }
-        let (from, to) = key.endpoints(flow.first_direction);
-        let classify = |addr| context.topology.classify(addr);
-        (classify(from.addr) != AddrClass::Pod && classify(to.addr) == AddrClass::External).then(
-            || {
-                let candidate = PostNat {
-                    first_ts: flow.first_ts,
-                    source: from.addr,
-                    key,
-                    flow,
-                };
-                ((key.protocol, to, flow.fingerprint), candidate)
-            },
-        )
+        let (pairing, from) = pairing_key(key, flow, context)?;
+        (!is_pod(&from) && pod_keys.contains(&pairing)).then(|| {
+            let candidate = PostNat {
+                first_ts: flow.first_ts,
+                source: from.addr,
+                key,
+                flow,
+            };
+            (pairing, candidate)
+        })
     };
-    flows
-        .flows
-        .partitions()
-        .par_iter()
+    (partitions.par_iter())
         .fold(PostNatIndex::default, |mut index, partition| {
-            for (entry, candidate) in partition.iter().filter_map(post_nat) {
-                index.entry(entry).or_default().push(candidate);
+            for (pairing, candidate) in partition.iter().filter_map(post_nat) {
+                index.entry(pairing).or_default().push(candidate);
             }
             index
         })
