@@ -467,14 +467,47 @@ impl DnsFindings {
 struct RcodeTally {
     responses: u64,
     servers: BTreeSet<IpAddr>,
-    items: Vec<DnsItem>,
+    items: Items,
 }
 
 impl RcodeTally {
     fn merge(&mut self, other: RcodeTally) {
         self.responses += other.responses;
         self.servers.extend(other.servers);
-        self.items.extend(other.items);
+        self.items.append(other.items);
+    }
+}
+
+/// Evidence items, a list per worker's share of the keys, in share order:
+/// concatenated once at the end. Merged by extending one list with the
+/// other, a storm's hundreds of thousands of items were copied once per
+/// level of the merge tree.
+#[derive(Default)]
+struct Items(Vec<Vec<DnsItem>>);
+
+impl Items {
+    fn push(&mut self, item: DnsItem) {
+        match self.0.last_mut() {
+            Some(share) => share.push(item),
+            None => self.0.push(vec![item]),
+        }
+    }
+
+    fn append(&mut self, mut other: Items) {
+        self.0.append(&mut other.0);
+    }
+
+    /// All the items, in time order; ties by key, so the order does not
+    /// depend on which worker judged what. Sorted on cached keys: each
+    /// item moves once instead of once per pass of a merge sort.
+    fn sorted(self) -> Vec<DnsItem> {
+        let mut shares = self.0.into_iter();
+        let mut all = shares.next().unwrap_or_default();
+        for share in shares {
+            all.extend(share);
+        }
+        all.sort_by_cached_key(|i| (i.first, i.client, i.id, i.server));
+        all
     }
 }
 
@@ -522,20 +555,50 @@ struct Judge<'a> {
     no_question: Name,
 }
 
+/// A question name, hashed and compared by address: names are interned,
+/// so within one log equal names are one allocation. Logs merged from
+/// several workers can hold one name twice, so `find` combines by text at
+/// the end (a handful of entries).
+#[derive(Clone)]
+struct Interned(Name);
+
+impl PartialEq for Interned {
+    fn eq(&self, other: &Interned) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Interned {}
+
+impl std::hash::Hash for Interned {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(Arc::as_ptr(&self.0).cast::<u8>(), state);
+    }
+}
+
 /// The outcomes of some query keys: counts, unanswered items by
 /// (client, server, outcome), responses by (name, rcode). Keys are judged
 /// independently, so workers judge their share and the tallies merge.
 #[derive(Default)]
 struct Judged {
     counts: DnsCounts,
-    groups: FxHashMap<(IpAddr, IpAddr, DnsOutcome), Vec<DnsItem>>,
-    rcodes: FxHashMap<(Name, u8), RcodeTally>,
+    /// Response messages by their 4-bit rcode; into `counts` at the end.
+    responses_by_rcode: [u64; 16],
+    groups: FxHashMap<(IpAddr, IpAddr, DnsOutcome), Items>,
+    rcodes: FxHashMap<(Interned, u8), RcodeTally>,
 }
 
 impl Judged {
     fn merge(mut self, other: Judged) -> Judged {
         self.counts.add(other.counts);
-        merge_maps(&mut self.groups, other.groups, Vec::extend);
+        for (into, from) in self
+            .responses_by_rcode
+            .iter_mut()
+            .zip(other.responses_by_rcode)
+        {
+            *into += from;
+        }
+        merge_maps(&mut self.groups, other.groups, Items::append);
         merge_maps(&mut self.rcodes, other.rcodes, RcodeTally::merge);
         self
     }
@@ -545,13 +608,14 @@ impl Judged {
         let is_copy = |protocol| {
             (judge.post_nat_copies).contains(&FlowKey::between(protocol, key.client, key.server).0)
         };
-        if is_copy(PROTO_UDP) || is_copy(PROTO_TCP) {
+        if !judge.post_nat_copies.is_empty() && (is_copy(PROTO_UDP) || is_copy(PROTO_TCP)) {
             self.counts.post_nat_copies += 1;
             return;
         }
         let counts = &mut self.counts;
-        let name_of = |m: &Message| question_name(m).unwrap_or(&judge.no_question).clone();
-        let mut query_times: Vec<Timestamp> = Vec::new();
+        let name_of =
+            |m: &Message| Interned(question_name(m).unwrap_or(&judge.no_question).clone());
+        let mut query_times: SmallVec<[Timestamp; 4]> = SmallVec::new();
         let mut first_query: Option<&Message> = None;
         let mut answer: Option<(&Message, u64)> = None;
         let mut late = false;
@@ -565,10 +629,7 @@ impl Judged {
             }
             counts.responses += 1;
             response_packets += 1;
-            *counts
-                .responses_by_rcode
-                .entry(rcode::name(m.rcode))
-                .or_default() += 1;
+            self.responses_by_rcode[usize::from(m.rcode & 0xf)] += 1;
             let tally = self.rcodes.entry((name_of(m), m.rcode)).or_default();
             tally.responses += 1;
             tally.servers.insert(key.server.addr);
@@ -621,7 +682,7 @@ impl Judged {
                     .or_else(|| question_name(query))
                     .unwrap_or(&judge.no_question);
                 self.rcodes
-                    .entry((name.clone(), response.rcode))
+                    .entry((Interned(name.clone()), response.rcode))
                     .or_default()
                     .items
                     .push(entry);
@@ -633,12 +694,27 @@ impl Judged {
                 .push(entry),
         }
     }
-}
 
-/// Items in time order; ties by key, so the order does not depend on
-/// which worker judged what.
-fn sort_items(items: &mut [DnsItem]) {
-    items.sort_by_key(|i| (i.first, i.client, i.id, i.server));
+    /// The counts, with responses by rcode mnemonic, and the tallies by
+    /// (name text, rcode).
+    fn finish(mut self) -> (DnsCounts, FxHashMap<(Name, u8), RcodeTally>) {
+        for (code, count) in self.responses_by_rcode.into_iter().enumerate() {
+            if count > 0 {
+                let name = rcode::name(code as u8);
+                *self.counts.responses_by_rcode.entry(name).or_default() += count;
+            }
+        }
+        let mut rcodes: FxHashMap<(Name, u8), RcodeTally> = FxHashMap::default();
+        for ((Interned(name), code), tally) in self.rcodes {
+            match rcodes.entry((name, code)) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(tally),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(tally);
+                }
+            }
+        }
+        (self.counts, rcodes)
+    }
 }
 
 pub fn find(
@@ -653,7 +729,7 @@ pub fn find(
         post_nat_copies,
         no_question: Name::from(NO_QUESTION),
     };
-    let judged = (log.into_partitions().into_par_iter())
+    let mut judged = (log.into_partitions().into_par_iter())
         .fold(Judged::default, |mut judged, partition| {
             for (key, mut messages) in partition {
                 messages.sort_by_key(|m| (m.ts, m.order));
@@ -662,7 +738,9 @@ pub fn find(
             judged
         })
         .reduce(Judged::default, Judged::merge);
-    let mut groups: Vec<DnsGroup> = (judged.groups.into_par_iter())
+    let groups = std::mem::take(&mut judged.groups);
+    let (counts, rcodes) = judged.finish();
+    let mut groups: Vec<DnsGroup> = (groups.into_par_iter())
         .map(|((client, server, outcome), items)| dns_group(client, server, outcome, items))
         .collect();
     groups.sort_by(|a, b| {
@@ -673,18 +751,15 @@ pub fn find(
             b.server,
         ))
     });
-    let mut rcodes: Vec<RcodeGroup> = (judged.rcodes.into_par_iter())
-        .map(|((name, code), mut tally)| {
-            sort_items(&mut tally.items);
-            RcodeGroup {
-                name: name.to_string(),
-                rcode: rcode::name(code),
-                rcode_value: code,
-                severity: rcode_severity(code),
-                responses: tally.responses,
-                servers: tally.servers.into_iter().collect(),
-                items: tally.items,
-            }
+    let mut rcodes: Vec<RcodeGroup> = (rcodes.into_par_iter())
+        .map(|((name, code), tally)| RcodeGroup {
+            name: name.to_string(),
+            rcode: rcode::name(code),
+            rcode_value: code,
+            severity: rcode_severity(code),
+            responses: tally.responses,
+            servers: tally.servers.into_iter().collect(),
+            items: tally.items.sorted(),
         })
         .collect();
     rcodes.sort_by(|a, b| {
@@ -693,7 +768,7 @@ pub fn find(
             .then_with(|| (&a.name, a.rcode_value).cmp(&(&b.name, b.rcode_value)))
     });
     DnsFindings {
-        counts: judged.counts,
+        counts,
         groups,
         rcodes,
     }
@@ -726,13 +801,8 @@ fn item(
     }
 }
 
-fn dns_group(
-    client: IpAddr,
-    server: IpAddr,
-    outcome: DnsOutcome,
-    mut items: Vec<DnsItem>,
-) -> DnsGroup {
-    sort_items(&mut items);
+fn dns_group(client: IpAddr, server: IpAddr, outcome: DnsOutcome, items: Items) -> DnsGroup {
+    let items = items.sorted();
     let names: BTreeSet<&str> = items.iter().filter_map(|i| i.name.as_deref()).collect();
     let names: Vec<String> = names.into_iter().map(str::to_string).collect();
     DnsGroup {
