@@ -124,9 +124,8 @@ pub struct StayedInside {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct EgressFindings {
-    /// Failures (no replies) first, then by flows. Boxed: see
-    /// `in_report_order`.
-    pub groups: Vec<Box<EgressGroup>>,
+    /// Failures (no replies) first, then by flows.
+    pub groups: Vec<EgressGroup>,
     pub contrast: Contrast,
     /// Per interface, what went to external destinations.
     pub interfaces: Vec<EgressInterface>,
@@ -141,7 +140,6 @@ impl EgressFindings {
     pub fn failing(&self) -> impl Iterator<Item = &EgressGroup> {
         self.groups
             .iter()
-            .map(|g| &**g)
             .filter(|g| g.severity == Severity::Failure)
     }
 }
@@ -322,7 +320,7 @@ impl PodTally {
 #[derive(Default)]
 struct Scan {
     /// Taken out, in report order, by `in_report_order`.
-    groups: Vec<Option<(GroupKey, Box<EgressGroup>)>>,
+    groups: Vec<Option<(GroupKey, EgressGroup)>>,
     masqueraded: BTreeMap<IpAddr, PodTally>,
     stayed_inside: BTreeMap<IpAddr, PodTally>,
     copies: FxHashSet<FlowKey>,
@@ -348,23 +346,20 @@ impl Scan {
 }
 
 /// The groups of all `scans`: failures first, then by flows and packets,
-/// ties in key order. The order is worked out on small keys, and only the
-/// groups' boxes move: a storm of short flows makes hundreds of thousands
-/// of groups, and moving the groups themselves into place (random reads
-/// of 160 bytes each) took longer than sorting them.
-#[allow(clippy::vec_box)] // the boxes are the point: see above
-fn in_report_order(scans: &mut [Scan]) -> Vec<Box<EgressGroup>> {
+/// ties in key order. The order is worked out on small keys and each group
+/// is moved once: groups are large, and a storm of short flows makes
+/// hundreds of thousands of them.
+fn in_report_order(scans: &mut [Scan]) -> Vec<EgressGroup> {
     type Rank = (Reverse<(Severity, u64, u64)>, IpAddr, IpAddr, u16, u8);
-    let rank = |((pod, destination, protocol, port), group): &(GroupKey, Box<EgressGroup>)| {
+    let rank = |((pod, destination, protocol, port), group): &(GroupKey, EgressGroup)| -> Rank {
         let size = Reverse((group.severity, group.flows, group.packets));
         (size, *pod, *destination, *port, *protocol)
     };
-    let mut order: Vec<(Rank, usize, usize)> = (scans.par_iter().enumerate())
-        .flat_map_iter(|(s, scan)| {
-            let ranked = scan.groups.iter().enumerate();
-            ranked.filter_map(move |(g, slot)| Some((rank(slot.as_ref()?), s, g)))
-        })
-        .collect();
+    let mut order: Vec<(Rank, usize, usize)> = Vec::new();
+    for (s, scan) in scans.iter().enumerate() {
+        let ranked = scan.groups.iter().enumerate();
+        order.extend(ranked.filter_map(|(g, slot)| Some((rank(slot.as_ref()?), s, g))));
+    }
     // Keys are distinct, so an unstable sort is deterministic.
     order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0));
     order
@@ -436,7 +431,7 @@ fn scan_partition(
                 crossed(flow, direction, |c| on_the_wire(c, names))
             });
             group.left_on = labels(left_on, names);
-            Some((group_key, Box::new(group)))
+            Some((group_key, group))
         })
         .collect();
     scan
@@ -622,7 +617,7 @@ pub fn node_slice(addr: IpAddr) -> IpNet {
     IpNet::new(addr, prefix).expect("valid prefix").trunc()
 }
 
-fn pod_subnets(groups: &[Box<EgressGroup>]) -> BTreeMap<IpNet, Vec<IpAddr>> {
+fn pod_subnets(groups: &[EgressGroup]) -> BTreeMap<IpNet, Vec<IpAddr>> {
     let mut subnets: BTreeMap<IpNet, BTreeSet<IpAddr>> = BTreeMap::new();
     for g in groups {
         subnets.entry(node_slice(g.pod)).or_default().insert(g.pod);
@@ -636,7 +631,7 @@ fn pod_subnets(groups: &[Box<EgressGroup>]) -> BTreeMap<IpNet, Vec<IpAddr>> {
 /// Non-pod sources with flows to the destinations the pods failed to reach.
 fn answered_sources(
     flows: &FlowTable,
-    groups: &[Box<EgressGroup>],
+    groups: &[EgressGroup],
     context: &Context<'_>,
 ) -> Vec<AnsweredSource> {
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();

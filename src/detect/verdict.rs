@@ -669,8 +669,8 @@ mod tests {
     use crate::detect::egress::{EgressFindings, EgressGroup};
     use crate::time::Timestamp;
 
-    fn group(pod: &str, destination: &str, port: u16, replies: u64) -> Box<EgressGroup> {
-        Box::new(EgressGroup {
+    fn group(pod: &str, destination: &str, port: u16, replies: u64) -> EgressGroup {
+        EgressGroup {
             pod: pod.parse().unwrap(),
             destination: destination.parse().unwrap(),
             protocol: "tcp".into(),
@@ -684,7 +684,7 @@ mod tests {
             last: Timestamp(0),
             left_on: Vec::new(),
             items: Vec::new(),
-        })
+        }
     }
 
     #[test]
