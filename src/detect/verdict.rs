@@ -8,6 +8,7 @@
 use super::dns::DnsOutcome;
 use super::syn::SynOutcome;
 use super::{Findings, Severity};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -168,13 +169,25 @@ pub fn correlate(findings: &Findings) -> Verdict {
     Verdict { status, causes }
 }
 
+/// The first `max` items, and how many more: only those shown are
+/// formatted (a storm's lists run to hundreds of thousands).
 fn list<T: ToString>(items: impl IntoIterator<Item = T>, max: usize) -> String {
-    let all: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
-    let mut text = all.iter().take(max).cloned().collect::<Vec<_>>().join(", ");
-    if all.len() > max {
-        let _ = write!(text, " and {} more", all.len() - max);
+    let mut items = items.into_iter();
+    let shown: Vec<String> = items.by_ref().take(max).map(|i| i.to_string()).collect();
+    let mut text = shown.join(", ");
+    let more = items.count();
+    if more > 0 {
+        let _ = write!(text, " and {more} more");
     }
     text
+}
+
+/// The members of a hash set, in order. Hash sets gather the distinct
+/// addresses of hundreds of thousands of groups faster than ordered sets.
+fn sorted<T: Ord>(set: FxHashSet<T>) -> Vec<T> {
+    let mut all: Vec<T> = set.into_iter().collect();
+    all.sort_unstable();
+    all
 }
 
 fn plural(n: u64, one: &str, many: &str) -> String {
@@ -555,13 +568,15 @@ fn routed_without_snat(findings: &Findings, symptoms: &Symptoms) -> Option<Cause
     let flows: u64 = groups.iter().map(|g| g.flows).sum();
     // A group's replies are its address pair's: count each pair once,
     // however many ports its groups split into.
-    let replies_by_pair: BTreeMap<(IpAddr, IpAddr), u64> = groups
-        .iter()
-        .map(|g| ((g.pod, g.destination), g.replies))
-        .collect();
+    let mut replies_by_pair: FxHashMap<(IpAddr, IpAddr), u64> = FxHashMap::default();
+    let (mut pods, mut destinations) = (FxHashSet::default(), FxHashSet::default());
+    for g in &groups {
+        replies_by_pair.insert((g.pod, g.destination), g.replies);
+        pods.insert(g.pod);
+        destinations.insert(g.destination);
+    }
     let replies: u64 = replies_by_pair.values().sum();
-    let pods: BTreeSet<IpAddr> = groups.iter().map(|g| g.pod).collect();
-    let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
+    let (pods, destinations) = (sorted(pods), sorted(destinations));
     Some(Cause {
         rank: 0,
         id: "pod_addresses_routed_without_snat",
