@@ -10,6 +10,7 @@ use crate::decode::{IpHeader, Packet, Transport, Tunnel};
 use crate::interface::Via;
 use crate::pipeline::Seen;
 use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
 
 #[derive(Debug, Clone)]
 pub struct FlowEvent {
@@ -27,7 +28,9 @@ pub struct FlowEvent {
     pub orig_len: u32,
     pub ts: Timestamp,
     pub position: u64,
-    pub via: Via,
+    /// Where the packet was captured, as an index into its batch's
+    /// `vias`: a capture has few, and an event is 80 bytes instead of 96.
+    pub via: u16,
     /// See `Flow::fingerprint`.
     pub fingerprint: u64,
     /// The packet's tunnel, as an index into its batch's `tunnels`
@@ -37,12 +40,21 @@ pub struct FlowEvent {
 
 pub const NO_TUNNEL: u32 = u32::MAX;
 
+/// Interfaces one batch can name: as many as `FlowEvent::via` can index.
+const MAX_VIAS: usize = u16::MAX as usize + 1;
+
+// Events are most of the memory a window holds in flight.
+const _: () = assert!(std::mem::size_of::<FlowEvent>() <= 80);
+
 /// The events of a run of records, in file order, each in the list of
 /// its partition.
 #[derive(Debug, Clone)]
 pub struct Batch {
     pub lists: Vec<Vec<FlowEvent>>,
     pub tunnels: Vec<Tunnel>,
+    /// The interfaces the events were captured on, and their indices.
+    pub vias: Vec<Via>,
+    via_indices: FxHashMap<Via, u16>,
 }
 
 /// Events a list makes room for at its first: a 4 MiB chunk of 450-byte
@@ -56,18 +68,27 @@ impl Default for Batch {
         Batch {
             lists: vec![Vec::new(); PARTITIONS],
             tunnels: Vec::new(),
+            vias: Vec::new(),
+            via_indices: FxHashMap::default(),
         }
     }
 }
 
 impl Batch {
-    /// Queues the event of `seen`, if it is an IP packet. The list's room
-    /// is made before the event is built, so that it is written straight
-    /// into the list (built first, it went through the stack and was read
-    /// back with wide loads before its narrow stores had landed).
-    pub fn push(&mut self, seen: &Seen<'_>) {
+    /// Queues the event of `seen`, if it is an IP packet; false if the
+    /// batch already names as many interfaces as an event can index and
+    /// `seen` came on another (a crafted capture can have a new one per
+    /// record): the caller starts a new batch. The list's room is made
+    /// before the event is built, so that it is written straight into the
+    /// list (built first, it went through the stack and was read back with
+    /// wide loads before its narrow stores had landed).
+    #[must_use]
+    pub fn push(&mut self, seen: &Seen<'_>) -> bool {
         let Some(ip) = seen.packet.ip else {
-            return;
+            return true;
+        };
+        let Some(via) = self.via_index(seen.via) else {
+            return false;
         };
         let tunnel = match seen.packet.tunnel {
             Some(tunnel) => {
@@ -80,19 +101,43 @@ impl Batch {
         if list.len() == list.capacity() {
             list.reserve(LIST_CAPACITY.max(list.len()));
         }
-        list.push(FlowEvent::of(seen, ip, tunnel));
+        list.push(FlowEvent::of(seen, ip, tunnel, via));
+        true
     }
 
     pub fn tunnel(&self, event: &FlowEvent) -> Option<&Tunnel> {
         self.tunnels.get(event.tunnel as usize)
     }
+
+    pub fn via(&self, event: &FlowEvent) -> Via {
+        self.vias[usize::from(event.via)]
+    }
+
+    /// The index of `via` in `vias`, added if new and there is room.
+    /// Most captures have one interface, so the last one is tried first.
+    fn via_index(&mut self, via: Via) -> Option<u16> {
+        if self.vias.last() == Some(&via) {
+            return Some((self.vias.len() - 1) as u16);
+        }
+        if let Some(&at) = self.via_indices.get(&via) {
+            return Some(at);
+        }
+        if self.vias.len() == MAX_VIAS {
+            return None;
+        }
+        let at = self.vias.len() as u16;
+        self.vias.push(via);
+        self.via_indices.insert(via, at);
+        Some(at)
+    }
 }
 
 impl FlowEvent {
     /// The event of a packet whose IP header is `ip`, in `tunnel` (an
-    /// index into its batch's `tunnels`, or `NO_TUNNEL`).
+    /// index into its batch's `tunnels`, or `NO_TUNNEL`), captured on
+    /// `via` (an index into its batch's `vias`).
     #[inline(always)]
-    fn of(seen: &Seen<'_>, ip: IpHeader, tunnel: u32) -> FlowEvent {
+    fn of(seen: &Seen<'_>, ip: IpHeader, tunnel: u32, via: u16) -> FlowEvent {
         let packet = &seen.packet;
         let ports = ports(packet);
         let (src_port, dst_port) = ports.unwrap_or((0, 0));
@@ -117,7 +162,7 @@ impl FlowEvent {
             orig_len: seen.record.orig_len,
             ts: seen.record.ts,
             position: seen.record.position,
-            via: seen.via,
+            via,
             fingerprint: if ports.is_some() {
                 fingerprint(packet)
             } else {
@@ -171,6 +216,77 @@ impl Flow {
             first_direction: direction,
             crossings: Default::default(),
             fingerprint: event.fingerprint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MAX_VIAS;
+    use crate::capture::Record;
+    use crate::decode::{IpHeader, Packet, Transport, Udp, PROTO_UDP};
+    use crate::flow::FlowTable;
+    use crate::interface::Via;
+    use crate::pipeline::{Seen, Settle};
+    use crate::time::Timestamp;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// A UDP packet from port `port`, captured on interface `interface`.
+    fn seen(interface: u32, port: u16) -> Seen<'static> {
+        let (src, dst) = (Ipv4Addr::new(10, 42, 0, 5), Ipv4Addr::new(1, 1, 1, 1));
+        Seen {
+            record: Record {
+                position: u64::from(interface) * 64,
+                ts: Timestamp(u64::from(interface)),
+                interface,
+                link_type: 1,
+                orig_len: 60,
+                data: &[],
+            },
+            packet: Packet {
+                ip: Some(IpHeader {
+                    src: IpAddr::V4(src),
+                    dst: IpAddr::V4(dst),
+                    protocol: PROTO_UDP,
+                    fragment: false,
+                    ident: 0,
+                }),
+                transport: Transport::Udp(Udp {
+                    src_port: port,
+                    dst_port: 53,
+                    payload: &[],
+                }),
+                ..Packet::default()
+            },
+            via: Via::new(interface, None),
+            duplicate: false,
+        }
+    }
+
+    /// A run of records on more interfaces than one batch can name (a
+    /// crafted capture could have a new one per record) spills into a new
+    /// batch, and every flow still records the interface it came on.
+    #[test]
+    fn more_interfaces_than_a_batch_names_start_a_new_batch() {
+        let mut table = FlowTable::default();
+        let interfaces = MAX_VIAS as u32 + 10;
+        for interface in 0..interfaces {
+            table.observe(&seen(interface, (interface % 60_000) as u16 + 1024));
+            // Once more on the same interface: found in the batch's table.
+            table.observe(&seen(interface, (interface % 60_000) as u16 + 1024));
+        }
+        table.settle();
+        let crossings: usize = table.flows.iter().map(|(_, f)| f.crossings.len()).sum();
+        assert_eq!(crossings, interfaces as usize);
+        for (key, flow) in table.flows.iter() {
+            for crossing in &flow.crossings {
+                let Via { interface, .. } = crossing.via;
+                assert_eq!(
+                    (interface % 60_000) as u16 + 1024,
+                    key.lo.port.max(key.hi.port)
+                );
+                assert_eq!(crossing.packets.iter().sum::<u64>(), 2);
+            }
         }
     }
 }

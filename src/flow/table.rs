@@ -154,22 +154,23 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn cross(&mut self, event: &FlowEvent, tunnel: Option<&Tunnel>, direction: Direction) {
+    fn cross(&mut self, event: &FlowEvent, batch: &Batch, direction: Direction) {
+        let via = batch.via(event);
         // Most flows are seen on one interface: skip the search.
         if let [only] = self.crossings.as_mut_slice() {
-            if only.via == event.via {
+            if only.via == via {
                 only.packets[direction.index()] += 1;
                 return;
             }
         }
-        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&event.via)) {
+        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&via)) {
             Ok(at) => at,
             Err(at) => {
                 let crossing = Crossing {
-                    via: event.via,
+                    via,
                     packets: [0, 0],
                     first_record: event.position,
-                    tunnel: tunnel.map(|t| Box::new(*t)),
+                    tunnel: batch.tunnel(event).map(|t| Box::new(*t)),
                 };
                 self.crossings.insert(at, crossing);
                 at
@@ -352,13 +353,12 @@ pub fn merge_maps<K: Eq + std::hash::Hash, V>(
     }
 }
 
+/// `counts` stays ordered by `Via`: found by bisection, so a crafted
+/// capture with a new interface per record is not quadratic in compares.
 fn add_interface(counts: &mut Vec<(Via, u64)>, via: Via, packets: u64) {
-    match counts.iter_mut().find(|(v, _)| *v == via) {
-        Some((_, n)) => *n += packets,
-        None => {
-            counts.push((via, packets));
-            counts.sort_unstable_by_key(|(v, _)| *v);
-        }
+    match counts.binary_search_by(|(v, _)| v.cmp(&via)) {
+        Ok(at) => counts[at].1 += packets,
+        Err(at) => counts.insert(at, (via, packets)),
     }
 }
 
@@ -430,11 +430,15 @@ impl FlowTable {
                 }
             }
         }
-        if self.pending.is_empty() {
-            self.pending.push(Batch::default());
-        }
-        if let Some(batch) = self.pending.last_mut() {
-            batch.push(seen);
+        if !self
+            .pending
+            .last_mut()
+            .is_some_and(|batch| batch.push(seen))
+        {
+            let mut batch = Batch::default();
+            let pushed = batch.push(seen);
+            debug_assert!(pushed, "a new batch has room");
+            self.pending.push(batch);
         }
     }
 
@@ -453,7 +457,7 @@ impl FlowTable {
             .for_each(|(partition, (flows, pairs))| {
                 for batch in &pending {
                     for event in &batch.lists[partition] {
-                        apply(flows, pairs, event, batch.tunnel(event));
+                        apply(flows, pairs, event, batch);
                     }
                 }
             });
@@ -504,7 +508,7 @@ fn apply(
     flows: &mut Partition<FlowKey, Flow>,
     pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
     event: &FlowEvent,
-    tunnel: Option<&Tunnel>,
+    batch: &Batch,
 ) {
     if !event.duplicate {
         let pair = event.pair();
@@ -521,7 +525,7 @@ fn apply(
         .or_insert_with(|| Flow::first(event, direction));
     flow.first_ts = flow.first_ts.min(event.ts);
     flow.last_ts = flow.last_ts.max(event.ts);
-    flow.cross(event, tunnel, direction);
+    flow.cross(event, batch, direction);
     if event.duplicate {
         return;
     }
