@@ -38,12 +38,16 @@ packets=$("$kpcap" flows --format ndjson "$file" | grep -o '"packets":[0-9]*' | 
 
 # best wall time and best CPU time (user + system) of N runs, in seconds.
 # CPU time is the steadier of the two on a shared machine: it does not
-# count the time other tenants hold the cores.
+# count the time other tenants hold the cores. The file is read into the
+# page cache before every run: the kernel may reclaim cold cache pages
+# (DAMON does on the machine of the README's numbers), and a run that
+# reads part of the file from disk measures the disk.
 best() {
   local n=$1; shift
   local best="" best_cpu=""
   for _ in $(seq "$n"); do
     local times wall cpu
+    cat "$file" >/dev/null
     times=$( { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null 2>&1; } 2>&1 )
     wall=$(echo "$times" | awk '{ print $1 }')
     cpu=$(echo "$times" | awk '{ printf "%.3f", $2 + $3 }')
@@ -53,7 +57,6 @@ best() {
   echo "$best $best_cpu"
 }
 
-cat "$file" >/dev/null # warm the page cache: every tool reads from memory
 declare -A seconds
 seconds[floor]=$(best "$runs" "$kpcap" floor --threads "$threads" "$file")
 seconds[kpcap]=$(best "$runs" "$kpcap" analyze --threads "$threads" --fail-on never "$file")
