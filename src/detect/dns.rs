@@ -706,12 +706,7 @@ impl Judged {
         }
         let mut rcodes: FxHashMap<(Name, u8), RcodeTally> = FxHashMap::default();
         for ((Interned(name), code), tally) in self.rcodes {
-            match rcodes.entry((name, code)) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().merge(tally),
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(tally);
-                }
-            }
+            rcodes.entry((name, code)).or_default().merge(tally);
         }
         (self.counts, rcodes)
     }
