@@ -555,26 +555,26 @@ struct Judge<'a> {
     no_question: Name,
 }
 
-/// A question name, hashed and compared by address: names are interned,
-/// so within one log equal names are one allocation. Logs merged from
-/// several workers can hold one name twice, so `find` combines by text at
-/// the end (a handful of entries).
-#[derive(Clone)]
-struct Interned(Name);
-
-impl PartialEq for Interned {
-    fn eq(&self, other: &Interned) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
+/// A question name by its address: names are interned, so within one
+/// log equal names are one allocation, and a tally holds its name, which
+/// keeps the address from being reused. Looked up this way, a response
+/// neither hashes its name nor touches the name's reference count, which
+/// every worker would otherwise bump on the same few names. Logs merged
+/// from several workers can hold one name twice, so `find` combines by
+/// text at the end (a handful of entries).
+fn address(name: &Name) -> usize {
+    Arc::as_ptr(name).cast::<u8>() as usize
 }
 
-impl Eq for Interned {}
-
-impl std::hash::Hash for Interned {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        std::ptr::hash(Arc::as_ptr(&self.0).cast::<u8>(), state);
-    }
+/// The tally of (`name`, `rcode`) in `rcodes`, added if new.
+fn tally<'r>(rcodes: &'r mut RcodeTallies, name: &Name, rcode: u8) -> &'r mut RcodeTally {
+    let (_, tally) = (rcodes.entry((address(name), rcode)))
+        .or_insert_with(|| (name.clone(), RcodeTally::default()));
+    tally
 }
+
+/// By (the name's `address`, rcode): the name and its tally.
+type RcodeTallies = FxHashMap<(usize, u8), (Name, RcodeTally)>;
 
 /// The outcomes of some query keys: counts, unanswered items by
 /// (client, server, outcome), responses by (name, rcode). Keys are judged
@@ -585,7 +585,7 @@ struct Judged {
     /// Response messages by their 4-bit rcode; into `counts` at the end.
     responses_by_rcode: [u64; 16],
     groups: FxHashMap<(IpAddr, IpAddr, DnsOutcome), Items>,
-    rcodes: FxHashMap<(Interned, u8), RcodeTally>,
+    rcodes: RcodeTallies,
 }
 
 impl Judged {
@@ -599,7 +599,9 @@ impl Judged {
             *into += from;
         }
         merge_maps(&mut self.groups, other.groups, Items::append);
-        merge_maps(&mut self.rcodes, other.rcodes, RcodeTally::merge);
+        merge_maps(&mut self.rcodes, other.rcodes, |(_, into), (_, from)| {
+            into.merge(from)
+        });
         self
     }
 
@@ -613,8 +615,6 @@ impl Judged {
             return;
         }
         let counts = &mut self.counts;
-        let name_of =
-            |m: &Message| Interned(question_name(m).unwrap_or(&judge.no_question).clone());
         let mut query_times: SmallVec<[Timestamp; 4]> = SmallVec::new();
         let mut first_query: Option<&Message> = None;
         let mut answer: Option<(&Message, u64)> = None;
@@ -630,7 +630,8 @@ impl Judged {
             counts.responses += 1;
             response_packets += 1;
             self.responses_by_rcode[usize::from(m.rcode & 0xf)] += 1;
-            let tally = self.rcodes.entry((name_of(m), m.rcode)).or_default();
+            let name = question_name(m).unwrap_or(&judge.no_question);
+            let tally = tally(&mut self.rcodes, name, m.rcode);
             tally.responses += 1;
             tally.servers.insert(key.server.addr);
             if query_times.iter().any(|t| m.ts.since(*t) <= judge.timeout) {
@@ -681,9 +682,7 @@ impl Judged {
                 let name = question_name(response)
                     .or_else(|| question_name(query))
                     .unwrap_or(&judge.no_question);
-                self.rcodes
-                    .entry((Interned(name.clone()), response.rcode))
-                    .or_default()
+                tally(&mut self.rcodes, name, response.rcode)
                     .items
                     .push(entry);
             }
@@ -705,7 +704,7 @@ impl Judged {
             }
         }
         let mut rcodes: FxHashMap<(Name, u8), RcodeTally> = FxHashMap::default();
-        for ((Interned(name), code), tally) in self.rcodes {
+        for ((_, code), (name, tally)) in self.rcodes {
             rcodes.entry((name, code)).or_default().merge(tally);
         }
         (self.counts, rcodes)
