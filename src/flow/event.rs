@@ -234,6 +234,11 @@ mod tests {
     /// A UDP packet from port `port`, captured on interface `interface`.
     fn seen(interface: u32, port: u16) -> Seen<'static> {
         let (src, dst) = (Ipv4Addr::new(10, 42, 0, 5), Ipv4Addr::new(1, 1, 1, 1));
+        udp(interface, (src, port), (dst, 53))
+    }
+
+    fn udp(interface: u32, from: (Ipv4Addr, u16), to: (Ipv4Addr, u16)) -> Seen<'static> {
+        let ((src, port), (dst, dst_port)) = (from, to);
         Seen {
             record: Record {
                 position: u64::from(interface) * 64,
@@ -253,7 +258,7 @@ mod tests {
                 }),
                 transport: Transport::Udp(Udp {
                     src_port: port,
-                    dst_port: 53,
+                    dst_port,
                     payload: &[],
                 }),
                 ..Packet::default()
@@ -287,6 +292,61 @@ mod tests {
                 );
                 assert_eq!(crossing.packets.iter().sum::<u64>(), 2);
             }
+        }
+    }
+
+    /// Flows and pairs counted through the table (which remembers the
+    /// last flow and pairs of each partition) equal a plain count, with
+    /// flows of one address pair and both directions interleaved.
+    #[test]
+    fn interleaved_flows_and_pairs_are_counted_as_a_plain_count_would() {
+        use std::collections::HashMap;
+        let (a, b, c) = (
+            Ipv4Addr::new(10, 42, 0, 5),
+            Ipv4Addr::new(1, 1, 1, 1),
+            Ipv4Addr::new(10, 50, 10, 21),
+        );
+        // Endpoints (address, port) of a few conversations.
+        let conversations = [
+            ((a, 40000), (b, 53)),
+            ((a, 40001), (b, 53)),
+            ((b, 53), (a, 40002)),
+            ((c, 443), (a, 40000)),
+            ((a, 40000), (c, 443)),
+        ];
+        let mut table = FlowTable::default();
+        let (mut pairs, mut flows) = (HashMap::new(), HashMap::new());
+        let mut state = 7u32;
+        for _ in 0..2_000 {
+            // A small xorshift: runs of one conversation and switches.
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let (from, to) = conversations[(state % 5) as usize];
+            let (from, to) = if state & 32 == 0 {
+                (from, to)
+            } else {
+                (to, from)
+            };
+            table.observe(&udp(0, from, to));
+            *pairs.entry((from.0, to.0)).or_insert(0u64) += 1;
+            *flows.entry((from, to)).or_insert(0u64) += 1;
+        }
+        table.settle();
+        assert_eq!(table.pairs.len(), pairs.len());
+        for ((src, dst), packets) in &pairs {
+            let key = (IpAddr::V4(*src), IpAddr::V4(*dst));
+            assert_eq!(table.pairs.get(&key).map(|p| p.packets), Some(*packets));
+        }
+        assert_eq!(table.flows.len() * 2, flows.len());
+        for (key, flow) in table.flows.iter() {
+            let endpoint = |e: crate::flow::Endpoint| match e.addr {
+                IpAddr::V4(addr) => (addr, e.port),
+                IpAddr::V6(_) => unreachable!("IPv4 only"),
+            };
+            let (lo, hi) = (endpoint(key.lo), endpoint(key.hi));
+            assert_eq!(flow.sides[0].packets, flows[&(lo, hi)]);
+            assert_eq!(flow.sides[1].packets, flows[&(hi, lo)]);
         }
     }
 }

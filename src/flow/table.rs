@@ -9,6 +9,7 @@ use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
 use crate::interface::Via;
 use crate::pipeline::{Seen, Settle};
 use crate::time::Timestamp;
+use indexmap::map::Entry;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -455,9 +456,10 @@ impl FlowTable {
             .zip(self.pairs.partitions_mut().par_iter_mut())
             .enumerate()
             .for_each(|(partition, (flows, pairs))| {
+                let mut recent = Recent::default();
                 for batch in &pending {
                     for event in &batch.lists[partition] {
-                        apply(flows, pairs, event, batch);
+                        apply(flows, pairs, &mut recent, event, batch);
                     }
                 }
             });
@@ -501,28 +503,90 @@ impl Settle for FlowTable {
     }
 }
 
+/// Where a partition's latest flow and address pairs sit in its maps.
+/// Few conversations are active at once, and each is alone in its
+/// partition most of the time, so a partition's next event is usually
+/// for the flow (and one of the two pairs) of the one before: comparing
+/// the key is cheaper than hashing it and probing the map. Entries are
+/// only appended while events are applied, so an index stays valid.
+#[derive(Default)]
+struct Recent {
+    flow: Option<(FlowKey, usize)>,
+    /// The pairs of the last two packets: a conversation's two directions.
+    pairs: [Option<((IpAddr, IpAddr), usize)>; 2],
+}
+
+impl Recent {
+    fn flow_index(
+        &mut self,
+        flows: &mut Partition<FlowKey, Flow>,
+        key: FlowKey,
+        first: impl FnOnce() -> Flow,
+    ) -> usize {
+        if let Some((last, at)) = self.flow {
+            if last == key {
+                return at;
+            }
+        }
+        let at = match flows.entry(key) {
+            Entry::Occupied(e) => e.index(),
+            Entry::Vacant(e) => {
+                let at = e.index();
+                e.insert(first());
+                at
+            }
+        };
+        self.flow = Some((key, at));
+        at
+    }
+
+    /// The pair's index, and whether it was just created.
+    fn pair_index(
+        &mut self,
+        pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
+        key: (IpAddr, IpAddr),
+        first: impl FnOnce() -> PairStats,
+    ) -> (usize, bool) {
+        for (last, at) in self.pairs.iter().flatten() {
+            if *last == key {
+                return (*at, false);
+            }
+        }
+        let (at, created) = match pairs.entry(key) {
+            Entry::Occupied(e) => (e.index(), false),
+            Entry::Vacant(e) => {
+                let at = e.index();
+                e.insert(first());
+                (at, true)
+            }
+        };
+        self.pairs = [self.pairs[1], Some((key, at))];
+        (at, created)
+    }
+}
+
 /// Updates a partition's flow and pair with one event. One partition sees
 /// its events in file order, so the event that creates a flow is its first;
 /// only `merge` has to compare.
 fn apply(
     flows: &mut Partition<FlowKey, Flow>,
     pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
+    recent: &mut Recent,
     event: &FlowEvent,
     batch: &Batch,
 ) {
     if !event.duplicate {
-        let pair = event.pair();
-        pairs
-            .entry((event.src.addr, event.dst.addr))
-            .and_modify(|p| p.merge(&pair))
-            .or_insert(pair);
+        let key = (event.src.addr, event.dst.addr);
+        let (at, created) = recent.pair_index(pairs, key, || event.pair());
+        if !created {
+            pairs[at].merge(&event.pair());
+        }
     }
     let Some((key, direction)) = event.key() else {
         return;
     };
-    let flow = flows
-        .entry(key)
-        .or_insert_with(|| Flow::first(event, direction));
+    let at = recent.flow_index(flows, key, || Flow::first(event, direction));
+    let flow = &mut flows[at];
     flow.first_ts = flow.first_ts.min(event.ts);
     flow.last_ts = flow.last_ts.max(event.ts);
     flow.cross(event, batch, direction);
