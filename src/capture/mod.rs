@@ -404,6 +404,11 @@ impl Capture {
         self.bytes.is_empty()
     }
 
+    /// About to read `chunk`'s bytes: see `Bytes::populate`.
+    pub fn populate(&self, chunk: &Chunk) {
+        self.bytes.populate(chunk.start, chunk.end);
+    }
+
     /// Done with `chunk`'s bytes: see `Bytes::release`.
     pub fn release(&self, chunk: &Chunk) {
         self.bytes.release(chunk.start, chunk.end);

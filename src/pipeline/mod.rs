@@ -389,6 +389,7 @@ fn fold_layout<S: Default + Send>(
                     });
                 }
                 let (reader, state) = (&mut run.reader, &mut run.state);
+                capture.populate(chunk);
                 let end = capture.walk(chunk, |record| {
                     reader.read(record, |seen| observe(state, seen));
                 });
