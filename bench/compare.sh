@@ -33,20 +33,25 @@ kpcap=target/release/kpcap
 mkdir -p target/bench-data
 file=target/bench-data/compare-$scenario-$size.pcap
 [ -f "$file" ] || "$kpcap" synth --scenario "$scenario" --size "$size" -o "$file" >&2
-bytes=$(stat -c %s "$file")
+bytes=$(stat -L -c %s "$file")
 packets=$("$kpcap" flows --format ndjson "$file" | grep -o '"packets":[0-9]*' | sed -n 1p | cut -d: -f2)
 
 # best wall time and best CPU time (user + system) of N runs, in seconds.
 # CPU time is the steadier of the two on a shared machine: it does not
-# count the time other tenants hold the cores. The file is read into the
-# page cache before every run: the kernel may reclaim cold cache pages
-# (DAMON does on the machine of the README's numbers), and a run that
-# reads part of the file from disk measures the disk.
+# count the time other tenants hold the cores. Before every run the file
+# is dropped from the page cache and read into it again, so every command
+# starts from the same cache: a run that reads part of the file from disk
+# measures the disk, and the kernel may reclaim cold cache pages (DAMON
+# does on the machine of the README's numbers). How the cached pages came
+# in matters as much: read back whole they are large folios, which map a
+# few faults per megabyte, and the floor takes 0.02 s on 1 GB; after a
+# partial reclaim and re-read it took 0.10 s, kpcap 0.31 s instead of 0.25.
 best() {
   local n=$1; shift
   local best="" best_cpu=""
   for _ in $(seq "$n"); do
     local times wall cpu
+    dd if="$file" iflag=nocache count=0 status=none
     cat "$file" >/dev/null
     times=$( { TIMEFORMAT='%R %U %S'; time "$@" >/dev/null 2>&1; } 2>&1 )
     wall=$(echo "$times" | awk '{ print $1 }')
