@@ -53,9 +53,7 @@ impl Bytes {
             let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from);
         }
     }
-}
 
-impl Bytes {
     /// Maps `start..end` of a mapped file into this process's page tables
     /// in one call, before it is walked. Faulted in page by page, the walk
     /// stalled on each new page, and the prefetches it issues ahead of
