@@ -57,14 +57,16 @@ impl Bytes {
     /// Maps `start..end` of a mapped file into this process's page tables
     /// in one call, before it is walked. Faulted in page by page, the walk
     /// stalled on each new page, and the prefetches it issues ahead of
-    /// itself were dropped for pages not mapped yet. Best effort: kernels
-    /// before 5.14 refuse the advice, and the walk faults pages in as
-    /// before.
+    /// itself were dropped for pages not mapped yet. Ranges under 64 KiB
+    /// are left to the fault handler, which maps that much around a fault
+    /// anyway (tests cut captures into chunks of one record). Best effort:
+    /// kernels before 5.14 refuse the advice, and the walk faults pages in
+    /// as before.
     #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub fn populate(&self, start: usize, end: usize) {
         #[cfg(target_os = "linux")]
         if let Bytes::Mapped(map) = self {
-            if start < end && end <= map.len() {
+            if end.saturating_sub(start) >= RELEASE_ALIGN && end <= map.len() {
                 let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
             }
         }
