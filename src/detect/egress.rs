@@ -327,7 +327,7 @@ struct Scan {
 }
 
 impl Scan {
-    /// The tallies and copies of all `scans` in one (not their groups).
+    /// The tallies of all `scans` in one (not their groups or copies).
     fn concat(scans: Vec<Scan>) -> Scan {
         let mut all = Scan::default();
         for scan in scans {
@@ -339,7 +339,6 @@ impl Scan {
                     into.entry(pod).or_default().merge(tally);
                 }
             }
-            all.copies.extend(scan.copies);
         }
         all
     }
@@ -437,48 +436,67 @@ fn scan_partition(
     scan
 }
 
-/// The findings, and the post-NAT copies of pod flows (`-i any`
-/// captures): the same connections as their pre-NAT flows, so SYN and DNS
-/// totals skip them. Partitions of the flow table are scanned in
-/// parallel.
-pub fn find(flows: &FlowTable, context: &Context<'_>) -> (EgressFindings, FxHashSet<FlowKey>) {
-    let names = context.interfaces;
+/// The post-NAT copies of pod flows (`-i any` captures): the same
+/// connections as their pre-NAT flows, so SYN and DNS totals skip them;
+/// and the scan that found them, for `Scanned::findings`. Partitions of
+/// the flow table are scanned in parallel.
+pub fn scan<'t>(flows: &'t FlowTable, context: &Context<'_>) -> (Scanned<'t>, FxHashSet<FlowKey>) {
     let index = post_nat_index(flows, context);
     let mut scans: Vec<Scan> = (flows.flows.partitions().par_iter())
         .map(|partition| scan_partition(partition, &index, flows, context))
         .collect();
-    let groups = in_report_order(&mut scans);
-    let scan = Scan::concat(scans);
-    let contrast = Contrast {
-        unmasqueraded_pod_subnets: pod_subnets(&groups),
-        masqueraded_pods: scan
-            .masqueraded
-            .into_iter()
-            .map(|(pod, tally)| MasqueradedPod {
-                pod,
-                flows: tally.flows,
-                translated_to: tally.sources.into_iter().collect(),
-                seen_on: labels(tally.seen_on, names),
-                translated_on: labels(tally.translated_on, names),
-            })
-            .collect(),
-        answered_sources: answered_sources(flows, &groups, context),
-        not_on_the_wire: scan
-            .stayed_inside
-            .into_iter()
-            .map(|(pod, tally)| StayedInside {
-                pod,
-                flows: tally.flows,
-                seen_on: labels(tally.seen_on, names),
-            })
-            .collect(),
-    };
-    let findings = EgressFindings {
-        groups,
-        contrast,
-        interfaces: egress_interfaces(flows, context),
-    };
-    (findings, scan.copies)
+    let copies = scans
+        .iter_mut()
+        .flat_map(|scan| std::mem::take(&mut scan.copies))
+        .collect();
+    (Scanned { flows, scans }, copies)
+}
+
+/// Pod egress as the partitions' scans found it: the copies are known,
+/// the findings not yet put together. Split so that the detectors that
+/// need only the copies run beside the rest of this one, much of which
+/// (ordering groups, tallies across partitions) runs on one thread.
+pub struct Scanned<'t> {
+    flows: &'t FlowTable,
+    scans: Vec<Scan>,
+}
+
+impl Scanned<'_> {
+    pub fn findings(self, context: &Context<'_>) -> EgressFindings {
+        let (flows, mut scans) = (self.flows, self.scans);
+        let names = context.interfaces;
+        let groups = in_report_order(&mut scans);
+        let scan = Scan::concat(scans);
+        let contrast = Contrast {
+            unmasqueraded_pod_subnets: pod_subnets(&groups),
+            masqueraded_pods: scan
+                .masqueraded
+                .into_iter()
+                .map(|(pod, tally)| MasqueradedPod {
+                    pod,
+                    flows: tally.flows,
+                    translated_to: tally.sources.into_iter().collect(),
+                    seen_on: labels(tally.seen_on, names),
+                    translated_on: labels(tally.translated_on, names),
+                })
+                .collect(),
+            answered_sources: answered_sources(flows, &groups, context),
+            not_on_the_wire: scan
+                .stayed_inside
+                .into_iter()
+                .map(|(pod, tally)| StayedInside {
+                    pod,
+                    flows: tally.flows,
+                    seen_on: labels(tally.seen_on, names),
+                })
+                .collect(),
+        };
+        EgressFindings {
+            groups,
+            contrast,
+            interfaces: egress_interfaces(flows, context),
+        }
+    }
 }
 
 /// Per interface: packets and flows to external destinations by source

@@ -162,20 +162,25 @@ pub struct Findings {
 
 impl Findings {
     /// DNS messages move from the observations into the findings. The
-    /// detectors after `egress` (whose NAT pairs they need) run side by
-    /// side.
+    /// other detectors need the NAT pairs egress finds first; they then
+    /// run beside the rest of egress.
     pub fn new(observations: &mut Observations, context: &Context<'_>) -> Findings {
         let capture_end = observations.flows.summary.last_ts;
-        // A connection seen before and after NAT is counted once.
-        let (unmasqueraded_egress, copies) = egress::find(&observations.flows, context);
-        let (flows, unreachables) = (&observations.flows, &observations.unreachables);
         let dns = std::mem::take(&mut observations.dns);
-        let (tcp_syns, (dns, service_vips)) = rayon::join(
-            || syn::find(flows, unreachables, capture_end, &copies, context),
+        let (flows, unreachables) = (&observations.flows, &observations.unreachables);
+        // A connection seen before and after NAT is counted once.
+        let (egress, copies) = egress::scan(flows, context);
+        let (unmasqueraded_egress, (tcp_syns, (dns, service_vips))) = rayon::join(
+            || egress.findings(context),
             || {
                 rayon::join(
-                    || dns::find(dns, capture_end, &copies, context),
-                    || service::find(flows, context),
+                    || syn::find(flows, unreachables, capture_end, &copies, context),
+                    || {
+                        rayon::join(
+                            || dns::find(dns, capture_end, &copies, context),
+                            || service::find(flows, context),
+                        )
+                    },
                 )
             },
         );
