@@ -170,14 +170,16 @@ impl Findings {
         let (flows, unreachables) = (&observations.flows, &observations.unreachables);
         // A connection seen before and after NAT is counted once.
         let (egress, copies) = egress::scan(flows, context);
-        let (unmasqueraded_egress, (tcp_syns, (dns, service_vips))) = rayon::join(
+        // DNS first on the other side: it takes longest, and what it leaves
+        // to steal is split finer.
+        let (unmasqueraded_egress, (dns, (tcp_syns, service_vips))) = rayon::join(
             || egress.findings(context),
             || {
                 rayon::join(
-                    || syn::find(flows, unreachables, capture_end, &copies, context),
+                    || dns::find(dns, capture_end, &copies, context),
                     || {
                         rayon::join(
-                            || dns::find(dns, capture_end, &copies, context),
+                            || syn::find(flows, unreachables, capture_end, &copies, context),
                             || service::find(flows, context),
                         )
                     },
