@@ -4,7 +4,7 @@
 
 use super::event::{Batch, FlowEvent};
 use super::key::{Direction, FlowKey};
-use super::map::{Partition, PartitionedMap};
+use super::map::{Partition, Partitioned, PartitionedMap};
 use crate::decode::{tcp_flags, Packet, Problem, Transport, Tunnel};
 use crate::interface::Via;
 use crate::pipeline::{Seen, Settle};
@@ -511,48 +511,33 @@ impl Settle for FlowTable {
 /// only appended while events are applied, so an index stays valid.
 #[derive(Default)]
 struct Recent {
-    flow: Option<(FlowKey, usize)>,
+    flow: Remembered<FlowKey, 1>,
     /// The pairs of the last two packets: a conversation's two directions.
-    pairs: [Option<((IpAddr, IpAddr), usize)>; 2],
+    pairs: Remembered<(IpAddr, IpAddr), 2>,
 }
 
-impl Recent {
-    fn flow_index(
-        &mut self,
-        flows: &mut Partition<FlowKey, Flow>,
-        key: FlowKey,
-        first: impl FnOnce() -> Flow,
-    ) -> usize {
-        if let Some((last, at)) = self.flow {
-            if last == key {
-                return at;
-            }
-        }
-        let at = match flows.entry(key) {
-            Entry::Occupied(e) => e.index(),
-            Entry::Vacant(e) => {
-                let at = e.index();
-                e.insert(first());
-                at
-            }
-        };
-        self.flow = Some((key, at));
-        at
-    }
+/// The places of the last `N` keys looked up in one map, newest last.
+struct Remembered<K, const N: usize>([Option<(K, usize)>; N]);
 
-    /// The pair's index, and whether it was just created.
-    fn pair_index(
+impl<K, const N: usize> Default for Remembered<K, N> {
+    fn default() -> Self {
+        Remembered(std::array::from_fn(|_| None))
+    }
+}
+
+impl<K: Partitioned, const N: usize> Remembered<K, N> {
+    /// The index of `key` in `map`, inserting `first()` if it is not
+    /// there, and whether it was just inserted.
+    fn index<V>(
         &mut self,
-        pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
-        key: (IpAddr, IpAddr),
-        first: impl FnOnce() -> PairStats,
+        map: &mut Partition<K, V>,
+        key: K,
+        first: impl FnOnce() -> V,
     ) -> (usize, bool) {
-        for (last, at) in self.pairs.iter().flatten() {
-            if *last == key {
-                return (*at, false);
-            }
+        if let Some((_, at)) = self.0.iter().flatten().find(|(last, _)| *last == key) {
+            return (*at, false);
         }
-        let (at, created) = match pairs.entry(key) {
+        let (at, created) = match map.entry(key) {
             Entry::Occupied(e) => (e.index(), false),
             Entry::Vacant(e) => {
                 let at = e.index();
@@ -560,7 +545,8 @@ impl Recent {
                 (at, true)
             }
         };
-        self.pairs = [self.pairs[1], Some((key, at))];
+        self.0.rotate_left(1);
+        self.0[N - 1] = Some((key, at));
         (at, created)
     }
 }
@@ -577,7 +563,7 @@ fn apply(
 ) {
     if !event.duplicate {
         let key = (event.src.addr, event.dst.addr);
-        let (at, created) = recent.pair_index(pairs, key, || event.pair());
+        let (at, created) = recent.pairs.index(pairs, key, || event.pair());
         if !created {
             pairs[at].merge(&event.pair());
         }
@@ -585,7 +571,9 @@ fn apply(
     let Some((key, direction)) = event.key() else {
         return;
     };
-    let at = recent.flow_index(flows, key, || Flow::first(event, direction));
+    let (at, _) = recent
+        .flow
+        .index(flows, key, || Flow::first(event, direction));
     let flow = &mut flows[at];
     flow.first_ts = flow.first_ts.min(event.ts);
     flow.last_ts = flow.last_ts.max(event.ts);
