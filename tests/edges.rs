@@ -367,6 +367,38 @@ fn retransmitted_dns_query_answered_once_is_answered() {
     assert_eq!(items[0]["response_time_ms"], 100.0);
 }
 
+/// Names are compared as text, lowercased, however they were spelt on
+/// the wire (0x20 mixed case, a compressed question) and however often
+/// each spelling came (later copies of a spelling are recognised by their
+/// bytes).
+#[test]
+fn a_name_is_one_name_in_any_case_and_encoding() {
+    let mut compressed = query(9, "x");
+    compressed.truncate(12);
+    compressed.extend_from_slice(&[0xc0, 18, 0, 1, 0, 1]);
+    compressed.extend_from_slice(b"\x06GitHub\x03com\x00");
+    let mut capture = Capture::new();
+    let spellings = ["github.com", "GitHub.COM", "gItHuB.cOm"];
+    for (n, name) in spellings.iter().cycle().take(9).enumerate() {
+        let (id, port, at) = (n as u16, 40000 + n as u16, n as u64 * 10);
+        capture.udp(at, NODE, port, RESOLVER, 53, &query(id, name));
+        capture.udp(at + 5, RESOLVER, 53, NODE, port, &response(id, 0, name));
+    }
+    capture.udp(100, NODE, 40100, RESOLVER, 53, &compressed);
+    let report = capture.end_at(20_000).analyze("dns-name-spellings", &[]);
+    let c = dns_counts(&report);
+    assert_eq!(
+        (c["query_keys"].as_u64(), c["timed_out"].as_u64()),
+        (Some(10), Some(1))
+    );
+    let rcodes = report["findings"]["dns"]["rcodes"].as_array().unwrap();
+    assert_eq!(rcodes.len(), 1);
+    assert_eq!(rcodes[0]["name"], "github.com");
+    assert_eq!(rcodes[0]["responses"], 9);
+    let timeout = &report["findings"]["dns"]["groups"][0];
+    assert_eq!(timeout["names"], serde_json::json!(["github.com"]));
+}
+
 fn framed(messages: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     for m in messages {

@@ -128,6 +128,33 @@ impl<'a> DnsMessage<'a> {
         let qtype = self.bytes.get(end..end + 2)?;
         Some(u16::from_be_bytes([qtype[0], qtype[1]]))
     }
+
+    /// The first question's name as it is on the wire (its labels, the
+    /// root label included) and its type, if the name is uncompressed, as
+    /// a question's nearly always is. A reader of many messages can key
+    /// what it learnt of a name (`question`) on these bytes, and skip
+    /// decoding names it has seen.
+    pub fn question_wire(&self) -> Option<(&'a [u8], u16)> {
+        if self.question_count() == 0 {
+            return None;
+        }
+        let mut pos = HEADER_LEN;
+        loop {
+            let len = *self.bytes.get(pos)? as usize;
+            if len & 0xc0 != 0 || pos - HEADER_LEN > MAX_NAME_LEN {
+                return None;
+            }
+            pos += 1 + len;
+            if len == 0 {
+                break;
+            }
+        }
+        let qtype = self.bytes.get(pos..pos + 2)?;
+        Some((
+            &self.bytes[HEADER_LEN..pos],
+            u16::from_be_bytes([qtype[0], qtype[1]]),
+        ))
+    }
 }
 
 /// Reads the name at `start` into `name`, following compression pointers.
@@ -251,6 +278,26 @@ mod tests {
             DnsMessage::parse(&m).unwrap().question(),
             Some(("a\\.\\007".to_string(), 1))
         );
+    }
+
+    #[test]
+    fn wire_question_is_the_uncompressed_name_and_its_type() {
+        let query = dns_message(1, false, 0, "GHCR.io", 28, None);
+        let m = DnsMessage::parse(&query).unwrap();
+        let (wire, qtype) = m.question_wire().expect("uncompressed");
+        assert_eq!(wire, b"\x04GHCR\x02io\x00");
+        assert_eq!(qtype, 28);
+        // Compressed, truncated before the type, or without a question:
+        // left to `question`.
+        let mut pointer = query.clone();
+        pointer.truncate(HEADER_LEN);
+        pointer.extend_from_slice(&[0xc0, 18, 0, 1, 0, 1, 3, b'f', b'o', b'o', 0]);
+        assert_eq!(DnsMessage::parse(&pointer).unwrap().question_wire(), None);
+        let cut = &query[..HEADER_LEN + wire.len() + 1];
+        assert_eq!(DnsMessage::parse(cut).unwrap().question_wire(), None);
+        let mut none = dns_message(1, true, 0, "a", 1, None);
+        none[4..6].copy_from_slice(&[0, 0]);
+        assert_eq!(DnsMessage::parse(&none).unwrap().question_wire(), None);
     }
 
     /// The whole-label copy gives what the byte-by-byte escaping gives.

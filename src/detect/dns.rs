@@ -114,7 +114,15 @@ pub struct DnsLog {
     names: FxHashSet<Name>,
     /// Where a question's name is read before it is looked up in `names`.
     scratch: String,
+    /// The names of questions seen lately, by their wire bytes: a storm
+    /// asks a few names over and over, and looking the bytes up is a
+    /// third of the cost of decoding them and looking the text up.
+    seen_names: FxHashMap<Box<[u8]>, Option<Name>>,
 }
+
+/// Questions `DnsLog::seen_names` remembers before it starts over: a
+/// storm of random names must not grow it without bound.
+const SEEN_NAMES: usize = 1 << 14;
 
 fn endpoints(packet: &Packet<'_>, src_port: u16, dst_port: u16) -> Option<(Endpoint, Endpoint)> {
     let ip = packet.ip?;
@@ -182,12 +190,12 @@ impl DnsLog {
             server,
             id: message.id(),
         };
-        let question = message.question_into(&mut self.scratch);
+        let (name, qtype) = self.question(message);
         let message = Message {
             ts,
             order: file_order(order.0, order.1),
-            name: question.map(|_| intern(&mut self.names, &self.scratch)),
-            qtype: question.unwrap_or(0),
+            name,
+            qtype,
             response,
             rcode: message.rcode(),
             transport,
@@ -198,6 +206,26 @@ impl DnsLog {
         if let Some(lists) = self.pending.last_mut() {
             lists[key.partition()].push((key, message));
         }
+    }
+
+    /// The interned name and the type of `message`'s question, if it has
+    /// a readable one (`DnsMessage::question`).
+    fn question(&mut self, message: &DnsMessage<'_>) -> (Option<Name>, u16) {
+        let wire = message.question_wire();
+        if let Some((bytes, qtype)) = wire {
+            if let Some(name) = self.seen_names.get(bytes) {
+                return (name.clone(), qtype);
+            }
+        }
+        let qtype = message.question_into(&mut self.scratch);
+        let name = qtype.map(|_| intern(&mut self.names, &self.scratch));
+        if let Some((bytes, _)) = wire {
+            if self.seen_names.len() == SEEN_NAMES {
+                self.seen_names.clear();
+            }
+            self.seen_names.insert(bytes.into(), name.clone());
+        }
+        (name, qtype.unwrap_or(0))
     }
 
     /// Associative and commutative: a key's messages are a set, ordered
