@@ -529,9 +529,9 @@ impl Items {
     /// depend on which worker judged what. Sorted on cached keys: each
     /// item moves once instead of once per pass of a merge sort.
     fn sorted(self) -> Vec<DnsItem> {
-        let mut shares = self.0.into_iter();
-        let mut all = shares.next().unwrap_or_default();
-        for share in shares {
+        let total = self.0.iter().map(Vec::len).sum();
+        let mut all = Vec::with_capacity(total);
+        for share in self.0 {
             all.extend(share);
         }
         all.sort_by_cached_key(|i| (i.first, i.client, i.id, i.server));
