@@ -97,7 +97,14 @@ fn mixed(c: &mut Criterion) {
 }
 
 fn small(c: &mut Criterion) {
-    group(c, "small", Scenario::SmallPackets { bytes: 128 << 20 });
+    group(
+        c,
+        "small",
+        Scenario::SmallPackets {
+            bytes: 128 << 20,
+            conversations: None,
+        },
+    );
 }
 
 criterion_group!(benches, mixed, small);

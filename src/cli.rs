@@ -258,10 +258,11 @@ pub struct SynthArgs {
     /// Approximate size of the capture, e.g. 64M, 1G (mixed and small).
     #[arg(long, default_value = "16M")]
     pub size: String,
-    /// Mixed: repeat this many distinct conversations (the same hosts and
-    /// ports, later in time) instead of new ones throughout, so captures of
-    /// different sizes hold the same flows: memory should follow the flow
-    /// count, not the file size.
+    /// Repeat this many distinct conversations (the same hosts and ports,
+    /// later in time) instead of new ones throughout, so captures of
+    /// different sizes hold the same flows. Mixed: memory should follow the
+    /// flow count, not the file size. Small: the cost per packet apart
+    /// from the cost per flow.
     #[arg(long)]
     pub conversations: Option<u64>,
     /// Container format to write (two-nics is always pcapng, any-sll and

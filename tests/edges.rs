@@ -873,7 +873,10 @@ fn max_flows_evicts_idle_flows_with_a_warning_whatever_the_threads() {
     std::fs::write(
         &path,
         kpcap::synth::generate(
-            kpcap::synth::Scenario::SmallPackets { bytes: 2 << 20 },
+            kpcap::synth::Scenario::SmallPackets {
+                bytes: 2 << 20,
+                conversations: None,
+            },
             kpcap::synth::Container::Pcap,
             1,
         ),

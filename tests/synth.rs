@@ -67,3 +67,34 @@ fn generated_captures_decode_without_problems_in_both_containers() {
         assert!(c["interfaces"][0]["link_type"] == 1);
     }
 }
+
+/// With `--conversations`, a bigger capture repeats the same flows: the
+/// flow count follows the conversations, not the size (mixed: memory per
+/// flow; small: the cost per packet apart from the cost per flow).
+#[test]
+fn conversations_bound_the_flows_whatever_the_size() {
+    let dir = scratch("synth-conversations");
+    let flows = |scenario: &str, size: &str, conversations: Option<&str>| {
+        let path = dir.join(format!("{scenario}-{size}.pcap")).display().to_string();
+        let mut args = vec!["synth", "--scenario", scenario, "--size", size, "-o", &path];
+        if let Some(n) = conversations {
+            args.extend(["--conversations", n]);
+        }
+        let out = kpcap(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let out = kpcap(&["flows", "--format", "json", &path]);
+        json(&out)["captures"][0]["flow_count"].as_u64().unwrap()
+    };
+    for scenario in ["mixed", "small"] {
+        let (one, two) = (
+            flows(scenario, "1M", Some("50")),
+            flows(scenario, "2M", Some("50")),
+        );
+        assert_eq!(one, two, "{scenario}: the same flows, repeated");
+        assert!(one <= 4 * 50, "{scenario}: {one} flows from 50 conversations");
+        assert!(
+            flows(scenario, "1M", None) > 2 * one,
+            "{scenario}: without the flag, new flows throughout"
+        );
+    }
+}

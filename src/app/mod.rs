@@ -182,7 +182,10 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
             bytes: size,
             conversations: args.conversations,
         },
-        ScenarioArg::Small => synth::Scenario::SmallPackets { bytes: size },
+        ScenarioArg::Small => synth::Scenario::SmallPackets {
+            bytes: size,
+            conversations: args.conversations,
+        },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),

@@ -28,8 +28,12 @@ pub enum Scenario {
     /// The DESIGN.md incident on a worker, before or after the fix, as
     /// captured on ens19, on both NICs, or with `-i any`.
     Incident(Phase, View),
-    /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs.
-    SmallPackets { bytes: u64 },
+    /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs; with
+    /// `conversations`, between that many distinct pairs of sockets.
+    SmallPackets {
+        bytes: u64,
+        conversations: Option<u64>,
+    },
     /// Two nodes' pod-to-pod traffic in an overlay tunnel, seen on ens19.
     Overlay(TunnelKind),
 }
@@ -50,9 +54,12 @@ pub fn write<W: Write>(
             mixed::write(&mut writer, bytes, seed, conversations)?;
             Ok(writer.into_inner())
         }
-        Scenario::SmallPackets { bytes } => {
+        Scenario::SmallPackets {
+            bytes,
+            conversations,
+        } => {
             let mut writer = CaptureWriter::new(out, container, "ens19")?;
-            small::write(&mut writer, bytes, seed)?;
+            small::write(&mut writer, bytes, seed, conversations)?;
             Ok(writer.into_inner())
         }
         Scenario::Incident(phase, view) => incident::write(out, phase, view, container, seed),

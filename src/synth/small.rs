@@ -51,24 +51,47 @@ fn tcp(src: (IpAddr, u16), dst: (IpAddr, u16), flags: u8, seq: u32, ack: u32) ->
     )
 }
 
-/// Writes about `target_bytes` of small frames.
+/// Writes about `target_bytes` of small frames. With `repeat`, exchange
+/// `i` is between the hosts and ports of conversation `i % repeat` (drawn
+/// from that conversation's own random stream; its kind, DNS ids,
+/// sequence numbers and outcome still vary), so the capture holds a few
+/// times `repeat` flows whatever its size: the per-flow cost apart from
+/// the per-packet one.
 pub fn write<W: Write>(
     out: &mut CaptureWriter<W>,
     target_bytes: u64,
     seed: u64,
+    repeat: Option<u64>,
 ) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut now = START.0;
     let coredns = (IpAddr::V4(Ipv4Addr::new(10, 42, 0, 10)), 53);
     let upstream = (IpAddr::V4(Ipv4Addr::new(1, 1, 1, 1)), 53);
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(4);
+    let mut started = 0u64;
     while out.bytes_written < target_bytes {
         frames.clear();
-        let client = (host(&mut rng), rng.gen_range(32768u16..61000));
-        match rng.gen_range(0..100) {
+        let mut client = (host(&mut rng), rng.gen_range(32768u16..61000));
+        let mut conversation = repeat.map(|n| {
+            let replay = started % n.max(1);
+            ChaCha8Rng::seed_from_u64(seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        });
+        started += 1;
+        if let Some(peers) = &mut conversation {
+            client = (host(peers), peers.gen_range(32768u16..61000));
+        }
+        let kind = rng.gen_range(0..100);
+        // Where hosts and ports come from: the conversation's stream, or
+        // the capture's (in the order it always drew them).
+        let peers = conversation.as_mut().unwrap_or(&mut rng);
+        match kind {
             // A lookup, answered (most) or not.
             0..=49 => {
-                let server = if rng.gen_bool(0.8) { coredns } else { upstream };
+                let server = if peers.gen_bool(0.8) {
+                    coredns
+                } else {
+                    upstream
+                };
                 let name = NAMES[rng.gen_range(0..NAMES.len())];
                 let id = rng.gen();
                 let query = dns_message(id, false, 0, name, 1, None);
@@ -80,7 +103,7 @@ pub fn write<W: Write>(
             }
             // A SYN: answered, refused or dropped.
             50..=74 => {
-                let server = (host(&mut rng), [80, 443, 5432, 8080][rng.gen_range(0..4)]);
+                let server = (host(peers), [80, 443, 5432, 8080][peers.gen_range(0..4)]);
                 let (isn, peer_isn): (u32, u32) = (rng.gen(), rng.gen());
                 frames.push(tcp(client, server, SYN, isn, 0));
                 match rng.gen_range(0..10) {
@@ -94,7 +117,7 @@ pub fn write<W: Write>(
             }
             // Keepalive-sized ACKs of established connections.
             _ => {
-                let server = (host(&mut rng), 6443);
+                let server = (host(peers), 6443);
                 let (seq, ack): (u32, u32) = (rng.gen(), rng.gen());
                 frames.push(tcp(client, server, ACK, seq, ack));
                 frames.push(tcp(server, client, ACK, ack, seq));
