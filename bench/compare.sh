@@ -8,6 +8,7 @@
 #
 #   bench/compare.sh [SIZE] [SCENARIO]     defaults: 1G mixed (or small)
 #   RUNS=5 TSHARK_RUNS=1 THREADS=2 bench/compare.sh 256M small
+#   CONVERSATIONS=2000 bench/compare.sh 128M small   (synth --conversations)
 set -euo pipefail
 size=${1:-1G}
 scenario=${2:-mixed}
@@ -31,8 +32,10 @@ fi
 cargo build --release -q
 kpcap=target/release/kpcap
 mkdir -p target/bench-data
-file=target/bench-data/compare-$scenario-$size.pcap
-[ -f "$file" ] || "$kpcap" synth --scenario "$scenario" --size "$size" -o "$file" >&2
+conversations=${CONVERSATIONS:-}
+file=target/bench-data/compare-$scenario-$size${conversations:+-c$conversations}.pcap
+[ -f "$file" ] || "$kpcap" synth --scenario "$scenario" --size "$size" \
+  ${conversations:+--conversations "$conversations"} -o "$file" >&2
 bytes=$(stat -L -c %s "$file")
 packets=$("$kpcap" flows --format ndjson "$file" | grep -o '"packets":[0-9]*' | sed -n 1p | cut -d: -f2)
 

@@ -3,7 +3,7 @@
 //! incident (`tcpdump -C` / `-G`) read in order as if they were one.
 
 use crate::capture::{CaptureInfo, Input};
-use crate::detect::{Context, Findings, Observations, Settings};
+use crate::detect::{Context, Evidence, Findings, Observations, Settings};
 use crate::error::CaptureError;
 use crate::flow::FlowTable;
 use crate::pipeline::{self, Reading};
@@ -48,6 +48,8 @@ pub struct Analyzer<'a> {
     pub reading: &'a Reading,
     /// Bytes of records per unit of parallel work.
     pub chunk_bytes: usize,
+    /// What the report will show of pod egress groups' flows.
+    pub evidence: Evidence,
 }
 
 impl Analyzer<'_> {
@@ -118,6 +120,7 @@ impl Analyzer<'_> {
             topology: self.topology,
             settings: self.settings,
             interfaces: &names,
+            evidence: self.evidence,
         };
         let mut header = CaptureHeader::new(name, info, &observations.flows.summary, &names);
         let evicted = observations.evicted;

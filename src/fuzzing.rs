@@ -7,7 +7,7 @@ use crate::analysis::Analyzer;
 use crate::capture::{link_type_supported, Bytes, Capture, Input, Stream};
 use crate::decode::dns::DnsMessage;
 use crate::decode::Decoder;
-use crate::detect::Settings;
+use crate::detect::{Evidence, Settings};
 use crate::pipeline::{self, Reading};
 use crate::topology::{Preset, Topology};
 
@@ -66,6 +66,7 @@ pub fn with_default_analyzer<R>(chunk_bytes: usize, f: impl FnOnce(&Analyzer<'_>
         settings: &settings,
         reading: &reading,
         chunk_bytes,
+        evidence: Evidence::All,
     })
 }
 

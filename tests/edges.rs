@@ -717,6 +717,36 @@ fn pod_egress_without_replies_fails_and_with_replies_warns() {
     assert!(egress_groups(&declared).is_empty());
 }
 
+/// JSON lists every flow of a pod egress group; a table, which shows one,
+/// has only that one built: the group's first in time, which is JSON's
+/// first item.
+#[test]
+fn a_table_shows_the_first_flow_json_lists_for_an_egress_group() {
+    // At one time, so endpoints order them, and not in that order in the
+    // file (nor in the flow table, which keeps the order flows came in).
+    let mut capture = Capture::new();
+    capture
+        .tcp(100, POD, 40003, EXT, 443, SYN, 1, &[])
+        .tcp(100, POD, 40009, EXT, 443, SYN, 1, &[])
+        .tcp(100, POD, 40001, EXT, 443, SYN, 1, &[])
+        .end_at(10_000);
+    let report = capture.analyze("egress-first-flow", &[]);
+    let items = egress_groups(&report)[0]["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let ports: Vec<u64> = (items.iter())
+        .map(|i| i["initiator"]["port"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ports, [40001, 40003, 40009]);
+    let path = capture.write("egress-first-flow-table");
+    let out = kpcap(&["analyze", "--fail-on", "never", &path]);
+    let table = stdout(&out);
+    let shown = format!("tcp {POD}:40001 -> {EXT}:443 (syn_only, 1/0 pkts)");
+    assert!(table.contains(&shown), "{table}");
+    assert!(!table.contains(&format!("{POD}:40003 ->")), "{table}");
+}
+
 #[test]
 fn tunnelled_traffic_is_judged_on_its_inner_header() {
     let inner = |src: &str, dst: &str| {

@@ -75,7 +75,10 @@ fn generated_captures_decode_without_problems_in_both_containers() {
 fn conversations_bound_the_flows_whatever_the_size() {
     let dir = scratch("synth-conversations");
     let flows = |scenario: &str, size: &str, conversations: Option<&str>| {
-        let path = dir.join(format!("{scenario}-{size}.pcap")).display().to_string();
+        let path = dir
+            .join(format!("{scenario}-{size}.pcap"))
+            .display()
+            .to_string();
         let mut args = vec!["synth", "--scenario", scenario, "--size", size, "-o", &path];
         if let Some(n) = conversations {
             args.extend(["--conversations", n]);
@@ -91,7 +94,10 @@ fn conversations_bound_the_flows_whatever_the_size() {
             flows(scenario, "2M", Some("50")),
         );
         assert_eq!(one, two, "{scenario}: the same flows, repeated");
-        assert!(one <= 4 * 50, "{scenario}: {one} flows from 50 conversations");
+        assert!(
+            one <= 4 * 50,
+            "{scenario}: {one} flows from 50 conversations"
+        );
         assert!(
             flows(scenario, "1M", None) > 2 * one,
             "{scenario}: without the flag, new flows throughout"

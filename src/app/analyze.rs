@@ -7,6 +7,7 @@ use super::{
 use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, OutputFormat};
 use anyhow::Result;
 use kpcap::analysis::{display_name, in_capture_order};
+use kpcap::detect::Evidence;
 use kpcap::report::{CaptureHeader, FlowsReport, Grouping};
 use serde::Serialize;
 use std::io::Write;
@@ -76,7 +77,7 @@ fn print_warnings(name: &str, warnings: &[String]) {
 
 pub fn flows(args: FlowsArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, None)?;
-    let (analyzer, pool) = (setup.analyzer(), &setup.pool);
+    let (analyzer, pool) = (setup.analyzer(Evidence::All), &setup.pool);
     let (topology, reading) = (&setup.topology, &setup.reading);
     let by = match args.by {
         By::Pair => Grouping::Pair,
@@ -118,11 +119,16 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
 
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
-    let (analyzer, pool) = (setup.analyzer(), &setup.pool);
+    let format = args.common.format;
+    // A table shows one flow of each pod egress group.
+    let evidence = match format {
+        OutputFormat::Table => Evidence::First,
+        OutputFormat::Json | OutputFormat::Ndjson => Evidence::All,
+    };
+    let (analyzer, pool) = (setup.analyzer(evidence), &setup.pool);
     let topology = &setup.topology;
     let threshold = threshold(args.fail_on);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let format = args.common.format;
     let mut failing = false;
     let (entries, ok) =
         for_each_capture(&args.captures, args.merge, &args.common, |name, parts| {

@@ -4,6 +4,7 @@ use super::Setup;
 use crate::cli::{DiffArgs, OutputFormat};
 use anyhow::Result;
 use kpcap::analysis::display_name;
+use kpcap::detect::Evidence;
 use kpcap::diff::Diff;
 use kpcap::scan::Digest;
 use serde_json::json;
@@ -11,7 +12,7 @@ use std::io::Write;
 
 pub fn diff(args: DiffArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
-    let (analyzer, pool) = (setup.analyzer(), &setup.pool);
+    let (analyzer, pool) = (setup.analyzer(Evidence::First), &setup.pool);
     let digest = |path: &std::path::PathBuf| -> Result<(String, Digest)> {
         let name = display_name(path);
         let report = pool.install(|| analyzer.analyze(&name, std::slice::from_ref(path)))?;

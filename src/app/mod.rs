@@ -54,12 +54,14 @@ impl Setup {
         })
     }
 
-    fn analyzer(&self) -> kpcap::analysis::Analyzer<'_> {
+    /// An analyzer whose reports list `evidence` of pod egress groups.
+    fn analyzer(&self, evidence: kpcap::detect::Evidence) -> kpcap::analysis::Analyzer<'_> {
         kpcap::analysis::Analyzer {
             topology: &self.topology,
             settings: &self.settings,
             reading: &self.reading,
             chunk_bytes: self.chunk_bytes,
+            evidence,
         }
     }
 }

@@ -6,6 +6,7 @@ use crate::cli::{FailOn, MergeArgs, OutputFormat, ScanArgs};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpcap::analysis::Analyzer;
+use kpcap::detect::Evidence;
 use kpcap::error::CaptureError;
 use kpcap::report::header::describe_topology;
 use kpcap::scan::{self, Digest, FileLine, ScanReport, Status};
@@ -18,7 +19,11 @@ use std::time::Duration;
 
 pub fn scan(args: ScanArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
-    let (analyzer, pool, settings) = (setup.analyzer(), &setup.pool, &setup.settings);
+    let (analyzer, pool, settings) = (
+        setup.analyzer(Evidence::First),
+        &setup.pool,
+        &setup.settings,
+    );
     let mut files = scan::discover(&args.paths).map_err(|e| {
         // walkdir's own message repeats its I/O error's.
         let path = e

@@ -18,7 +18,7 @@
 //! per-interface table says which NICs carried what to external
 //! destinations, which answers "which NIC did pod egress actually use?".
 
-use super::{Context, FlowItem, Severity};
+use super::{Context, Evidence, FlowItem, Severity};
 use crate::decode::Tunnel;
 use crate::flow::{merge_maps, Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable, Partition};
 use crate::interface::{InterfaceKind, InterfaceNames, Label, Via};
@@ -56,6 +56,7 @@ pub struct EgressGroup {
     pub last: Timestamp,
     /// The wire interfaces the pod-source packets left on.
     pub left_on: Vec<Label>,
+    /// The flows, in time order: all of them, or the first (`Evidence`).
     pub items: Vec<FlowItem>,
 }
 
@@ -594,11 +595,21 @@ fn group(
             let side = &flow.sides[direction.index()];
             (packets + side.packets, bytes + side.bytes)
         });
-    let mut items: Vec<FlowItem> = members
-        .iter()
-        .map(|(key, flow)| FlowItem::new(key, flow, context))
-        .collect();
-    items.sort_by_key(|i| (i.first, i.initiator, i.responder));
+    // In time order, ties by endpoints: the key of `FlowItem`s' order,
+    // read off the flow so that a table's one item is found unbuilt.
+    let order = |(key, flow): &&(&FlowKey, &Flow)| (flow.first_ts, key.endpoints(flow.initiator()));
+    let items: Vec<FlowItem> = match context.evidence {
+        Evidence::All => {
+            let mut members: Vec<&(&FlowKey, &Flow)> = members.iter().collect();
+            members.sort_by_key(order);
+            let item = |(key, flow): &(&FlowKey, &Flow)| FlowItem::new(key, flow, context);
+            members.into_iter().map(item).collect()
+        }
+        Evidence::First => (members.iter().min_by_key(order))
+            .map(|(key, flow)| FlowItem::new(key, flow, context))
+            .into_iter()
+            .collect(),
+    };
     EgressGroup {
         pod,
         destination,
