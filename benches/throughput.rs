@@ -15,7 +15,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kpcap::capture::{floor, load, Input, DEFAULT_CHUNK_BYTES};
-use kpcap::detect::{Context, Findings, Settings};
+use kpcap::detect::{Context, Evidence, Findings, Settings};
 use kpcap::pipeline::{flow_table, observations, Reading};
 use kpcap::synth::{self, Container, Scenario};
 use kpcap::topology::{Preset, Topology};
@@ -44,6 +44,8 @@ fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topol
         topology,
         settings,
         interfaces: &names,
+        // All of it, as for a JSON report (a table needs less of pod egress).
+        evidence: Evidence::All,
     };
     let findings = Findings::new(&mut observed, &context);
     kpcap::detect::verdict::correlate(&findings).causes.len()
