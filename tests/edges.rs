@@ -399,6 +399,58 @@ fn a_name_is_one_name_in_any_case_and_encoding() {
     assert_eq!(timeout["names"], serde_json::json!(["github.com"]));
 }
 
+/// A table lists rcodes by name without the queries they answered, which
+/// only JSON lists: it has the same rows, a name known only from the query
+/// of a response without a question included.
+#[test]
+fn a_table_lists_the_rcodes_json_does_without_their_queries() {
+    let mut bare = response(5, 2, "broken.example");
+    bare.truncate(12);
+    bare[4..6].copy_from_slice(&[0, 0]);
+    let mut capture = Capture::new();
+    capture
+        .udp(0, NODE, 35000, RESOLVER, 53, &query(5, "broken.example"))
+        .udp(10, RESOLVER, 53, NODE, 35000, &bare)
+        .end_at(20_000);
+    let report = capture.analyze("dns-rcode-rows", &[]);
+    let rcodes = report["findings"]["dns"]["rcodes"].as_array().unwrap();
+    let rows: Vec<(String, u64, usize)> = (rcodes.iter())
+        .map(|r| {
+            let name = r["name"].as_str().unwrap().to_string();
+            let items = r["items"].as_array().unwrap().len();
+            (name, r["responses"].as_u64().unwrap(), items)
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("<no question>".to_string(), 1, 0),
+            ("broken.example".to_string(), 0, 1)
+        ]
+    );
+    let path = capture.write("dns-rcode-rows-table");
+    let table = stdout(&kpcap(&["analyze", "--fail-on", "never", &path]));
+    let cells = |line: &str| -> Vec<String> {
+        let line = line.trim_matches(|c| c == '│' || c == ' ');
+        line.split('┆')
+            .map(|cell| cell.trim().to_string())
+            .collect()
+    };
+    let table_rows: Vec<Vec<String>> = table.lines().map(cells).collect();
+    for (name, responses, _) in rows {
+        let row = [
+            "warning".to_string(),
+            name,
+            "SERVFAIL".into(),
+            responses.to_string(),
+        ];
+        assert!(
+            table_rows.iter().any(|cells| cells.starts_with(&row)),
+            "no row {row:?} in\n{table}"
+        );
+    }
+}
+
 fn framed(messages: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     for m in messages {

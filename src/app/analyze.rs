@@ -122,7 +122,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let format = args.common.format;
     // A table shows one flow of each pod egress group.
     let evidence = match format {
-        OutputFormat::Table => Evidence::First,
+        OutputFormat::Table => Evidence::Brief,
         OutputFormat::Json | OutputFormat::Ndjson => Evidence::All,
     };
     let (analyzer, pool) = (setup.analyzer(evidence), &setup.pool);

@@ -12,7 +12,7 @@ use std::io::Write;
 
 pub fn diff(args: DiffArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
-    let (analyzer, pool) = (setup.analyzer(Evidence::First), &setup.pool);
+    let (analyzer, pool) = (setup.analyzer(Evidence::Brief), &setup.pool);
     let digest = |path: &std::path::PathBuf| -> Result<(String, Digest)> {
         let name = display_name(path);
         let report = pool.install(|| analyzer.analyze(&name, std::slice::from_ref(path)))?;

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub fn scan(args: ScanArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
     let (analyzer, pool, settings) = (
-        setup.analyzer(Evidence::First),
+        setup.analyzer(Evidence::Brief),
         &setup.pool,
         &setup.settings,
     );

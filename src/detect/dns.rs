@@ -8,7 +8,7 @@
 //! earlier query are unsolicited. mDNS and LLMNR are on other ports, and
 //! DNS quoted inside ICMP errors is not a message, so neither is counted.
 
-use super::{old_enough, Context, Severity};
+use super::{old_enough, Context, Evidence, Severity};
 use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
 use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
@@ -449,7 +449,8 @@ pub struct RcodeGroup {
     /// Response messages (duplicates, late and unsolicited ones included).
     pub responses: u64,
     pub servers: Vec<IpAddr>,
-    /// The query keys these responses answered.
+    /// The query keys these responses answered (none with
+    /// `Evidence::Brief`).
     pub items: Vec<DnsItem>,
 }
 
@@ -581,6 +582,7 @@ struct Judge<'a> {
     post_nat_copies: &'a FxHashSet<FlowKey>,
     /// The name of responses without a question.
     no_question: Name,
+    evidence: Evidence,
 }
 
 /// A question name by its address: names are interned, so within one
@@ -701,24 +703,30 @@ impl Judged {
             DnsOutcome::Inconclusive
         };
         let last = messages.last().map_or(first, |m| m.ts);
-        let mut entry = item(key, query, outcome, copies, response_packets, first, last);
-        entry.late_response = late && answer.is_none();
+        let entry = || item(key, query, outcome, copies, response_packets, first, last);
         match answer {
             Some((response, rtt)) => {
-                entry.rcode = Some(rcode::name(response.rcode));
-                entry.response_time_ms = Some(rtt as f64 / 1e6);
                 let name = question_name(response)
                     .or_else(|| question_name(query))
                     .unwrap_or(&judge.no_question);
-                tally(&mut self.rcodes, name, response.rcode)
-                    .items
-                    .push(entry);
+                let tally = tally(&mut self.rcodes, name, response.rcode);
+                // Only JSON lists the queries an rcode answered.
+                if judge.evidence == Evidence::All {
+                    tally.items.push(DnsItem {
+                        rcode: Some(rcode::name(response.rcode)),
+                        response_time_ms: Some(rtt as f64 / 1e6),
+                        ..entry()
+                    });
+                }
             }
             None => self
                 .groups
                 .entry((key.client.addr, key.server.addr, outcome))
                 .or_default()
-                .push(entry),
+                .push(DnsItem {
+                    late_response: late,
+                    ..entry()
+                }),
         }
     }
 
@@ -750,6 +758,7 @@ pub fn find(
         capture_end,
         post_nat_copies,
         no_question: Name::from(NO_QUESTION),
+        evidence: context.evidence,
     };
     let mut judged = (log.into_partitions().into_par_iter())
         .fold(Judged::default, |mut judged, partition| {

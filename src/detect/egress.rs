@@ -605,7 +605,7 @@ fn group(
             let item = |(key, flow): &(&FlowKey, &Flow)| FlowItem::new(key, flow, context);
             members.into_iter().map(item).collect()
         }
-        Evidence::First => (members.iter().min_by_key(order))
+        Evidence::Brief => (members.iter().min_by_key(order))
             .map(|(key, flow)| FlowItem::new(key, flow, context))
             .into_iter()
             .collect(),

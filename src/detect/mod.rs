@@ -153,17 +153,20 @@ pub struct Context<'a> {
     pub evidence: Evidence,
 }
 
-/// Which of a pod egress group's flows are listed as its evidence (the
-/// other detectors' lists feed the verdict, so they are always whole).
+/// How much evidence findings list. The lists the verdict reads (SYN
+/// flows, timed-out and unsolicited DNS queries, service flows) are
+/// always whole; the others only JSON and NDJSON show whole.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Evidence {
-    /// Every flow: what JSON and NDJSON reports list.
+    /// Every item: what JSON and NDJSON reports list.
     #[default]
     All,
-    /// The first flow only: all a table shows of a group, and all a scan
-    /// or a diff needs. Building an item for every flow of a storm's
-    /// groups took a tenth of a small-packet run.
-    First,
+    /// What a table shows, and all a scan or a diff needs: the first flow
+    /// of each pod egress group, and none of the queries DNS rcodes
+    /// answered (tables count them). A storm's answered queries and pod
+    /// egress flows were a tenth of a small-packet run, built to be
+    /// dropped unshown.
+    Brief,
 }
 
 #[derive(Debug, Serialize)]
