@@ -56,8 +56,13 @@ pub fn dns(data: &[u8]) {
     }
 }
 
-/// Runs `f` with an analyzer of default settings (the k3s preset).
-pub fn with_default_analyzer<R>(chunk_bytes: usize, f: impl FnOnce(&Analyzer<'_>) -> R) -> R {
+/// Runs `f` with an analyzer of default settings (the k3s preset) that
+/// builds `evidence`.
+pub fn with_default_analyzer<R>(
+    chunk_bytes: usize,
+    evidence: Evidence,
+    f: impl FnOnce(&Analyzer<'_>) -> R,
+) -> R {
     let topology = Topology::preset(Preset::K3s, true);
     let settings = Settings::default();
     let reading = Reading::default();
@@ -66,13 +71,21 @@ pub fn with_default_analyzer<R>(chunk_bytes: usize, f: impl FnOnce(&Analyzer<'_>
         settings: &settings,
         reading: &reading,
         chunk_bytes,
-        evidence: Evidence::All,
+        evidence,
     })
 }
 
-/// The whole analyze path, both ways, with every report rendered.
+/// The whole analyze path, both ways, with every report rendered; half
+/// the inputs (by length) build brief evidence, as a table's analysis
+/// does.
 pub fn analyze(data: &[u8]) {
-    with_default_analyzer(CHUNK_BYTES, |analyzer| analyze_with(analyzer, data));
+    let evidence = match data.len() % 2 {
+        0 => Evidence::All,
+        _ => Evidence::Brief,
+    };
+    with_default_analyzer(CHUNK_BYTES, evidence, |analyzer| {
+        analyze_with(analyzer, data)
+    });
 }
 
 fn analyze_with(analyzer: &Analyzer<'_>, data: &[u8]) {

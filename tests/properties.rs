@@ -6,10 +6,14 @@
 use kpcap::capture::{Bytes, Capture, Input};
 use kpcap::decode::Decoder;
 use kpcap::decode::Transport;
+use kpcap::detect::Evidence;
 use kpcap::pipeline::observations;
+use kpcap::report::AnalyzeReport;
+use kpcap::scan::Digest;
 use kpcap::synth::frame::{dns_message, ethernet, ip_packet, udp_packet, L4};
 use kpcap::synth::{CaptureWriter, Container, Link, START};
 use kpcap::time::Timestamp;
+use kpcap::topology::{Preset, Topology};
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -166,22 +170,28 @@ fn capture(events: &[Timed], container: Container) -> Vec<u8> {
     out.into_inner()
 }
 
-/// The whole analyze report as JSON, for a chunk size and thread count.
-fn report(bytes: &[u8], chunk_bytes: usize, threads: usize) -> String {
+/// The whole analyze report, for a chunk size, a thread count and the
+/// evidence built.
+fn analyze(bytes: &[u8], chunk_bytes: usize, threads: usize, evidence: Evidence) -> AnalyzeReport {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
-    kpcap::fuzzing::with_default_analyzer(chunk_bytes, |analyzer| {
+    kpcap::fuzzing::with_default_analyzer(chunk_bytes, evidence, |analyzer| {
         pool.install(|| {
             let capture = Capture::from_bytes(Bytes::Owned(bytes.to_vec()), chunk_bytes).unwrap();
             let input = Input::Mapped(capture);
             let (mut observed, info) =
                 observations(input, analyzer.reading, analyzer.settings).unwrap();
-            let report = analyzer.report("property", &[], &mut observed, &info);
-            serde_json::to_string(&report).unwrap()
+            analyzer.report("property", &[], &mut observed, &info)
         })
     })
+}
+
+/// The whole analyze report as JSON, for a chunk size and thread count.
+fn report(bytes: &[u8], chunk_bytes: usize, threads: usize) -> String {
+    let report = analyze(bytes, chunk_bytes, threads, Evidence::All);
+    serde_json::to_string(&report).unwrap()
 }
 
 proptest! {
@@ -198,6 +208,23 @@ proptest! {
         let bytes = capture(&events, container);
         let whole = report(&bytes, usize::MAX, 1);
         prop_assert_eq!(report(&bytes, chunk_bytes, threads), whole);
+    }
+
+    /// A table and a scan's digest are the same whether all the evidence
+    /// was built or only what a table shows.
+    #[test]
+    fn brief_evidence_changes_no_table_and_no_digest(
+        events in prop::collection::vec((event(), 0..1500u32, any::<bool>()), 1..120),
+    ) {
+        let bytes = capture(&events, Container::Pcap);
+        let all = analyze(&bytes, 4096, 2, Evidence::All);
+        let brief = analyze(&bytes, 4096, 2, Evidence::Brief);
+        let topology = Topology::preset(Preset::K3s, true);
+        for limit in [0, 1] {
+            prop_assert_eq!(brief.render(&topology, limit), all.render(&topology, limit));
+        }
+        let digest = |report| serde_json::to_string(&Digest::of(report)).unwrap();
+        prop_assert_eq!(digest(&brief), digest(&all));
     }
 
     #[test]
