@@ -44,7 +44,7 @@ fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topol
         topology,
         settings,
         interfaces: &names,
-        // All of it, as for a JSON report (a table needs less of pod egress).
+        // All of it, as for a JSON report (a table needs less).
         evidence: Evidence::All,
     };
     let findings = Findings::new(&mut observed, &context);

@@ -48,7 +48,7 @@ pub struct Analyzer<'a> {
     pub reading: &'a Reading,
     /// Bytes of records per unit of parallel work.
     pub chunk_bytes: usize,
-    /// What the report will show of pod egress groups' flows.
+    /// How much evidence the findings list (what the report will show).
     pub evidence: Evidence,
 }
 

@@ -120,7 +120,8 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
     let format = args.common.format;
-    // A table shows one flow of each pod egress group.
+    // A table shows one flow per pod egress group and counts the queries
+    // each DNS rcode answered.
     let evidence = match format {
         OutputFormat::Table => Evidence::Brief,
         OutputFormat::Json | OutputFormat::Ndjson => Evidence::All,

@@ -54,7 +54,7 @@ impl Setup {
         })
     }
 
-    /// An analyzer whose reports list `evidence` of pod egress groups.
+    /// An analyzer whose findings list `evidence`.
     fn analyzer(&self, evidence: kpcap::detect::Evidence) -> kpcap::analysis::Analyzer<'_> {
         kpcap::analysis::Analyzer {
             topology: &self.topology,

@@ -595,18 +595,17 @@ fn group(
             let side = &flow.sides[direction.index()];
             (packets + side.packets, bytes + side.bytes)
         });
-    // In time order, ties by endpoints: the key of `FlowItem`s' order,
-    // read off the flow so that a table's one item is found unbuilt.
-    let order = |(key, flow): &&(&FlowKey, &Flow)| (flow.first_ts, key.endpoints(flow.initiator()));
+    let item = |(key, flow): &(&FlowKey, &Flow)| FlowItem::new(key, flow, context);
     let items: Vec<FlowItem> = match context.evidence {
         Evidence::All => {
-            let mut members: Vec<&(&FlowKey, &Flow)> = members.iter().collect();
-            members.sort_by_key(order);
-            let item = |(key, flow): &(&FlowKey, &Flow)| FlowItem::new(key, flow, context);
-            members.into_iter().map(item).collect()
+            let mut items: Vec<FlowItem> = members.iter().map(item).collect();
+            items.sort_by_key(|i| (i.first, i.initiator, i.responder));
+            items
         }
-        Evidence::Brief => (members.iter().min_by_key(order))
-            .map(|(key, flow)| FlowItem::new(key, flow, context))
+        // The first in that order, found on the flows' own fields unbuilt.
+        Evidence::Brief => (members.iter())
+            .min_by_key(|(key, flow)| (flow.first_ts, key.endpoints(flow.initiator())))
+            .map(item)
             .into_iter()
             .collect(),
     };

@@ -156,10 +156,9 @@ pub struct Context<'a> {
 /// How much evidence findings list. The lists the verdict reads (SYN
 /// flows, timed-out and unsolicited DNS queries, service flows) are
 /// always whole; the others only JSON and NDJSON show whole.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evidence {
     /// Every item: what JSON and NDJSON reports list.
-    #[default]
     All,
     /// What a table shows, and all a scan or a diff needs: the first flow
     /// of each pod egress group, and none of the queries DNS rcodes

@@ -206,11 +206,7 @@ pub fn write<W: Write>(
     while out.bytes_written < target_bytes {
         while active.len() < CONCURRENT {
             let next = match repeat {
-                Some(n) => {
-                    let replay = started % n.max(1);
-                    let stream = seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                    conversation(&mut ChaCha8Rng::seed_from_u64(stream), &body, &mut dns_id)
-                }
+                Some(n) => conversation(&mut super::replayed(seed, started, n), &body, &mut dns_id),
                 None => conversation(&mut rng, &body, &mut dns_id),
             };
             active.push(next);

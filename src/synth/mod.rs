@@ -15,7 +15,17 @@ pub use incident::{Phase, View, IFNAMES};
 pub use mixed::START;
 pub use writer::{CaptureWriter, Container, Link};
 
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::io::Write;
+
+/// With `--conversations repeat`, the random stream of the `started`-th
+/// conversation: that of conversation `started % repeat`, so it replays
+/// the same hosts and ports.
+fn replayed(seed: u64, started: u64, repeat: u64) -> ChaCha8Rng {
+    let replay = started % repeat.max(1);
+    ChaCha8Rng::seed_from_u64(seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum Scenario {

@@ -72,10 +72,7 @@ pub fn write<W: Write>(
     while out.bytes_written < target_bytes {
         frames.clear();
         let mut client = (host(&mut rng), rng.gen_range(32768u16..61000));
-        let mut conversation = repeat.map(|n| {
-            let replay = started % n.max(1);
-            ChaCha8Rng::seed_from_u64(seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        });
+        let mut conversation = repeat.map(|n| super::replayed(seed, started, n));
         started += 1;
         if let Some(peers) = &mut conversation {
             client = (host(peers), peers.gen_range(32768u16..61000));
