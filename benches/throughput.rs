@@ -14,9 +14,10 @@
 //! `cargo bench --bench throughput` (`-- mixed`, `-- small`, `-- analyze`)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use kpcap::analysis::{flow_table, Analyzer};
 use kpcap::capture::{floor, load, Input, DEFAULT_CHUNK_BYTES};
-use kpcap::detect::{Context, Evidence, Findings, Settings};
-use kpcap::pipeline::{flow_table, observations, Reading};
+use kpcap::detect::{Evidence, Settings};
+use kpcap::pipeline::Reading;
 use kpcap::synth::{self, Container, Scenario};
 use kpcap::topology::{Preset, Topology};
 use std::path::{Path, PathBuf};
@@ -36,19 +37,20 @@ fn bench_capture(name: &str, scenario: Scenario) -> PathBuf {
     path
 }
 
+/// The whole analysis, with all the evidence a JSON report lists (a table
+/// needs less).
 fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topology) -> usize {
-    let capture = Input::open(path, DEFAULT_CHUNK_BYTES).expect("valid capture");
-    let (mut observed, info) = observations(capture, reading, settings).expect("valid records");
-    let names = reading.names(&info.interfaces);
-    let context = Context {
+    let analyzer = Analyzer {
         topology,
         settings,
-        interfaces: &names,
-        // All of it, as for a JSON report (a table needs less).
+        reading,
+        chunk_bytes: DEFAULT_CHUNK_BYTES,
         evidence: Evidence::All,
     };
-    let findings = Findings::new(&mut observed, &context);
-    kpcap::detect::verdict::correlate(&findings).causes.len()
+    let outcome = analyzer
+        .analyze("bench", &[path.to_path_buf()])
+        .expect("valid capture");
+    outcome.verdict.causes.len()
 }
 
 fn group(c: &mut Criterion, name: &str, scenario: Scenario) {

@@ -9,6 +9,7 @@ use crate::decode::dns::DnsMessage;
 use crate::decode::Decoder;
 use crate::detect::{Evidence, Settings};
 use crate::pipeline::{self, Reading};
+use crate::report::analyze as analyze_report;
 use crate::topology::{Preset, Topology};
 
 /// Small chunks, so planning, guessed starts and the fallback to the
@@ -32,7 +33,7 @@ fn inputs(data: &[u8]) -> Vec<Input> {
 /// Reads every record, both ways, into a flow table.
 pub fn read_all(data: &[u8]) {
     for input in inputs(data) {
-        if let Ok((table, _)) = pipeline::flow_table(input, &Reading::default()) {
+        if let Ok((table, _)) = crate::analysis::flow_table(input, &Reading::default()) {
             // Every record has at least a 12-byte header.
             assert!(table.summary.packets <= data.len() as u64 / 12);
         }
@@ -89,16 +90,15 @@ pub fn analyze(data: &[u8]) {
 }
 
 fn analyze_with(analyzer: &Analyzer<'_>, data: &[u8]) {
-    let (topology, settings, reading) = (analyzer.topology, analyzer.settings, analyzer.reading);
     for input in inputs(data) {
-        let Ok((mut observations, info)) = pipeline::observations(input, reading, settings) else {
+        let Ok((mut observations, info)) = analyzer.observe_input(input) else {
             continue;
         };
         assert!(observations.flows.summary.packets <= data.len() as u64 / 12);
-        let report = analyzer.report("fuzz", &[], &mut observations, &info);
-        let _ = report.render(topology, 0);
-        let _ = serde_json::to_string(&report).expect("reports serialize");
-        let _ = report.ndjson_lines();
-        let _ = crate::scan::Digest::of(&report);
+        let outcome = analyzer.outcome("fuzz", &[], &mut observations, &info);
+        let _ = analyze_report::render(&outcome, analyzer.topology, 0);
+        let _ = serde_json::to_string(&outcome).expect("reports serialize");
+        let _ = analyze_report::ndjson_lines(&outcome);
+        let _ = crate::scan::Digest::of(&outcome);
     }
 }

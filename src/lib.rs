@@ -14,6 +14,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interface;
+pub mod observe;
 pub mod pipeline;
 pub mod report;
 pub mod scan;

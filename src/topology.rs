@@ -143,6 +143,23 @@ impl Topology {
             source.to_string(),
         )
     }
+    /// The CIDRs in words, and where they came from.
+    pub fn describe(&self) -> String {
+        let t = self;
+        let mut parts = Vec::new();
+        for (name, nets) in [
+            ("pod", &t.pod),
+            ("service", &t.service),
+            ("node", &t.node),
+            ("internal", &t.internal),
+        ] {
+            if !nets.is_empty() {
+                let list: Vec<String> = nets.iter().map(|n| n.to_string()).collect();
+                parts.push(format!("{name} {}", list.join(",")));
+            }
+        }
+        format!("{} ({})", parts.join("; "), t.source)
+    }
 
     pub fn classify(&self, addr: IpAddr) -> AddrClass {
         // IPv4-mapped IPv6 addresses belong to their IPv4 address.

@@ -3,12 +3,12 @@
 //! chunk gives; decoding the generator's packets gives back what was
 //! encoded.
 
+use kpcap::analysis::Outcome;
 use kpcap::capture::{Bytes, Capture, Input};
 use kpcap::decode::Decoder;
 use kpcap::decode::Transport;
 use kpcap::detect::Evidence;
-use kpcap::pipeline::observations;
-use kpcap::report::AnalyzeReport;
+use kpcap::report::analyze::render;
 use kpcap::scan::Digest;
 use kpcap::synth::frame::{dns_message, ethernet, ip_packet, udp_packet, L4};
 use kpcap::synth::{CaptureWriter, Container, Link, START};
@@ -172,7 +172,7 @@ fn capture(events: &[Timed], container: Container) -> Vec<u8> {
 
 /// The whole analyze report, for a chunk size, a thread count and the
 /// evidence built.
-fn analyze(bytes: &[u8], chunk_bytes: usize, threads: usize, evidence: Evidence) -> AnalyzeReport {
+fn analyze(bytes: &[u8], chunk_bytes: usize, threads: usize, evidence: Evidence) -> Outcome {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -181,9 +181,8 @@ fn analyze(bytes: &[u8], chunk_bytes: usize, threads: usize, evidence: Evidence)
         pool.install(|| {
             let capture = Capture::from_bytes(Bytes::Owned(bytes.to_vec()), chunk_bytes).unwrap();
             let input = Input::Mapped(capture);
-            let (mut observed, info) =
-                observations(input, analyzer.reading, analyzer.settings).unwrap();
-            analyzer.report("property", &[], &mut observed, &info)
+            let (mut observed, info) = analyzer.observe_input(input).unwrap();
+            analyzer.outcome("property", &[], &mut observed, &info)
         })
     })
 }
@@ -221,7 +220,7 @@ proptest! {
         let brief = analyze(&bytes, 4096, 2, Evidence::Brief);
         let topology = Topology::preset(Preset::K3s, true);
         for limit in [0, 1] {
-            prop_assert_eq!(brief.render(&topology, limit), all.render(&topology, limit));
+            prop_assert_eq!(render(&brief, &topology, limit), render(&all, &topology, limit));
         }
         let digest = |report| serde_json::to_string(&Digest::of(report)).unwrap();
         prop_assert_eq!(digest(&brief), digest(&all));

@@ -104,8 +104,9 @@ fn corpus_reports_do_not_depend_on_threads_or_chunks() {
 /// the result must still equal a serial walk's.
 #[test]
 fn wrong_chunk_start_guesses_fall_back_to_the_exact_walk() {
+    use kpcap::analysis::flow_table;
     use kpcap::capture::{Bytes, Capture, Input};
-    use kpcap::pipeline::{flow_table, Reading};
+    use kpcap::pipeline::Reading;
     use kpcap::synth::frame::{ethernet, udp_packet};
     use kpcap::synth::{CaptureWriter, Container, START};
     use kpcap::time::Timestamp;

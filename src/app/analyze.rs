@@ -2,15 +2,14 @@
 //! read as one with `--merge`), printed as each finishes.
 
 use super::{
-    at_or_above, drop_in_background, exiting, threshold, write_document, Setup, Stopwatch,
+    at_or_above, drop_in_background, exiting, output, threshold, OutputError, Setup, Stopwatch,
 };
 use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, OutputFormat};
 use anyhow::Result;
-use kpcap::analysis::{display_name, in_capture_order};
+use kpcap::analysis::{display_name, in_capture_order, FileError};
 use kpcap::detect::Evidence;
-use kpcap::report::{CaptureHeader, FlowsReport, Grouping};
+use kpcap::report::{CaptureReport, Captures, FlowsReport, Grouping};
 use serde::Serialize;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// One capture's outcome in a JSON document: its report or its error.
@@ -42,26 +41,29 @@ fn capture_name(parts: &[PathBuf]) -> String {
         .join(" + ")
 }
 
-/// Analyzes each logical capture in turn. A bad file is reported on stderr
-/// and recorded; the others go on.
+/// Analyzes each logical capture in turn and writes its report with
+/// `write`. A bad file is reported on stderr and recorded, and the others
+/// go on; a failed write ends the run.
 fn for_each_capture<T: Serialize>(
     paths: &[PathBuf],
     merge: bool,
     common: &CommonArgs,
-    mut analyze: impl FnMut(&str, &[PathBuf]) -> Result<T>,
+    mut analyze: impl FnMut(&str, &[PathBuf]) -> Result<T, FileError>,
+    mut write: impl FnMut(&T) -> Result<(), OutputError>,
 ) -> Result<(Vec<Entry<T>>, bool)> {
     let mut entries = Vec::new();
     let mut ok = true;
     for parts in logical_captures(paths, merge, common.chunk_bytes)? {
         let name = capture_name(&parts);
         match analyze(&name, &parts) {
-            Ok(report) => entries.push(Entry::Report(report)),
+            Ok(report) => {
+                write(&report)?;
+                entries.push(Entry::Report(report));
+            }
             Err(e) => {
-                eprintln!("kpcap: error: {e:#}");
-                entries.push(Entry::Failed {
-                    file: name,
-                    error: format!("{e:#}"),
-                });
+                let error = format!("{:#}", anyhow::Error::new(e));
+                eprintln!("kpcap: error: {error}");
+                entries.push(Entry::Failed { file: name, error });
                 ok = false;
             }
         }
@@ -77,94 +79,85 @@ fn print_warnings(name: &str, warnings: &[String]) {
 
 pub fn flows(args: FlowsArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, None)?;
-    let (analyzer, pool) = (setup.analyzer(Evidence::All), &setup.pool);
-    let (topology, reading) = (&setup.topology, &setup.reading);
+    let (analyzer, pool, topology) = (setup.analyzer(Evidence::All), &setup.pool, &setup.topology);
     let by = match args.by {
         By::Pair => Grouping::Pair,
         By::FiveTuple => Grouping::FiveTuple,
     };
-    // Buffered: stdout is line-buffered, and JSON reports are megabytes.
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let format = args.common.format;
-    let (entries, ok) =
-        for_each_capture(&args.captures, args.merge, &args.common, |name, parts| {
+    let mut out = output(args.common.format, args.limit);
+    let (entries, ok) = for_each_capture(
+        &args.captures,
+        args.merge,
+        &args.common,
+        |name, parts| {
             let (table, info) = pool.install(|| analyzer.flows(parts))?;
             print_warnings(name, &info.warnings);
-            let names = reading.names_seen(&info.interfaces, &table.summary);
-            let mut header = CaptureHeader::new(name, &info, &table.summary, &names);
-            if parts.len() > 1 {
-                header.parts = parts.iter().map(|p| display_name(p)).collect();
-            }
+            let names = analyzer.interface_names(&info, &table.summary);
+            let header = analyzer.header(name, parts, &info, &table.summary, &names);
             let report = FlowsReport::new(header, &table, topology, &names, by);
             drop_in_background(table);
-            match format {
-                // Printed as each capture finishes, so batch runs show progress.
-                OutputFormat::Table => writeln!(out, "{}", report.render(topology, args.limit))?,
-                OutputFormat::Ndjson => {
-                    serde_json::to_writer(&mut out, &report)?;
-                    writeln!(out)?;
-                }
-                OutputFormat::Json => {}
-            }
-            out.flush()?;
             Ok(report)
-        })?;
-    if format == OutputFormat::Json {
-        write_document(&mut out, "kpcap.flows/2", topology.clone(), None, &entries)?;
-    }
-    out.flush()?;
+        },
+        |report| {
+            Ok(out.report(&CaptureReport {
+                of: report,
+                topology,
+            })?)
+        },
+    )?;
+    let body = Captures {
+        topology,
+        settings: None,
+        captures: &entries,
+    };
+    out.document("kpcap.flows/2", &body).map_err(OutputError)?;
     exiting(entries);
     Ok(if ok { 0 } else { 2 })
 }
 
 pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
-    let format = args.common.format;
     // A table shows one flow per pod egress group and counts the queries
     // each DNS rcode answered.
-    let evidence = match format {
+    let evidence = match args.common.format {
         OutputFormat::Table => Evidence::Brief,
         OutputFormat::Json | OutputFormat::Ndjson => Evidence::All,
     };
-    let (analyzer, pool) = (setup.analyzer(evidence), &setup.pool);
-    let topology = &setup.topology;
+    let (analyzer, pool, topology) = (setup.analyzer(evidence), &setup.pool, &setup.topology);
     let threshold = threshold(args.fail_on);
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = output(args.common.format, args.limit);
     let mut failing = false;
-    let (entries, ok) =
-        for_each_capture(&args.captures, args.merge, &args.common, |name, parts| {
-            let mut clock = Stopwatch::from_env();
+    let clock = Stopwatch::from_env();
+    let (entries, ok) = for_each_capture(
+        &args.captures,
+        args.merge,
+        &args.common,
+        |name, parts| {
             let (mut observations, info) = pool.install(|| analyzer.observe(parts))?;
             clock.lap("walk, decode, observe, merge");
-            let report = pool.install(|| analyzer.report(name, parts, &mut observations, &info));
-            print_warnings(name, &report.header.warnings);
+            let outcome = pool.install(|| analyzer.outcome(name, parts, &mut observations, &info));
+            print_warnings(name, &outcome.header.warnings);
             drop_in_background(observations);
             clock.lap("detectors");
-            failing |= at_or_above(report.worst(), threshold);
-            match format {
-                OutputFormat::Table => writeln!(out, "{}", report.render(topology, args.limit))?,
-                OutputFormat::Ndjson => {
-                    for line in report.ndjson_lines() {
-                        serde_json::to_writer(&mut out, &line)?;
-                        writeln!(out)?;
-                    }
-                }
-                OutputFormat::Json => {}
-            }
-            out.flush()?;
+            failing |= at_or_above(outcome.worst(), threshold);
+            Ok(outcome)
+        },
+        |outcome| {
+            out.report(&CaptureReport {
+                of: outcome,
+                topology,
+            })?;
             clock.lap("report");
-            Ok(report)
-        })?;
-    if format == OutputFormat::Json {
-        write_document(
-            &mut out,
-            "kpcap.analyze/1",
-            topology.clone(),
-            Some(setup.settings.clone()),
-            &entries,
-        )?;
-    }
-    out.flush()?;
+            Ok(())
+        },
+    )?;
+    let body = Captures {
+        topology,
+        settings: Some(&setup.settings),
+        captures: &entries,
+    };
+    out.document("kpcap.analyze/1", &body)
+        .map_err(OutputError)?;
     exiting(entries);
     Ok(match (ok, failing) {
         (false, _) => 2,

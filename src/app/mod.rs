@@ -6,8 +6,8 @@ mod diff;
 mod scan;
 
 use crate::cli::{
-    Cli, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FloorArgs, PresetArg,
-    ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
+    Cli, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FloorArgs, OutputFormat,
+    PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -16,10 +16,9 @@ use kpcap::detect::{Settings, Severity};
 use kpcap::error::ConfigError;
 use kpcap::interface::DeviceKey;
 use kpcap::pipeline::Reading;
-use kpcap::report::JsonDocument;
+use kpcap::report::{Format, Output};
 use kpcap::synth;
 use kpcap::topology::{Preset, Topology};
-use serde::Serialize;
 use std::io::Write;
 
 pub fn run(cli: Cli) -> Result<i32> {
@@ -196,7 +195,10 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
     };
     let bytes = synth::generate(scenario, container, args.seed);
     if args.output.as_os_str() == "-" {
-        std::io::stdout().lock().write_all(&bytes)?;
+        std::io::stdout()
+            .lock()
+            .write_all(&bytes)
+            .map_err(OutputError)?;
     } else {
         std::fs::write(&args.output, &bytes)
             .with_context(|| format!("writing {}", args.output.display()))?;
@@ -211,15 +213,16 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
 
 /// Phase timings on stderr when `KPCAP_TIMINGS` is set: where a run's time
 /// goes, without a profiler.
-struct Stopwatch(Option<std::time::Instant>);
+struct Stopwatch(std::cell::Cell<Option<std::time::Instant>>);
 
 impl Stopwatch {
     fn from_env() -> Self {
-        Stopwatch(std::env::var_os("KPCAP_TIMINGS").map(|_| std::time::Instant::now()))
+        let start = std::env::var_os("KPCAP_TIMINGS").map(|_| std::time::Instant::now());
+        Stopwatch(std::cell::Cell::new(start))
     }
 
-    fn lap(&mut self, phase: &str) {
-        if let Some(start) = &mut self.0 {
+    fn lap(&self, phase: &str) {
+        if let Some(start) = self.0.get() {
             eprintln!(
                 "kpcap: timing: {phase}: {:.3}s{}",
                 start.elapsed().as_secs_f64(),
@@ -228,7 +231,7 @@ impl Stopwatch {
                     kb / 1024
                 ))
             );
-            *start = std::time::Instant::now();
+            self.0.set(Some(std::time::Instant::now()));
         }
     }
 }
@@ -254,22 +257,25 @@ fn exiting<T>(reports: Vec<T>) {
     std::mem::forget(reports);
 }
 
-/// Writes the JSON document of a run.
-fn write_document<T: Serialize>(
-    out: &mut impl Write,
-    schema: &'static str,
-    topology: Topology,
-    settings: Option<Settings>,
-    captures: &[T],
-) -> Result<()> {
-    let doc = JsonDocument {
-        schema,
-        kpcap_version: env!("CARGO_PKG_VERSION"),
-        topology,
-        settings,
-        captures,
+/// A failed write of the report. Not a capture's failure: the run stops.
+/// A reader that went away (`| head`) ends it quietly with exit 0.
+#[derive(Debug, thiserror::Error)]
+#[error("writing the report: {0}")]
+pub struct OutputError(#[from] pub std::io::Error);
+
+impl OutputError {
+    pub fn closed_pipe(&self) -> bool {
+        kpcap::report::output::is_closed_pipe(&self.0)
+    }
+}
+
+/// The run's output on stdout, buffered: JSON reports are megabytes, and
+/// stdout is line-buffered.
+fn output(format: OutputFormat, limit: usize) -> Output<std::io::BufWriter<std::io::Stdout>> {
+    let format = match format {
+        OutputFormat::Table => Format::Table,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Ndjson => Format::Ndjson,
     };
-    serde_json::to_writer_pretty(&mut *out, &doc)?;
-    writeln!(out)?;
-    Ok(())
+    Output::new(std::io::BufWriter::new(std::io::stdout()), format, limit)
 }

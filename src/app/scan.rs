@@ -1,18 +1,17 @@
 //! `scan` (files and directories in parallel, one line each, findings
 //! across files) and `merge` (shard reports into one).
 
-use super::{at_or_above, threshold, Setup};
-use crate::cli::{FailOn, MergeArgs, OutputFormat, ScanArgs};
+use super::{at_or_above, output, threshold, OutputError, Setup};
+use crate::cli::{FailOn, MergeArgs, ScanArgs};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpcap::analysis::Analyzer;
 use kpcap::detect::Evidence;
 use kpcap::error::CaptureError;
-use kpcap::report::header::describe_topology;
-use kpcap::scan::{self, Digest, FileLine, ScanReport, Status};
+use kpcap::report::scan::{file_value, ScanOutput};
+use kpcap::scan::{self, Digest, FileLine, ScanDocument, ScanReport, Status};
 use rayon::prelude::*;
-use serde_json::json;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,11 +38,16 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         let (index, count) = scan::parse_shard(text).map_err(anyhow::Error::msg)?;
         files = scan::shard(files, index, count);
     }
-    let cidrs = describe_topology(&setup.topology);
-    let format = args.common.format;
+    let cidrs = setup.topology.describe();
     let progress = progress_bar(files.len() as u64, args.quiet);
-    let out = Mutex::new(std::io::BufWriter::new(std::io::stdout()));
+    let out = Mutex::new(output(args.common.format, args.limit));
+    // The first failed write: the files not started yet are skipped.
+    let failed_write: Mutex<Option<std::io::Error>> = Mutex::new(None);
+    let stopped = || failed_write.lock().expect("write error lock").is_some();
     let one_file = |path: &PathBuf| {
+        if stopped() {
+            return ScanReport::empty(cidrs.clone(), settings.clone());
+        }
         let line = scan_file(&analyzer, path);
         progress.suspend(|| {
             for warning in line.digest.iter().flat_map(|d| &d.warnings) {
@@ -54,12 +58,12 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
             }
         });
         progress.inc(1);
-        if format == OutputFormat::Ndjson {
-            // As each file finishes: completion order.
-            let mut out = out.lock().expect("stdout lock");
-            let _ = serde_json::to_writer(&mut *out, &json!({"type": "file", "line": &line}));
-            let _ = writeln!(out);
-            let _ = out.flush();
+        // NDJSON: as each file finishes, in completion order.
+        if let Err(e) = out.lock().expect("stdout lock").stream(&file_value(&line)) {
+            failed_write
+                .lock()
+                .expect("write error lock")
+                .get_or_insert(e);
         }
         ScanReport::of(line, cidrs.clone(), settings.clone())
     };
@@ -76,8 +80,16 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         merge(large, small)
     });
     progress.finish_and_clear();
+    if let Some(e) = failed_write.into_inner().expect("write error lock") {
+        return Err(OutputError(e).into());
+    }
     let mut out = out.into_inner().expect("stdout lock");
-    write_report(&mut out, &report, format, args.limit, true)?;
+    let printed = ScanOutput {
+        report: &report,
+        files_streamed: true,
+    };
+    out.report(&printed).map_err(OutputError)?;
+    out.document(scan::SCHEMA, &report).map_err(OutputError)?;
     Ok(exit_code(&report, args.fail_on))
 }
 
@@ -142,42 +154,6 @@ fn progress_bar(files: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Prints the report. NDJSON: the file lines (unless they were streamed
-/// already), then one aggregate line.
-fn write_report(
-    out: &mut impl Write,
-    report: &ScanReport,
-    format: OutputFormat,
-    limit: usize,
-    streamed: bool,
-) -> Result<()> {
-    match format {
-        OutputFormat::Table => write!(out, "{}", kpcap::report::scan::render(report, limit))?,
-        OutputFormat::Json => {
-            serde_json::to_writer_pretty(&mut *out, report)?;
-            writeln!(out)?;
-        }
-        OutputFormat::Ndjson => {
-            if !streamed {
-                for line in &report.files {
-                    serde_json::to_writer(&mut *out, &json!({"type": "file", "line": line}))?;
-                    writeln!(out)?;
-                }
-            }
-            let aggregate = json!({
-                "type": "aggregate",
-                "schema": report.schema,
-                "cidrs": report.cidrs,
-                "aggregate": report.aggregate,
-            });
-            serde_json::to_writer(&mut *out, &aggregate)?;
-            writeln!(out)?;
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
 /// Bit 1: a finding at or above `--fail-on`; bit 2: an unreadable file.
 fn exit_code(report: &ScanReport, fail_on: FailOn) -> i32 {
     let a = &report.aggregate;
@@ -190,20 +166,21 @@ pub fn merge(args: MergeArgs) -> Result<i32> {
     for path in &args.reports {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let report: ScanReport = serde_json::from_str(&text).with_context(|| {
+        let document: ScanDocument = serde_json::from_str(&text).with_context(|| {
             format!(
                 "{}: not a `kpcap scan --format json` report",
                 path.display()
             )
         })?;
-        if report.schema != scan::SCHEMA {
+        if document.schema != scan::SCHEMA {
             anyhow::bail!(
                 "{}: schema {} (expected {})",
                 path.display(),
-                report.schema,
+                document.schema,
                 scan::SCHEMA
             );
         }
+        let report = document.report;
         merged = Some(match merged {
             None => report,
             Some(earlier) => earlier
@@ -212,7 +189,12 @@ pub fn merge(args: MergeArgs) -> Result<i32> {
         });
     }
     let report = merged.context("no reports given")?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    write_report(&mut out, &report, args.format, args.limit, false)?;
+    let mut out = output(args.format, args.limit);
+    let printed = ScanOutput {
+        report: &report,
+        files_streamed: false,
+    };
+    out.report(&printed).map_err(OutputError)?;
+    out.document(scan::SCHEMA, &report).map_err(OutputError)?;
     Ok(exit_code(&report, args.fail_on))
 }

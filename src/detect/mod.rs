@@ -18,7 +18,7 @@ pub use item::{CrossingItem, CrossingItems, FlowItem};
 
 use crate::flow::FlowTable;
 use crate::interface::InterfaceNames;
-use crate::pipeline::{Seen, Settle};
+use crate::observe::{Seen, Settle};
 use crate::time::Timestamp;
 use crate::topology::Topology;
 use serde::Serialize;

@@ -5,10 +5,10 @@
 
 use super::key::{ports, Direction, Endpoint, FlowKey};
 use super::map::{partition_of, PARTITIONS};
-use super::table::{Flow, PairStats, Protocols};
+use super::stats::{Crossing, Flow, PairStats, Protocols};
 use crate::decode::{IpHeader, Packet, Transport, Tunnel};
 use crate::interface::Via;
-use crate::pipeline::Seen;
+use crate::observe::Seen;
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 
@@ -218,6 +218,31 @@ impl Flow {
             fingerprint: event.fingerprint,
         }
     }
+
+    pub(super) fn cross(&mut self, event: &FlowEvent, batch: &Batch, direction: Direction) {
+        let via = batch.via(event);
+        // Most flows are seen on one interface: skip the search.
+        if let [only] = self.crossings.as_mut_slice() {
+            if only.via == via {
+                only.packets[direction.index()] += 1;
+                return;
+            }
+        }
+        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&via)) {
+            Ok(at) => at,
+            Err(at) => {
+                let crossing = Crossing {
+                    via,
+                    packets: [0, 0],
+                    first_record: event.position,
+                    tunnel: batch.tunnel(event).map(|t| Box::new(*t)),
+                };
+                self.crossings.insert(at, crossing);
+                at
+            }
+        };
+        self.crossings[at].packets[direction.index()] += 1;
+    }
 }
 
 #[cfg(test)]
@@ -227,7 +252,7 @@ mod tests {
     use crate::decode::{IpHeader, Packet, Transport, Udp, PROTO_UDP};
     use crate::flow::FlowTable;
     use crate::interface::Via;
-    use crate::pipeline::{Seen, Settle};
+    use crate::observe::{Seen, Settle};
     use crate::time::Timestamp;
     use std::net::{IpAddr, Ipv4Addr};
 

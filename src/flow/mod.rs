@@ -6,12 +6,11 @@ mod event;
 mod evict;
 mod key;
 mod map;
+mod stats;
 mod table;
 
 pub use evict::evict_idle;
 pub use key::{protocol_name, Direction, Endpoint, FlowKey};
 pub use map::{partition_of, Partition, Partitioned, PartitionedMap, PARTITIONS};
-pub use table::{
-    merge_maps, Crossing, Flow, FlowMap, FlowTable, PairMap, PairStats, Protocols, Side, Summary,
-    TcpState,
-};
+pub use stats::{Crossing, Flow, PairStats, Protocols, Side, TcpState};
+pub use table::{merge_maps, FlowMap, FlowTable, PairMap, Summary};

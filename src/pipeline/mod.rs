@@ -1,5 +1,7 @@
-//! The parallel shape: runs of consecutive chunks -> per-worker state ->
-//! associative merge. Runs on the current rayon pool (the CLI installs one sized by
+//! The parallel engine: runs of consecutive chunks -> per-worker state ->
+//! associative merge. It knows nothing of what it folds: any state with an
+//! `observe` function, an associative merge and `Settle` (see `observe`).
+//! Runs on the current rayon pool (the CLI installs one sized by
 //! `--threads`).
 //!
 //! Every record is decoded, attributed to the interface it was captured
@@ -15,25 +17,13 @@ use crate::capture::{
     Capture, CaptureInfo, Chunk, Input, Interface, Layout, Record, Truncation, WalkEnd,
 };
 use crate::decode::{Decoder, Packet};
-use crate::detect::{Observations, Settings};
 use crate::error::CaptureError;
-use crate::flow::{FlowTable, Summary};
 use crate::interface::{DeviceKey, InterfaceNames, Via};
+use crate::observe::{Seen, Settle};
 use duplicates::{DuplicateWindow, WINDOW_RECORDS};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-
-/// One record as the observers see it.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen<'a> {
-    pub record: Record<'a>,
-    pub packet: Packet<'a>,
-    pub via: Via,
-    /// A copy of a packet already seen on another interface: it records
-    /// the interface it crossed, and counts nowhere else.
-    pub duplicate: bool,
-}
 
 /// How records are read: decoding settings, names for `-i any` devices,
 /// and which interfaces to keep.
@@ -50,14 +40,6 @@ pub struct Reading {
 impl Reading {
     pub fn names(&self, interfaces: &[Interface]) -> InterfaceNames {
         InterfaceNames::new(interfaces, self.device_names.clone())
-    }
-
-    /// `names`, with the interfaces the records came on learnt, for
-    /// reports that name one per flow.
-    pub fn names_seen(&self, interfaces: &[Interface], summary: &Summary) -> InterfaceNames {
-        let mut names = self.names(interfaces);
-        names.learn(summary.per_interface.iter().map(|(via, _)| *via));
-        names
     }
 }
 
@@ -130,13 +112,6 @@ impl<'r> ChunkReader<'r> {
 #[derive(Debug, Clone, Default)]
 pub struct Carry {
     window: Option<DuplicateWindow>,
-}
-
-/// State folded from records. `observe` may defer work (the flow table
-/// queues events per partition); `settle` does it, after each window of
-/// chunks is merged in, and bounds the state again (`--max-flows`).
-pub trait Settle {
-    fn settle(&mut self);
 }
 
 /// Folds the captures that make up one logical capture, in order: a
@@ -410,45 +385,4 @@ fn fold_layout<S: Default + Send>(
             || (S::default(), Walked::Whole(None)),
             |(a, a_walked), (b, b_walked)| (merge(a, b), a_walked.then(b_walked)),
         )
-}
-
-/// The merged flow table of one capture (what `kpcap flows` reports).
-pub fn flow_table(
-    input: Input,
-    reading: &Reading,
-) -> Result<(FlowTable, CaptureInfo), CaptureError> {
-    let mut folder = Folder::new(reading, FlowTable::observe, FlowTable::merge);
-    let info = folder.fold(input)?;
-    Ok((folder.finish(), info))
-}
-
-/// A merge function, named so that folders' types can be written.
-pub type Merge<S> = fn(S, S) -> S;
-
-/// Folds what the detectors need (what `kpcap analyze` reports).
-pub fn observer<'r>(
-    reading: &'r Reading,
-    settings: &'r Settings,
-) -> Folder<
-    'r,
-    Observations,
-    impl Fn(&mut Observations, &Seen<'_>) + Sync + Send + 'r,
-    Merge<Observations>,
-> {
-    Folder::new(
-        reading,
-        move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings),
-        Observations::merge as Merge<Observations>,
-    )
-}
-
-/// Everything the detectors need of one capture.
-pub fn observations(
-    input: Input,
-    reading: &Reading,
-    settings: &Settings,
-) -> Result<(Observations, CaptureInfo), CaptureError> {
-    let mut folder = observer(reading, settings);
-    let info = folder.fold(input)?;
-    Ok((folder.finish(), info))
 }

@@ -2,24 +2,30 @@
 //! JSON form carries the same content plus every item behind each group;
 //! NDJSON puts one cause or finding group per line.
 
-use super::header::CaptureHeader;
+use super::output::{ndjson_line, Report};
 use super::table::new_table;
+use super::CaptureReport;
+use crate::analysis::Outcome;
 use crate::detect::dns::{DnsGroup, DnsItem};
 use crate::detect::egress::{EgressInterface, MasqueradedPod};
-use crate::detect::verdict::{correlate, Status, Verdict};
-use crate::detect::{Findings, Severity};
+use crate::detect::verdict::Status;
 use crate::time::Timestamp;
 use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
 
-#[derive(Debug, Serialize)]
-pub struct AnalyzeReport {
-    #[serde(flatten)]
-    pub header: CaptureHeader,
-    pub verdict: Verdict,
-    pub findings: Findings,
+impl Report for CaptureReport<'_, Outcome> {
+    fn table(&self, limit: usize) -> String {
+        render(self.of, self.topology, limit) + "\n"
+    }
+
+    fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        for line in ndjson_lines(self.of) {
+            ndjson_line(out, &line)?;
+        }
+        Ok(())
+    }
 }
 
 /// Wraps `text` at `width` columns, indenting every line by `indent`.
@@ -44,80 +50,72 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
 
 const WIDTH: usize = 100;
 
-impl AnalyzeReport {
-    pub fn new(header: CaptureHeader, findings: Findings) -> AnalyzeReport {
-        AnalyzeReport {
-            header,
-            verdict: correlate(&findings),
-            findings,
+/// Human report; each table shows at most `limit` groups (0 = all).
+pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
+    let mut out = super::header::render(&outcome.header, topology);
+    out.push('\n');
+    out += &render_verdict(outcome);
+    let start = outcome.header.first.unwrap_or_default();
+    let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
+    let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
+    let more = |out: &mut String, shown: usize, total: usize| {
+        if shown < total {
+            let _ = writeln!(
+                out,
+                "... {} more groups (--limit 0 shows all, --format json lists every item)",
+                total - shown
+            );
         }
-    }
+    };
 
-    /// The most severe finding, for `--fail-on`.
-    pub fn worst(&self) -> Option<Severity> {
-        self.findings.worst()
-    }
-
-    /// Human report; each table shows at most `limit` groups (0 = all).
-    pub fn render(&self, topology: &Topology, limit: usize) -> String {
-        let mut out = self.header.render(topology);
-        out.push('\n');
-        out += &self.render_verdict();
-        let start = self.header.first.unwrap_or_default();
-        let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
-        let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
-        let more = |out: &mut String, shown: usize, total: usize| {
-            if shown < total {
-                let _ = writeln!(
-                    out,
-                    "... {} more groups (--limit 0 shows all, --format json lists every item)",
-                    total - shown
-                );
-            }
-        };
-
-        let egress = &self.findings.unmasqueraded_egress.groups;
-        out += "\nUNMASQUERADED POD EGRESS (pod source -> external destination)\n";
-        if egress.is_empty() {
-            out += "  none\n";
-        } else {
-            let mut table = new_table(&[
-                "severity",
-                "pod",
-                "destination",
-                "port",
-                "flows",
-                "packets",
-                "replies",
-                "first",
-                "last",
-                "left on",
-                "example",
+    let egress = &outcome.findings.unmasqueraded_egress.groups;
+    out += "\nUNMASQUERADED POD EGRESS (pod source -> external destination)\n";
+    if egress.is_empty() {
+        out += "  none\n";
+    } else {
+        let mut table = new_table(&[
+            "severity",
+            "pod",
+            "destination",
+            "port",
+            "flows",
+            "packets",
+            "replies",
+            "first",
+            "last",
+            "left on",
+            "example",
+        ]);
+        for g in &egress[..take(egress.len())] {
+            table.add_row(vec![
+                g.severity.label().to_string(),
+                g.pod.to_string(),
+                g.destination.to_string(),
+                format!("{}/{}", g.protocol, g.port),
+                g.flows.to_string(),
+                g.packets.to_string(),
+                g.replies.to_string(),
+                rel(g.first),
+                rel(g.last),
+                short_list(&g.left_on, 3),
+                g.items.first().map(|i| i.to_string()).unwrap_or_default(),
             ]);
-            for g in &egress[..take(egress.len())] {
-                table.add_row(vec![
-                    g.severity.label().to_string(),
-                    g.pod.to_string(),
-                    g.destination.to_string(),
-                    format!("{}/{}", g.protocol, g.port),
-                    g.flows.to_string(),
-                    g.packets.to_string(),
-                    g.replies.to_string(),
-                    rel(g.first),
-                    rel(g.last),
-                    short_list(&g.left_on, 3),
-                    g.items.first().map(|i| i.to_string()).unwrap_or_default(),
-                ]);
-            }
-            let _ = writeln!(out, "{table}");
-            more(&mut out, take(egress.len()), egress.len());
         }
-        out += &render_egress_interfaces(&self.findings.unmasqueraded_egress.interfaces);
-        out += &render_masqueraded(&self.findings.unmasqueraded_egress.contrast.masqueraded_pods);
+        let _ = writeln!(out, "{table}");
+        more(&mut out, take(egress.len()), egress.len());
+    }
+    out += &render_egress_interfaces(&outcome.findings.unmasqueraded_egress.interfaces);
+    out += &render_masqueraded(
+        &outcome
+            .findings
+            .unmasqueraded_egress
+            .contrast
+            .masqueraded_pods,
+    );
 
-        let syns = &self.findings.tcp_syns;
-        let c = &syns.counts;
-        let _ = writeln!(
+    let syns = &outcome.findings.tcp_syns;
+    let c = &syns.counts;
+    let _ = writeln!(
             out,
             "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive{})",
             c.syn_flows,
@@ -128,49 +126,49 @@ impl AnalyzeReport {
             c.inconclusive,
             nat_copies(c.post_nat_copies)
         );
-        if syns.groups.is_empty() {
-            out += "  none\n";
-        } else {
-            let mut table = new_table(&[
-                "severity",
-                "outcome",
-                "source",
-                "destination",
-                "ports",
-                "flows",
-                "SYNs (retx)",
-                "first",
-                "last",
-                "example",
+    if syns.groups.is_empty() {
+        out += "  none\n";
+    } else {
+        let mut table = new_table(&[
+            "severity",
+            "outcome",
+            "source",
+            "destination",
+            "ports",
+            "flows",
+            "SYNs (retx)",
+            "first",
+            "last",
+            "example",
+        ]);
+        for g in &syns.groups[..take(syns.groups.len())] {
+            let outcome = match g.icmp_code {
+                Some(code) => format!("{} (code {code})", g.outcome.label()),
+                None => g.outcome.label().to_string(),
+            };
+            table.add_row(vec![
+                g.severity.label().to_string(),
+                outcome,
+                g.source.to_string(),
+                g.destination.to_string(),
+                short_list(&g.ports, 4),
+                g.flows.to_string(),
+                format!("{} ({})", g.syn_packets, g.retransmits),
+                rel(g.first),
+                rel(g.last),
+                g.items
+                    .first()
+                    .map(|i| i.flow.to_string())
+                    .unwrap_or_default(),
             ]);
-            for g in &syns.groups[..take(syns.groups.len())] {
-                let outcome = match g.icmp_code {
-                    Some(code) => format!("{} (code {code})", g.outcome.label()),
-                    None => g.outcome.label().to_string(),
-                };
-                table.add_row(vec![
-                    g.severity.label().to_string(),
-                    outcome,
-                    g.source.to_string(),
-                    g.destination.to_string(),
-                    short_list(&g.ports, 4),
-                    g.flows.to_string(),
-                    format!("{} ({})", g.syn_packets, g.retransmits),
-                    rel(g.first),
-                    rel(g.last),
-                    g.items
-                        .first()
-                        .map(|i| i.flow.to_string())
-                        .unwrap_or_default(),
-                ]);
-            }
-            let _ = writeln!(out, "{table}");
-            more(&mut out, take(syns.groups.len()), syns.groups.len());
         }
+        let _ = writeln!(out, "{table}");
+        more(&mut out, take(syns.groups.len()), syns.groups.len());
+    }
 
-        let dns = &self.findings.dns;
-        let c = &dns.counts;
-        let _ = writeln!(
+    let dns = &outcome.findings.dns;
+    let c = &dns.counts;
+    let _ = writeln!(
             out,
             "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses{})",
             c.queries,
@@ -181,140 +179,145 @@ impl AnalyzeReport {
             c.unsolicited_responses,
             nat_copies(c.post_nat_copies)
         );
-        if dns.groups.is_empty() {
-            out += "  no timeouts, no unsolicited responses\n";
-        } else {
-            let mut table = new_table(&[
-                "severity", "outcome", "client", "server", "queries", "packets", "names", "first",
-                "last", "example",
+    if dns.groups.is_empty() {
+        out += "  no timeouts, no unsolicited responses\n";
+    } else {
+        let mut table = new_table(&[
+            "severity", "outcome", "client", "server", "queries", "packets", "names", "first",
+            "last", "example",
+        ]);
+        for g in &dns.groups[..take(dns.groups.len())] {
+            table.add_row(dns_row(g, &rel));
+        }
+        let _ = writeln!(out, "{table}");
+        more(&mut out, take(dns.groups.len()), dns.groups.len());
+    }
+    let errors: Vec<_> = dns.rcodes.iter().filter(|r| r.rcode_value != 0).collect();
+    if !errors.is_empty() {
+        let mut table = new_table(&["severity", "name", "rcode", "responses", "servers"]);
+        for r in &errors[..take(errors.len())] {
+            table.add_row(vec![
+                r.severity.label().to_string(),
+                r.name.clone(),
+                r.rcode.to_string(),
+                r.responses.to_string(),
+                short_list(&r.servers, 3),
             ]);
-            for g in &dns.groups[..take(dns.groups.len())] {
-                table.add_row(dns_row(g, &rel));
-            }
-            let _ = writeln!(out, "{table}");
-            more(&mut out, take(dns.groups.len()), dns.groups.len());
         }
-        let errors: Vec<_> = dns.rcodes.iter().filter(|r| r.rcode_value != 0).collect();
-        if !errors.is_empty() {
-            let mut table = new_table(&["severity", "name", "rcode", "responses", "servers"]);
-            for r in &errors[..take(errors.len())] {
-                table.add_row(vec![
-                    r.severity.label().to_string(),
-                    r.name.clone(),
-                    r.rcode.to_string(),
-                    r.responses.to_string(),
-                    short_list(&r.servers, 3),
-                ]);
-            }
-            let _ = writeln!(out, "{table}");
-            more(&mut out, take(errors.len()), errors.len());
-        }
-
-        let vips = &self.findings.service_vips.groups;
-        out += "\nSERVICE VIPS ON THE WIRE (destination in the service CIDR)\n";
-        if vips.is_empty() {
-            out += "  none\n";
-        } else {
-            let mut table = new_table(&[
-                "severity",
-                "source",
-                "service",
-                "ports",
-                "flows",
-                "packets",
-                "replies",
-                "interfaces",
-                "first",
-                "last",
-            ]);
-            for g in &vips[..take(vips.len())] {
-                table.add_row(vec![
-                    g.severity.label().to_string(),
-                    g.source.to_string(),
-                    g.service.to_string(),
-                    short_list(&g.ports, 4),
-                    g.flows.to_string(),
-                    g.packets.to_string(),
-                    g.replies.to_string(),
-                    short_list(&g.interfaces, 3),
-                    rel(g.first),
-                    rel(g.last),
-                ]);
-            }
-            let _ = writeln!(out, "{table}");
-            more(&mut out, take(vips.len()), vips.len());
-        }
-        out
+        let _ = writeln!(out, "{table}");
+        more(&mut out, take(errors.len()), errors.len());
     }
 
-    fn render_verdict(&self) -> String {
-        let mut out = String::new();
-        let status = match self.verdict.status {
-            Status::Clean => "CLEAN: no failure or warning found",
-            Status::Warning => "WARNING",
-            Status::Failure => "FAILURE",
-        };
-        let _ = writeln!(out, "VERDICT   {status}");
-        for cause in &self.verdict.causes {
-            let _ = writeln!(
-                out,
-                "\n  {}. [{}] {}",
-                cause.rank,
-                cause.severity.label(),
-                cause.title
+    let vips = &outcome.findings.service_vips.groups;
+    out += "\nSERVICE VIPS ON THE WIRE (destination in the service CIDR)\n";
+    if vips.is_empty() {
+        out += "  none\n";
+    } else {
+        let mut table = new_table(&[
+            "severity",
+            "source",
+            "service",
+            "ports",
+            "flows",
+            "packets",
+            "replies",
+            "interfaces",
+            "first",
+            "last",
+        ]);
+        for g in &vips[..take(vips.len())] {
+            table.add_row(vec![
+                g.severity.label().to_string(),
+                g.source.to_string(),
+                g.service.to_string(),
+                short_list(&g.ports, 4),
+                g.flows.to_string(),
+                g.packets.to_string(),
+                g.replies.to_string(),
+                short_list(&g.interfaces, 3),
+                rel(g.first),
+                rel(g.last),
+            ]);
+        }
+        let _ = writeln!(out, "{table}");
+        more(&mut out, take(vips.len()), vips.len());
+    }
+    out
+}
+
+fn render_verdict(outcome: &Outcome) -> String {
+    let mut out = String::new();
+    let status = match outcome.verdict.status {
+        Status::Clean => "CLEAN: no failure or warning found",
+        Status::Warning => "WARNING",
+        Status::Failure => "FAILURE",
+    };
+    let _ = writeln!(out, "VERDICT   {status}");
+    for cause in &outcome.verdict.causes {
+        let _ = writeln!(
+            out,
+            "\n  {}. [{}] {}",
+            cause.rank,
+            cause.severity.label(),
+            cause.title
+        );
+        out += &wrap(&cause.summary, "     ", WIDTH);
+        for detail in &cause.details {
+            out += &wrap(&format!("- {detail}"), "     ", WIDTH);
+        }
+        for hint in &cause.remediation {
+            out += &wrap(
+                &format!("fix ({}): {}", hint.cni, hint.hint),
+                "     ",
+                WIDTH,
             );
-            out += &wrap(&cause.summary, "     ", WIDTH);
-            for detail in &cause.details {
-                out += &wrap(&format!("- {detail}"), "     ", WIDTH);
-            }
-            for hint in &cause.remediation {
-                out += &wrap(
-                    &format!("fix ({}): {}", hint.cni, hint.hint),
-                    "     ",
-                    WIDTH,
-                );
-            }
         }
-        out
     }
+    out
+}
 
-    /// One JSON value per line: a `capture` line with the header and
-    /// verdict status, then one line per cause and per finding group.
-    pub fn ndjson_lines(&self) -> Vec<Value> {
-        let file = self.header.file.as_str();
-        let f = &self.findings;
-        let summary = json!({
-            "status": self.verdict.status,
-            "packets": self.header.packets,
-            "first": self.header.first,
-            "last": self.header.last,
-            "causes": self.verdict.causes.len(),
-        });
-        let mut lines = vec![tagged(file, "capture", &summary)];
-        lines.extend(self.verdict.causes.iter().map(|c| tagged(file, "cause", c)));
-        let egress = &f.unmasqueraded_egress.groups;
-        lines.extend(
-            egress
-                .iter()
-                .map(|g| tagged(file, "unmasqueraded_egress", g)),
-        );
-        lines.extend(
-            f.unmasqueraded_egress
-                .interfaces
-                .iter()
-                .map(|i| tagged(file, "egress_interface", i)),
-        );
-        lines.extend(f.tcp_syns.groups.iter().map(|g| tagged(file, "tcp_syn", g)));
-        lines.extend(f.dns.groups.iter().map(|g| tagged(file, "dns", g)));
-        lines.extend(f.dns.rcodes.iter().map(|g| tagged(file, "dns_rcode", g)));
-        lines.extend(
-            f.service_vips
-                .groups
-                .iter()
-                .map(|g| tagged(file, "service_vip", g)),
-        );
-        lines
-    }
+/// One JSON value per line: a `capture` line with the header and
+/// verdict status, then one line per cause and per finding group.
+pub fn ndjson_lines(outcome: &Outcome) -> Vec<Value> {
+    let file = outcome.header.file.as_str();
+    let f = &outcome.findings;
+    let summary = json!({
+        "status": outcome.verdict.status,
+        "packets": outcome.header.packets,
+        "first": outcome.header.first,
+        "last": outcome.header.last,
+        "causes": outcome.verdict.causes.len(),
+    });
+    let mut lines = vec![tagged(file, "capture", &summary)];
+    lines.extend(
+        outcome
+            .verdict
+            .causes
+            .iter()
+            .map(|c| tagged(file, "cause", c)),
+    );
+    let egress = &f.unmasqueraded_egress.groups;
+    lines.extend(
+        egress
+            .iter()
+            .map(|g| tagged(file, "unmasqueraded_egress", g)),
+    );
+    lines.extend(
+        f.unmasqueraded_egress
+            .interfaces
+            .iter()
+            .map(|i| tagged(file, "egress_interface", i)),
+    );
+    lines.extend(f.tcp_syns.groups.iter().map(|g| tagged(file, "tcp_syn", g)));
+    lines.extend(f.dns.groups.iter().map(|g| tagged(file, "dns", g)));
+    lines.extend(f.dns.rcodes.iter().map(|g| tagged(file, "dns_rcode", g)));
+    lines.extend(
+        f.service_vips
+            .groups
+            .iter()
+            .map(|g| tagged(file, "service_vip", g)),
+    );
+    lines
 }
 
 /// `; 15 post-NAT copies not counted again`, when there are any.

@@ -2,14 +2,47 @@
 //! persists and what is new, one line each.
 
 use super::analyze::short_list;
+use super::output::{ndjson_line, Document, Report};
 use super::table::new_table;
 use crate::diff::{Change, Diff};
 use crate::scan::{Digest, FindingKind};
+use serde::Serialize;
 use std::fmt::Write;
 
-pub fn render(before: (&str, &Digest), after: (&str, &Digest), diff: &Diff) -> String {
+/// The JSON schema name of diff reports.
+pub const SCHEMA: &str = "kpcap.diff/1";
+
+/// One side of a diff: the capture and its digest.
+#[derive(Debug, Serialize)]
+pub struct Compared {
+    pub file: String,
+    pub digest: Digest,
+}
+
+/// The `diff` report: both sides and what changed.
+#[derive(Debug, Serialize)]
+pub struct DiffReport {
+    pub before: Compared,
+    pub after: Compared,
+    pub diff: Diff,
+}
+
+impl Report for DiffReport {
+    fn table(&self, _limit: usize) -> String {
+        render(self)
+    }
+
+    /// The whole document on one line.
+    fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        ndjson_line(out, &Document::new(SCHEMA, self))
+    }
+}
+
+pub fn render(report: &DiffReport) -> String {
     let mut out = String::new();
-    for (label, (file, d)) in [("before", before), ("after ", after)] {
+    let diff = &report.diff;
+    for (label, side) in [("before", &report.before), ("after ", &report.after)] {
+        let (file, d) = (&side.file, &side.digest);
         let _ = writeln!(
             out,
             "{label}    {file} ({} packets, {:.3}s)",

@@ -1,8 +1,8 @@
 //! `kpcap flows`: traffic rolled up by (source, destination) address, or
 //! one row per 5-tuple flow.
 
-use super::header::CaptureHeader;
 use super::table::new_table;
+use crate::analysis::CaptureHeader;
 use crate::detect::{CrossingItem, CrossingItems};
 use crate::flow::{protocol_name, Flow, FlowKey, FlowTable, PairStats, TcpState};
 use crate::interface::{InterfaceNames, Label};
@@ -118,6 +118,17 @@ pub struct FlowsReport {
     pub flows: Option<Vec<FlowRow>>,
 }
 
+impl super::Report for super::CaptureReport<'_, FlowsReport> {
+    fn table(&self, limit: usize) -> String {
+        self.of.render(self.topology, limit) + "\n"
+    }
+
+    /// One line per capture: the whole report.
+    fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        super::output::ndjson_line(out, self.of)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grouping {
     Pair,
@@ -148,7 +159,7 @@ impl FlowsReport {
 
     /// Header and a table; `limit` rows at most (0 = all).
     pub fn render(&self, topology: &Topology, limit: usize) -> String {
-        let mut out = self.header.render(topology);
+        let mut out = super::header::render(&self.header, topology);
         out += &format!(
             "flows     {} flows, {} distinct source -> destination address pairs\n\n",
             self.flow_count, self.distinct_src_dst_pairs

@@ -1,27 +1,35 @@
-//! Reports: the only code that turns results into text. Human tables by
-//! default, JSON for machines; nothing here prints.
+//! Reports: the only code that turns outcomes into text. Human tables by
+//! default, JSON for machines; nothing here prints, and nothing here
+//! judges: findings and the verdict come from `analysis::Outcome`.
 
 pub mod analyze;
 pub mod diff;
 pub mod flows;
 pub mod header;
+pub mod output;
 pub mod scan;
 mod table;
 
-pub use analyze::AnalyzeReport;
 pub use flows::{FlowsReport, Grouping};
-pub use header::CaptureHeader;
+pub use output::{Document, Format, Output, Report};
 
+use crate::detect::Settings;
+use crate::topology::Topology;
 use serde::Serialize;
 
-/// The JSON document for a whole run.
+/// A report of one capture, with the CIDRs its header names.
+pub struct CaptureReport<'a, T> {
+    pub of: &'a T,
+    pub topology: &'a Topology,
+}
+
+/// The body of the JSON document of `analyze` and `flows`: the CIDRs and
+/// settings of the run, and one entry per capture.
 #[derive(Debug, Serialize)]
-pub struct JsonDocument<'a, T: Serialize> {
-    pub schema: &'static str,
-    pub kpcap_version: &'static str,
-    pub topology: crate::topology::Topology,
+pub struct Captures<'a, T: Serialize> {
+    pub topology: &'a Topology,
     /// Detector thresholds (analyze only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub settings: Option<crate::detect::Settings>,
+    pub settings: Option<&'a Settings>,
     pub captures: &'a [T],
 }

@@ -1,11 +1,51 @@
 //! The `scan` report: one line per file, then the findings across files.
 
 use super::analyze::short_list;
+use super::output::{ndjson_line, Report};
 use super::table::new_table;
 use crate::detect::Severity;
-use crate::scan::{FileLine, ScanReport, Status};
+use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
 use crate::time::format_seconds;
+use serde_json::json;
 use std::fmt::Write;
+
+/// A scan report as printed. NDJSON: a line per file (unless they were
+/// streamed as each file finished: `file_line`), then the aggregate.
+pub struct ScanOutput<'a> {
+    pub report: &'a ScanReport,
+    pub files_streamed: bool,
+}
+
+impl Report for ScanOutput<'_> {
+    fn table(&self, limit: usize) -> String {
+        render(self.report, limit)
+    }
+
+    fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if !self.files_streamed {
+            for line in &self.report.files {
+                file_line(out, line)?;
+            }
+        }
+        let aggregate = json!({
+            "type": "aggregate",
+            "schema": SCHEMA,
+            "cidrs": self.report.cidrs,
+            "aggregate": self.report.aggregate,
+        });
+        ndjson_line(out, &aggregate)
+    }
+}
+
+/// One file's NDJSON line.
+pub fn file_line(out: &mut dyn std::io::Write, line: &FileLine) -> std::io::Result<()> {
+    ndjson_line(out, &file_value(line))
+}
+
+/// One file's NDJSON value.
+pub fn file_value(line: &FileLine) -> serde_json::Value {
+    json!({"type": "file", "line": line})
+}
 
 /// The human report; the findings table shows at most `limit` rows (0 =
 /// all).

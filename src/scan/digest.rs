@@ -3,9 +3,9 @@
 //! across files and runs, and readable back from JSON: what a scan keeps
 //! per file, what `kpcap merge` reads, what `kpcap diff` compares.
 
+use crate::analysis::Outcome;
 use crate::detect::syn::SynOutcome;
 use crate::detect::Severity;
-use crate::report::AnalyzeReport;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -136,7 +136,7 @@ fn tally(tally: &mut Tally, subject: String, severity: Severity, count: u64, det
 }
 
 impl Digest {
-    pub fn of(report: &AnalyzeReport) -> Digest {
+    pub fn of(report: &Outcome) -> Digest {
         let header = &report.header;
         let f = &report.findings;
         let mut kinds: BTreeMap<FindingKind, Tally> = BTreeMap::new();

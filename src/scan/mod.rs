@@ -186,10 +186,10 @@ fn sorted_union(mut items: Vec<String>) -> Vec<String> {
 }
 
 /// A scan: one line per file, sorted by file name, and the aggregate.
+/// Written in the envelope of every JSON document (`report::Document`),
+/// read back by `kpcap merge` as a `ScanDocument`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanReport {
-    pub schema: String,
-    pub kpcap_version: String,
     /// The CIDRs and detector settings in force, in words: shards merge
     /// only if they agree.
     pub cidrs: String,
@@ -202,8 +202,6 @@ impl ScanReport {
     /// A report with no files yet: the identity of `merge`.
     pub fn empty(cidrs: String, settings: crate::detect::Settings) -> ScanReport {
         ScanReport {
-            schema: SCHEMA.into(),
-            kpcap_version: env!("CARGO_PKG_VERSION").into(),
             cidrs,
             settings,
             files: Vec::new(),
@@ -233,6 +231,16 @@ impl ScanReport {
         self.aggregate = self.aggregate.merge(other.aggregate);
         Ok(self)
     }
+}
+
+/// A scan report as `kpcap scan --format json` wrote it: the envelope,
+/// then the report.
+#[derive(Debug, Deserialize)]
+pub struct ScanDocument {
+    pub schema: String,
+    pub kpcap_version: String,
+    #[serde(flatten)]
+    pub report: ScanReport,
 }
 
 /// Every regular file under `paths` (directories are walked recursively,

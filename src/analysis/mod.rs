@@ -1,13 +1,23 @@
-//! One logical capture from files to report: what `analyze`, `scan` and
+//! One logical capture from files to outcome: what `analyze`, `scan` and
 //! `diff` all do. A logical capture is one file, or rotated files of one
 //! incident (`tcpdump -C` / `-G`) read in order as if they were one.
+//!
+//! This is where the parallel engine (`pipeline`) meets what it folds: the
+//! flow table (`flow`) and the detectors' observations (`detect`).
 
-use crate::capture::{CaptureInfo, Input};
-use crate::detect::{Context, Evidence, Findings, Observations, Settings};
+mod header;
+mod outcome;
+
+pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
+pub use outcome::Outcome;
+
+use crate::capture::{CaptureInfo, Input, Interface};
+use crate::detect::{verdict, Context, Evidence, Findings, Observations, Settings};
 use crate::error::CaptureError;
-use crate::flow::FlowTable;
-use crate::pipeline::{self, Reading};
-use crate::report::{AnalyzeReport, CaptureHeader};
+use crate::flow::{FlowTable, Summary};
+use crate::interface::InterfaceNames;
+use crate::observe::Seen;
+use crate::pipeline::{Folder, Reading};
 use crate::time::Timestamp;
 use crate::topology::Topology;
 use std::path::{Path, PathBuf};
@@ -52,20 +62,48 @@ pub struct Analyzer<'a> {
     pub evidence: Evidence,
 }
 
-impl Analyzer<'_> {
+/// How observations merge, named so the folder's type can be written.
+type Merge = fn(Observations, Observations) -> Observations;
+
+impl<'a> Analyzer<'a> {
     /// Reads `parts` in order as one capture and folds what the detectors
     /// need; on the current rayon pool.
     pub fn observe(&self, parts: &[PathBuf]) -> Result<(Observations, CaptureInfo), FileError> {
-        let mut folder = pipeline::observer(self.reading, self.settings);
+        let mut folder = self.observer();
         let info = self.fold_parts(parts, |input| folder.fold(input))?;
+        Ok((folder.finish(), info))
+    }
+
+    /// `observe` of one opened input.
+    pub fn observe_input(&self, input: Input) -> Result<(Observations, CaptureInfo), CaptureError> {
+        let mut folder = self.observer();
+        let info = folder.fold(input)?;
         Ok((folder.finish(), info))
     }
 
     /// The flow table of `parts` read in order as one capture.
     pub fn flows(&self, parts: &[PathBuf]) -> Result<(FlowTable, CaptureInfo), FileError> {
-        let mut folder = pipeline::Folder::new(self.reading, FlowTable::observe, FlowTable::merge);
+        let mut folder = Folder::new(self.reading, FlowTable::observe, FlowTable::merge);
         let info = self.fold_parts(parts, |input| folder.fold(input))?;
         Ok((folder.finish(), info))
+    }
+
+    /// `flows` of one opened input.
+    pub fn flows_input(&self, input: Input) -> Result<(FlowTable, CaptureInfo), CaptureError> {
+        flow_table(input, self.reading)
+    }
+
+    /// The engine folding observations with these settings.
+    fn observer(
+        &self,
+    ) -> Folder<'a, Observations, impl Fn(&mut Observations, &Seen<'_>) + Sync + Send + 'a, Merge>
+    {
+        let settings = self.settings;
+        Folder::new(
+            self.reading,
+            move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings),
+            Observations::merge as Merge,
+        )
     }
 
     /// Opens each part in turn (one open file at a time) and folds it in.
@@ -99,30 +137,30 @@ impl Analyzer<'_> {
         })
     }
 
-    /// The whole analysis of one logical capture: findings, verdict and
-    /// the report. `name` is how the report names it.
-    pub fn analyze(&self, name: &str, parts: &[PathBuf]) -> Result<AnalyzeReport, FileError> {
+    /// The whole analysis of one logical capture: findings and verdict.
+    /// `name` is how reports name it.
+    pub fn analyze(&self, name: &str, parts: &[PathBuf]) -> Result<Outcome, FileError> {
         let (mut observations, info) = self.observe(parts)?;
-        Ok(self.report(name, parts, &mut observations, &info))
+        Ok(self.outcome(name, parts, &mut observations, &info))
     }
 
-    /// Findings and report from folded observations (which lose their DNS
-    /// messages to the findings).
-    pub fn report(
+    /// Findings and verdict from folded observations (which lose their
+    /// DNS messages to the findings).
+    pub fn outcome(
         &self,
         name: &str,
         parts: &[PathBuf],
         observations: &mut Observations,
         info: &CaptureInfo,
-    ) -> AnalyzeReport {
-        let names = (self.reading).names_seen(&info.interfaces, &observations.flows.summary);
+    ) -> Outcome {
+        let names = interface_names(self.reading, &info.interfaces, &observations.flows.summary);
         let context = Context {
             topology: self.topology,
             settings: self.settings,
             interfaces: &names,
             evidence: self.evidence,
         };
-        let mut header = CaptureHeader::new(name, info, &observations.flows.summary, &names);
+        let mut header = self.header(name, parts, info, &observations.flows.summary, &names);
         let evicted = observations.evicted;
         if evicted.flows + evicted.pairs + evicted.dns_keys > 0 {
             header.warnings.push(format!(
@@ -135,12 +173,55 @@ impl Analyzer<'_> {
                 evicted.dns_keys
             ));
         }
+        let findings = Findings::new(observations, &context);
+        Outcome {
+            header,
+            verdict: verdict::correlate(&findings),
+            findings,
+        }
+    }
+
+    /// The header of a logical capture made of `parts`.
+    pub fn header(
+        &self,
+        name: &str,
+        parts: &[PathBuf],
+        info: &CaptureInfo,
+        summary: &Summary,
+        names: &InterfaceNames,
+    ) -> CaptureHeader {
+        let mut header = CaptureHeader::new(name, info, summary, names);
         if parts.len() > 1 {
             header.parts = parts.iter().map(|p| display_name(p)).collect();
         }
-        let findings = Findings::new(observations, &context);
-        AnalyzeReport::new(header, findings)
+        header
     }
+
+    /// The interface names of a capture, with the interfaces its records
+    /// came on learnt, for reports that name one per flow.
+    pub fn interface_names(&self, info: &CaptureInfo, summary: &Summary) -> InterfaceNames {
+        interface_names(self.reading, &info.interfaces, summary)
+    }
+}
+
+fn interface_names(
+    reading: &Reading,
+    interfaces: &[Interface],
+    summary: &Summary,
+) -> InterfaceNames {
+    let mut names = reading.names(interfaces);
+    names.learn(summary.per_interface.iter().map(|(via, _)| *via));
+    names
+}
+
+/// The merged flow table of one capture (what `kpcap flows` reports).
+pub fn flow_table(
+    input: Input,
+    reading: &Reading,
+) -> Result<(FlowTable, CaptureInfo), CaptureError> {
+    let mut folder = Folder::new(reading, FlowTable::observe, FlowTable::merge);
+    let info = folder.fold(input)?;
+    Ok((folder.finish(), info))
 }
 
 /// Rotated captures in the order they were written: by the timestamp of

@@ -1,0 +1,25 @@
+//! One capture's outcome: what every consumer reads (reports, the scan
+//! digest, diff, the fuzzing entry points). Computed once, in
+//! `Analyzer::outcome`; nothing above this module judges traffic.
+
+use super::CaptureHeader;
+use crate::detect::verdict::Verdict;
+use crate::detect::{Findings, Severity};
+use serde::Serialize;
+
+/// The analysis of one logical capture: its header, the detectors'
+/// findings and the verdict correlated from them.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub header: CaptureHeader,
+    pub verdict: Verdict,
+    pub findings: Findings,
+}
+
+impl Outcome {
+    /// The most severe finding, for `--fail-on`.
+    pub fn worst(&self) -> Option<Severity> {
+        self.findings.worst()
+    }
+}
