@@ -10,11 +10,63 @@ use crate::decode::Cooked;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-/// An interface's label, shared by the evidence items that name it.
-pub type Label = Arc<str>;
+/// An interface as evidence names it: the text reports show, shared by the
+/// items that name it, and whether that text is a name the capture or
+/// `--ifname` gave, rather than a stand-in such as `#0`. Serialized as its
+/// text; ordered by it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    text: Arc<str>,
+    unnamed_capture_interface: bool,
+}
+
+impl Label {
+    fn new(text: impl Into<Arc<str>>, unnamed_capture_interface: bool) -> Label {
+        Label {
+            text: text.into(),
+            unnamed_capture_interface,
+        }
+    }
+
+    /// No interface (an item without crossings).
+    pub fn none() -> Label {
+        Label::new("", false)
+    }
+
+    /// The same interface, as seen inside `tunnel`: `ens19 (vxlan 42)`.
+    pub fn inside(&self, tunnel: impl fmt::Display) -> Label {
+        Label::new(
+            format!("{} ({tunnel})", self.text),
+            self.unnamed_capture_interface,
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// A capture interface without a name (`#0`): nothing an SRE can look
+    /// up on the node. Devices of `-i any` captures are not: `ifindex 3`
+    /// is found with `ip -o link`.
+    pub fn is_unnamed_capture_interface(&self) -> bool {
+        self.unnamed_capture_interface
+    }
+}
+
+impl fmt::Display for Label {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
 
 /// Where a packet was captured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -189,7 +241,7 @@ impl InterfaceNames {
     /// Works out the label and kind of each of `vias` once.
     pub fn learn(&mut self, vias: impl IntoIterator<Item = Via>) {
         for via in vias {
-            let known = (Label::from(self.label(&via)), self.kind(&via));
+            let known = (self.new_label(&via), self.kind(&via));
             self.known.insert(via, known);
         }
     }
@@ -198,8 +250,13 @@ impl InterfaceNames {
     pub fn shared_label(&self, via: &Via) -> Label {
         match self.known.get(via) {
             Some((label, _)) => label.clone(),
-            None => Label::from(self.label(via)),
+            None => self.new_label(via),
         }
+    }
+
+    fn new_label(&self, via: &Via) -> Label {
+        let unnamed = via.device == Device::Whole && self.name(via).is_none();
+        Label::new(self.label(via), unnamed)
     }
 
     /// The name of a capture interface, if it has one.
@@ -282,6 +339,50 @@ mod tests {
         assert_eq!(InterfaceKind::of(Some("lookout")), InterfaceKind::Nic);
         assert_eq!(InterfaceKind::of(Some("any")), InterfaceKind::Unknown);
         assert_eq!(InterfaceKind::of(None), InterfaceKind::Unknown);
+    }
+
+    #[test]
+    fn labels_say_whether_the_interface_is_named() {
+        let interfaces = [
+            Interface {
+                id: 0,
+                name: Some("ens19".into()),
+                link_type: 1,
+                ts_units_per_sec: 1_000_000,
+                ts_offset_secs: 0,
+            },
+            Interface {
+                id: 1,
+                name: None,
+                link_type: 1,
+                ts_units_per_sec: 1_000_000,
+                ts_offset_secs: 0,
+            },
+        ];
+        let names = InterfaceNames::new(&interfaces, BTreeMap::new());
+        let named = names.shared_label(&Via::new(0, None));
+        let unnamed = names.shared_label(&Via::new(1, None));
+        let device = Via {
+            interface: 1,
+            device: Device::Index(3),
+        };
+        assert_eq!(
+            (named.as_str(), named.is_unnamed_capture_interface()),
+            ("ens19", false)
+        );
+        assert_eq!(
+            (unnamed.as_str(), unnamed.is_unnamed_capture_interface()),
+            ("#1", true)
+        );
+        let index = names.shared_label(&device);
+        assert_eq!(
+            (index.as_str(), index.is_unnamed_capture_interface()),
+            ("ifindex 3", false)
+        );
+        let tunneled = unnamed.inside("vxlan");
+        assert_eq!(tunneled.to_string(), "#1 (vxlan)");
+        assert!(tunneled.is_unnamed_capture_interface());
+        assert_eq!(serde_json::to_string(&named).unwrap(), "\"ens19\"");
     }
 
     #[test]

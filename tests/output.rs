@@ -63,7 +63,9 @@ fn flows_into_a_closed_pipe_exits_0_quietly() {
     let files = many_captures();
     let files: Vec<&str> = files.iter().map(String::as_str).collect();
     for format in ["table", "ndjson"] {
-        let mut args = vec!["flows", "--by", "5tuple", "--limit", "0", "--format", format];
+        let mut args = vec![
+            "flows", "--by", "5tuple", "--limit", "0", "--format", format,
+        ];
         args.extend(&files);
         assert_quiet_exit(&args);
     }

@@ -72,7 +72,7 @@ pub struct Interface {
 impl Interface {
     /// The time of a classic pcap record: whole seconds and a fraction in
     /// the file's units. Microseconds and nanoseconds are scaled without
-    /// dividing (a 128-bit division per record showed in profiles); other
+    /// dividing (no 128-bit division per record on the hot path); other
     /// units, or a fraction of a second or more, take the general way.
     fn timestamp_of(&self, secs: u32, frac: u32) -> Timestamp {
         let (secs, frac) = (u64::from(secs), u64::from(frac));

@@ -110,8 +110,7 @@ impl<'a> DnsMessage<'a> {
     /// The first question's name (lowercase, dot-separated, no trailing dot;
     /// "." for the root) and type, if the message carries a readable one.
     pub fn question(&self) -> Option<(String, u16)> {
-        // Room for most names at once: growing byte by byte showed in
-        // profiles.
+        // Room for most names at once, rather than growing byte by byte.
         let mut name = String::with_capacity(48);
         let qtype = self.question_into(&mut name)?;
         Some((name, qtype))

@@ -64,9 +64,9 @@ impl<'a> Decoded<'a> {
 /// Decodes an IP header; Ok(None) for a non-IP network layer.
 ///
 /// Inlined, with `ipv4` and `ipv6`, into the decoder: returned as a call,
-/// the header went through memory and the caller read it back with wide
-/// loads before the callee's narrow stores had landed (store-forwarding
-/// stalls, about 5% of a one-thread run on the 1 GB capture).
+/// the header goes through memory and the caller reads it back with wide
+/// loads before the callee's narrow stores have landed (store-forwarding
+/// stalls).
 #[inline(always)]
 pub fn decode(network: Network<'_>) -> Result<Option<Decoded<'_>>, Problem> {
     match network {

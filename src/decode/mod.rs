@@ -9,6 +9,7 @@
 pub mod dns;
 mod ip;
 mod link;
+pub mod tcp_stream;
 mod transport;
 mod tunnel;
 

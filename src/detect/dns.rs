@@ -11,6 +11,7 @@
 use super::{old_enough, Context, Evidence, Severity};
 use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
+use crate::decode::tcp_stream::{reassemble, Segment};
 use crate::decode::{Packet, Transport, PROTO_TCP, PROTO_UDP};
 use crate::flow::evict_idle;
 use crate::flow::{
@@ -83,16 +84,6 @@ const _: () = assert!(std::mem::size_of::<Message>() <= 40);
 /// The messages of one key: most keys are a query and its response, held
 /// in place rather than in an allocation of their own.
 type Messages = SmallVec<[Message; 2]>;
-
-/// TCP payload to or from a DNS port; reassembled after the merge because
-/// a message can span segments, and segments can span chunks.
-#[derive(Debug, Clone)]
-struct Segment {
-    seq: u32,
-    record: u64,
-    ts: Timestamp,
-    payload: Vec<u8>,
-}
 
 /// Messages read but not filed under their keys yet: per run of records,
 /// a list per partition (like the flow table's events).
@@ -304,79 +295,6 @@ fn intern(names: &mut FxHashSet<Name>, name: &str) -> Name {
     let name = Name::from(name);
     names.insert(name.clone());
     name
-}
-
-/// Reassembles one direction of a TCP stream by sequence number and splits
-/// it into length-prefixed DNS messages. Each message is stamped with the
-/// segment that completed it. Duplicates are dropped; at a gap (a lost
-/// segment, or a capture that starts mid-stream) parsing restarts at the
-/// next segment and stops at the first length that does not frame a DNS
-/// message.
-fn reassemble(segments: &[Segment]) -> Vec<(Vec<u8>, Timestamp, (u64, u32))> {
-    let Some(base) = segments.iter().min_by_key(|s| s.record).map(|s| s.seq) else {
-        return Vec::new();
-    };
-    // Offsets relative to the first segment in file order; wrap-safe.
-    let offset = |s: &Segment| i64::from(s.seq.wrapping_sub(base) as i32);
-    let mut ordered: Vec<&Segment> = segments.iter().collect();
-    ordered.sort_by_key(|s| (offset(s), s.record));
-    let mut out = Vec::new();
-    let mut run = Run::default();
-    for segment in ordered {
-        let start = offset(segment);
-        let end = start + segment.payload.len() as i64;
-        let run_end = run.start + run.bytes.len() as i64;
-        if run.bytes.is_empty() || start > run_end {
-            run.split_into(&mut out);
-            run = Run {
-                start,
-                ..Run::default()
-            };
-        } else if end <= run_end {
-            continue; // retransmission of bytes already in the run
-        }
-        let skip = (run.start + run.bytes.len() as i64 - start).max(0) as usize;
-        run.bytes.extend_from_slice(&segment.payload[skip..]);
-        run.deliveries
-            .push((run.bytes.len(), segment.ts, segment.record));
-    }
-    run.split_into(&mut out);
-    out
-}
-
-/// Contiguous reassembled bytes, and which segment delivered each end.
-#[derive(Default)]
-struct Run {
-    start: i64,
-    bytes: Vec<u8>,
-    /// (end offset in `bytes`, timestamp, record), ascending.
-    deliveries: Vec<(usize, Timestamp, u64)>,
-}
-
-impl Run {
-    fn split_into(&self, out: &mut Vec<(Vec<u8>, Timestamp, (u64, u32))>) {
-        let mut pos = 0;
-        let mut within_record: (u64, u32) = (u64::MAX, 0);
-        while let Some(len) = self.bytes.get(pos..pos + 2) {
-            let end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let Some(message) = self.bytes.get(pos + 2..end) else {
-                break; // cut short: the rest of the message was not captured
-            };
-            if DnsMessage::parse(message).is_none() {
-                break;
-            }
-            let Some(&(_, ts, record)) = self.deliveries.iter().find(|(e, _, _)| *e >= end) else {
-                break;
-            };
-            within_record = if within_record.0 == record {
-                (record, within_record.1 + 1)
-            } else {
-                (record, 0)
-            };
-            out.push((message.to_vec(), ts, within_record));
-            pos = end;
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

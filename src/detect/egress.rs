@@ -285,7 +285,7 @@ fn labels(places: impl IntoIterator<Item = Place>, names: &InterfaceNames) -> Ve
     let mut labels: Vec<Label> = distinct
         .into_iter()
         .map(|(via, tunnel)| match tunnel {
-            Some(tunnel) => Label::from(format!("{} ({tunnel})", names.label(&via))),
+            Some(tunnel) => names.shared_label(&via).inside(tunnel),
             None => names.shared_label(&via),
         })
         .collect();

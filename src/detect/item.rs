@@ -44,7 +44,7 @@ impl CrossingItem {
     /// The interface of the first packet in a `list`.
     pub fn first(list: &[CrossingItem]) -> Label {
         list.first()
-            .map_or_else(|| Label::from(""), |c| c.interface.clone())
+            .map_or_else(Label::none, |c| c.interface.clone())
     }
 }
 
@@ -115,7 +115,11 @@ impl fmt::Display for FlowItem {
             self.packets_received
         )?;
         if self.interfaces.len() > 1 {
-            let names: Vec<&str> = self.interfaces.iter().map(|c| &*c.interface).collect();
+            let names: Vec<&str> = self
+                .interfaces
+                .iter()
+                .map(|c| c.interface.as_str())
+                .collect();
             write!(f, " via {}", names.join(" > "))?;
         }
         if let Some(tunnel) = &self.tunnel {

@@ -162,9 +162,8 @@ pub enum Evidence {
     All,
     /// What a table shows, and all a scan or a diff needs: the first flow
     /// of each pod egress group, and none of the queries DNS rcodes
-    /// answered (tables count them). A storm's answered queries and pod
-    /// egress flows were a tenth of a small-packet run, built to be
-    /// dropped unshown.
+    /// answered (tables count them): a storm has hundreds of thousands of
+    /// each, which a table would build only to drop.
     Brief,
 }
 

@@ -213,8 +213,9 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
     let interfaces: BTreeSet<&str> = groups
         .iter()
-        .flat_map(|g| g.left_on.iter().map(|l| &**l))
-        .filter(|i| !i.starts_with('#'))
+        .flat_map(|g| &g.left_on)
+        .filter(|i| !i.is_unnamed_capture_interface())
+        .map(|i| i.as_str())
         .collect();
     let explains = symptoms.explains(
         findings,

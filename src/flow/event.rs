@@ -58,9 +58,9 @@ pub struct Batch {
 }
 
 /// Events a list makes room for at its first: a 4 MiB chunk of 450-byte
-/// frames puts about 36 in each list, of 70-byte frames about 230; growing
-/// from one cost 5% of the run in reallocation. Not before: a run of a few
-/// records (tiny chunks, small captures) touches few lists.
+/// frames puts about 36 in each list, of 70-byte frames about 230, so
+/// growing from one reallocates each list several times. Not before: a
+/// run of a few records (tiny chunks, small captures) touches few lists.
 const LIST_CAPACITY: usize = 64;
 
 impl Default for Batch {

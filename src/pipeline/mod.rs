@@ -75,9 +75,9 @@ impl<'r> ChunkReader<'r> {
     /// Hands the record to `f` unless the interface filter drops it; by
     /// reference, so the record is not copied on the hot path. Inlined
     /// into the walk, which has just built the record field by field: as
-    /// a call, the record went through memory and was read back with wide
-    /// loads before the narrow stores had landed (a store-forwarding
-    /// stall: 5% of a one-thread run on the 1 GB capture).
+    /// a call, the record goes through memory and is read back with wide
+    /// loads before the narrow stores have landed (a store-forwarding
+    /// stall; see docs/performance.md).
     #[inline(always)]
     fn read<'a>(&mut self, record: Record<'a>, f: impl FnOnce(&Seen<'a>)) {
         let mut seen = Seen {

@@ -249,7 +249,11 @@ impl FlowsReport {
                     row.tcp_state.map(|s| s.label()).unwrap_or("-").to_string(),
                 ];
                 if show_interfaces {
-                    let names: Vec<&str> = row.interfaces.iter().map(|c| &*c.interface).collect();
+                    let names: Vec<&str> = row
+                        .interfaces
+                        .iter()
+                        .map(|c| c.interface.as_str())
+                        .collect();
                     cells.push(names.join(" > "));
                 }
                 if show_tunnels {

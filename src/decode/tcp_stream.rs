@@ -1,0 +1,177 @@
+//! TCP streams of length-prefixed DNS messages (RFC 1035 4.2.2): segments
+//! put back in sequence order, and cut into messages. A stream's segments
+//! are gathered from the whole capture first, since a message can span
+//! segments and segments can span chunks.
+
+use super::dns::DnsMessage;
+use crate::time::Timestamp;
+
+/// One TCP segment's payload, where it sits in the stream and in the
+/// capture.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub seq: u32,
+    /// File position of the record that carried it.
+    pub record: u64,
+    pub ts: Timestamp,
+    pub payload: Vec<u8>,
+}
+
+/// One message of a stream: its bytes, the time of the segment that
+/// completed it, and (record, index within that record) for file order.
+pub type Reassembled = (Vec<u8>, Timestamp, (u64, u32));
+
+/// Reassembles one direction of a TCP stream by sequence number and splits
+/// it into length-prefixed DNS messages. Each message is stamped with the
+/// segment that completed it. Duplicates are dropped; at a gap (a lost
+/// segment, or a capture that starts mid-stream) parsing restarts at the
+/// next segment and stops at the first length that does not frame a DNS
+/// message.
+pub fn reassemble(segments: &[Segment]) -> Vec<Reassembled> {
+    let Some(base) = segments.iter().min_by_key(|s| s.record).map(|s| s.seq) else {
+        return Vec::new();
+    };
+    // Offsets relative to the first segment in file order; wrap-safe.
+    let offset = |s: &Segment| i64::from(s.seq.wrapping_sub(base) as i32);
+    let mut ordered: Vec<&Segment> = segments.iter().collect();
+    ordered.sort_by_key(|s| (offset(s), s.record));
+    let mut out = Vec::new();
+    let mut run = Run::default();
+    for segment in ordered {
+        let start = offset(segment);
+        let end = start + segment.payload.len() as i64;
+        let run_end = run.start + run.bytes.len() as i64;
+        if run.bytes.is_empty() || start > run_end {
+            run.split_into(&mut out);
+            run = Run {
+                start,
+                ..Run::default()
+            };
+        } else if end <= run_end {
+            continue; // retransmission of bytes already in the run
+        }
+        let skip = (run.start + run.bytes.len() as i64 - start).max(0) as usize;
+        run.bytes.extend_from_slice(&segment.payload[skip..]);
+        run.deliveries
+            .push((run.bytes.len(), segment.ts, segment.record));
+    }
+    run.split_into(&mut out);
+    out
+}
+
+/// Contiguous reassembled bytes, and which segment delivered each end.
+#[derive(Default)]
+struct Run {
+    start: i64,
+    bytes: Vec<u8>,
+    /// (end offset in `bytes`, timestamp, record), ascending.
+    deliveries: Vec<(usize, Timestamp, u64)>,
+}
+
+impl Run {
+    fn split_into(&self, out: &mut Vec<Reassembled>) {
+        let mut pos = 0;
+        let mut within_record: (u64, u32) = (u64::MAX, 0);
+        while let Some(len) = self.bytes.get(pos..pos + 2) {
+            let end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+            let Some(message) = self.bytes.get(pos + 2..end) else {
+                break; // cut short: the rest of the message was not captured
+            };
+            if DnsMessage::parse(message).is_none() {
+                break;
+            }
+            // The first delivery that reaches the message's end completed it.
+            let at = self.deliveries.partition_point(|(e, _, _)| *e < end);
+            let Some(&(_, ts, record)) = self.deliveries.get(at) else {
+                break;
+            };
+            within_record = if within_record.0 == record {
+                (record, within_record.1 + 1)
+            } else {
+                (record, 0)
+            };
+            out.push((message.to_vec(), ts, within_record));
+            pos = end;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DNS query for `a.io`, with `id`, length-prefixed.
+    fn framed(id: u16) -> Vec<u8> {
+        let mut m = id.to_be_bytes().to_vec();
+        m.extend([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend([1, b'a', 2, b'i', b'o', 0, 0, 1, 0, 1]);
+        let mut out = (m.len() as u16).to_be_bytes().to_vec();
+        out.extend(m);
+        out
+    }
+
+    fn segment(seq: u32, record: u64, payload: &[u8]) -> Segment {
+        Segment {
+            seq,
+            record,
+            ts: Timestamp(record * 1000),
+            payload: payload.to_vec(),
+        }
+    }
+
+    fn ids(messages: &[Reassembled]) -> Vec<u16> {
+        messages
+            .iter()
+            .map(|(m, _, _)| u16::from_be_bytes([m[0], m[1]]))
+            .collect()
+    }
+
+    #[test]
+    fn two_messages_in_one_segment_and_one_across_two() {
+        let (a, b, c) = (framed(1), framed(2), framed(3));
+        let first = [a.clone(), b.clone(), c[..5].to_vec()].concat();
+        let len = first.len() as u32;
+        let out = reassemble(&[segment(100, 1, &first), segment(100 + len, 2, &c[5..])]);
+        assert_eq!(ids(&out), [1, 2, 3]);
+        // Stamped with the segment that completed each, in file order.
+        let order: Vec<(u64, u32)> = out.iter().map(|(_, _, o)| *o).collect();
+        assert_eq!(order, [(1, 0), (1, 1), (2, 0)]);
+        assert_eq!(out[2].1, Timestamp(2000));
+    }
+
+    #[test]
+    fn out_of_order_and_retransmitted_segments() {
+        let (a, b) = (framed(7), framed(8));
+        let len = a.len() as u32;
+        let segments = [
+            segment(len, 1, &b),
+            segment(0, 2, &a),
+            segment(0, 3, &a), // retransmission
+        ];
+        assert_eq!(ids(&reassemble(&segments)), [7, 8]);
+    }
+
+    #[test]
+    fn a_gap_restarts_at_the_next_segment_and_garbage_stops_a_run() {
+        let (a, b) = (framed(1), framed(2));
+        // `a` is cut short by a lost segment; `b` starts a new run after it.
+        let segments = [
+            segment(0, 1, &a[..6]),
+            segment(1000, 2, &b),
+            segment(1000 + b.len() as u32, 3, &[0, 3, 9, 9, 9]),
+        ];
+        assert_eq!(ids(&reassemble(&segments)), [2]);
+        assert!(reassemble(&[]).is_empty());
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let (a, b) = (framed(1), framed(2));
+        let start = u32::MAX - 3;
+        let segments = [
+            segment(start, 1, &a),
+            segment(start.wrapping_add(a.len() as u32), 2, &b),
+        ];
+        assert_eq!(ids(&reassemble(&segments)), [1, 2]);
+    }
+}
