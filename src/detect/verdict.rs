@@ -48,6 +48,53 @@ pub struct Cause {
     pub remediation: Vec<Hint>,
 }
 
+impl Cause {
+    /// A cause that explains none of the symptoms yet, with no evidence,
+    /// details or hints: the builders below add them.
+    fn new(
+        symptoms: &Symptoms,
+        id: &'static str,
+        severity: Severity,
+        title: &'static str,
+        summary: String,
+    ) -> Cause {
+        Cause {
+            rank: 0,
+            id,
+            severity,
+            title,
+            summary,
+            evidence: BTreeMap::new(),
+            explains: symptoms.share(0, 0),
+            details: Vec::new(),
+            remediation: Vec::new(),
+        }
+    }
+
+    fn evidence<const N: usize>(mut self, counts: [(&'static str, u64); N]) -> Cause {
+        self.evidence.extend(counts);
+        self
+    }
+
+    fn explaining(mut self, explains: Explains) -> Cause {
+        self.explains = explains;
+        self
+    }
+
+    fn detail(mut self, detail: String) -> Cause {
+        self.details.push(detail);
+        self
+    }
+
+    fn fix(mut self, cni: &'static str, hint: impl Into<String>) -> Cause {
+        self.remediation.push(Hint {
+            cni,
+            hint: hint.into(),
+        });
+        self
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -307,23 +354,14 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
         ));
     }
     let nic = interfaces.iter().next().copied().unwrap_or("<egress NIC>");
-    let remediation = vec![
-        Hint {
-            cni: "cilium",
-            hint: format!(
-                "Set enableIPv4Masquerade=true (enableIPv6Masquerade for IPv6), bpf.masquerade=true and devices={nic} so the BPF masquerading is attached to the NIC that carries the default route; with two NICs or two default routes, enableIPv4Masquerade alone is not enough. Check with `cilium status | grep Masquerading`."
-            ),
-        },
-        Hint {
-            cni: "calico",
-            hint: "Set natOutgoing: true on the IPPool that covers these pod addresses (`calicoctl get ippool -o yaml`).".into(),
-        },
-        Hint {
-            cni: "flannel / ip-masq-agent",
-            hint: "Run flannel with --ip-masq, and make sure nonMasqueradeCIDRs lists only cluster-internal ranges (the pod and node CIDRs), never the destinations above or 0.0.0.0/0.".into(),
-        },
-    ];
-    let evidence = BTreeMap::from([
+    let cause = Cause::new(
+        symptoms,
+        "pod_egress_not_masqueraded",
+        Severity::Failure,
+        "Pod egress is not masqueraded",
+        summary,
+    )
+    .evidence([
         ("flows", flows),
         ("packets", packets),
         ("pod_sources", pods.len() as u64),
@@ -331,18 +369,31 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
         ("replies", 0),
         ("answered_non_pod_sources", answered.len() as u64),
         ("masqueraded_pods_paired", masqueraded.len() as u64),
-    ]);
-    Cause {
-        rank: 0,
-        id: "pod_egress_not_masqueraded",
-        severity: Severity::Failure,
-        title: "Pod egress is not masqueraded",
-        summary,
-        evidence,
-        explains,
-        details,
-        remediation,
-    }
+    ])
+    .explaining(explains);
+    details
+        .into_iter()
+        .fold(cause, Cause::detail)
+        .fix(
+            "cilium",
+            format!(
+                "Set enableIPv4Masquerade=true (enableIPv6Masquerade for IPv6), bpf.masquerade=true and devices={nic} so the BPF masquerading is attached to the NIC that carries the default route; with two NICs or two default routes, enableIPv4Masquerade alone is not enough. Check with `cilium status | grep Masquerading`."
+            ),
+        )
+        .fix(
+            "calico",
+            "Set natOutgoing: true on the IPPool that covers these pod addresses (`calicoctl get ippool -o yaml`).",
+        )
+        .fix(
+            "flannel / ip-masq-agent",
+            "Run flannel with --ip-masq, and make sure nonMasqueradeCIDRs lists only cluster-internal ranges (the pod and node CIDRs), never the destinations above or 0.0.0.0/0.",
+        )
+}
+
+/// The groups `keep` selects, if any.
+fn chosen<G>(groups: &[G], keep: impl Fn(&G) -> bool) -> Option<Vec<&G>> {
+    let chosen: Vec<&G> = groups.iter().filter(|g| keep(g)).collect();
+    (!chosen.is_empty()).then_some(chosen)
 }
 
 fn clusterip_not_translated(
@@ -368,43 +419,34 @@ fn clusterip_not_translated(
         list(vips, 4),
         explains_text(&explains)
     );
-    Cause {
-        rank: 0,
-        id: "clusterip_not_translated",
-        severity: Severity::Failure,
-        title: "ClusterIP traffic leaves the node untranslated",
+    Cause::new(
+        symptoms,
+        "clusterip_not_translated",
+        Severity::Failure,
+        "ClusterIP traffic leaves the node untranslated",
         summary,
-        evidence: BTreeMap::from([
-            ("flows", flows),
-            ("packets", packets),
-            ("sources", sources.len() as u64),
-            ("service_vips", vips.len() as u64),
-        ]),
-        explains,
-        details: Vec::new(),
-        remediation: vec![
-            Hint {
-                cni: "cilium",
-                hint: "With kubeProxyReplacement, check `cilium status` (KubeProxyReplacement, Socket LB) and `cilium service list` for the VIP; host-network and hostPort paths need socketLB / bpf-lb on every device (devices=<NIC>).".into(),
-            },
-            Hint {
-                cni: "kube-proxy",
-                hint: "Check that kube-proxy runs on this node and its iptables/IPVS rules exist for the VIP (`iptables-save | grep <VIP>` or `ipvsadm -Ln`).".into(),
-            },
-        ],
-    }
+    )
+    .evidence([
+        ("flows", flows),
+        ("packets", packets),
+        ("sources", sources.len() as u64),
+        ("service_vips", vips.len() as u64),
+    ])
+    .explaining(explains)
+    .fix(
+        "cilium",
+        "With kubeProxyReplacement, check `cilium status` (KubeProxyReplacement, Socket LB) and `cilium service list` for the VIP; host-network and hostPort paths need socketLB / bpf-lb on every device (devices=<NIC>).",
+    )
+    .fix(
+        "kube-proxy",
+        "Check that kube-proxy runs on this node and its iptables/IPVS rules exist for the VIP (`iptables-save | grep <VIP>` or `ipvsadm -Ln`).",
+    )
 }
 
 fn unreachable(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
-    let groups: Vec<_> = findings
-        .tcp_syns
-        .groups
-        .iter()
-        .filter(|g| g.outcome == SynOutcome::Unreachable)
-        .collect();
-    if groups.is_empty() {
-        return None;
-    }
+    let groups = chosen(&findings.tcp_syns.groups, |g| {
+        g.outcome == SynOutcome::Unreachable
+    })?;
     let flows: u64 = groups.iter().map(|g| g.flows).sum();
     let mut by_meaning: BTreeMap<(&str, IpAddr), u64> = BTreeMap::new();
     for item in groups.iter().flat_map(|g| &g.items) {
@@ -413,30 +455,30 @@ fn unreachable(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
         }
     }
     let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
-    Some(Cause {
-        rank: 0,
-        id: "destinations_unreachable",
-        severity: Severity::Failure,
-        title: "Connection attempts rejected with ICMP unreachable",
-        summary: format!(
-            "{} to {} were answered by ICMP destination unreachable: {}.",
-            plural(flows, "SYN flow", "SYN flows"),
-            list(&destinations, 4),
-            list(
-                by_meaning
-                    .iter()
-                    .map(|((meaning, from), n)| format!("{meaning} from {from} ({n})")),
-                4
-            )
-        ),
-        evidence: BTreeMap::from([("flows", flows), ("destinations", destinations.len() as u64)]),
-        explains: symptoms.share(0, 0),
-        details: Vec::new(),
-        remediation: vec![Hint {
-            cni: "any",
-            hint: "The sender of the ICMP message names the hop that rejects: check its routes and firewall rules (administratively prohibited = a filter; net/host unreachable = a missing route or a down host).".into(),
-        }],
-    })
+    let summary = format!(
+        "{} to {} were answered by ICMP destination unreachable: {}.",
+        plural(flows, "SYN flow", "SYN flows"),
+        list(&destinations, 4),
+        list(
+            by_meaning
+                .iter()
+                .map(|((meaning, from), n)| format!("{meaning} from {from} ({n})")),
+            4
+        )
+    );
+    let cause = Cause::new(
+        symptoms,
+        "destinations_unreachable",
+        Severity::Failure,
+        "Connection attempts rejected with ICMP unreachable",
+        summary,
+    )
+    .evidence([("flows", flows), ("destinations", destinations.len() as u64)])
+    .fix(
+        "any",
+        "The sender of the ICMP message names the hop that rejects: check its routes and firewall rules (administratively prohibited = a filter; net/host unreachable = a missing route or a down host).",
+    );
+    Some(cause)
 }
 
 fn other_unanswered_syns(
@@ -444,15 +486,9 @@ fn other_unanswered_syns(
     symptoms: &Symptoms,
     explained: &impl Fn(IpAddr, IpAddr) -> bool,
 ) -> Option<Cause> {
-    let groups: Vec<_> = findings
-        .tcp_syns
-        .groups
-        .iter()
-        .filter(|g| g.outcome == SynOutcome::Unanswered && !explained(g.source, g.destination))
-        .collect();
-    if groups.is_empty() {
-        return None;
-    }
+    let groups = chosen(&findings.tcp_syns.groups, |g| {
+        g.outcome == SynOutcome::Unanswered && !explained(g.source, g.destination)
+    })?;
     let flows: u64 = groups.iter().map(|g| g.flows).sum();
     let retransmits: u64 = groups.iter().map(|g| g.retransmits).sum();
     let mut by_destination: BTreeMap<IpAddr, u64> = BTreeMap::new();
@@ -466,38 +502,37 @@ fn other_unanswered_syns(
         .flat_map(|g| &g.items)
         .filter(|i| i.initiator_sent_data)
         .count() as u64;
-    let mut details = Vec::new();
+    let summary = format!(
+        "{} ({} retransmitted SYNs) to {} {} got neither SYN-ACK, RST nor ICMP: {}. Something on the path drops them (firewall, security group, missing return route) or the destination is down.",
+        plural(flows, "connection attempt", "connection attempts"),
+        retransmits,
+        top.len(),
+        if top.len() == 1 { "destination" } else { "destinations" },
+        list(top.iter().map(|(d, n)| format!("{d} ({n})")), 5),
+    );
+    let mut cause = Cause::new(
+        symptoms,
+        "syns_unanswered",
+        Severity::Failure,
+        "TCP SYNs get no answer",
+        summary,
+    )
+    .evidence([
+        ("flows", flows),
+        ("retransmitted_syns", retransmits),
+        ("destinations", top.len() as u64),
+        ("initiator_sent_data", one_sided),
+    ])
+    .explaining(symptoms.share(flows, 0));
     if one_sided > 0 {
-        details.push(format!(
+        cause = cause.detail(format!(
             "{one_sided} of these flows carried ACKs or data from the initiator although no SYN-ACK is in the capture: the capture probably sees only one direction (asymmetric routing, or a one-sided capture point)."
         ));
     }
-    Some(Cause {
-        rank: 0,
-        id: "syns_unanswered",
-        severity: Severity::Failure,
-        title: "TCP SYNs get no answer",
-        summary: format!(
-            "{} ({} retransmitted SYNs) to {} {} got neither SYN-ACK, RST nor ICMP: {}. Something on the path drops them (firewall, security group, missing return route) or the destination is down.",
-            plural(flows, "connection attempt", "connection attempts"),
-            retransmits,
-            top.len(),
-            if top.len() == 1 { "destination" } else { "destinations" },
-            list(top.iter().map(|(d, n)| format!("{d} ({n})")), 5),
-        ),
-        evidence: BTreeMap::from([
-            ("flows", flows),
-            ("retransmitted_syns", retransmits),
-            ("destinations", top.len() as u64),
-            ("initiator_sent_data", one_sided),
-        ]),
-        explains: symptoms.share(flows, 0),
-        details,
-        remediation: vec![Hint {
-            cni: "any",
-            hint: "Test the path from the same source (`curl -v`, `nc -vz`), and capture on the next hop to see where the SYNs stop.".into(),
-        }],
-    })
+    Some(cause.fix(
+        "any",
+        "Test the path from the same source (`curl -v`, `nc -vz`), and capture on the next hop to see where the SYNs stop.",
+    ))
 }
 
 fn other_dns_timeouts(
@@ -505,15 +540,9 @@ fn other_dns_timeouts(
     symptoms: &Symptoms,
     explained: &impl Fn(IpAddr, IpAddr) -> bool,
 ) -> Option<Cause> {
-    let groups: Vec<_> = findings
-        .dns
-        .groups
-        .iter()
-        .filter(|g| g.outcome == DnsOutcome::TimedOut && !explained(g.client, g.server))
-        .collect();
-    if groups.is_empty() {
-        return None;
-    }
+    let groups = chosen(&findings.dns.groups, |g| {
+        g.outcome == DnsOutcome::TimedOut && !explained(g.client, g.server)
+    })?;
     let keys: u64 = groups.iter().map(|g| g.count).sum();
     let servers: BTreeSet<IpAddr> = groups.iter().map(|g| g.server).collect();
     let names: BTreeSet<&str> = groups
@@ -525,47 +554,40 @@ fn other_dns_timeouts(
         .flat_map(|g| &g.items)
         .filter(|i| i.late_response)
         .count() as u64;
-    let mut details = Vec::new();
+    let summary = format!(
+        "{} to {} got no response within the timeout (names: {}).",
+        plural(keys, "DNS query", "DNS queries"),
+        list(&servers, 4),
+        list(&names, 5)
+    );
+    let mut cause = Cause::new(
+        symptoms,
+        "dns_timeouts",
+        Severity::Failure,
+        "DNS queries time out",
+        summary,
+    )
+    .evidence([
+        ("queries", keys),
+        ("servers", servers.len() as u64),
+        ("answered_late", late),
+    ])
+    .explaining(symptoms.share(0, keys));
     if late > 0 {
-        details.push(format!(
+        cause = cause.detail(format!(
             "{late} of them were answered after the timeout: the server is slow rather than unreachable."
         ));
     }
-    Some(Cause {
-        rank: 0,
-        id: "dns_timeouts",
-        severity: Severity::Failure,
-        title: "DNS queries time out",
-        summary: format!(
-            "{} to {} got no response within the timeout (names: {}).",
-            plural(keys, "DNS query", "DNS queries"),
-            list(&servers, 4),
-            list(&names, 5)
-        ),
-        evidence: BTreeMap::from([
-            ("queries", keys),
-            ("servers", servers.len() as u64),
-            ("answered_late", late),
-        ]),
-        explains: symptoms.share(0, keys),
-        details,
-        remediation: vec![Hint {
-            cni: "any",
-            hint: "Query the server directly from the same source (`dig @<server> <name>`); for CoreDNS, check its forward plugin target and the logs of the coredns pods.".into(),
-        }],
-    })
+    Some(cause.fix(
+        "any",
+        "Query the server directly from the same source (`dig @<server> <name>`); for CoreDNS, check its forward plugin target and the logs of the coredns pods.",
+    ))
 }
 
 fn routed_without_snat(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
-    let groups: Vec<_> = findings
-        .unmasqueraded_egress
-        .groups
-        .iter()
-        .filter(|g| g.severity == Severity::Warning)
-        .collect();
-    if groups.is_empty() {
-        return None;
-    }
+    let groups = chosen(&findings.unmasqueraded_egress.groups, |g| {
+        g.severity == Severity::Warning
+    })?;
     let flows: u64 = groups.iter().map(|g| g.flows).sum();
     // A group's replies are its address pair's: count each pair once,
     // however many ports its groups split into.
@@ -578,78 +600,69 @@ fn routed_without_snat(findings: &Findings, symptoms: &Symptoms) -> Option<Cause
     }
     let replies: u64 = replies_by_pair.values().sum();
     let (pods, destinations) = (sorted(pods), sorted(destinations));
-    Some(Cause {
-        rank: 0,
-        id: "pod_addresses_routed_without_snat",
-        severity: Severity::Warning,
-        title: "Pod addresses are routed upstream without SNAT",
-        summary: format!(
-            "{} from pod addresses {} reached {} with pod source addresses and got {} reply packets: the upstream network routes the pod CIDR. Intended with native routing and BGP; otherwise masquerading is missing.",
-            plural(flows, "flow", "flows"),
-            list(&pods, 4),
-            list(&destinations, 4),
-            replies
-        ),
-        evidence: BTreeMap::from([
-            ("flows", flows),
-            ("reply_packets", replies),
-            ("pod_sources", pods.len() as u64),
-        ]),
-        explains: symptoms.share(0, 0),
-        details: Vec::new(),
-        remediation: vec![Hint {
-            cni: "any",
-            hint: "If these destinations are meant to see pod addresses, declare them with --internal-cidr; otherwise enable masquerading as for unmasqueraded egress.".into(),
-        }],
-    })
+    let summary = format!(
+        "{} from pod addresses {} reached {} with pod source addresses and got {} reply packets: the upstream network routes the pod CIDR. Intended with native routing and BGP; otherwise masquerading is missing.",
+        plural(flows, "flow", "flows"),
+        list(&pods, 4),
+        list(&destinations, 4),
+        replies
+    );
+    let cause = Cause::new(
+        symptoms,
+        "pod_addresses_routed_without_snat",
+        Severity::Warning,
+        "Pod addresses are routed upstream without SNAT",
+        summary,
+    )
+    .evidence([
+        ("flows", flows),
+        ("reply_packets", replies),
+        ("pod_sources", pods.len() as u64),
+    ])
+    .fix(
+        "any",
+        "If these destinations are meant to see pod addresses, declare them with --internal-cidr; otherwise enable masquerading as for unmasqueraded egress.",
+    );
+    Some(cause)
 }
 
 fn dns_errors(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
-    let errors: Vec<_> = findings
-        .dns
-        .rcodes
-        .iter()
-        .filter(|r| r.severity == Severity::Warning)
-        .collect();
-    if errors.is_empty() {
-        return None;
-    }
+    let errors = chosen(&findings.dns.rcodes, |r| r.severity == Severity::Warning)?;
     let responses: u64 = errors.iter().map(|r| r.responses).sum();
     let servers: BTreeSet<IpAddr> = errors
         .iter()
         .flat_map(|r| r.servers.iter().copied())
         .collect();
-    Some(Cause {
-        rank: 0,
-        id: "dns_server_errors",
-        severity: Severity::Warning,
-        title: "DNS servers answer with errors",
-        summary: format!(
-            "{} from {}: {}.",
-            plural(responses, "error response", "error responses"),
-            list(&servers, 4),
-            list(errors.iter().map(|r| format!("{} {} ({})", r.name, r.rcode, r.responses)), 5)
-        ),
-        evidence: BTreeMap::from([("responses", responses), ("servers", servers.len() as u64)]),
-        explains: symptoms.share(0, 0),
-        details: Vec::new(),
-        remediation: vec![Hint {
-            cni: "any",
-            hint: "SERVFAIL usually means the server could not reach its upstream (check CoreDNS's forward target and its egress); REFUSED means the server does not serve this client or zone.".into(),
-        }],
-    })
+    let summary = format!(
+        "{} from {}: {}.",
+        plural(responses, "error response", "error responses"),
+        list(&servers, 4),
+        list(
+            errors
+                .iter()
+                .map(|r| format!("{} {} ({})", r.name, r.rcode, r.responses)),
+            5
+        )
+    );
+    let cause = Cause::new(
+        symptoms,
+        "dns_server_errors",
+        Severity::Warning,
+        "DNS servers answer with errors",
+        summary,
+    )
+    .evidence([("responses", responses), ("servers", servers.len() as u64)])
+    .fix(
+        "any",
+        "SERVFAIL usually means the server could not reach its upstream (check CoreDNS's forward target and its egress); REFUSED means the server does not serve this client or zone.",
+    );
+    Some(cause)
 }
 
 fn refused(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
-    let groups: Vec<_> = findings
-        .tcp_syns
-        .groups
-        .iter()
-        .filter(|g| g.outcome == SynOutcome::Refused)
-        .collect();
-    if groups.is_empty() {
-        return None;
-    }
+    let groups = chosen(&findings.tcp_syns.groups, |g| {
+        g.outcome == SynOutcome::Refused
+    })?;
     let flows: u64 = groups.iter().map(|g| g.flows).sum();
     let targets: BTreeSet<String> = groups
         .iter()
@@ -659,24 +672,24 @@ fn refused(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
                 .map(move |p| format!("{}:{p}", g.destination))
         })
         .collect();
-    Some(Cause {
-        rank: 0,
-        id: "connections_refused",
-        severity: Severity::Warning,
-        title: "Connections refused",
-        summary: format!(
-            "{} answered with RST by {}: nothing listens there, or a firewall rejects.",
-            plural(flows, "connection attempt", "connection attempts"),
-            list(&targets, 5)
-        ),
-        evidence: BTreeMap::from([("flows", flows), ("targets", targets.len() as u64)]),
-        explains: symptoms.share(0, 0),
-        details: Vec::new(),
-        remediation: vec![Hint {
-            cni: "any",
-            hint: "Check that the service listens on that port (and, for a Service, that it has ready endpoints).".into(),
-        }],
-    })
+    let summary = format!(
+        "{} answered with RST by {}: nothing listens there, or a firewall rejects.",
+        plural(flows, "connection attempt", "connection attempts"),
+        list(&targets, 5)
+    );
+    let cause = Cause::new(
+        symptoms,
+        "connections_refused",
+        Severity::Warning,
+        "Connections refused",
+        summary,
+    )
+    .evidence([("flows", flows), ("targets", targets.len() as u64)])
+    .fix(
+        "any",
+        "Check that the service listens on that port (and, for a Service, that it has ready endpoints).",
+    );
+    Some(cause)
 }
 
 #[cfg(test)]

@@ -57,176 +57,139 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
     out += &render_verdict(outcome);
     let start = outcome.header.first.unwrap_or_default();
     let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
-    let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
-    let more = |out: &mut String, shown: usize, total: usize| {
-        if shown < total {
-            let _ = writeln!(
-                out,
-                "... {} more groups (--limit 0 shows all, --format json lists every item)",
-                total - shown
-            );
-        }
-    };
+    let findings = &outcome.findings;
 
-    let egress = &outcome.findings.unmasqueraded_egress.groups;
     out += "\nUNMASQUERADED POD EGRESS (pod source -> external destination)\n";
-    if egress.is_empty() {
-        out += "  none\n";
-    } else {
-        let mut table = new_table(&[
-            "severity",
-            "pod",
-            "destination",
-            "port",
-            "flows",
-            "packets",
-            "replies",
-            "first",
-            "last",
-            "left on",
-            "example",
-        ]);
-        for g in &egress[..take(egress.len())] {
-            table.add_row(vec![
-                g.severity.label().to_string(),
-                g.pod.to_string(),
-                g.destination.to_string(),
-                format!("{}/{}", g.protocol, g.port),
-                g.flows.to_string(),
-                g.packets.to_string(),
-                g.replies.to_string(),
-                rel(g.first),
-                rel(g.last),
-                short_list(&g.left_on, 3),
-                g.items.first().map(|i| i.to_string()).unwrap_or_default(),
-            ]);
-        }
-        let _ = writeln!(out, "{table}");
-        more(&mut out, take(egress.len()), egress.len());
-    }
-    out += &render_egress_interfaces(&outcome.findings.unmasqueraded_egress.interfaces);
-    out += &render_masqueraded(
-        &outcome
-            .findings
-            .unmasqueraded_egress
-            .contrast
-            .masqueraded_pods,
-    );
+    let headers = [
+        "severity",
+        "pod",
+        "destination",
+        "port",
+        "flows",
+        "packets",
+        "replies",
+        "first",
+        "last",
+        "left on",
+        "example",
+    ];
+    let egress = &findings.unmasqueraded_egress;
+    out += &block(&egress.groups, limit, "  none\n", &headers, |g| {
+        vec![
+            g.severity.label().to_string(),
+            g.pod.to_string(),
+            g.destination.to_string(),
+            format!("{}/{}", g.protocol, g.port),
+            g.flows.to_string(),
+            g.packets.to_string(),
+            g.replies.to_string(),
+            rel(g.first),
+            rel(g.last),
+            short_list(&g.left_on, 3),
+            g.items.first().map(|i| i.to_string()).unwrap_or_default(),
+        ]
+    });
+    out += &render_egress_interfaces(&egress.interfaces);
+    out += &render_masqueraded(&egress.contrast.masqueraded_pods);
 
-    let syns = &outcome.findings.tcp_syns;
+    let syns = &findings.tcp_syns;
     let c = &syns.counts;
     let _ = writeln!(
-            out,
-            "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive{})",
-            c.syn_flows,
-            c.answered,
-            c.unanswered,
-            c.refused,
-            c.unreachable,
-            c.inconclusive,
-            nat_copies(c.post_nat_copies)
-        );
-    if syns.groups.is_empty() {
-        out += "  none\n";
-    } else {
-        let mut table = new_table(&[
-            "severity",
-            "outcome",
-            "source",
-            "destination",
-            "ports",
-            "flows",
-            "SYNs (retx)",
-            "first",
-            "last",
-            "example",
-        ]);
-        for g in &syns.groups[..take(syns.groups.len())] {
-            let outcome = match g.icmp_code {
-                Some(code) => format!("{} (code {code})", g.outcome.label()),
-                None => g.outcome.label().to_string(),
-            };
-            table.add_row(vec![
-                g.severity.label().to_string(),
-                outcome,
-                g.source.to_string(),
-                g.destination.to_string(),
-                short_list(&g.ports, 4),
-                g.flows.to_string(),
-                format!("{} ({})", g.syn_packets, g.retransmits),
-                rel(g.first),
-                rel(g.last),
-                g.items
-                    .first()
-                    .map(|i| i.flow.to_string())
-                    .unwrap_or_default(),
-            ]);
-        }
-        let _ = writeln!(out, "{table}");
-        more(&mut out, take(syns.groups.len()), syns.groups.len());
-    }
+        out,
+        "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive{})",
+        c.syn_flows,
+        c.answered,
+        c.unanswered,
+        c.refused,
+        c.unreachable,
+        c.inconclusive,
+        nat_copies(c.post_nat_copies)
+    );
+    let headers = [
+        "severity",
+        "outcome",
+        "source",
+        "destination",
+        "ports",
+        "flows",
+        "SYNs (retx)",
+        "first",
+        "last",
+        "example",
+    ];
+    out += &block(&syns.groups, limit, "  none\n", &headers, |g| {
+        let outcome = match g.icmp_code {
+            Some(code) => format!("{} (code {code})", g.outcome.label()),
+            None => g.outcome.label().to_string(),
+        };
+        vec![
+            g.severity.label().to_string(),
+            outcome,
+            g.source.to_string(),
+            g.destination.to_string(),
+            short_list(&g.ports, 4),
+            g.flows.to_string(),
+            format!("{} ({})", g.syn_packets, g.retransmits),
+            rel(g.first),
+            rel(g.last),
+            g.items
+                .first()
+                .map(|i| i.flow.to_string())
+                .unwrap_or_default(),
+        ]
+    });
 
-    let dns = &outcome.findings.dns;
+    let dns = &findings.dns;
     let c = &dns.counts;
     let _ = writeln!(
-            out,
-            "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses{})",
-            c.queries,
-            c.query_keys,
-            c.answered,
-            c.timed_out,
-            c.inconclusive,
-            c.unsolicited_responses,
-            nat_copies(c.post_nat_copies)
-        );
-    if dns.groups.is_empty() {
-        out += "  no timeouts, no unsolicited responses\n";
-    } else {
-        let mut table = new_table(&[
-            "severity", "outcome", "client", "server", "queries", "packets", "names", "first",
-            "last", "example",
-        ]);
-        for g in &dns.groups[..take(dns.groups.len())] {
-            table.add_row(dns_row(g, &rel));
-        }
-        let _ = writeln!(out, "{table}");
-        more(&mut out, take(dns.groups.len()), dns.groups.len());
-    }
+        out,
+        "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses{})",
+        c.queries,
+        c.query_keys,
+        c.answered,
+        c.timed_out,
+        c.inconclusive,
+        c.unsolicited_responses,
+        nat_copies(c.post_nat_copies)
+    );
+    let headers = [
+        "severity", "outcome", "client", "server", "queries", "packets", "names", "first", "last",
+        "example",
+    ];
+    let empty = "  no timeouts, no unsolicited responses\n";
+    out += &block(&dns.groups, limit, empty, &headers, |g| dns_row(g, &rel));
     let errors: Vec<_> = dns.rcodes.iter().filter(|r| r.rcode_value != 0).collect();
-    if !errors.is_empty() {
-        let mut table = new_table(&["severity", "name", "rcode", "responses", "servers"]);
-        for r in &errors[..take(errors.len())] {
-            table.add_row(vec![
-                r.severity.label().to_string(),
-                r.name.clone(),
-                r.rcode.to_string(),
-                r.responses.to_string(),
-                short_list(&r.servers, 3),
-            ]);
-        }
-        let _ = writeln!(out, "{table}");
-        more(&mut out, take(errors.len()), errors.len());
-    }
+    let headers = ["severity", "name", "rcode", "responses", "servers"];
+    out += &block(&errors, limit, "", &headers, |r| {
+        vec![
+            r.severity.label().to_string(),
+            r.name.clone(),
+            r.rcode.to_string(),
+            r.responses.to_string(),
+            short_list(&r.servers, 3),
+        ]
+    });
 
-    let vips = &outcome.findings.service_vips.groups;
     out += "\nSERVICE VIPS ON THE WIRE (destination in the service CIDR)\n";
-    if vips.is_empty() {
-        out += "  none\n";
-    } else {
-        let mut table = new_table(&[
-            "severity",
-            "source",
-            "service",
-            "ports",
-            "flows",
-            "packets",
-            "replies",
-            "interfaces",
-            "first",
-            "last",
-        ]);
-        for g in &vips[..take(vips.len())] {
-            table.add_row(vec![
+    let headers = [
+        "severity",
+        "source",
+        "service",
+        "ports",
+        "flows",
+        "packets",
+        "replies",
+        "interfaces",
+        "first",
+        "last",
+    ];
+    out += &block(
+        &findings.service_vips.groups,
+        limit,
+        "  none\n",
+        &headers,
+        |g| {
+            vec![
                 g.severity.label().to_string(),
                 g.source.to_string(),
                 g.service.to_string(),
@@ -237,10 +200,40 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
                 short_list(&g.interfaces, 3),
                 rel(g.first),
                 rel(g.last),
-            ]);
-        }
-        let _ = writeln!(out, "{table}");
-        more(&mut out, take(vips.len()), vips.len());
+            ]
+        },
+    );
+    out
+}
+
+/// One finding table: a row per group, at most `limit` of them (0 = all),
+/// and a line saying how many more; `empty` when there are none.
+fn block<G>(
+    groups: &[G],
+    limit: usize,
+    empty: &str,
+    headers: &[&str],
+    row: impl Fn(&G) -> Vec<String>,
+) -> String {
+    if groups.is_empty() {
+        return empty.to_string();
+    }
+    let shown = if limit == 0 {
+        groups.len()
+    } else {
+        groups.len().min(limit)
+    };
+    let mut table = new_table(headers);
+    for group in &groups[..shown] {
+        table.add_row(row(group));
+    }
+    let mut out = format!("{table}\n");
+    if shown < groups.len() {
+        let _ = writeln!(
+            out,
+            "... {} more groups (--limit 0 shows all, --format json lists every item)",
+            groups.len() - shown
+        );
     }
     out
 }
