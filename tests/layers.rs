@@ -84,7 +84,11 @@ fn no_module_imports_from_a_higher_layer() {
     }
     upward.sort();
     upward.dedup();
-    assert!(upward.is_empty(), "imports that run upward:\n{}", upward.join("\n"));
+    assert!(
+        upward.is_empty(),
+        "imports that run upward:\n{}",
+        upward.join("\n")
+    );
 }
 
 #[test]

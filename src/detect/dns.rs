@@ -770,3 +770,107 @@ fn dns_group(client: IpAddr, server: IpAddr, outcome: DnsOutcome, items: Items) 
         items,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testing::Traffic;
+
+    const CLIENT: &str = "10.42.1.5:40000";
+    const SERVER: &str = "10.43.0.10:53";
+
+    fn outcomes(findings: &DnsFindings) -> Vec<(DnsOutcome, u64)> {
+        findings
+            .groups
+            .iter()
+            .map(|g| (g.outcome, g.count))
+            .collect()
+    }
+
+    #[test]
+    fn answered_within_the_timeout_and_timed_out_after_it() {
+        let mut t = Traffic::default();
+        t.query(0, CLIENT, SERVER, 1, "ghcr.io")
+            .response(20, SERVER, CLIENT, 1, "ghcr.io", 0);
+        t.query(100, CLIENT, SERVER, 2, "github.com");
+        // Retransmitted, then answered 6 s after the last copy: late.
+        t.query(200, CLIENT, SERVER, 3, "a.io")
+            .query(1200, CLIENT, SERVER, 3, "a.io")
+            .response(7300, SERVER, CLIENT, 3, "a.io", 0);
+        t.udp(20_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        let findings = t.findings().dns;
+        let c = &findings.counts;
+        assert_eq!((c.query_keys, c.answered, c.timed_out), (3, 1, 2));
+        assert_eq!((c.queries, c.retransmitted, c.answered_late), (4, 1, 1));
+        assert_eq!(outcomes(&findings), [(DnsOutcome::TimedOut, 2)]);
+        let group = &findings.groups[0];
+        assert_eq!(group.severity, Severity::Failure);
+        assert_eq!(group.names, ["a.io", "github.com"]);
+        let late: Vec<(Option<&str>, bool)> = (group.items.iter())
+            .map(|i| (i.name.as_deref(), i.late_response))
+            .collect();
+        assert_eq!(late, [(Some("github.com"), false), (Some("a.io"), true)]);
+    }
+
+    #[test]
+    fn a_retransmitted_query_answered_once_is_answered() {
+        let mut t = Traffic::default();
+        t.query(0, CLIENT, SERVER, 9, "a.io")
+            .query(2000, CLIENT, SERVER, 9, "a.io")
+            .response(6500, SERVER, CLIENT, 9, "a.io", 0);
+        t.udp(20_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        let c = t.findings().dns.counts;
+        assert_eq!((c.answered, c.timed_out, c.answered_late), (1, 0, 0));
+    }
+
+    #[test]
+    fn young_queries_are_inconclusive_and_responses_without_a_query_unsolicited() {
+        let mut t = Traffic::default();
+        t.response(0, SERVER, CLIENT, 4, "b.io", 0);
+        t.query(16_000, CLIENT, SERVER, 5, "c.io");
+        t.udp(20_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        let findings = t.findings().dns;
+        assert_eq!(
+            outcomes(&findings),
+            [(DnsOutcome::Inconclusive, 1), (DnsOutcome::Unsolicited, 1)]
+        );
+        assert!(findings.groups.iter().all(|g| g.severity == Severity::Info));
+        assert_eq!(findings.worst(), Some(Severity::Info));
+    }
+
+    #[test]
+    fn rcodes_are_tallied_per_name_servfail_is_a_warning() {
+        let mut t = Traffic::default();
+        for id in 0..3 {
+            t.query(id * 10, CLIENT, SERVER, id as u16, "broken.io")
+                .response(
+                    id * 10 + 5,
+                    SERVER,
+                    CLIENT,
+                    id as u16,
+                    "broken.io",
+                    rcode::SERVFAIL,
+                );
+        }
+        t.query(50, CLIENT, SERVER, 7, "nope.io").response(
+            55,
+            SERVER,
+            CLIENT,
+            7,
+            "nope.io",
+            rcode::NXDOMAIN,
+        );
+        let rcodes = t.findings().dns.rcodes;
+        let tally: Vec<(&str, &str, Severity, u64)> = rcodes
+            .iter()
+            .map(|r| (r.name.as_str(), r.rcode, r.severity, r.responses))
+            .collect();
+        assert_eq!(
+            tally,
+            [
+                ("broken.io", "SERVFAIL", Severity::Warning, 3),
+                ("nope.io", "NXDOMAIN", Severity::Info, 1)
+            ]
+        );
+    }
+}

@@ -710,3 +710,76 @@ fn add_counts<K: Ord>(into: &mut BTreeMap<K, u64>, from: BTreeMap<K, u64>) {
         *into.entry(key).or_default() += count;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testing::Traffic;
+
+    #[test]
+    fn pod_sources_to_external_destinations_without_replies_fail() {
+        let mut t = Traffic::default();
+        t.syn(0, "10.42.1.5:40000", "1.1.1.1:443")
+            .syn(1000, "10.42.1.5:40000", "1.1.1.1:443");
+        t.syn(0, "10.42.1.5:40001", "1.1.1.1:443");
+        let egress = t.findings().unmasqueraded_egress;
+        assert_eq!(egress.groups.len(), 1, "one (pod, destination, port)");
+        let group = &egress.groups[0];
+        assert_eq!(group.pod.to_string(), "10.42.1.5");
+        assert_eq!(group.destination.to_string(), "1.1.1.1");
+        assert_eq!((group.protocol.as_ref(), group.port), ("tcp", 443));
+        assert_eq!((group.flows, group.packets, group.replies), (2, 3, 0));
+        assert_eq!(group.severity, Severity::Failure);
+        assert_eq!(egress.failing().count(), 1);
+        let subnets: Vec<String> = (egress.contrast.unmasqueraded_pod_subnets.keys())
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(subnets, ["10.42.1.0/24"]);
+    }
+
+    #[test]
+    fn replies_from_the_destination_make_it_a_warning() {
+        let mut t = Traffic::default();
+        t.syn(0, "10.42.1.5:40000", "1.1.1.1:443");
+        // Any packet from the destination to the pod counts as a reply,
+        // on any port; it is not pod egress itself.
+        t.udp(5, "1.1.1.1:53", "10.42.1.5:40009", b"x");
+        let egress = t.findings().unmasqueraded_egress;
+        let severities: Vec<(u16, Severity, u64)> = (egress.groups.iter())
+            .map(|g| (g.port, g.severity, g.replies))
+            .collect();
+        assert_eq!(severities, [(443, Severity::Warning, 1)]);
+        assert_eq!(egress.failing().count(), 0);
+    }
+
+    #[test]
+    fn node_sources_and_cluster_internal_destinations_are_not_pod_egress() {
+        let mut t = Traffic::default();
+        t.syn(0, "10.50.10.21:40000", "1.1.1.1:443");
+        t.syn(0, "10.42.1.5:40000", "10.42.2.7:8080");
+        t.syn(0, "10.42.1.5:40001", "10.50.10.22:10250");
+        t.udp(0, "10.42.1.5:40002", "10.43.0.10:53", b"x");
+        let egress = t.findings().unmasqueraded_egress;
+        assert!(egress.groups.is_empty(), "{:?}", egress.groups);
+        // The node's traffic is what the egress interface view shows.
+        let interfaces = &egress.interfaces;
+        assert_eq!(interfaces.len(), 1);
+        assert_eq!(
+            interfaces[0].packets_by_source.get(&AddrClass::Node),
+            Some(&1)
+        );
+        assert!(!interfaces[0].carries_pod_sources);
+    }
+
+    #[test]
+    fn node_slices_are_per_node_subnets() {
+        assert_eq!(
+            node_slice("10.42.1.77".parse().unwrap()).to_string(),
+            "10.42.1.0/24"
+        );
+        assert_eq!(
+            node_slice("fd00::1:2".parse().unwrap()).to_string(),
+            "fd00::/64"
+        );
+    }
+}

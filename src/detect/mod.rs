@@ -12,6 +12,8 @@ pub mod egress;
 mod item;
 pub mod service;
 pub mod syn;
+#[cfg(test)]
+mod testing;
 pub mod verdict;
 
 pub use item::{CrossingItem, CrossingItems, FlowItem};

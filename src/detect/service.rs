@@ -110,3 +110,40 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
     });
     ServiceFindings { groups }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testing::Traffic;
+
+    #[test]
+    fn packets_to_a_service_address_on_the_wire_fail() {
+        let mut t = Traffic::default();
+        t.udp(0, "10.42.1.5:40000", "10.43.0.10:53", b"q").udp(
+            5,
+            "10.42.1.5:40000",
+            "10.43.0.10:53",
+            b"q",
+        );
+        t.syn(0, "10.42.1.5:40001", "10.43.0.10:443");
+        t.syn(0, "10.42.1.5:40002", "1.1.1.1:443");
+        let vips = t.findings().service_vips;
+        assert_eq!(vips.groups.len(), 1, "one (source, service)");
+        let g = &vips.groups[0];
+        assert_eq!(
+            (g.source.to_string(), g.service.to_string()),
+            ("10.42.1.5".into(), "10.43.0.10".into())
+        );
+        assert_eq!(g.ports, ["tcp/443", "udp/53"]);
+        assert_eq!((g.flows, g.packets, g.replies), (2, 3, 0));
+        assert_eq!(g.severity, Severity::Failure);
+        assert_eq!(vips.worst(), Some(Severity::Failure));
+    }
+
+    #[test]
+    fn no_service_traffic_no_finding() {
+        let mut t = Traffic::default();
+        t.syn(0, "10.42.1.5:40002", "1.1.1.1:443");
+        assert!(t.findings().service_vips.groups.is_empty());
+    }
+}

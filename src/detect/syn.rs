@@ -381,3 +381,73 @@ pub fn unreachable_meaning(v6: bool, code: u8) -> &'static str {
         _ => "unreachable",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testing::Traffic;
+
+    const POD: &str = "10.42.1.5:40000";
+
+    /// The outcome of the one SYN flow to `dst`, and its severity.
+    fn outcome(findings: &crate::detect::Findings, dst: &str) -> Option<(SynOutcome, Severity)> {
+        let dst: std::net::SocketAddr = dst.parse().unwrap();
+        let groups = &findings.tcp_syns.groups;
+        let group = groups.iter().find(|g| g.destination == dst.ip())?;
+        Some((group.outcome, group.severity))
+    }
+
+    #[test]
+    fn each_outcome_of_a_syn() {
+        let mut t = Traffic::default();
+        t.syn(0, POD, "1.1.1.1:443").syn(1000, POD, "1.1.1.1:443");
+        t.syn(0, "10.42.1.5:40001", "8.8.8.8:443")
+            .syn_ack(12, "8.8.8.8:443", "10.42.1.5:40001");
+        t.syn(0, "10.42.1.5:40002", "9.9.9.9:80")
+            .rst(12, "9.9.9.9:80", "10.42.1.5:40002");
+        // Younger than the 3 s grace at capture end (10 s).
+        t.syn(8_000, "10.42.1.5:40003", "4.4.4.4:443");
+        t.udp(10_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        let findings = t.findings();
+        assert_eq!(
+            outcome(&findings, "1.1.1.1:443"),
+            Some((SynOutcome::Unanswered, Severity::Failure))
+        );
+        assert_eq!(
+            outcome(&findings, "8.8.8.8:443"),
+            None,
+            "answered: no group"
+        );
+        assert_eq!(
+            outcome(&findings, "9.9.9.9:80"),
+            Some((SynOutcome::Refused, Severity::Warning))
+        );
+        assert_eq!(
+            outcome(&findings, "4.4.4.4:443"),
+            Some((SynOutcome::Inconclusive, Severity::Info))
+        );
+        let c = &findings.tcp_syns.counts;
+        assert_eq!((c.syn_flows, c.answered, c.unanswered), (4, 1, 1));
+        assert_eq!((c.refused, c.inconclusive, c.syn_packets), (1, 1, 5));
+        let unanswered = &findings.tcp_syns.groups[0];
+        assert_eq!((unanswered.syn_packets, unanswered.retransmits), (2, 1));
+    }
+
+    #[test]
+    fn a_syn_exactly_the_grace_old_is_judged() {
+        let mut t = Traffic::default();
+        t.syn(0, POD, "1.1.1.1:443");
+        t.udp(3_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        assert_eq!(
+            outcome(&t.findings(), "1.1.1.1:443"),
+            Some((SynOutcome::Unanswered, Severity::Failure))
+        );
+        let mut t = Traffic::default();
+        t.syn(1, POD, "1.1.1.1:443");
+        t.udp(3_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        assert_eq!(
+            outcome(&t.findings(), "1.1.1.1:443"),
+            Some((SynOutcome::Inconclusive, Severity::Info))
+        );
+    }
+}

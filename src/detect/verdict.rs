@@ -716,6 +716,73 @@ mod tests {
         }
     }
 
+    fn ids(verdict: &Verdict) -> Vec<(usize, &'static str)> {
+        verdict.causes.iter().map(|c| (c.rank, c.id)).collect()
+    }
+
+    #[test]
+    fn no_findings_is_clean() {
+        let mut t = crate::detect::testing::Traffic::default();
+        t.syn(0, "10.50.10.21:40000", "1.1.1.1:443").syn_ack(
+            10,
+            "1.1.1.1:443",
+            "10.50.10.21:40000",
+        );
+        let verdict = correlate(&t.findings());
+        assert_eq!(verdict.status, Status::Clean);
+        assert!(verdict.causes.is_empty());
+    }
+
+    /// The root cause explains the symptoms between its own pairs only;
+    /// the others get causes of their own, ranked after it.
+    #[test]
+    fn a_root_cause_explains_its_own_symptoms_and_ranks_first() {
+        let mut t = crate::detect::testing::Traffic::default();
+        // Pod egress unmasqueraded: its SYNs and DNS queries go unanswered.
+        t.syn(0, "10.42.1.5:40000", "1.1.1.1:443");
+        t.query(0, "10.42.1.5:40001", "1.1.1.1:53", 1, "ghcr.io");
+        // The node's own SYN to another destination is dropped too.
+        t.syn(0, "10.50.10.21:40002", "9.9.9.9:443");
+        // And a refused connection.
+        t.syn(0, "10.50.10.21:40003", "8.8.8.8:80")
+            .rst(5, "8.8.8.8:80", "10.50.10.21:40003");
+        t.udp(20_000, "10.50.10.21:1", "10.50.10.22:2", b"end");
+        let verdict = correlate(&t.findings());
+        assert_eq!(verdict.status, Status::Failure);
+        assert_eq!(
+            ids(&verdict),
+            [
+                (1, "pod_egress_not_masqueraded"),
+                (2, "syns_unanswered"),
+                (3, "connections_refused")
+            ]
+        );
+        let root = &verdict.causes[0].explains;
+        assert_eq!(
+            (root.unanswered_syns.explained, root.unanswered_syns.total),
+            (1, 2)
+        );
+        assert_eq!(
+            (root.dns_timeouts.explained, root.dns_timeouts.total),
+            (1, 1)
+        );
+        let other = &verdict.causes[1];
+        assert_eq!(other.explains.unanswered_syns.explained, 1);
+        assert!(other.summary.contains("9.9.9.9 (1)"), "{}", other.summary);
+        assert_eq!(other.evidence["flows"], 1);
+    }
+
+    #[test]
+    fn warnings_alone_make_a_warning() {
+        let mut t = crate::detect::testing::Traffic::default();
+        t.syn(0, "10.50.10.21:40003", "8.8.8.8:80")
+            .rst(5, "8.8.8.8:80", "10.50.10.21:40003");
+        let verdict = correlate(&t.findings());
+        assert_eq!(verdict.status, Status::Warning);
+        assert_eq!(ids(&verdict), [(1, "connections_refused")]);
+        assert_eq!(verdict.causes[0].remediation[0].cni, "any");
+    }
+
     #[test]
     fn routed_pod_replies_count_each_address_pair_once() {
         let findings = Findings {

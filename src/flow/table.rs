@@ -316,3 +316,142 @@ fn apply(
         side.fin += has(tcp_flags::FIN) as u32;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Record;
+    use crate::decode::Decoder;
+    use crate::synth::frame::{ethernet, ip_packet, L4};
+    use crate::time::Timestamp;
+
+    /// TCP frames of a few interleaved conversations, both directions.
+    fn frames() -> Vec<Vec<u8>> {
+        let hosts = ["10.42.1.5", "1.1.1.1", "10.50.10.21", "fd00::5"];
+        (0..300u32)
+            .map(|i| {
+                let (a, b) = match i % 5 {
+                    0 | 1 => (hosts[0], hosts[1]),
+                    2 => (hosts[1], hosts[0]),
+                    3 => (hosts[2], hosts[1]),
+                    _ => (hosts[3], "fd00::9"),
+                };
+                let client = 40000 + (i % 3) as u16;
+                // The third of each five is the reply: its ports swapped.
+                let (src_port, dst_port) = if i % 5 == 2 {
+                    (443, client)
+                } else {
+                    (client, 443)
+                };
+                let l4 = L4::Tcp {
+                    src_port,
+                    dst_port,
+                    flags: [tcp_flags::SYN, tcp_flags::ACK, tcp_flags::FIN][(i % 3) as usize],
+                    seq: i,
+                    ack: 0,
+                    payload: &[],
+                };
+                ethernet(&ip_packet(a.parse().unwrap(), b.parse().unwrap(), &l4), &[])
+            })
+            .collect()
+    }
+
+    /// A table of `frames[range]`, with their positions in the whole list.
+    fn table(frames: &[Vec<u8>], range: std::ops::Range<usize>) -> FlowTable {
+        let decoder = Decoder::default();
+        let mut table = FlowTable::default();
+        for index in range {
+            let frame = &frames[index];
+            let seen = Seen {
+                record: Record {
+                    position: index as u64 * 100,
+                    ts: Timestamp(index as u64 * 1_000_000),
+                    interface: 0,
+                    link_type: 1,
+                    orig_len: frame.len() as u32,
+                    data: frame,
+                },
+                packet: decoder.decode(1, frame),
+                via: Via::new(0, None),
+                duplicate: false,
+            };
+            table.observe(&seen);
+        }
+        table
+    }
+
+    /// Flows, pairs and totals of a settled table, sorted, for comparison.
+    type Contents = (
+        Vec<(FlowKey, Flow)>,
+        Vec<((IpAddr, IpAddr), PairStats)>,
+        Summary,
+    );
+
+    fn contents(mut table: FlowTable) -> Contents {
+        table.settle();
+        let mut flows: Vec<_> = table.flows.iter().map(|(k, f)| (*k, f.clone())).collect();
+        flows.sort_by_key(|(k, _)| *k);
+        let mut pairs: Vec<_> = table.pairs.iter().map(|(k, p)| (*k, p.clone())).collect();
+        pairs.sort_by_key(|(k, _)| *k);
+        (flows, pairs, table.summary)
+    }
+
+    #[test]
+    fn merging_the_tables_of_parts_gives_the_table_of_the_whole() {
+        let frames = frames();
+        let whole = contents(table(&frames, 0..300));
+        for split in [1, 77, 150, 299] {
+            let (a, b) = (table(&frames, 0..split), table(&frames, split..300));
+            assert_eq!(contents(a.merge(b)), whole, "split at {split}");
+        }
+        // Associative: three parts merged either way round.
+        let parts = || {
+            (
+                table(&frames, 0..90),
+                table(&frames, 90..200),
+                table(&frames, 200..300),
+            )
+        };
+        let (a, b, c) = parts();
+        assert_eq!(contents(a.merge(b).merge(c)), whole);
+        let (a, b, c) = parts();
+        assert_eq!(contents(a.merge(b.merge(c))), whole);
+    }
+
+    #[test]
+    fn a_flow_counts_both_directions_and_its_handshake() {
+        let frames = frames();
+        let (flows, pairs, summary) = contents(table(&frames, 0..300));
+        assert_eq!(summary.packets, 300);
+        assert_eq!(summary.ip_packets, 300);
+        // 10.42.1.5 <-> 1.1.1.1 on three client ports: both directions fold
+        // into one flow per port.
+        let pod: IpAddr = "10.42.1.5".parse().unwrap();
+        let pod_flows: Vec<&Flow> = (flows.iter())
+            .filter(|(k, _)| k.lo.addr == pod || k.hi.addr == pod)
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(pod_flows.len(), 3);
+        let packets: u64 = pod_flows
+            .iter()
+            .map(|f| f.sides[0].packets + f.sides[1].packets)
+            .sum();
+        assert_eq!(packets, 180);
+        // Pairs are one direction each.
+        let to_pod = pairs
+            .iter()
+            .find(|((s, d), _)| *d == pod && s.to_string() == "1.1.1.1");
+        assert_eq!(to_pod.map(|(_, p)| p.packets), Some(60));
+    }
+
+    #[test]
+    fn evicting_keeps_the_flows_seen_last() {
+        let frames = frames();
+        let mut t = table(&frames, 0..300);
+        let (flows, pairs) = t.evict_idle(2);
+        assert!(t.flows.len() <= 2 && t.pairs.len() <= 2);
+        assert!(flows > 0 && pairs > 0);
+        let last = t.flows.iter().map(|(_, f)| f.last_ts).min().unwrap();
+        assert!(last >= Timestamp(290 * 1_000_000), "{last:?}");
+    }
+}

@@ -386,3 +386,85 @@ fn fold_layout<S: Default + Send>(
             |(a, a_walked), (b, b_walked)| (merge(a, b), a_walked.then(b_walked)),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Bytes;
+    use crate::synth::{self, Container, Scenario};
+
+    #[test]
+    fn windows_cover_every_chunk_once_in_order() {
+        let chunk = |start: usize, len: usize| Chunk {
+            start,
+            end: start + len,
+            interface_base: 0,
+            big_endian: false,
+        };
+        let mb = 1 << 20;
+        let chunks: Vec<Chunk> = (0..20).map(|i| chunk(i * 5 * mb, 5 * mb)).collect();
+        // 32 MiB at least per window: 7 chunks of 5 MiB, the rest last.
+        assert_eq!(windows(&chunks), [0..7, 7..14, 14..20]);
+        assert!(windows(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_broken_walk_anywhere_breaks_the_whole() {
+        let whole = || Walked::Whole(None);
+        assert!(matches!(whole().then(whole()), Walked::Whole(None)));
+        assert!(matches!(whole().then(Walked::Broken), Walked::Broken));
+        assert!(matches!(Walked::Broken.then(whole()), Walked::Broken));
+    }
+
+    /// The engine folds any state: here a count of records, which must not
+    /// depend on the chunk size or the number of threads.
+    #[derive(Default)]
+    struct Count(u64, u64);
+
+    impl Settle for Count {
+        fn settle(&mut self) {
+            self.1 += 1;
+        }
+    }
+
+    #[test]
+    fn the_engine_folds_any_state_whatever_the_chunking() {
+        let bytes = synth::generate(
+            Scenario::SmallPackets {
+                bytes: 256 << 10,
+                conversations: None,
+            },
+            Container::Pcap,
+            1,
+        );
+        let count = |chunk_bytes: usize, threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let capture =
+                    Capture::from_bytes(Bytes::Owned(bytes.clone()), chunk_bytes).unwrap();
+                let reading = Reading::default();
+                let mut folder = Folder::new(
+                    &reading,
+                    |state: &mut Count, _: &Seen<'_>| state.0 += 1,
+                    |a: Count, b: Count| Count(a.0 + b.0, a.1 + b.1),
+                );
+                folder.fold(Input::Mapped(capture)).unwrap();
+                let settled = folder.finish();
+                assert!(settled.1 >= 1, "settled at least once");
+                settled.0
+            })
+        };
+        let whole = count(usize::MAX / 2, 1);
+        assert!(whole > 1000, "{whole} records");
+        for (chunk_bytes, threads) in [(512, 1), (4096, 2), (65536, 3)] {
+            assert_eq!(
+                count(chunk_bytes, threads),
+                whole,
+                "{chunk_bytes} bytes, {threads} threads"
+            );
+        }
+    }
+}
