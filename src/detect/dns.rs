@@ -8,6 +8,7 @@
 //! earlier query are unsolicited. mDNS and LLMNR are on other ports, and
 //! DNS quoted inside ICMP errors is not a message, so neither is counted.
 
+use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{old_enough, Context, Evidence, Severity};
 use crate::capture::Record;
 use crate::decode::dns::{self, rcode, DnsMessage};
@@ -402,10 +403,45 @@ pub struct DnsFindings {
     pub rcodes: Vec<RcodeGroup>,
 }
 
-impl DnsFindings {
-    pub fn worst(&self) -> Option<Severity> {
+impl FindingSet for DnsFindings {
+    fn worst(&self) -> Option<Severity> {
         let groups = self.groups.iter().map(|g| g.severity);
         groups.chain(self.rcodes.iter().map(|r| r.severity)).max()
+    }
+
+    /// Timeouts: subject `client -> server`, details the names; errors:
+    /// subject `name RCODE`, details the servers. Each group's count goes
+    /// with its first detail.
+    fn brief(&self, brief: &mut BriefBuilder) {
+        brief.counts.dns_timeouts = self.counts.timed_out;
+        for g in self
+            .groups
+            .iter()
+            .filter(|g| g.severity >= Severity::Warning)
+        {
+            let subject = format!("{} -> {}", g.client, g.server);
+            let kind = FindingKind::DnsTimeout;
+            for (i, name) in g.names.iter().enumerate() {
+                let count = if i == 0 { g.count } else { 0 };
+                brief.add(kind, subject.clone(), g.severity, count, name.clone());
+            }
+            if g.names.is_empty() {
+                brief.add(kind, subject, g.severity, g.count, "(no name)".into());
+            }
+        }
+        for r in self
+            .rcodes
+            .iter()
+            .filter(|r| r.severity >= Severity::Warning)
+        {
+            brief.counts.dns_errors += r.responses;
+            let subject = format!("{} {}", r.name, r.rcode);
+            for (i, server) in r.servers.iter().enumerate() {
+                let count = if i == 0 { r.responses } else { 0 };
+                let kind = FindingKind::DnsError;
+                brief.add(kind, subject.clone(), r.severity, count, server.to_string());
+            }
+        }
     }
 }
 

@@ -18,6 +18,7 @@
 //! per-interface table says which NICs carried what to external
 //! destinations, which answers "which NIC did pod egress actually use?".
 
+use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{Context, Evidence, FlowItem, Severity};
 use crate::decode::Tunnel;
 use crate::flow::{merge_maps, Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable, Partition};
@@ -132,11 +133,25 @@ pub struct EgressFindings {
     pub interfaces: Vec<EgressInterface>,
 }
 
-impl EgressFindings {
-    pub fn worst(&self) -> Option<Severity> {
+impl FindingSet for EgressFindings {
+    fn worst(&self) -> Option<Severity> {
         self.groups.iter().map(|g| g.severity).max()
     }
 
+    /// Subject: the pod; details: destination and port.
+    fn brief(&self, brief: &mut BriefBuilder) {
+        for g in &self.groups {
+            brief.counts.unmasqueraded_flows += g.flows;
+            let detail = format!("{} {}/{}", g.destination, g.protocol, g.port);
+            let kind = FindingKind::UnmasqueradedEgress;
+            brief.add(kind, g.pod.to_string(), g.severity, g.flows, detail);
+        }
+        let masqueraded = self.contrast.masqueraded_pods.iter();
+        (brief.masqueraded).extend(masqueraded.map(|m| (m.pod, m.translated_to.clone())));
+    }
+}
+
+impl EgressFindings {
     /// Pod sources and external destinations of failing groups.
     pub fn failing(&self) -> impl Iterator<Item = &EgressGroup> {
         self.groups

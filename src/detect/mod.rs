@@ -7,6 +7,7 @@
 //! rcodes, unsolicited responses), `service` (ClusterIPs on the wire);
 //! `verdict` correlates their findings into ranked causes.
 
+pub mod brief;
 pub mod dns;
 pub mod egress;
 mod item;
@@ -16,6 +17,7 @@ pub mod syn;
 mod testing;
 pub mod verdict;
 
+pub use brief::{Brief, BriefBuilder, FindingSet};
 pub use item::{CrossingItem, CrossingItems, FlowItem};
 
 use crate::flow::FlowTable;
@@ -211,17 +213,28 @@ impl Findings {
         }
     }
 
+    /// Every detector's findings: where a new finding type is added.
+    fn sets(&self) -> [&dyn FindingSet; 4] {
+        [
+            &self.unmasqueraded_egress,
+            &self.tcp_syns,
+            &self.dns,
+            &self.service_vips,
+        ]
+    }
+
     /// The most severe finding, if any.
     pub fn worst(&self) -> Option<Severity> {
-        [
-            self.unmasqueraded_egress.worst(),
-            self.tcp_syns.worst(),
-            self.dns.worst(),
-            self.service_vips.worst(),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
+        self.sets().into_iter().filter_map(|s| s.worst()).max()
+    }
+
+    /// Counts and subjects of every finding (what a scan keeps).
+    pub fn brief(&self) -> Brief {
+        let mut brief = BriefBuilder::default();
+        for set in self.sets() {
+            set.brief(&mut brief);
+        }
+        brief.finish()
     }
 }
 

@@ -5,6 +5,7 @@
 //! untranslated VIP is expected before iptables-mode kube-proxy DNATs it,
 //! so those are reported as info only.
 
+use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{Context, FlowItem, Severity};
 use crate::flow::{Direction, FlowTable};
 use crate::time::Timestamp;
@@ -36,9 +37,22 @@ pub struct ServiceFindings {
     pub groups: Vec<ServiceGroup>,
 }
 
-impl ServiceFindings {
-    pub fn worst(&self) -> Option<Severity> {
+impl FindingSet for ServiceFindings {
+    fn worst(&self) -> Option<Severity> {
         self.groups.iter().map(|g| g.severity).max()
+    }
+
+    /// Subject: `source -> service`; details: the ports.
+    fn brief(&self, brief: &mut BriefBuilder) {
+        for g in &self.groups {
+            brief.counts.service_vip_flows += g.flows;
+            let subject = format!("{} -> {}", g.source, g.service);
+            for (i, port) in g.ports.iter().enumerate() {
+                let flows = if i == 0 { g.flows } else { 0 };
+                let kind = FindingKind::ServiceVip;
+                brief.add(kind, subject.clone(), g.severity, flows, port.clone());
+            }
+        }
     }
 }
 

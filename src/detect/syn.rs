@@ -5,6 +5,7 @@
 //! younger than `--syn-grace` at capture end, else `unanswered`. An
 //! initiator that gave up (its own FIN or RST) is still unanswered.
 
+use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{old_enough, Context, FlowItem, Severity};
 use crate::capture::Record;
 use crate::decode::{Packet, Transport, PROTO_TCP};
@@ -189,9 +190,37 @@ pub struct SynFindings {
     pub groups: Vec<SynGroup>,
 }
 
-impl SynFindings {
-    pub fn worst(&self) -> Option<Severity> {
+impl FindingSet for SynFindings {
+    fn worst(&self) -> Option<Severity> {
         self.groups.iter().map(|g| g.severity).max()
+    }
+
+    /// Subject: `source -> destination`; details: the ports. The flows
+    /// count once, with the first port.
+    fn brief(&self, brief: &mut BriefBuilder) {
+        let c = &self.counts;
+        brief.counts.unanswered_syns = c.unanswered;
+        brief.counts.unreachable_syns = c.unreachable;
+        brief.counts.refused_syns = c.refused;
+        for g in &self.groups {
+            let kind = match g.outcome {
+                SynOutcome::Unanswered => FindingKind::UnansweredSyn,
+                SynOutcome::Unreachable => FindingKind::UnreachableSyn,
+                SynOutcome::Refused => FindingKind::RefusedSyn,
+                SynOutcome::Inconclusive => continue,
+            };
+            let subject = format!("{} -> {}", g.source, g.destination);
+            for (i, port) in g.ports.iter().enumerate() {
+                let flows = if i == 0 { g.flows } else { 0 };
+                brief.add(
+                    kind,
+                    subject.clone(),
+                    g.severity,
+                    flows,
+                    format!("tcp/{port}"),
+                );
+            }
+        }
     }
 }
 
