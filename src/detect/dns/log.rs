@@ -1,0 +1,289 @@
+//! The DNS log: every DNS message read off the capture, filed under its
+//! query key (client, client port, server, id) a partition at a time, TCP
+//! streams gathered until the end and reassembled then. Judging the keys
+//! is `super`'s job.
+
+use crate::capture::Record;
+use crate::decode::dns::DnsMessage;
+use crate::decode::tcp_stream::{reassemble, Segment};
+use crate::decode::{Packet, Transport};
+use crate::flow::evict_idle;
+use crate::flow::{
+    merge_maps, partition_of, Endpoint, Partition, Partitioned, PartitionedMap, PARTITIONS,
+};
+use crate::time::Timestamp;
+use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use smallvec::SmallVec;
+use std::sync::Arc;
+
+/// A query and its responses share this key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DnsKey {
+    pub client: Endpoint,
+    pub server: Endpoint,
+    pub id: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DnsTransport {
+    Udp,
+    Tcp,
+}
+
+/// A question name, shared by every message that asks it: `DnsLog`
+/// interns names, since a storm asks a few names a million times.
+pub type Name = Arc<str>;
+
+/// One DNS message as seen on the wire (owned: it outlives its chunk).
+/// Kept small: a capture's every query key holds two of these until the
+/// end.
+#[derive(Debug, Clone)]
+pub(super) struct Message {
+    pub(super) ts: Timestamp,
+    /// File order (see `file_order`).
+    pub(super) order: u64,
+    /// The question's name; `qtype` is its type.
+    pub(super) name: Option<Name>,
+    pub(super) qtype: u16,
+    pub(super) response: bool,
+    pub(super) rcode: u8,
+    pub(super) transport: DnsTransport,
+}
+
+/// A message's place in the file as one number: the record's position in
+/// the high 48 bits (256 TiB), the message's index among those a TCP
+/// record completes in the low 16 (saturating: 65 535 DNS messages of at
+/// least 14 bytes fill more than any record's snap length).
+fn file_order(record: u64, within: u32) -> u64 {
+    (record << 16) | u64::from(within.min(u32::from(u16::MAX)))
+}
+
+impl Partitioned for DnsKey {
+    /// With the flows between the same two addresses.
+    fn partition(&self) -> usize {
+        partition_of(&self.client.addr, &self.server.addr)
+    }
+}
+
+// Two messages (a query and its response) in 40 bytes each: the size
+// that keeps a key at about 150 bytes.
+const _: () = assert!(std::mem::size_of::<Message>() <= 40);
+
+/// The messages of one key: most keys are a query and its response, held
+/// in place rather than in an allocation of their own.
+type Messages = SmallVec<[Message; 2]>;
+
+/// Messages read but not filed under their keys yet: per run of records,
+/// a list per partition (like the flow table's events).
+type Pending = Vec<Vec<(DnsKey, Message)>>;
+
+/// Per-chunk DNS state: messages by key, and TCP segments by direction.
+#[derive(Debug, Clone, Default)]
+pub struct DnsLog {
+    /// Partitioned like the flow table: the map grows (and is judged) a
+    /// partition at a time, so neither a resize nor `find` holds a second
+    /// copy of all of it.
+    messages: PartitionedMap<DnsKey, Messages>,
+    /// Reading a message only queues it; `settle` files each partition's
+    /// queue on its own worker. Filing per chunk and merging the chunks'
+    /// maps looked every key up twice, on one thread.
+    pending: Vec<Pending>,
+    tcp: FxHashMap<(Endpoint, Endpoint), Vec<Segment>>,
+    /// Every question name the messages hold, once.
+    names: FxHashSet<Name>,
+    /// Where a question's name is read before it is looked up in `names`.
+    scratch: String,
+    /// The names of questions seen lately, by their wire bytes: a storm
+    /// asks a few names over and over, and looking the bytes up is a
+    /// third of the cost of decoding them and looking the text up.
+    seen_names: FxHashMap<Box<[u8]>, Option<Name>>,
+}
+
+/// Questions `DnsLog::seen_names` remembers before it starts over: a
+/// storm of random names must not grow it without bound.
+const SEEN_NAMES: usize = 1 << 14;
+
+fn endpoints(packet: &Packet<'_>, src_port: u16, dst_port: u16) -> Option<(Endpoint, Endpoint)> {
+    let ip = packet.ip?;
+    Some((
+        Endpoint {
+            addr: ip.src,
+            port: src_port,
+        },
+        Endpoint {
+            addr: ip.dst,
+            port: dst_port,
+        },
+    ))
+}
+
+impl DnsLog {
+    pub fn observe(&mut self, record: &Record<'_>, packet: &Packet<'_>, ports: &[u16]) {
+        let on_port = |a: u16, b: u16| ports.contains(&a) || ports.contains(&b);
+        match packet.transport {
+            Transport::Udp(udp) if on_port(udp.src_port, udp.dst_port) => {
+                let Some((from, to)) = endpoints(packet, udp.src_port, udp.dst_port) else {
+                    return;
+                };
+                if let Some(message) = DnsMessage::parse(udp.payload) {
+                    self.add(
+                        from,
+                        to,
+                        &message,
+                        record.ts,
+                        (record.position, 0),
+                        DnsTransport::Udp,
+                    );
+                }
+            }
+            Transport::Tcp(tcp)
+                if on_port(tcp.src_port, tcp.dst_port) && !tcp.payload.is_empty() =>
+            {
+                let Some(direction) = endpoints(packet, tcp.src_port, tcp.dst_port) else {
+                    return;
+                };
+                self.tcp.entry(direction).or_default().push(Segment {
+                    seq: tcp.seq,
+                    record: record.position,
+                    ts: record.ts,
+                    payload: tcp.payload.to_vec(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn add(
+        &mut self,
+        from: Endpoint,
+        to: Endpoint,
+        message: &DnsMessage<'_>,
+        ts: Timestamp,
+        order: (u64, u32),
+        transport: DnsTransport,
+    ) {
+        let response = message.is_response();
+        let (client, server) = if response { (to, from) } else { (from, to) };
+        let key = DnsKey {
+            client,
+            server,
+            id: message.id(),
+        };
+        let (name, qtype) = self.question(message);
+        let message = Message {
+            ts,
+            order: file_order(order.0, order.1),
+            name,
+            qtype,
+            response,
+            rcode: message.rcode(),
+            transport,
+        };
+        if self.pending.is_empty() {
+            self.pending.push(vec![Vec::new(); PARTITIONS]);
+        }
+        if let Some(lists) = self.pending.last_mut() {
+            lists[key.partition()].push((key, message));
+        }
+    }
+
+    /// The interned name and the type of `message`'s question, if it has
+    /// a readable one (`DnsMessage::question`).
+    fn question(&mut self, message: &DnsMessage<'_>) -> (Option<Name>, u16) {
+        let wire = message.question_wire();
+        if let Some((bytes, qtype)) = wire {
+            if let Some(name) = self.seen_names.get(bytes) {
+                return (name.clone(), qtype);
+            }
+        }
+        let qtype = message.question_into(&mut self.scratch);
+        let name = qtype.map(|_| intern(&mut self.names, &self.scratch));
+        if let Some((bytes, _)) = wire {
+            if self.seen_names.len() == SEEN_NAMES {
+                self.seen_names.clear();
+            }
+            self.seen_names.insert(bytes.into(), name.clone());
+        }
+        (name, qtype.unwrap_or(0))
+    }
+
+    /// Associative and commutative: a key's messages are a set, ordered
+    /// by `find`.
+    pub fn merge(mut self, mut other: DnsLog) -> DnsLog {
+        if self.messages.len() + self.tcp.len() < other.messages.len() + other.tcp.len() {
+            std::mem::swap(&mut self, &mut other);
+        }
+        self.messages.merge(other.messages, Messages::extend);
+        self.pending.append(&mut other.pending);
+        merge_maps(&mut self.tcp, other.tcp, Vec::extend);
+        self.names.extend(other.names);
+        self
+    }
+
+    /// Files the queued messages under their keys, each partition on its
+    /// own worker.
+    pub fn settle(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut by_partition: Vec<Vec<Vec<(DnsKey, Message)>>> =
+            (0..PARTITIONS).map(|_| Vec::new()).collect();
+        for lists in std::mem::take(&mut self.pending) {
+            for (queue, list) in by_partition.iter_mut().zip(lists) {
+                if !list.is_empty() {
+                    queue.push(list);
+                }
+            }
+        }
+        (self.messages.partitions_mut().par_iter_mut())
+            .zip(by_partition)
+            .for_each(|(partition, lists)| {
+                for (key, message) in lists.into_iter().flatten() {
+                    partition.entry(key).or_default().push(message);
+                }
+            });
+    }
+
+    /// Evicts the query keys idle longest until `keep` remain (TCP
+    /// streams too); returns how many keys went.
+    pub fn evict_idle(&mut self, keep: usize) -> u64 {
+        self.settle();
+        let newest = |ts: &mut dyn Iterator<Item = Timestamp>| ts.max().unwrap_or_default();
+        evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
+        let evicted = (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)));
+        // Names only the evicted messages asked.
+        self.names.retain(|name| Arc::strong_count(name) > 1);
+        evicted
+    }
+
+    pub fn keys(&self) -> usize {
+        self.messages.len() + self.tcp.len()
+    }
+
+    /// All messages by key, TCP streams reassembled, a partition of keys
+    /// at a time, in no particular order (each key's messages neither).
+    pub(super) fn into_partitions(mut self) -> Vec<Partition<DnsKey, Messages>> {
+        for ((from, to), segments) in std::mem::take(&mut self.tcp) {
+            for (bytes, ts, order) in reassemble(&segments) {
+                if let Some(message) = DnsMessage::parse(&bytes) {
+                    self.add(from, to, &message, ts, order, DnsTransport::Tcp);
+                }
+            }
+        }
+        self.settle();
+        self.messages.into_partitions()
+    }
+}
+
+/// The shared copy of `name`, added to `names` if new.
+fn intern(names: &mut FxHashSet<Name>, name: &str) -> Name {
+    if let Some(known) = names.get(name) {
+        return known.clone();
+    }
+    let name = Name::from(name);
+    names.insert(name.clone());
+    name
+}
