@@ -18,14 +18,19 @@
 //! per-interface table says which NICs carried what to external
 //! destinations, which answers "which NIC did pod egress actually use?".
 
+mod interfaces;
+mod nat;
+
 use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{Context, Evidence, FlowItem, Severity};
 use crate::decode::Tunnel;
-use crate::flow::{merge_maps, Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable, Partition};
+use crate::flow::{Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable, Partition};
 use crate::interface::{InterfaceKind, InterfaceNames, Label, Via};
 use crate::time::Timestamp;
 use crate::topology::AddrClass;
+use interfaces::egress_interfaces;
 use ipnet::IpNet;
+use nat::{post_nat_copy, post_nat_index, PostNatIndex};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -34,9 +39,6 @@ use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-
-/// Largest first-packet time difference between pre- and post-NAT copies.
-const NAT_PAIR_WINDOW_NS: u64 = Timestamp::NANOS_PER_SEC;
 
 /// Pod traffic to one external destination and port.
 #[derive(Debug, Clone, Serialize)]
@@ -168,94 +170,6 @@ fn pod_and_external(key: &FlowKey, context: &Context<'_>) -> Option<(Direction, 
         (AddrClass::External, AddrClass::Pod) => Some((Direction::Hi, key.lo)),
         _ => None,
     }
-}
-
-/// A post-NAT flow as the pairing sees it.
-#[derive(Clone, Copy)]
-struct PostNat<'t> {
-    first_ts: Timestamp,
-    source: IpAddr,
-    key: &'t FlowKey,
-    flow: &'t Flow,
-}
-
-/// What pairs a pre-NAT flow with its post-NAT copy: (protocol,
-/// external endpoint, fingerprint) of the first packet.
-type PairingKey = (u8, Endpoint, u64);
-
-/// Non-pod flows indexed for pairing: pairing key -> candidates.
-type PostNatIndex<'t> = FxHashMap<PairingKey, Vec<PostNat<'t>>>;
-
-/// The pairing key of `flow` and the sender of its first packet, if it
-/// went to an external address with a known fingerprint.
-fn pairing_key(
-    key: &FlowKey,
-    flow: &Flow,
-    context: &Context<'_>,
-) -> Option<(PairingKey, Endpoint)> {
-    if flow.fingerprint == 0 {
-        return None;
-    }
-    let (from, to) = key.endpoints(flow.first_direction);
-    (context.topology.classify(to.addr) == AddrClass::External)
-        .then_some(((key.protocol, to, flow.fingerprint), from))
-}
-
-/// The non-pod flows that could be post-NAT copies of pod flows: only
-/// those with the pairing key of a pod flow are indexed. On a node's NIC
-/// most flows are the node's own to external addresses, and indexing them
-/// all cost more than the rest of the detectors.
-fn post_nat_index<'t>(flows: &'t FlowTable, context: &Context<'_>) -> PostNatIndex<'t> {
-    let is_pod = |e: &Endpoint| context.topology.classify(e.addr) == AddrClass::Pod;
-    let partitions = flows.flows.partitions();
-    let pod_keys: FxHashSet<PairingKey> = (partitions.par_iter())
-        .flat_map_iter(|partition| {
-            partition.iter().filter_map(|(key, flow)| {
-                let (pairing, from) = pairing_key(key, flow, context)?;
-                is_pod(&from).then_some(pairing)
-            })
-        })
-        .collect();
-    if pod_keys.is_empty() {
-        return PostNatIndex::default();
-    }
-    let post_nat = |(key, flow): (&'t FlowKey, &'t Flow)| {
-        let (pairing, from) = pairing_key(key, flow, context)?;
-        (!is_pod(&from) && pod_keys.contains(&pairing)).then(|| {
-            let candidate = PostNat {
-                first_ts: flow.first_ts,
-                source: from.addr,
-                key,
-                flow,
-            };
-            (pairing, candidate)
-        })
-    };
-    (partitions.par_iter())
-        .fold(PostNatIndex::default, |mut index, partition| {
-            for (pairing, candidate) in partition.iter().filter_map(post_nat) {
-                index.entry(pairing).or_default().push(candidate);
-            }
-            index
-        })
-        .reduce(PostNatIndex::default, |mut a, b| {
-            merge_maps(&mut a, b, Vec::extend);
-            a
-        })
-}
-
-/// The post-NAT copy, if `flow` (pod -> external) has one.
-fn post_nat_copy<'t>(key: &FlowKey, flow: &Flow, index: &PostNatIndex<'t>) -> Option<PostNat<'t>> {
-    if flow.fingerprint == 0 {
-        return None;
-    }
-    let (_, to) = key.endpoints(flow.first_direction);
-    index
-        .get(&(key.protocol, to, flow.fingerprint))?
-        .iter()
-        .filter(|c| c.first_ts.0.abs_diff(flow.first_ts.0) <= NAT_PAIR_WINDOW_NS)
-        .min_by_key(|c| (c.source, c.flow.first_record))
-        .copied()
 }
 
 /// If `flow` is pod traffic that started towards an external destination:
@@ -513,80 +427,6 @@ impl Scanned<'_> {
             interfaces: egress_interfaces(flows, context),
         }
     }
-}
-
-/// Per interface: packets and flows to external destinations by source
-/// class, NICs first.
-fn egress_interfaces(flows: &FlowTable, context: &Context<'_>) -> Vec<EgressInterface> {
-    #[derive(Default)]
-    struct Tally {
-        packets: BTreeMap<AddrClass, u64>,
-        flows: BTreeMap<AddrClass, u64>,
-        pods: BTreeSet<IpAddr>,
-        tunneled: u64,
-    }
-    type ByVia = BTreeMap<Via, Tally>;
-    let classify = |addr| context.topology.classify(addr);
-    let tally_partition = |mut by_via: ByVia, partition: &Partition<FlowKey, Flow>| {
-        for (key, flow) in partition {
-            for direction in [Direction::Lo, Direction::Hi] {
-                let (from, to) = key.endpoints(direction);
-                if classify(to.addr) != AddrClass::External {
-                    continue;
-                }
-                let class = classify(from.addr);
-                for crossing in &flow.crossings {
-                    let packets = crossing.packets[direction.index()];
-                    if packets == 0 {
-                        continue;
-                    }
-                    let tally = by_via.entry(crossing.via).or_default();
-                    if crossing.tunnel.is_some() {
-                        tally.tunneled += packets;
-                        continue;
-                    }
-                    *tally.packets.entry(class).or_default() += packets;
-                    *tally.flows.entry(class).or_default() += 1;
-                    if class == AddrClass::Pod {
-                        tally.pods.insert(from.addr);
-                    }
-                }
-            }
-        }
-        by_via
-    };
-    let merge = |mut a: ByVia, b: ByVia| {
-        for (via, tally) in b {
-            let into = a.entry(via).or_default();
-            add_counts(&mut into.packets, tally.packets);
-            add_counts(&mut into.flows, tally.flows);
-            into.pods.extend(tally.pods);
-            into.tunneled += tally.tunneled;
-        }
-        a
-    };
-    let by_via = (flows.flows.partitions().par_iter())
-        .fold(ByVia::default, tally_partition)
-        .reduce(ByVia::default, merge);
-    let names = context.interfaces;
-    let mut rows: Vec<EgressInterface> = by_via
-        .into_iter()
-        .map(|(via, tally)| {
-            let kind = names.kind(&via);
-            EgressInterface {
-                interface: names.label(&via),
-                kind,
-                carries_pod_sources: !tally.pods.is_empty() && !kind.is_cluster_side(),
-                packets_by_source: tally.packets,
-                flows_by_source: tally.flows,
-                pod_sources: tally.pods.into_iter().collect(),
-                tunneled_packets: tally.tunneled,
-            }
-        })
-        .collect();
-    let nic_first = |r: &EgressInterface| (r.kind != InterfaceKind::Nic, r.kind);
-    rows.sort_by(|a, b| (nic_first(a), &a.interface).cmp(&(nic_first(b), &b.interface)));
-    rows
 }
 
 fn group(
