@@ -57,6 +57,7 @@ pub fn network(link_type: u32, frame: &[u8]) -> Result<(Network<'_>, Option<Cook
 const SLL_HEADER_LEN: usize = 16;
 const SLL2_HEADER_LEN: usize = 20;
 
+#[inline]
 fn be16(bytes: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([bytes[at], bytes[at + 1]])
 }
@@ -102,6 +103,7 @@ fn sll2(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
 }
 
 /// Ethernet II; also the inner frame of VXLAN and Geneve.
+#[inline]
 pub fn ethernet(frame: &[u8]) -> Result<Network<'_>, Problem> {
     let header = EthernetPacket::new(frame).ok_or(Problem::truncated(Layer::Link))?;
     let len = EthernetPacket::minimum_packet_size();
@@ -109,6 +111,7 @@ pub fn ethernet(frame: &[u8]) -> Result<Network<'_>, Problem> {
 }
 
 /// Follows an ethertype through any number of VLAN tags.
+#[inline]
 fn by_ethertype(mut ethertype: u16, mut payload: &[u8]) -> Result<Network<'_>, Problem> {
     for _ in 0..=MAX_VLAN_TAGS {
         match ethertype {

@@ -97,6 +97,10 @@ pub fn decode(protocol: u8, bytes: &[u8]) -> Result<Transport<'_>, Problem> {
     }
 }
 
+// `#[inline]`: the decoder is in another codegen unit, and without the
+// hint whether these are inlined into it depends on how the crate happens
+// to be split into units.
+#[inline]
 fn tcp(bytes: &[u8]) -> Result<Tcp<'_>, Problem> {
     let tcp = TcpPacket::new(bytes).ok_or(Problem::truncated(Layer::Tcp))?;
     let header_len = tcp.get_data_offset() as usize * 4;
@@ -114,6 +118,7 @@ fn tcp(bytes: &[u8]) -> Result<Tcp<'_>, Problem> {
     })
 }
 
+#[inline]
 fn udp(bytes: &[u8]) -> Result<Udp<'_>, Problem> {
     let udp = UdpPacket::new(bytes).ok_or(Problem::truncated(Layer::Udp))?;
     let header_len = UdpPacket::minimum_packet_size();

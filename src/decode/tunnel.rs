@@ -55,12 +55,14 @@ impl fmt::Display for Tunnel {
     }
 }
 
+#[inline]
 fn uses_port(udp: &Udp<'_>, port: u16) -> bool {
     udp.dst_port == port || udp.src_port == port
 }
 
 /// Recognizes a UDP tunnel by its port and header; Ok(None) if this UDP
 /// datagram is not one. `outer` is the carrying IP header's (src, dst).
+#[inline]
 pub fn decode_udp<'a>(
     udp: &Udp<'a>,
     outer: (IpAddr, IpAddr),

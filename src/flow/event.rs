@@ -207,6 +207,7 @@ fn fingerprint(packet: &Packet<'_>) -> u64 {
 
 impl Flow {
     /// A flow whose first packet is `event`.
+    #[inline]
     pub(super) fn first(event: &FlowEvent, direction: Direction) -> Flow {
         Flow {
             sides: Default::default(),
@@ -219,6 +220,7 @@ impl Flow {
         }
     }
 
+    #[inline]
     pub(super) fn cross(&mut self, event: &FlowEvent, batch: &Batch, direction: Direction) {
         let via = batch.via(event);
         // Most flows are seen on one interface: skip the search.

@@ -30,10 +30,12 @@ pub enum Direction {
 }
 
 impl Direction {
+    #[inline]
     pub fn index(self) -> usize {
         self as usize
     }
 
+    #[inline]
     pub fn other(self) -> Direction {
         match self {
             Direction::Lo => Direction::Hi,
@@ -45,6 +47,7 @@ impl Direction {
 /// The (source, destination) ports a packet's flow is keyed by, if it has
 /// an L4 header. ICMP is keyed by echo identifier, or by type for other
 /// messages.
+#[inline]
 pub fn ports(packet: &Packet<'_>) -> Option<(u16, u16)> {
     match packet.transport {
         Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
@@ -66,6 +69,7 @@ pub struct FlowKey {
 }
 
 impl FlowKey {
+    #[inline]
     pub fn between(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Direction) {
         if src <= dst {
             (
@@ -89,6 +93,7 @@ impl FlowKey {
     }
 
     /// The endpoint that sends in `direction`.
+    #[inline]
     pub fn sender(&self, direction: Direction) -> Endpoint {
         match direction {
             Direction::Lo => self.lo,
@@ -97,6 +102,7 @@ impl FlowKey {
     }
 
     /// (sender, receiver) of packets going in `direction`.
+    #[inline]
     pub fn endpoints(&self, direction: Direction) -> (Endpoint, Endpoint) {
         (self.sender(direction), self.sender(direction.other()))
     }

@@ -29,6 +29,7 @@ use std::net::IpAddr;
 pub const PARTITIONS: usize = 256;
 
 /// The partition of the addresses `a` and `b`, in either order.
+#[inline]
 pub fn partition_of(a: &IpAddr, b: &IpAddr) -> usize {
     let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
     let mut hasher = FxHasher::default();
@@ -44,6 +45,7 @@ pub trait Partitioned: Hash + Eq + Copy + Ord {
 }
 
 impl Partitioned for FlowKey {
+    #[inline]
     fn partition(&self) -> usize {
         partition_of(&self.lo.addr, &self.hi.addr)
     }
@@ -51,6 +53,7 @@ impl Partitioned for FlowKey {
 
 /// (source, destination)
 impl Partitioned for (IpAddr, IpAddr) {
+    #[inline]
     fn partition(&self) -> usize {
         partition_of(&self.0, &self.1)
     }

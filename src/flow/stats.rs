@@ -56,6 +56,7 @@ impl Side {
         (self.syn > 0).then_some(self.last_syn_ts)
     }
 
+    #[inline]
     pub(super) fn merge(&mut self, other: &Side) {
         self.packets += other.packets;
         self.bytes += other.bytes;
@@ -69,6 +70,7 @@ impl Side {
     }
 }
 
+#[inline]
 pub(super) fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -117,6 +119,7 @@ pub struct Crossing {
 }
 
 impl Crossing {
+    #[inline]
     pub(super) fn merge(&mut self, other: &Crossing) {
         self.packets[0] += other.packets[0];
         self.packets[1] += other.packets[1];
@@ -147,6 +150,7 @@ pub struct Flow {
 }
 
 impl Flow {
+    #[inline]
     pub(super) fn merge(&mut self, other: &Flow) {
         self.sides[0].merge(&other.sides[0]);
         self.sides[1].merge(&other.sides[1]);
@@ -222,6 +226,7 @@ pub struct Protocols(u8);
 impl Protocols {
     const NAMES: [&'static str; 6] = ["tcp", "udp", "icmp", "icmpv6", "other", "fragment"];
 
+    #[inline]
     pub(super) fn of(packet: &Packet<'_>) -> Protocols {
         let bit = match packet.transport {
             Transport::Tcp(_) => 0,
@@ -255,6 +260,7 @@ pub struct PairStats {
 }
 
 impl PairStats {
+    #[inline]
     pub(super) fn merge(&mut self, other: &PairStats) {
         self.packets += other.packets;
         self.bytes += other.bytes;
