@@ -286,7 +286,7 @@ pub enum ScenarioArg {
     Mixed,
     /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs.
     Small,
-    /// DESIGN.md's incident on ens19: pod egress leaves unmasqueraded.
+    /// The incident on ens19: pod egress leaves unmasqueraded.
     IncidentBefore,
     /// The same workload after the fix: SNATed to the node, answered.
     IncidentAfter,

@@ -1,4 +1,4 @@
-//! One test per edge case of DESIGN.md's findings, each on a small capture
+//! One test per edge case of the findings (docs/findings.md), each on a small capture
 //! built here frame by frame, analyzed by the binary (`--format json`).
 
 mod common;

@@ -1,4 +1,4 @@
-//! The incident kpcap was born from (DESIGN.md), as generated testdata:
+//! The incident kpcap was born from (README.md), as generated testdata:
 //! `analyze` must name the cause on the "before" capture and give a clean
 //! bill of health on the "after" one. These are the README's first command.
 

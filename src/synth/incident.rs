@@ -1,4 +1,4 @@
-//! The incident kpcap was born from (DESIGN.md) on a k3s worker (node
+//! The incident kpcap was born from (README.md) on a k3s worker (node
 //! 10.50.10.21 on ens19, 192.168.178.21 on ens18; Cilium with VXLAN
 //! tunnelling, pod CIDR 10.42.0.0/16), as seen by `tcpdump -ni ens19`, by
 //! a capture of both NICs, or by `tcpdump -i any` (SLL or SLL2), where

@@ -35,7 +35,7 @@ pub enum Scenario {
         bytes: u64,
         conversations: Option<u64>,
     },
-    /// The DESIGN.md incident on a worker, before or after the fix, as
+    /// The incident on a worker, before or after the fix, as
     /// captured on ens19, on both NICs, or with `-i any`.
     Incident(Phase, View),
     /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs; with

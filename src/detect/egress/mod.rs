@@ -180,7 +180,7 @@ fn pod_egress(key: &FlowKey, flow: &Flow, context: &Context<'_>) -> Option<(Dire
 }
 
 /// A crossing on the wire: a NIC or unnamed interface. Tunnelled packets
-/// count too: they are judged on their inner header (DESIGN.md).
+/// count too: they are judged on their inner header (docs/findings.md).
 fn on_the_wire(crossing: &Crossing, names: &InterfaceNames) -> bool {
     !names.kind(&crossing.via).is_cluster_side()
 }
