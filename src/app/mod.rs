@@ -162,7 +162,7 @@ fn floor(args: FloorArgs) -> Result<i32> {
     let bytes = kpcap::capture::load(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let sum = pool.install(|| kpcap::capture::floor::sum_words(&bytes));
-    println!("{sum:016x}");
+    writeln!(std::io::stdout(), "{sum:016x}").map_err(OutputError)?;
     Ok(0)
 }
 
