@@ -11,7 +11,7 @@ mod outcome;
 pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
 pub use outcome::Outcome;
 
-use crate::capture::{CaptureInfo, Input, Interface};
+use crate::capture::{CaptureInfo, Input};
 use crate::detect::{verdict, Context, Evidence, Findings, Observations, Settings};
 use crate::error::CaptureError;
 use crate::flow::{FlowTable, Summary};
@@ -88,11 +88,6 @@ impl<'a> Analyzer<'a> {
         Ok((folder.finish(), info))
     }
 
-    /// `flows` of one opened input.
-    pub fn flows_input(&self, input: Input) -> Result<(FlowTable, CaptureInfo), CaptureError> {
-        flow_table(input, self.reading)
-    }
-
     /// The engine folding observations with these settings.
     fn observer(
         &self,
@@ -153,7 +148,7 @@ impl<'a> Analyzer<'a> {
         observations: &mut Observations,
         info: &CaptureInfo,
     ) -> Outcome {
-        let names = interface_names(self.reading, &info.interfaces, &observations.flows.summary);
+        let names = self.interface_names(info, &observations.flows.summary);
         let context = Context {
             topology: self.topology,
             settings: self.settings,
@@ -200,18 +195,10 @@ impl<'a> Analyzer<'a> {
     /// The interface names of a capture, with the interfaces its records
     /// came on learnt, for reports that name one per flow.
     pub fn interface_names(&self, info: &CaptureInfo, summary: &Summary) -> InterfaceNames {
-        interface_names(self.reading, &info.interfaces, summary)
+        let mut names = self.reading.names(&info.interfaces);
+        names.learn(summary.per_interface.iter().map(|(via, _)| *via));
+        names
     }
-}
-
-fn interface_names(
-    reading: &Reading,
-    interfaces: &[Interface],
-    summary: &Summary,
-) -> InterfaceNames {
-    let mut names = reading.names(interfaces);
-    names.learn(summary.per_interface.iter().map(|(via, _)| *via));
-    names
 }
 
 /// The merged flow table of one capture (what `kpcap flows` reports).

@@ -265,7 +265,7 @@ pub struct OutputError(#[from] pub std::io::Error);
 
 impl OutputError {
     pub fn closed_pipe(&self) -> bool {
-        kpcap::report::output::is_closed_pipe(&self.0)
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
     }
 }
 

@@ -129,23 +129,28 @@ pub struct BriefBuilder {
 }
 
 impl BriefBuilder {
-    /// `count` more of `kind` about `subject`, with what varies under it.
-    /// A subject's severity is the highest it was given.
+    /// `count` more of `kind` about `subject`, with what varies under it
+    /// (a subject without details is not added). A subject's severity is
+    /// the highest it was given.
     pub fn add(
         &mut self,
         kind: FindingKind,
         subject: String,
         severity: Severity,
         count: u64,
-        detail: String,
+        details: impl IntoIterator<Item = String>,
     ) {
+        let mut details = details.into_iter().peekable();
+        if details.peek().is_none() {
+            return;
+        }
         let tally = self.kinds.entry(kind).or_default();
         let entry = tally
             .entry(subject)
             .or_insert((severity, 0, BTreeSet::new()));
         entry.0 = entry.0.max(severity);
         entry.1 += count;
-        entry.2.insert(detail);
+        entry.2.extend(details);
     }
 
     /// Each subject at warning or failure severity, by kind, then subject.
@@ -182,21 +187,27 @@ mod tests {
     fn subjects_merge_and_only_warnings_and_failures_are_kept() {
         let mut brief = BriefBuilder::default();
         let kind = FindingKind::UnansweredSyn;
-        brief.add(kind, "a -> b".into(), Severity::Warning, 2, "tcp/80".into());
+        brief.add(
+            kind,
+            "a -> b".into(),
+            Severity::Warning,
+            2,
+            ["tcp/80".into()],
+        );
         brief.add(
             kind,
             "a -> b".into(),
             Severity::Failure,
             3,
-            "tcp/443".into(),
+            ["tcp/443".into()],
         );
-        brief.add(kind, "c -> d".into(), Severity::Info, 9, "tcp/1".into());
+        brief.add(kind, "c -> d".into(), Severity::Info, 9, ["tcp/1".into()]);
         brief.add(
             FindingKind::UnmasqueradedEgress,
             "p".into(),
             Severity::Failure,
             1,
-            "x".into(),
+            ["x".into()],
         );
         let findings = brief.finish().findings;
         let keys: Vec<(FindingKind, &str, Severity, u64)> = findings

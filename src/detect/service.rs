@@ -47,11 +47,8 @@ impl FindingSet for ServiceFindings {
         for g in &self.groups {
             brief.counts.service_vip_flows += g.flows;
             let subject = format!("{} -> {}", g.source, g.service);
-            for (i, port) in g.ports.iter().enumerate() {
-                let flows = if i == 0 { g.flows } else { 0 };
-                let kind = FindingKind::ServiceVip;
-                brief.add(kind, subject.clone(), g.severity, flows, port.clone());
-            }
+            let ports = g.ports.iter().cloned();
+            brief.add(FindingKind::ServiceVip, subject, g.severity, g.flows, ports);
         }
     }
 }

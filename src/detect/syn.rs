@@ -195,8 +195,7 @@ impl FindingSet for SynFindings {
         self.groups.iter().map(|g| g.severity).max()
     }
 
-    /// Subject: `source -> destination`; details: the ports. The flows
-    /// count once, with the first port.
+    /// Subject: `source -> destination`; details: the ports.
     fn brief(&self, brief: &mut BriefBuilder) {
         let c = &self.counts;
         brief.counts.unanswered_syns = c.unanswered;
@@ -210,16 +209,8 @@ impl FindingSet for SynFindings {
                 SynOutcome::Inconclusive => continue,
             };
             let subject = format!("{} -> {}", g.source, g.destination);
-            for (i, port) in g.ports.iter().enumerate() {
-                let flows = if i == 0 { g.flows } else { 0 };
-                brief.add(
-                    kind,
-                    subject.clone(),
-                    g.severity,
-                    flows,
-                    format!("tcp/{port}"),
-                );
-            }
+            let ports = g.ports.iter().map(|p| format!("tcp/{p}"));
+            brief.add(kind, subject, g.severity, g.flows, ports);
         }
     }
 }

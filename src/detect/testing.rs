@@ -125,16 +125,13 @@ impl Traffic {
     /// The findings of these frames, under the k3s preset (pods
     /// 10.42.0.0/16, services 10.43.0.0/16) and node CIDR 10.50.10.0/24.
     pub fn findings(&self) -> Findings {
-        self.findings_with(&Settings::default())
-    }
-
-    pub fn findings_with(&self, settings: &Settings) -> Findings {
-        let mut topology = Topology::preset(Preset::K3s, false);
-        topology = Topology::new(
-            topology.pod,
-            topology.service,
+        let settings = &Settings::default();
+        let k3s = Topology::preset(Preset::K3s, false);
+        let topology = Topology::new(
+            k3s.pod,
+            k3s.service,
             vec!["10.50.10.0/24".parse().expect("cidr")],
-            topology.internal,
+            k3s.internal,
             "test".into(),
         );
         let names = InterfaceNames::new(&[], BTreeMap::new());

@@ -99,12 +99,6 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// Whether a write failed because the reader went away (`| head`): the
-/// run ends quietly then, as other command-line tools do.
-pub fn is_closed_pipe(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::BrokenPipe
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

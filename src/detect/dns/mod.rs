@@ -143,8 +143,7 @@ impl FindingSet for DnsFindings {
     }
 
     /// Timeouts: subject `client -> server`, details the names; errors:
-    /// subject `name RCODE`, details the servers. Each group's count goes
-    /// with its first detail.
+    /// subject `name RCODE`, details the servers.
     fn brief(&self, brief: &mut BriefBuilder) {
         brief.counts.dns_timeouts = self.counts.timed_out;
         for g in self
@@ -153,14 +152,11 @@ impl FindingSet for DnsFindings {
             .filter(|g| g.severity >= Severity::Warning)
         {
             let subject = format!("{} -> {}", g.client, g.server);
-            let kind = FindingKind::DnsTimeout;
-            for (i, name) in g.names.iter().enumerate() {
-                let count = if i == 0 { g.count } else { 0 };
-                brief.add(kind, subject.clone(), g.severity, count, name.clone());
-            }
-            if g.names.is_empty() {
-                brief.add(kind, subject, g.severity, g.count, "(no name)".into());
-            }
+            let names = match g.names.as_slice() {
+                [] => vec!["(no name)".to_string()],
+                names => names.to_vec(),
+            };
+            brief.add(FindingKind::DnsTimeout, subject, g.severity, g.count, names);
         }
         for r in self
             .rcodes
@@ -169,11 +165,14 @@ impl FindingSet for DnsFindings {
         {
             brief.counts.dns_errors += r.responses;
             let subject = format!("{} {}", r.name, r.rcode);
-            for (i, server) in r.servers.iter().enumerate() {
-                let count = if i == 0 { r.responses } else { 0 };
-                let kind = FindingKind::DnsError;
-                brief.add(kind, subject.clone(), r.severity, count, server.to_string());
-            }
+            let servers = r.servers.iter().map(|s| s.to_string());
+            brief.add(
+                FindingKind::DnsError,
+                subject,
+                r.severity,
+                r.responses,
+                servers,
+            );
         }
     }
 }

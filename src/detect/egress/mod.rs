@@ -146,7 +146,7 @@ impl FindingSet for EgressFindings {
             brief.counts.unmasqueraded_flows += g.flows;
             let detail = format!("{} {}/{}", g.destination, g.protocol, g.port);
             let kind = FindingKind::UnmasqueradedEgress;
-            brief.add(kind, g.pod.to_string(), g.severity, g.flows, detail);
+            brief.add(kind, g.pod.to_string(), g.severity, g.flows, [detail]);
         }
         let masqueraded = self.contrast.masqueraded_pods.iter();
         (brief.masqueraded).extend(masqueraded.map(|m| (m.pod, m.translated_to.clone())));
