@@ -185,7 +185,7 @@ pub struct FlowsArgs {
 pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
-    /// Worker threads (default: all cores).
+    /// Worker threads (default: all cores; at most 256).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Only analyze packets captured on this interface (repeatable): a
@@ -222,7 +222,9 @@ pub struct TopologyArgs {
     /// Networks that legitimately see pod IPs, e.g. non-masquerade CIDRs (repeatable).
     #[arg(long = "internal-cidr", value_name = "CIDR")]
     pub internal: Vec<String>,
-    /// A named address plan; explicit CIDR flags are added to it.
+    /// A named address plan (k3s when none is given). A CIDR flag
+    /// replaces the preset's CIDRs of its class (--pod-cidr the pod CIDR,
+    /// ...); the other classes keep the preset's. `none`: only the flags.
     #[arg(long, value_enum)]
     pub preset: Option<PresetArg>,
 }
@@ -231,6 +233,8 @@ pub struct TopologyArgs {
 pub enum PresetArg {
     /// pods 10.42.0.0/16, services 10.43.0.0/16
     K3s,
+    /// No CIDR but the flags': classes without one have their checks off.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -41,6 +41,10 @@ pub enum CaptureError {
     CorruptBlock { offset: u64, reason: String },
     #[error("cannot be read as a continuation of the files before it: {reason}")]
     Mismatch { reason: String },
+    #[error("--interface {wanted}: no such interface in the capture, which has {available}")]
+    NoSuchInterface { wanted: String, available: String },
+    #[error("byte {offset}: no interface of the capture has a link type kpcap decodes ({types})")]
+    NoReadableInterface { offset: u64, types: String },
     #[error("byte {offset} of the decompressed capture: corrupt {compression} stream: {reason}")]
     Decompress {
         offset: u64,
@@ -58,6 +62,7 @@ impl CaptureError {
             | CaptureError::UnsupportedLinkType { offset, .. }
             | CaptureError::RecordTooLong { offset, .. }
             | CaptureError::CorruptBlock { offset, .. }
+            | CaptureError::NoReadableInterface { offset, .. }
             | CaptureError::Decompress { offset, .. } => Some(*offset),
             _ => None,
         }
@@ -73,12 +78,14 @@ impl CaptureError {
             | CaptureError::UnsupportedLinkType { offset, .. }
             | CaptureError::RecordTooLong { offset, .. }
             | CaptureError::CorruptBlock { offset, .. }
+            | CaptureError::NoReadableInterface { offset, .. }
             | CaptureError::Decompress { offset, .. } => *offset += by,
             CaptureError::Io(_)
             | CaptureError::IsDirectory
             | CaptureError::Empty
             | CaptureError::NotACapture { .. }
-            | CaptureError::Mismatch { .. } => {}
+            | CaptureError::Mismatch { .. }
+            | CaptureError::NoSuchInterface { .. } => {}
         }
         self
     }
@@ -95,4 +102,6 @@ pub enum ConfigError {
         "--ifname: '{0}' is not INDEX=NAME or MAC=NAME (e.g. 3=ens19, 52:54:00:12:34:56=ens19)"
     )]
     BadIfname(String),
+    #[error("--{flag}: {reason}")]
+    Invalid { flag: &'static str, reason: String },
 }

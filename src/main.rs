@@ -1,5 +1,5 @@
 //! The `kpcap` binary: parse flags, run, map the outcome to an exit code
-//! (0 clean, 1 findings, 2 usage or input errors).
+//! (README, "Exit codes").
 
 mod app;
 mod cli;

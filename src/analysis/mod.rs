@@ -5,14 +5,16 @@
 //! This is where the parallel engine (`pipeline`) meets what it folds: the
 //! flow table (`flow`) and the detectors' observations (`detect`).
 
+mod coverage;
 mod header;
 mod outcome;
 
+pub use coverage::{Coverage, DetectorRun, UnreadInterface};
 pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
 pub use outcome::Outcome;
 
 use crate::capture::{CaptureInfo, Input};
-use crate::detect::{verdict, Context, Evidence, Findings, Observations, Settings};
+use crate::detect::{verdict, Bounds, Context, Evidence, Findings, Observations, Settings};
 use crate::error::CaptureError;
 use crate::flow::{FlowTable, Summary};
 use crate::interface::InterfaceNames;
@@ -71,7 +73,9 @@ impl<'a> Analyzer<'a> {
     pub fn observe(&self, parts: &[PathBuf]) -> Result<(Observations, CaptureInfo), FileError> {
         let mut folder = self.observer();
         let info = self.fold_parts(parts, |input| folder.fold(input))?;
-        Ok((folder.finish(), info))
+        let observations = folder.finish();
+        self.check_interfaces(parts, observations.flows.summary.packets)?;
+        Ok((observations, info))
     }
 
     /// `observe` of one opened input.
@@ -85,7 +89,39 @@ impl<'a> Analyzer<'a> {
     pub fn flows(&self, parts: &[PathBuf]) -> Result<(FlowTable, CaptureInfo), FileError> {
         let mut folder = Folder::new(self.reading, FlowTable::observe, FlowTable::merge);
         let info = self.fold_parts(parts, |input| folder.fold(input))?;
-        Ok((folder.finish(), info))
+        let table = folder.finish();
+        self.check_interfaces(parts, table.summary.packets)?;
+        Ok((table, info))
+    }
+
+    /// `--interface` that kept no record of a capture that has records is
+    /// an error naming the interfaces it has (read again, unfiltered).
+    fn check_interfaces(&self, parts: &[PathBuf], kept: u64) -> Result<(), FileError> {
+        let wanted = &self.reading.only_interfaces;
+        if wanted.is_empty() || kept > 0 {
+            return Ok(());
+        }
+        let reading = Reading {
+            only_interfaces: Vec::new(),
+            ..self.reading.clone()
+        };
+        let all = Analyzer {
+            reading: &reading,
+            ..*self
+        };
+        let (table, info) = all.flows(parts)?;
+        if table.summary.packets == 0 {
+            return Ok(());
+        }
+        let names = all.interface_names(&info, &table.summary);
+        let available: Vec<String> = (table.summary.per_interface.iter())
+            .map(|(via, packets)| format!("{} ({packets} packets)", names.label(via)))
+            .collect();
+        let error = CaptureError::NoSuchInterface {
+            wanted: wanted.join(", "),
+            available: available.join(", "),
+        };
+        Err(FileError::new(&parts[0], error))
     }
 
     /// The engine folding observations with these settings.
@@ -94,9 +130,10 @@ impl<'a> Analyzer<'a> {
     ) -> Folder<'a, Observations, impl Fn(&mut Observations, &Seen<'_>) + Sync + Send + 'a, Merge>
     {
         let settings = self.settings;
+        let bounds = Bounds::new(settings, self.topology);
         Folder::new(
             self.reading,
-            move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings),
+            move |state: &mut Observations, seen: &Seen<'_>| state.observe(seen, settings, &bounds),
             Observations::merge as Merge,
         )
     }
@@ -157,21 +194,39 @@ impl<'a> Analyzer<'a> {
         };
         let mut header = self.header(name, parts, info, &observations.flows.summary, &names);
         let evicted = observations.evicted;
-        if evicted.flows + evicted.pairs + evicted.dns_keys > 0 {
+        if evicted.any() {
             header.warnings.push(format!(
                 "--max-flows {}: the tables were full; {} flows, {} address pairs and {} DNS \
-                 query keys idle the longest were evicted (their packets count in the totals, \
-                 not in flows or findings)",
+                 query keys idle the longest were evicted ({} SYN flows and {} query keys judged \
+                 then, {} of them too young to judge; {} needed by the egress and ClusterIP \
+                 checks); their packets count in the totals",
                 self.settings.max_flows.unwrap_or_default(),
                 evicted.flows,
                 evicted.pairs,
-                evicted.dns_keys
+                evicted.dns_keys,
+                evicted.judged_syn_flows,
+                evicted.judged_dns_keys,
+                evicted.too_young,
+                evicted.unjudged,
             ));
         }
         let findings = Findings::new(observations, &context);
+        let coverage = Coverage::new(coverage::Ground {
+            info,
+            summary: &observations.flows.summary,
+            observations,
+            findings: &findings,
+            topology: self.topology,
+            settings: self.settings,
+            span_seconds: header.duration_seconds,
+            unread_interfaces: Vec::new(),
+        });
+        let mut verdict = verdict::correlate(&findings);
+        verdict::qualify(&mut verdict, &coverage.unjudged);
         Outcome {
             header,
-            verdict: verdict::correlate(&findings),
+            coverage,
+            verdict,
             findings,
         }
     }

@@ -2,7 +2,7 @@
 //! digest, diff, the fuzzing entry points). Computed once, in
 //! `Analyzer::outcome`; nothing above this module judges traffic.
 
-use super::CaptureHeader;
+use super::{CaptureHeader, Coverage};
 use crate::detect::verdict::Verdict;
 use crate::detect::{Findings, Severity};
 use serde::Serialize;
@@ -13,6 +13,8 @@ use serde::Serialize;
 pub struct Outcome {
     #[serde(flatten)]
     pub header: CaptureHeader,
+    /// What was judged and what was not.
+    pub coverage: Coverage,
     pub verdict: Verdict,
     pub findings: Findings,
 }

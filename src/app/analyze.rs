@@ -7,6 +7,7 @@ use super::{
 use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, OutputFormat};
 use anyhow::Result;
 use kpcap::analysis::{display_name, in_capture_order, FileError};
+use kpcap::detect::verdict::Status;
 use kpcap::detect::Evidence;
 use kpcap::report::{CaptureReport, Captures, FlowsReport, Grouping};
 use serde::Serialize;
@@ -127,6 +128,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     let threshold = threshold(args.fail_on);
     let mut out = output(args.common.format, args.limit);
     let mut failing = false;
+    let mut inconclusive = false;
     let clock = Stopwatch::from_env();
     let (entries, ok) = for_each_capture(
         &args.captures,
@@ -140,6 +142,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             drop_in_background(observations);
             clock.lap("detectors");
             failing |= at_or_above(outcome.worst(), threshold);
+            inconclusive |= outcome.verdict.status == Status::Inconclusive;
             Ok(outcome)
         },
         |outcome| {
@@ -159,9 +162,17 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     out.document("kpcap.analyze/1", &body)
         .map_err(OutputError)?;
     exiting(entries);
-    Ok(match (ok, failing) {
-        (false, _) => 2,
-        (true, true) => 1,
-        (true, false) => 0,
-    })
+    Ok(exit_code(ok, failing, inconclusive && threshold.is_some()))
+}
+
+/// `analyze`'s exit code (README, "Exit codes"): an unreadable capture
+/// first, then a finding at `--fail-on`, then a verdict that could not
+/// judge everything.
+fn exit_code(ok: bool, failing: bool, inconclusive: bool) -> i32 {
+    match (ok, failing, inconclusive) {
+        (false, _, _) => 2,
+        (true, true, _) => 1,
+        (true, false, true) => 3,
+        (true, false, false) => 0,
+    }
 }

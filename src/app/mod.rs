@@ -47,7 +47,7 @@ impl Setup {
         Ok(Setup {
             topology: topology(&common.topology)?,
             reading: reading(common)?,
-            settings: detectors.map(settings).unwrap_or_default(),
+            settings: detectors.map(settings).transpose()?.unwrap_or_default(),
             pool: thread_pool(common.threads)?,
             chunk_bytes: common.chunk_bytes,
         })
@@ -65,14 +65,34 @@ impl Setup {
     }
 }
 
-fn settings(args: &DetectorArgs) -> Settings {
+/// Most worker threads `--threads` takes: far beyond any machine kpcap
+/// runs on, and each one costs a stack and a share of every window.
+pub const MAX_THREADS: usize = 256;
+
+fn settings(args: &DetectorArgs) -> Result<Settings, ConfigError> {
     let ns = |d: std::time::Duration| d.as_nanos().min(u64::MAX as u128) as u64;
-    Settings {
-        syn_grace_ns: ns(args.syn_grace),
-        dns_timeout_ns: ns(args.dns_timeout),
+    let positive = |flag, d: std::time::Duration| {
+        if d.is_zero() {
+            Err(ConfigError::Invalid {
+                flag,
+                reason: "must be longer than 0 (e.g. 3s, 500ms)".into(),
+            })
+        } else {
+            Ok(ns(d))
+        }
+    };
+    if args.dns_ports.contains(&0) {
+        return Err(ConfigError::Invalid {
+            flag: "dns-port",
+            reason: "port 0 is not a port DNS can be served on".into(),
+        });
+    }
+    Ok(Settings {
+        syn_grace_ns: positive("syn-grace", args.syn_grace)?,
+        dns_timeout_ns: positive("dns-timeout", args.dns_timeout)?,
         dns_ports: args.dns_ports.clone(),
         max_flows: args.max_flows.map(|n| n as usize),
-    }
+    })
 }
 
 /// The severity `--fail-on` makes count, if any.
@@ -88,43 +108,63 @@ fn at_or_above(worst: Option<Severity>, threshold: Option<Severity>) -> bool {
     matches!((worst, threshold), (Some(w), Some(t)) if w >= t)
 }
 
+/// The CIDRs of a flag; one with host bits set (10.42.1.5/16) is taken
+/// as its network, with a warning.
 fn parse_cidrs(flag: &'static str, values: &[String]) -> Result<Vec<IpNet>, ConfigError> {
     values
         .iter()
         .map(|v| {
-            v.parse::<IpNet>().map_err(|_| ConfigError::BadCidr {
+            let net = v.parse::<IpNet>().map_err(|_| ConfigError::BadCidr {
                 flag,
                 value: v.clone(),
-            })
+            })?;
+            if net.trunc() != net {
+                eprintln!(
+                    "kpcap: warning: --{flag} {v} has host bits set; using {}",
+                    net.trunc()
+                );
+            }
+            Ok(net.trunc())
         })
         .collect()
 }
 
+/// The address plan: the preset's CIDRs (k3s unless `--preset none`),
+/// where a class given by flags replaces the preset's CIDRs of that class.
 fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
-    let pod = parse_cidrs("pod-cidr", &args.pod)?;
-    let service = parse_cidrs("service-cidr", &args.service)?;
-    let node = parse_cidrs("node-cidr", &args.node)?;
-    let internal = parse_cidrs("internal-cidr", &args.internal)?;
-    let none_given = pod.is_empty() && service.is_empty() && node.is_empty() && internal.is_empty();
-    match args.preset {
-        None if none_given => Ok(Topology::preset(Preset::K3s, true)),
-        None => Ok(Topology::new(pod, service, node, internal, "flags".into())),
-        Some(PresetArg::K3s) => {
-            let base = Topology::preset(Preset::K3s, false);
-            let source = if none_given {
-                base.source.clone()
-            } else {
-                "preset k3s plus flags".into()
-            };
-            Ok(Topology::new(
-                [base.pod, pod].concat(),
-                [base.service, service].concat(),
-                [base.node, node].concat(),
-                [base.internal, internal].concat(),
-                source,
-            ))
-        }
+    let flags = [
+        ("pod", parse_cidrs("pod-cidr", &args.pod)?),
+        ("service", parse_cidrs("service-cidr", &args.service)?),
+        ("node", parse_cidrs("node-cidr", &args.node)?),
+        ("internal", parse_cidrs("internal-cidr", &args.internal)?),
+    ];
+    let given: Vec<&str> = (flags.iter())
+        .filter(|(_, nets)| !nets.is_empty())
+        .map(|(class, _)| *class)
+        .collect();
+    let base = match args.preset {
+        Some(PresetArg::None) => Topology::new(vec![], vec![], vec![], vec![], String::new()),
+        Some(PresetArg::K3s) => Topology::preset(Preset::K3s, false),
+        None => Topology::preset(Preset::K3s, true),
+    };
+    if given.is_empty() {
+        return Ok(base);
     }
+    let [pod, service, node, internal] = flags.map(|(_, nets)| nets);
+    let or_base =
+        |nets: Vec<IpNet>, base: &[IpNet]| if nets.is_empty() { base.to_vec() } else { nets };
+    let source = match args.preset {
+        Some(PresetArg::None) => "flags".to_string(),
+        Some(PresetArg::K3s) => format!("preset k3s; {} from flags", given.join(", ")),
+        None => format!("preset k3s (assumed); {} from flags", given.join(", ")),
+    };
+    Ok(Topology::new(
+        or_base(pod, &base.pod),
+        or_base(service, &base.service),
+        or_base(node, &base.node),
+        or_base(internal, &base.internal),
+        source,
+    ))
 }
 
 fn reading(args: &CommonArgs) -> Result<Reading, ConfigError> {
@@ -147,6 +187,9 @@ fn reading(args: &CommonArgs) -> Result<Reading, ConfigError> {
 fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool> {
     if threads == Some(0) {
         return Err(ConfigError::Threads("must be at least 1".into()).into());
+    }
+    if threads.is_some_and(|n| n > MAX_THREADS) {
+        return Err(ConfigError::Threads(format!("at most {MAX_THREADS}")).into());
     }
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(n) = threads {

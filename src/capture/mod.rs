@@ -266,6 +266,22 @@ pub struct CaptureInfo {
     /// Problems that did not stop the analysis: a broken compressed
     /// stream, a truncated last record.
     pub warnings: Vec<String>,
+    /// Corrupt stretches (rejected records and blocks) skipped.
+    pub skipped: Skipped,
+}
+
+/// What resynchronisation skipped, in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub stretches: u64,
+    pub bytes: u64,
+}
+
+impl Skipped {
+    pub fn add(&mut self, skips: &[Skip]) {
+        self.stretches += skips.len() as u64;
+        self.bytes += skips.iter().map(|s| s.bytes).sum::<u64>();
+    }
 }
 
 impl CaptureInfo {
@@ -294,6 +310,8 @@ impl CaptureInfo {
         }
         self.bytes += later.bytes;
         self.warnings.extend(later.warnings);
+        self.skipped.stretches += later.skipped.stretches;
+        self.skipped.bytes += later.skipped.bytes;
         Ok(self)
     }
 }
@@ -355,6 +373,11 @@ impl Capture {
             compression: None,
             bytes: self.bytes.len() as u64,
             warnings: self.warnings(),
+            skipped: {
+                let mut skipped = Skipped::default();
+                skipped.add(self.skipped.get().map_or(&[], Vec::as_slice));
+                skipped
+            },
         }
     }
 

@@ -44,6 +44,7 @@ pub struct Stream {
     /// Bytes of a last record cut short, left out of every segment.
     dropped: u64,
     warnings: Vec<String>,
+    skipped: super::Skipped,
 }
 
 impl Stream {
@@ -64,6 +65,7 @@ impl Stream {
             base: 0,
             ended: false,
             dropped: 0,
+            skipped: super::Skipped::default(),
             warnings: Vec::new(),
         };
         stream.fill(stream.segment_bytes())?;
@@ -173,6 +175,7 @@ impl Stream {
                 target = target.max(self.pending.len()).saturating_mul(2);
                 continue;
             }
+            self.skipped.add(&skipped);
             for skip in &mut skipped {
                 skip.offset += self.offset;
                 self.warnings.push(skip.warning());
@@ -222,6 +225,7 @@ impl Stream {
             compression: self.compression,
             bytes: self.offset + self.pending.len() as u64 + self.dropped,
             warnings: self.warnings.clone(),
+            skipped: self.skipped,
         }
     }
 }

@@ -24,8 +24,10 @@ use crate::flow::FlowTable;
 use crate::interface::InterfaceNames;
 use crate::observe::{Seen, Settle};
 use crate::time::Timestamp;
-use crate::topology::Topology;
+use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
+use std::net::IpAddr;
+use std::sync::Arc;
 
 /// How serious a finding is; `--fail-on` compares against it.
 #[derive(
@@ -74,12 +76,74 @@ impl Default for Settings {
     }
 }
 
-/// What `--max-flows` evicted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What `--max-flows` evicted, and what became of its evidence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Evicted {
     pub flows: u64,
     pub pairs: u64,
     pub dns_keys: u64,
+    /// SYN flows and DNS query keys judged when evicted; they count in
+    /// the findings' counts and groups, not in their items.
+    pub judged_syn_flows: u64,
+    pub judged_dns_keys: u64,
+    /// Of those, entries too young to judge then (a SYN younger than the
+    /// grace, a query younger than the timeout): evidence lost.
+    pub too_young: u64,
+    /// Flows and address pairs the egress and ClusterIP checks needed
+    /// (a pod and an external address, or a service address): evicted
+    /// only when nothing else was left, and not judged by those checks.
+    pub unjudged: u64,
+}
+
+impl Evicted {
+    pub fn any(&self) -> bool {
+        self.flows + self.pairs + self.dns_keys > 0
+    }
+
+    fn add(&mut self, other: &Evicted) {
+        self.flows += other.flows;
+        self.pairs += other.pairs;
+        self.dns_keys += other.dns_keys;
+        self.judged_syn_flows += other.judged_syn_flows;
+        self.judged_dns_keys += other.judged_dns_keys;
+        self.too_young += other.too_young;
+        self.unjudged += other.unjudged;
+    }
+}
+
+/// `--max-flows` and what eviction needs to judge what it evicts.
+#[derive(Debug, Clone)]
+pub struct Bounds {
+    pub max: usize,
+    pub syn_grace_ns: u64,
+    pub dns_timeout_ns: u64,
+    /// To spare the flows the egress and ClusterIP checks need.
+    pub topology: Topology,
+}
+
+impl Bounds {
+    /// None without `--max-flows`.
+    pub fn new(settings: &Settings, topology: &Topology) -> Option<Arc<Bounds>> {
+        settings.max_flows.map(|max| {
+            Arc::new(Bounds {
+                max,
+                syn_grace_ns: settings.syn_grace_ns,
+                dns_timeout_ns: settings.dns_timeout_ns,
+                topology: topology.clone(),
+            })
+        })
+    }
+
+    /// Traffic between these addresses is evidence the egress or ClusterIP
+    /// checks judge at the end only.
+    fn needed(&self, a: IpAddr, b: IpAddr) -> bool {
+        let (a, b) = (self.topology.classify(a), self.topology.classify(b));
+        let pod_and_external = matches!(
+            (a, b),
+            (AddrClass::Pod, AddrClass::External) | (AddrClass::External, AddrClass::Pod)
+        );
+        pod_and_external || a == AddrClass::Service || b == AddrClass::Service
+    }
 }
 
 /// Everything the detectors keep per chunk.
@@ -89,14 +153,18 @@ pub struct Observations {
     pub unreachables: syn::Unreachables,
     pub dns: dns::DnsLog,
     pub evicted: Evicted,
+    /// SYN flows judged at eviction.
+    pub retired_syns: syn::Retired,
     /// `--max-flows`, as last observed: for `settle`.
-    limit: Option<usize>,
+    bounds: Option<Arc<Bounds>>,
 }
 
 impl Observations {
-    pub fn observe(&mut self, seen: &Seen<'_>, settings: &Settings) {
+    pub fn observe(&mut self, seen: &Seen<'_>, settings: &Settings, bounds: &Option<Arc<Bounds>>) {
         self.flows.observe(seen);
-        self.limit = settings.max_flows;
+        if self.bounds.is_none() && bounds.is_some() {
+            self.bounds.clone_from(bounds);
+        }
         if seen.duplicate {
             return; // its first copy was observed already
         }
@@ -107,32 +175,50 @@ impl Observations {
 
     /// Evicts the flows and DNS keys idle longest down to 90% of `max`
     /// once either table is over it (the slack spares an eviction pass per
-    /// new flow). Done when the state settles, after each window of
-    /// chunks, whose bounds do not depend on threads.
-    fn bound(&mut self, max: usize) {
-        let keep = max - max / 10;
+    /// new flow), judging what goes with what is known by now. Done when
+    /// the state settles, after each window of chunks, whose bounds do not
+    /// depend on threads.
+    fn bound(&mut self, bounds: &Bounds) {
+        let (max, keep) = (bounds.max, bounds.max - bounds.max / 10);
+        let now = self.flows.summary.last_ts;
         if self.flows.flows.len() > max || self.flows.pairs.len() > max {
-            let (flows, pairs) = self.flows.evict_idle(keep);
-            self.evicted.flows += flows;
-            self.evicted.pairs += pairs;
+            let needed = |a, b| bounds.needed(a, b);
+            let (flows, pairs) = self.flows.evict_idle(keep, needed);
+            let before = self.retired_syns.judged;
+            let too_young = self.retired_syns.too_young;
+            for (key, flow) in &flows {
+                (self.retired_syns).retire(key, flow, &self.unreachables, now, bounds.syn_grace_ns);
+            }
+            let e = &mut self.evicted;
+            e.flows += flows.len() as u64;
+            e.pairs += pairs.len() as u64;
+            e.judged_syn_flows += self.retired_syns.judged - before;
+            e.too_young += self.retired_syns.too_young - too_young;
+            e.unjudged += (flows.iter().map(|(k, _)| (k.lo.addr, k.hi.addr)))
+                .chain(pairs.iter().copied())
+                .filter(|&(a, b)| needed(a, b))
+                .count() as u64;
         }
         if self.dns.keys() > max {
-            self.evicted.dns_keys += self.dns.evict_idle(keep);
+            let (judged, too_young) = self.dns.retired();
+            self.evicted.dns_keys += self.dns.evict_idle(keep, now, bounds.dns_timeout_ns);
+            let (judged_now, too_young_now) = self.dns.retired();
+            self.evicted.judged_dns_keys += judged_now - judged;
+            self.evicted.too_young += too_young_now - too_young;
         }
     }
 
     /// Associative and commutative, like each part.
     pub fn merge(self, other: Observations) -> Observations {
+        let mut evicted = self.evicted;
+        evicted.add(&other.evicted);
         Observations {
             flows: self.flows.merge(other.flows),
             unreachables: self.unreachables.merge(other.unreachables),
             dns: self.dns.merge(other.dns),
-            evicted: Evicted {
-                flows: self.evicted.flows + other.evicted.flows,
-                pairs: self.evicted.pairs + other.evicted.pairs,
-                dns_keys: self.evicted.dns_keys + other.evicted.dns_keys,
-            },
-            limit: self.limit.or(other.limit),
+            evicted,
+            retired_syns: self.retired_syns.merge(other.retired_syns),
+            bounds: self.bounds.or(other.bounds),
         }
     }
 }
@@ -142,8 +228,8 @@ impl Settle for Observations {
     /// messages, then bounds the tables (`--max-flows`).
     fn settle(&mut self) {
         rayon::join(|| self.flows.settle(), || self.dns.settle());
-        if let Some(max) = self.limit {
-            self.bound(max);
+        if let Some(bounds) = self.bounds.clone() {
+            self.bound(&bounds);
         }
     }
 }
@@ -198,7 +284,17 @@ impl Findings {
                     || dns::find(dns, capture_end, &copies, context),
                     || {
                         rayon::join(
-                            || syn::find(flows, unreachables, capture_end, &copies, context),
+                            || {
+                                let retired = &observations.retired_syns;
+                                syn::find(
+                                    flows,
+                                    unreachables,
+                                    retired,
+                                    capture_end,
+                                    &copies,
+                                    context,
+                                )
+                            },
                             || service::find(flows, context),
                         )
                     },

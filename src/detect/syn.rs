@@ -9,11 +9,12 @@ use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{old_enough, Context, FlowItem, Severity};
 use crate::capture::Record;
 use crate::decode::{Packet, Transport, PROTO_TCP};
-use crate::flow::{merge_maps, Endpoint, Flow, FlowKey, FlowTable};
+use crate::flow::{merge_maps, min_option, Endpoint, Flow, FlowKey, FlowTable};
 use crate::time::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 /// An ICMP destination-unreachable that quoted a TCP header.
@@ -162,6 +163,9 @@ pub struct SynGroup {
     pub last: Timestamp,
     /// ICMP code of the group's first unreachable (unreachable only).
     pub icmp_code: Option<u8>,
+    /// Flows judged when `--max-flows` evicted them: counted in `flows`,
+    /// not listed in `items`.
+    pub evicted: u64,
     pub items: Vec<SynFlow>,
 }
 
@@ -234,6 +238,7 @@ impl SynCounts {
 pub fn find(
     flows: &FlowTable,
     unreachables: &Unreachables,
+    retired: &Retired,
     capture_end: Option<Timestamp>,
     post_nat_copies: &FxHashSet<FlowKey>,
     context: &Context<'_>,
@@ -278,6 +283,7 @@ pub fn find(
         counts.add(&partition_counts);
         groups.extend(partition_groups);
     }
+    retired.add_to(&mut counts, &mut groups);
     groups.sort_unstable_by(|a, b| {
         (b.severity, b.flows)
             .cmp(&(a.severity, a.flows))
@@ -286,6 +292,61 @@ pub fn find(
             })
     });
     SynFindings { counts, groups }
+}
+
+/// A SYN flow judged at `end`: what it adds to the counts, and its
+/// outcome if it is not answered.
+struct Judgment<'u> {
+    counts: SynCounts,
+    outcome: Option<SynOutcome>,
+    quoted: Option<&'u UnreachableSeen>,
+    last_syn: Timestamp,
+}
+
+/// None if `flow` is not a TCP flow whose initiator sent a SYN.
+fn judge<'u>(
+    key: &FlowKey,
+    flow: &Flow,
+    unreachables: &'u Unreachables,
+    end: Option<Timestamp>,
+    grace_ns: u64,
+) -> Option<Judgment<'u>> {
+    let (init, resp) = (flow.initiator_side(), flow.responder_side());
+    if key.protocol != PROTO_TCP || init.syn == 0 {
+        return None;
+    }
+    let mut counts = SynCounts {
+        syn_flows: 1,
+        syn_packets: u64::from(init.syn),
+        ..SynCounts::default()
+    };
+    let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
+    let last_syn = init.last_syn().unwrap_or(flow.first_ts);
+    let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
+        counts.answered += 1;
+        None
+    } else if resp.rst > 0 {
+        counts.refused += 1;
+        Some(SynOutcome::Refused)
+    } else if quoted.is_some() {
+        counts.unreachable += 1;
+        Some(SynOutcome::Unreachable)
+    } else if !old_enough(last_syn, end, grace_ns) {
+        counts.inconclusive += 1;
+        Some(SynOutcome::Inconclusive)
+    } else {
+        counts.unanswered += 1;
+        if init.ack > 0 {
+            counts.unanswered_with_initiator_data += 1;
+        }
+        Some(SynOutcome::Unanswered)
+    };
+    Some(Judgment {
+        counts,
+        outcome,
+        quoted,
+        last_syn,
+    })
 }
 
 /// What one flow adds to the counts, and its evidence if it is a finding;
@@ -298,45 +359,25 @@ fn judge_flow(
     post_nat_copies: &FxHashSet<FlowKey>,
     context: &Context<'_>,
 ) -> Option<(SynCounts, Option<SynFlow>)> {
-    let (init, resp) = (flow.initiator_side(), flow.responder_side());
-    if key.protocol != PROTO_TCP || init.syn == 0 {
-        return None;
-    }
-    let mut counts = SynCounts::default();
+    let grace = context.settings.syn_grace_ns;
+    let judgment = judge(key, flow, unreachables, capture_end, grace)?;
     if post_nat_copies.contains(key) {
-        counts.post_nat_copies += 1;
+        let counts = SynCounts {
+            post_nat_copies: 1,
+            ..SynCounts::default()
+        };
         return Some((counts, None));
     }
-    counts.syn_flows += 1;
-    counts.syn_packets += u64::from(init.syn);
-    let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
-    let last_syn = init.last_syn().unwrap_or(flow.first_ts);
-    let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
-        counts.answered += 1;
-        return Some((counts, None));
-    } else if resp.rst > 0 {
-        counts.refused += 1;
-        SynOutcome::Refused
-    } else if quoted.is_some() {
-        counts.unreachable += 1;
-        SynOutcome::Unreachable
-    } else if !old_enough(last_syn, capture_end, context.settings.syn_grace_ns) {
-        counts.inconclusive += 1;
-        SynOutcome::Inconclusive
-    } else {
-        counts.unanswered += 1;
-        SynOutcome::Unanswered
+    let Some(outcome) = judgment.outcome else {
+        return Some((judgment.counts, None));
     };
-    let initiator_sent_data = init.ack > 0;
-    if outcome == SynOutcome::Unanswered && initiator_sent_data {
-        counts.unanswered_with_initiator_data += 1;
-    }
+    let init = flow.initiator_side();
     let syn_flow = SynFlow {
         syn_outcome: outcome,
         syn_packets: init.syn,
         retransmits: init.syn - 1,
-        last_syn,
-        icmp: quoted
+        last_syn: judgment.last_syn,
+        icmp: (judgment.quoted)
             .filter(|_| outcome == SynOutcome::Unreachable)
             .map(|q| IcmpEvidence {
                 v6: q.v6,
@@ -346,10 +387,125 @@ fn judge_flow(
                 messages: q.count,
             }),
         initiator_gave_up: init.fin > 0 || init.rst > 0,
-        initiator_sent_data,
+        initiator_sent_data: init.ack > 0,
         flow: FlowItem::new(key, flow, context),
     };
-    Some((counts, Some(syn_flow)))
+    Some((judgment.counts, Some(syn_flow)))
+}
+
+/// SYN flows judged when `--max-flows` evicted them, with what was known
+/// then: their counts and groups, without the per-flow items.
+#[derive(Debug, Clone, Default)]
+pub struct Retired {
+    counts: SynCounts,
+    groups: FxHashMap<(IpAddr, IpAddr, SynOutcome), RetiredGroup>,
+    /// SYN flows judged at eviction.
+    pub judged: u64,
+    /// Of those, flows whose last SYN was younger than the grace then.
+    pub too_young: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RetiredGroup {
+    flows: u64,
+    syn_packets: u64,
+    retransmits: u64,
+    first: Option<Timestamp>,
+    last: Timestamp,
+    ports: BTreeSet<u16>,
+    /// The first unreachable's (flow start, code).
+    icmp: Option<(Timestamp, u8)>,
+}
+
+impl RetiredGroup {
+    fn merge(&mut self, other: RetiredGroup) {
+        self.flows += other.flows;
+        self.syn_packets += other.syn_packets;
+        self.retransmits += other.retransmits;
+        self.first = min_option(self.first, other.first);
+        self.last = self.last.max(other.last);
+        self.ports.extend(other.ports);
+        self.icmp = min_option(self.icmp, other.icmp);
+    }
+}
+
+impl Retired {
+    /// Judges an evicted flow at `now` (the latest record read so far).
+    pub fn retire(
+        &mut self,
+        key: &FlowKey,
+        flow: &Flow,
+        unreachables: &Unreachables,
+        now: Option<Timestamp>,
+        grace_ns: u64,
+    ) {
+        let Some(judgment) = judge(key, flow, unreachables, now, grace_ns) else {
+            return;
+        };
+        self.judged += 1;
+        self.counts.add(&judgment.counts);
+        let Some(outcome) = judgment.outcome else {
+            return;
+        };
+        self.too_young += u64::from(outcome == SynOutcome::Inconclusive);
+        let (initiator, responder) = key.endpoints(flow.initiator());
+        let syn = u64::from(flow.initiator_side().syn);
+        let group = RetiredGroup {
+            flows: 1,
+            syn_packets: syn,
+            retransmits: syn - 1,
+            first: Some(flow.first_ts),
+            last: flow.last_ts,
+            ports: BTreeSet::from([responder.port]),
+            icmp: (judgment.quoted)
+                .filter(|_| outcome == SynOutcome::Unreachable)
+                .map(|q| (flow.first_ts, q.code)),
+        };
+        (self.groups.entry((initiator.addr, responder.addr, outcome)))
+            .or_default()
+            .merge(group);
+    }
+
+    pub fn merge(mut self, other: Retired) -> Retired {
+        self.counts.add(&other.counts);
+        merge_maps(&mut self.groups, other.groups, RetiredGroup::merge);
+        self.judged += other.judged;
+        self.too_young += other.too_young;
+        self
+    }
+
+    /// Adds the retired flows to the counts and groups of the rest.
+    fn add_to(&self, counts: &mut SynCounts, groups: &mut Vec<SynGroup>) {
+        if self.groups.is_empty() && self.judged == 0 {
+            return;
+        }
+        counts.add(&self.counts);
+        let mut at: FxHashMap<(IpAddr, IpAddr, SynOutcome), usize> = (groups.iter().enumerate())
+            .map(|(i, g)| ((g.source, g.destination, g.outcome), i))
+            .collect();
+        for (&(source, destination, outcome), r) in &self.groups {
+            let i = *at.entry((source, destination, outcome)).or_insert_with(|| {
+                groups.push(group(source, destination, outcome, Vec::new()));
+                groups.len() - 1
+            });
+            let g = &mut groups[i];
+            let fresh = g.items.is_empty() && g.evicted == 0;
+            g.flows += r.flows;
+            g.evicted += r.flows;
+            g.syn_packets += r.syn_packets;
+            g.retransmits += r.retransmits;
+            if let Some(first) = r.first {
+                g.first = if fresh { first } else { g.first.min(first) };
+            }
+            g.last = if fresh { r.last } else { g.last.max(r.last) };
+            g.ports.extend(&r.ports);
+            g.ports.sort_unstable();
+            g.ports.dedup();
+            if g.icmp_code.is_none() {
+                g.icmp_code = r.icmp.map(|(_, code)| code);
+            }
+        }
+    }
 }
 
 fn group(
@@ -374,6 +530,7 @@ fn group(
         first: items.iter().map(|i| i.flow.first).min().unwrap_or_default(),
         last: items.iter().map(|i| i.flow.last).max().unwrap_or_default(),
         icmp_code: items.iter().find_map(|i| i.icmp.map(|e| e.code)),
+        evicted: 0,
         items,
     }
 }

@@ -116,7 +116,7 @@ impl Traffic {
                 via: Via::new(0, None),
                 duplicate: false,
             };
-            observations.observe(&seen, settings);
+            observations.observe(&seen, settings, &None);
         }
         observations.settle();
         observations

@@ -98,9 +98,60 @@ impl Cause {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// The detectors ran on the traffic and found nothing.
     Clean,
+    /// Nothing at warning or failure was found, but not everything the
+    /// question needs was judged (see the `not_judged` cause).
+    Inconclusive,
     Warning,
     Failure,
+}
+
+impl Status {
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Clean => "clean",
+            Status::Inconclusive => "inconclusive",
+            Status::Warning => "warning",
+            Status::Failure => "failure",
+        }
+    }
+}
+
+/// Something the verdict could not judge, and what would let it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unjudged {
+    pub what: String,
+    pub hint: String,
+}
+
+/// Qualifies a verdict by what was not judged: a clean verdict becomes
+/// inconclusive, and every verdict gets a last cause saying what was left
+/// out, so a failure found is never mistaken for the whole picture.
+pub fn qualify(verdict: &mut Verdict, unjudged: &[Unjudged]) {
+    if unjudged.is_empty() {
+        return;
+    }
+    if verdict.status == Status::Clean {
+        verdict.status = Status::Inconclusive;
+    }
+    let symptoms = Symptoms {
+        syn_total: 0,
+        dns_total: 0,
+    };
+    let what: Vec<&str> = unjudged.iter().map(|u| u.what.as_str()).collect();
+    let mut cause = Cause::new(
+        &symptoms,
+        "not_judged",
+        Severity::Info,
+        "Part of the question was not judged",
+        format!("{}.", what.join("; ")),
+    );
+    for u in unjudged {
+        cause = cause.fix("any", u.hint.clone());
+    }
+    cause.rank = verdict.causes.len() + 1;
+    verdict.causes.push(cause);
 }
 
 #[derive(Debug, Clone, Serialize)]

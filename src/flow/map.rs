@@ -114,15 +114,27 @@ impl<K: Partitioned, V> PartitionedMap<K, V> {
         &mut self.partitions
     }
 
-    /// Evicts the entries idle longest (oldest `last`; ties by key) until
-    /// `keep` remain; returns how many went.
-    pub fn evict_idle(&mut self, keep: usize, last: impl Fn(&V) -> Timestamp) -> u64 {
+    /// Removes the entries idle longest until `keep` remain and returns
+    /// them: entries `spare` says to spare go only once no other is left
+    /// (oldest `last` first, ties by key).
+    pub fn evict_idle(
+        &mut self,
+        keep: usize,
+        last: impl Fn(&V) -> Timestamp,
+        spare: impl Fn(&K, &V) -> bool,
+    ) -> Vec<(K, V)> {
         let count = self.len().saturating_sub(keep);
-        let idle = self.iter().map(|(key, value)| (last(value), *key));
-        for key in super::evict::idlest(idle, count) {
-            self.partitions[key.partition()].swap_remove(&key);
-        }
-        count as u64
+        let idle = self
+            .iter()
+            .map(|(key, value)| ((spare(key, value), last(value)), *key));
+        let victims = super::evict::idlest(idle, count);
+        victims
+            .into_iter()
+            .filter_map(|key| {
+                let value = self.partitions[key.partition()].swap_remove(&key)?;
+                Some((key, value))
+            })
+            .collect()
     }
 
     /// Folds `other` in, partition by partition; `combine` merges the

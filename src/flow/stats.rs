@@ -71,7 +71,7 @@ impl Side {
 }
 
 #[inline]
-pub(super) fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+pub fn min_option<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

@@ -110,12 +110,18 @@ pub type PairMap = PartitionedMap<(IpAddr, IpAddr), PairStats>;
 
 impl FlowTable {
     /// Evicts the flows and the address pairs idle longest until `keep`
-    /// of each remain; returns how many of each went.
-    pub fn evict_idle(&mut self, keep: usize) -> (u64, u64) {
+    /// of each remain, sparing those `spare` names until no other is left;
+    /// returns the evicted flows and how many pairs went with them.
+    pub fn evict_idle(
+        &mut self,
+        keep: usize,
+        spare: impl Fn(IpAddr, IpAddr) -> bool,
+    ) -> (Vec<(FlowKey, Flow)>, Vec<(IpAddr, IpAddr)>) {
         self.apply_pending();
-        let flows = self.flows.evict_idle(keep, |f| f.last_ts);
-        let pairs = self.pairs.evict_idle(keep, |p| p.last_ts);
-        (flows, pairs)
+        let flows =
+            (self.flows).evict_idle(keep, |f| f.last_ts, |k, _| spare(k.lo.addr, k.hi.addr));
+        let pairs = (self.pairs).evict_idle(keep, |p| p.last_ts, |&(a, b), _| spare(a, b));
+        (flows, pairs.into_iter().map(|(pair, _)| pair).collect())
     }
 
     /// Accounts one decoded record: the totals now, its flow and pair by
@@ -448,9 +454,9 @@ mod tests {
     fn evicting_keeps_the_flows_seen_last() {
         let frames = frames();
         let mut t = table(&frames, 0..300);
-        let (flows, pairs) = t.evict_idle(2);
+        let (flows, pairs) = t.evict_idle(2, |_, _| false);
         assert!(t.flows.len() <= 2 && t.pairs.len() <= 2);
-        assert!(flows > 0 && pairs > 0);
+        assert!(!flows.is_empty() && !pairs.is_empty());
         let last = t.flows.iter().map(|(_, f)| f.last_ts).min().unwrap();
         assert!(last >= Timestamp(290 * 1_000_000), "{last:?}");
     }

@@ -5,7 +5,7 @@
 use super::output::{ndjson_line, Report};
 use super::table::new_table;
 use super::CaptureReport;
-use crate::analysis::Outcome;
+use crate::analysis::{Coverage, Outcome};
 use crate::detect::dns::{DnsGroup, DnsItem};
 use crate::detect::egress::{EgressInterface, MasqueradedPod};
 use crate::detect::verdict::Status;
@@ -53,6 +53,7 @@ const WIDTH: usize = 100;
 /// Human report; each table shows at most `limit` groups (0 = all).
 pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
     let mut out = super::header::render(&outcome.header, topology);
+    out += &render_coverage(&outcome.coverage);
     out.push('\n');
     out += &render_verdict(outcome);
     let start = outcome.header.first.unwrap_or_default();
@@ -238,10 +239,48 @@ fn block<G>(
     out
 }
 
+/// What was judged, in two lines, and which checks were off.
+fn render_coverage(c: &Coverage) -> String {
+    let mut out = format!(
+        "judged    {} IP packets ({} from pods), {} SYN flows, {} DNS queries",
+        c.ip_packets, c.pod_source_packets, c.syn_flows, c.dns_query_keys
+    );
+    let undecodable: u64 = c.undecodable.values().sum();
+    if undecodable > 0 {
+        let _ = write!(out, "; {undecodable} not decodable");
+    }
+    if c.skipped.stretches > 0 {
+        let _ = write!(
+            out,
+            "; {} bytes skipped in {} damaged stretches",
+            c.skipped.bytes, c.skipped.stretches
+        );
+    }
+    if c.evicted.any() {
+        let _ = write!(
+            out,
+            "; --max-flows evicted {} flows and {} DNS keys ({} too young to judge)",
+            c.evicted.flows, c.evicted.dns_keys, c.evicted.too_young
+        );
+    }
+    out.push('\n');
+    let off: Vec<String> = (c.detectors.iter())
+        .filter(|d| !d.ran)
+        .map(|d| format!("{} ({})", d.detector, d.off.as_deref().unwrap_or("off")))
+        .collect();
+    if !off.is_empty() {
+        let _ = writeln!(out, "checks    off: {}", off.join(", "));
+    }
+    out
+}
+
 fn render_verdict(outcome: &Outcome) -> String {
     let mut out = String::new();
     let status = match outcome.verdict.status {
-        Status::Clean => "CLEAN: no failure or warning found",
+        Status::Clean => "CLEAN: the detectors ran on the traffic and found no failure or warning",
+        Status::Inconclusive => {
+            "INCONCLUSIVE: no failure or warning found, but not everything was judged (see the last cause)"
+        }
         Status::Warning => "WARNING",
         Status::Failure => "FAILURE",
     };
@@ -276,6 +315,7 @@ pub fn ndjson_lines(outcome: &Outcome) -> Vec<Value> {
     let f = &outcome.findings;
     let summary = json!({
         "status": outcome.verdict.status,
+        "coverage": outcome.coverage,
         "packets": outcome.header.packets,
         "first": outcome.header.first,
         "last": outcome.header.last,

@@ -74,7 +74,7 @@ const _: () = assert!(std::mem::size_of::<Message>() <= 40);
 
 /// The messages of one key: most keys are a query and its response, held
 /// in place rather than in an allocation of their own.
-type Messages = SmallVec<[Message; 2]>;
+pub(super) type Messages = SmallVec<[Message; 2]>;
 
 /// Messages read but not filed under their keys yet: per run of records,
 /// a list per partition (like the flow table's events).
@@ -100,6 +100,8 @@ pub struct DnsLog {
     /// asks a few names over and over, and looking the bytes up is a
     /// third of the cost of decoding them and looking the text up.
     seen_names: FxHashMap<Box<[u8]>, Option<Name>>,
+    /// Query keys `--max-flows` evicted, judged then (`evict_idle`).
+    pub(super) retired: super::Judged,
 }
 
 /// Questions `DnsLog::seen_names` remembers before it starts over: a
@@ -220,6 +222,7 @@ impl DnsLog {
         self.pending.append(&mut other.pending);
         merge_maps(&mut self.tcp, other.tcp, Vec::extend);
         self.names.extend(other.names);
+        self.retired = std::mem::take(&mut self.retired).merge(other.retired);
         self
     }
 
@@ -248,15 +251,39 @@ impl DnsLog {
     }
 
     /// Evicts the query keys idle longest until `keep` remain (TCP
-    /// streams too); returns how many keys went.
-    pub fn evict_idle(&mut self, keep: usize) -> u64 {
-        self.settle();
+    /// streams too, reassembled first) and judges them at `now`, the
+    /// latest record read: a query older than `timeout` then is timed
+    /// out. Returns how many keys went.
+    pub fn evict_idle(&mut self, keep: usize, now: Option<Timestamp>, timeout: u64) -> u64 {
         let newest = |ts: &mut dyn Iterator<Item = Timestamp>| ts.max().unwrap_or_default();
-        evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
-        let evicted = (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)));
+        let streams = evict_idle(&mut self.tcp, keep, |v| newest(&mut v.iter().map(|s| s.ts)));
+        for ((from, to), segments) in streams {
+            self.add_stream(from, to, &segments);
+        }
+        self.settle();
+        let victims =
+            (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)), |_, _| false);
+        let evicted = victims.len() as u64;
+        self.retired.retire(victims, now, timeout);
         // Names only the evicted messages asked.
         self.names.retain(|name| Arc::strong_count(name) > 1);
         evicted
+    }
+
+    /// Query keys judged at eviction, and how many of them were too young
+    /// to judge then.
+    pub fn retired(&self) -> (u64, u64) {
+        let c = &self.retired.counts;
+        (c.query_keys, c.inconclusive)
+    }
+
+    /// The DNS messages of one direction's TCP segments, queued.
+    fn add_stream(&mut self, from: Endpoint, to: Endpoint, segments: &[Segment]) {
+        for (bytes, ts, order) in reassemble(segments) {
+            if let Some(message) = DnsMessage::parse(&bytes) {
+                self.add(from, to, &message, ts, order, DnsTransport::Tcp);
+            }
+        }
     }
 
     pub fn keys(&self) -> usize {
@@ -267,11 +294,7 @@ impl DnsLog {
     /// at a time, in no particular order (each key's messages neither).
     pub(super) fn into_partitions(mut self) -> Vec<Partition<DnsKey, Messages>> {
         for ((from, to), segments) in std::mem::take(&mut self.tcp) {
-            for (bytes, ts, order) in reassemble(&segments) {
-                if let Some(message) = DnsMessage::parse(&bytes) {
-                    self.add(from, to, &message, ts, order, DnsTransport::Tcp);
-                }
-            }
+            self.add_stream(from, to, &segments);
         }
         self.settle();
         self.messages.into_partitions()

@@ -19,7 +19,7 @@ use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{old_enough, Context, Evidence, Severity};
 use crate::decode::dns::{self, rcode};
 use crate::decode::{PROTO_TCP, PROTO_UDP};
-use crate::flow::{merge_maps, Endpoint, FlowKey};
+use crate::flow::{merge_maps, min_option, Endpoint, FlowKey};
 use crate::time::Timestamp;
 use log::Message;
 use rayon::prelude::*;
@@ -88,6 +88,9 @@ pub struct DnsGroup {
     pub names: Vec<String>,
     pub first: Timestamp,
     pub last: Timestamp,
+    /// Keys judged when `--max-flows` evicted them: counted in `count`,
+    /// not listed in `items` (and only their first names in `names`).
+    pub evicted: u64,
     pub items: Vec<DnsItem>,
 }
 
@@ -178,7 +181,7 @@ impl FindingSet for DnsFindings {
 }
 
 /// Responses and answered queries of one (name, rcode), while counting.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct RcodeTally {
     responses: u64,
     servers: BTreeSet<IpAddr>,
@@ -196,33 +199,82 @@ impl RcodeTally {
 /// Evidence items, a list per worker's share of the keys, in share order:
 /// concatenated once at the end. Merged by extending one list with the
 /// other, a storm's hundreds of thousands of items were copied once per
-/// level of the merge tree.
-#[derive(Default)]
-struct Items(Vec<Vec<DnsItem>>);
+/// level of the merge tree. Items of keys judged at eviction are only
+/// tallied (`Cut`).
+#[derive(Debug, Clone, Default)]
+struct Items {
+    shares: Vec<Vec<DnsItem>>,
+    cut: Cut,
+}
+
+/// Items judged at eviction, in brief: a group keeps its counts and its
+/// first names, not the items.
+#[derive(Debug, Clone, Default)]
+struct Cut {
+    count: u64,
+    query_packets: u64,
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    names: BTreeSet<Name>,
+}
+
+/// Names an evicted group keeps: a storm of random names must not keep
+/// them all.
+const CUT_NAMES: usize = 100;
+
+impl Cut {
+    fn add(&mut self, item: &DnsItem) {
+        self.count += 1;
+        self.query_packets += u64::from(item.query_packets);
+        self.first = min_option(self.first, Some(item.first));
+        self.last = self.last.max(Some(item.last));
+        if let Some(name) = &item.name {
+            if self.names.len() < CUT_NAMES {
+                self.names.insert(name.clone());
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Cut) {
+        self.count += other.count;
+        self.query_packets += other.query_packets;
+        self.first = min_option(self.first, other.first);
+        self.last = self.last.max(other.last);
+        for name in other.names {
+            if self.names.len() < CUT_NAMES {
+                self.names.insert(name);
+            }
+        }
+    }
+}
 
 impl Items {
-    fn push(&mut self, item: DnsItem) {
-        match self.0.last_mut() {
+    fn push(&mut self, item: DnsItem, cut: bool) {
+        if cut {
+            return self.cut.add(&item);
+        }
+        match self.shares.last_mut() {
             Some(share) => share.push(item),
-            None => self.0.push(vec![item]),
+            None => self.shares.push(vec![item]),
         }
     }
 
     fn append(&mut self, mut other: Items) {
-        self.0.append(&mut other.0);
+        self.shares.append(&mut other.shares);
+        self.cut.merge(other.cut);
     }
 
     /// All the items, in time order; ties by key, so the order does not
     /// depend on which worker judged what. Sorted on cached keys: each
     /// item moves once instead of once per pass of a merge sort.
-    fn sorted(self) -> Vec<DnsItem> {
-        let total = self.0.iter().map(Vec::len).sum();
+    fn sorted(self) -> (Vec<DnsItem>, Cut) {
+        let total = self.shares.iter().map(Vec::len).sum();
         let mut all = Vec::with_capacity(total);
-        for share in self.0 {
+        for share in self.shares {
             all.extend(share);
         }
         all.sort_by_cached_key(|i| (i.first, i.client, i.id, i.server));
-        all
+        (all, self.cut)
     }
 }
 
@@ -269,6 +321,8 @@ struct Judge<'a> {
     /// The name of responses without a question.
     no_question: Name,
     evidence: Evidence,
+    /// Judging keys evicted by `--max-flows`: tally the items, keep none.
+    cut: bool,
 }
 
 /// A question name by its address: names are interned, so within one
@@ -295,7 +349,7 @@ type RcodeTallies = FxHashMap<(usize, u8), (Name, RcodeTally)>;
 /// The outcomes of some query keys: counts, unanswered items by
 /// (client, server, outcome), responses by (name, rcode). Keys are judged
 /// independently, so workers judge their share and the tallies merge.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Judged {
     counts: DnsCounts,
     /// Response messages by their 4-bit rcode; into `counts` at the end.
@@ -361,10 +415,13 @@ impl Judged {
                 self.groups
                     .entry((key.client.addr, key.server.addr, DnsOutcome::Unsolicited))
                     .or_default()
-                    .push(DnsItem {
-                        rcode: Some(rcode::name(m.rcode)),
-                        ..item
-                    });
+                    .push(
+                        DnsItem {
+                            rcode: Some(rcode::name(m.rcode)),
+                            ..item
+                        },
+                        judge.cut,
+                    );
             } else {
                 late = true;
             }
@@ -397,22 +454,46 @@ impl Judged {
                     .unwrap_or(&judge.no_question);
                 let tally = tally(&mut self.rcodes, name, response.rcode);
                 // Only JSON lists the queries an rcode answered.
-                if judge.evidence == Evidence::All {
-                    tally.items.push(DnsItem {
-                        rcode: Some(rcode::name(response.rcode)),
-                        response_time_ms: Some(rtt as f64 / 1e6),
-                        ..entry()
-                    });
+                if judge.evidence == Evidence::All && !judge.cut {
+                    tally.items.push(
+                        DnsItem {
+                            rcode: Some(rcode::name(response.rcode)),
+                            response_time_ms: Some(rtt as f64 / 1e6),
+                            ..entry()
+                        },
+                        false,
+                    );
                 }
             }
             None => self
                 .groups
                 .entry((key.client.addr, key.server.addr, outcome))
                 .or_default()
-                .push(DnsItem {
-                    late_response: late,
-                    ..entry()
-                }),
+                .push(
+                    DnsItem {
+                        late_response: late,
+                        ..entry()
+                    },
+                    judge.cut,
+                ),
+        }
+    }
+
+    /// Judges keys `--max-flows` evicted at `now` (the latest record
+    /// read): their counts and groups are kept, their items tallied.
+    fn retire(&mut self, keys: Vec<(DnsKey, log::Messages)>, now: Option<Timestamp>, timeout: u64) {
+        let none = FxHashSet::default();
+        let judge = Judge {
+            timeout,
+            capture_end: now,
+            post_nat_copies: &none,
+            no_question: Name::from(NO_QUESTION),
+            evidence: Evidence::Brief,
+            cut: true,
+        };
+        for (key, mut messages) in keys {
+            messages.sort_by_key(|m| (m.ts, m.order));
+            self.key(&key, &messages, &judge);
         }
     }
 
@@ -434,7 +515,7 @@ impl Judged {
 }
 
 pub fn find(
-    log: DnsLog,
+    mut log: DnsLog,
     capture_end: Option<Timestamp>,
     post_nat_copies: &FxHashSet<FlowKey>,
     context: &Context<'_>,
@@ -445,7 +526,9 @@ pub fn find(
         post_nat_copies,
         no_question: Name::from(NO_QUESTION),
         evidence: context.evidence,
+        cut: false,
     };
+    let retired = std::mem::take(&mut log.retired);
     let mut judged = (log.into_partitions().into_par_iter())
         .fold(Judged::default, |mut judged, partition| {
             for (key, mut messages) in partition {
@@ -454,7 +537,8 @@ pub fn find(
             }
             judged
         })
-        .reduce(Judged::default, Judged::merge);
+        .reduce(Judged::default, Judged::merge)
+        .merge(retired);
     let groups = std::mem::take(&mut judged.groups);
     let (counts, rcodes) = judged.finish();
     let mut groups: Vec<DnsGroup> = (groups.into_par_iter())
@@ -476,7 +560,7 @@ pub fn find(
             severity: rcode_severity(code),
             responses: tally.responses,
             servers: tally.servers.into_iter().collect(),
-            items: tally.items.sorted(),
+            items: tally.items.sorted().0,
         })
         .collect();
     rcodes.sort_by(|a, b| {
@@ -519,9 +603,13 @@ fn item(
 }
 
 fn dns_group(client: IpAddr, server: IpAddr, outcome: DnsOutcome, items: Items) -> DnsGroup {
-    let items = items.sorted();
-    let names: BTreeSet<&str> = items.iter().filter_map(|i| i.name.as_deref()).collect();
+    let (items, cut) = items.sorted();
+    let names: BTreeSet<&str> = (items.iter().filter_map(|i| i.name.as_deref()))
+        .chain(cut.names.iter().map(|n| &**n))
+        .collect();
     let names: Vec<String> = names.into_iter().map(str::to_string).collect();
+    let first = items.iter().map(|i| i.first).chain(cut.first).min();
+    let last = items.iter().map(|i| i.last).chain(cut.last).max();
     DnsGroup {
         client,
         server,
@@ -530,11 +618,16 @@ fn dns_group(client: IpAddr, server: IpAddr, outcome: DnsOutcome, items: Items) 
             DnsOutcome::TimedOut => Severity::Failure,
             _ => Severity::Info,
         },
-        count: items.len() as u64,
-        query_packets: items.iter().map(|i| u64::from(i.query_packets)).sum(),
+        count: items.len() as u64 + cut.count,
+        query_packets: items
+            .iter()
+            .map(|i| u64::from(i.query_packets))
+            .sum::<u64>()
+            + cut.query_packets,
         names,
-        first: items.iter().map(|i| i.first).min().unwrap_or_default(),
-        last: items.iter().map(|i| i.last).max().unwrap_or_default(),
+        first: first.unwrap_or_default(),
+        last: last.unwrap_or_default(),
+        evicted: cut.count,
         items,
     }
 }
