@@ -350,6 +350,7 @@ mod tests {
                 link_type: 1,
                 ts_units_per_sec: 1_000_000,
                 ts_offset_secs: 0,
+                ..Interface::default()
             },
             Interface {
                 id: 1,
@@ -357,6 +358,7 @@ mod tests {
                 link_type: 1,
                 ts_units_per_sec: 1_000_000,
                 ts_offset_secs: 0,
+                ..Interface::default()
             },
         ];
         let names = InterfaceNames::new(&interfaces, BTreeMap::new());

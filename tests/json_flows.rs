@@ -62,7 +62,10 @@ fn pair_rows_are_classified_with_the_given_cidrs() {
     ]);
     assert_eq!(out.status.code(), Some(0));
     let doc = json(&out);
-    assert_eq!(doc["topology"]["source"], "flags");
+    assert_eq!(
+        doc["topology"]["source"],
+        "preset k3s (assumed); pod, node from flags"
+    );
     assert_eq!(doc["topology"]["node"], json!(["10.50.10.0/24"]));
     let c = &doc["captures"][0];
     assert_eq!(c["format"], "pcapng");

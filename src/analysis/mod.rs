@@ -74,6 +74,7 @@ impl<'a> Analyzer<'a> {
         let mut folder = self.observer();
         let info = self.fold_parts(parts, |input| folder.fold(input))?;
         let observations = folder.finish();
+        check_readable(parts, &info, observations.flows.summary.packets)?;
         self.check_interfaces(parts, observations.flows.summary.packets)?;
         Ok((observations, info))
     }
@@ -90,6 +91,7 @@ impl<'a> Analyzer<'a> {
         let mut folder = Folder::new(self.reading, FlowTable::observe, FlowTable::merge);
         let info = self.fold_parts(parts, |input| folder.fold(input))?;
         let table = folder.finish();
+        check_readable(parts, &info, table.summary.packets)?;
         self.check_interfaces(parts, table.summary.packets)?;
         Ok((table, info))
     }
@@ -219,7 +221,7 @@ impl<'a> Analyzer<'a> {
             topology: self.topology,
             settings: self.settings,
             span_seconds: header.duration_seconds,
-            unread_interfaces: Vec::new(),
+            unread_interfaces: unread_interfaces(info, &observations.flows.summary),
         });
         let mut verdict = verdict::correlate(&findings);
         verdict::qualify(&mut verdict, &coverage.unjudged);
@@ -241,6 +243,15 @@ impl<'a> Analyzer<'a> {
         names: &InterfaceNames,
     ) -> CaptureHeader {
         let mut header = CaptureHeader::new(name, info, summary, names);
+        for unread in unread_interfaces(info, summary).iter().filter(|i| i.packets > 0) {
+            header.warnings.push(format!(
+                "{} packets on interface {}{} not decoded: {}",
+                unread.packets,
+                unread.id,
+                unread.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                unread.reason
+            ));
+        }
         if parts.len() > 1 {
             header.parts = parts.iter().map(|p| display_name(p)).collect();
         }
@@ -254,6 +265,41 @@ impl<'a> Analyzer<'a> {
         names.learn(summary.per_interface.iter().map(|(via, _)| *via));
         names
     }
+}
+
+/// The interfaces whose records cannot be decoded, and how many they had.
+fn unread_interfaces(info: &CaptureInfo, summary: &Summary) -> Vec<UnreadInterface> {
+    (info.interfaces.iter())
+        .filter_map(|i| {
+            let reason = i.unreadable_because()?;
+            let packets = (summary.per_interface.iter())
+                .filter(|(via, _)| via.interface == i.id)
+                .map(|(_, n)| n)
+                .sum();
+            Some(UnreadInterface {
+                id: i.id,
+                name: i.name.clone(),
+                reason,
+                packets,
+            })
+        })
+        .collect()
+}
+
+/// A capture with records, none of whose interfaces kpcap can decode, is
+/// an error, as a classic pcap of such a link type is.
+fn check_readable(parts: &[PathBuf], info: &CaptureInfo, packets: u64) -> Result<(), FileError> {
+    if packets == 0 || info.interfaces.is_empty() || info.interfaces.iter().any(|i| i.readable()) {
+        return Ok(());
+    }
+    let types: Vec<String> = (info.interfaces.iter())
+        .map(|i| format!("interface {}: {}", i.id, i.unreadable_because().unwrap_or_default()))
+        .collect();
+    let error = CaptureError::NoReadableInterface {
+        offset: info.interfaces[0].declared_at,
+        types: types.join("; "),
+    };
+    Err(FileError::new(&parts[0], error))
 }
 
 /// The merged flow table of one capture (what `kpcap flows` reports).

@@ -58,15 +58,48 @@ impl Format {
 
 /// One capture interface: classic pcap has exactly one, pcapng one per
 /// Interface Description Block (numbered across sections).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Interface {
     pub id: u32,
     pub name: Option<String>,
     pub link_type: u32,
     /// Timestamp units per second (1e6 for microsecond pcap, 1e9 for nano).
     pub ts_units_per_sec: u64,
+    /// pcapng `if_tsoffset`: signed seconds added to every timestamp.
     #[serde(skip)]
-    pub ts_offset_secs: u64,
+    pub ts_offset_secs: i64,
+    /// Why the interface's description was rejected: it keeps its number,
+    /// and its packets are counted as unreadable.
+    #[serde(skip)]
+    pub rejected: Option<String>,
+    /// Where the interface is declared (its description block).
+    #[serde(skip)]
+    pub declared_at: u64,
+}
+
+/// What `Record::link_type` is for records of a rejected interface: no
+/// decoder knows it.
+pub const LINK_TYPE_REJECTED: u32 = u32::MAX;
+
+impl Interface {
+    /// Its records can be decoded.
+    pub fn readable(&self) -> bool {
+        self.rejected.is_none() && link_type_supported(self.link_type)
+    }
+
+    /// Why its records cannot be decoded, if they cannot.
+    pub fn unreadable_because(&self) -> Option<String> {
+        if let Some(reason) = &self.rejected {
+            return Some(format!("its description was rejected ({reason})"));
+        }
+        (!link_type_supported(self.link_type)).then(|| {
+            format!(
+                "link type {} ({}) is not decoded",
+                self.link_type,
+                link_type_name(self.link_type)
+            )
+        })
+    }
 }
 
 impl Interface {
@@ -84,7 +117,7 @@ impl Interface {
         if scale == 0 || frac >= self.ts_units_per_sec {
             return self.timestamp(secs * self.ts_units_per_sec + frac);
         }
-        Timestamp::from_secs_nanos(secs.saturating_add(self.ts_offset_secs), frac * scale)
+        Timestamp::from_secs_nanos(secs.saturating_add_signed(self.ts_offset_secs), frac * scale)
     }
 
     fn timestamp(&self, units: u64) -> Timestamp {
@@ -92,7 +125,7 @@ impl Interface {
         let secs = units / per_sec;
         let frac = units % per_sec;
         let nanos = (frac as u128 * Timestamp::NANOS_PER_SEC as u128 / per_sec as u128) as u64;
-        Timestamp::from_secs_nanos(secs.saturating_add(self.ts_offset_secs), nanos)
+        Timestamp::from_secs_nanos(secs.saturating_add_signed(self.ts_offset_secs), nanos)
     }
 }
 
@@ -575,13 +608,14 @@ mod tests {
     fn timestamp_of_matches_the_general_conversion() {
         let fracs = [0, 1, 999, 999_999, 1_000_000, 999_999_999, u32::MAX];
         for units in [1_000_000, 1_000_000_000, 100, 1 << 20] {
-            for offset in [0, 3600] {
+            for offset in [0, 3600, -3600] {
                 let interface = Interface {
                     id: 0,
                     name: None,
                     link_type: 1,
                     ts_units_per_sec: units,
                     ts_offset_secs: offset,
+                    ..Interface::default()
                 };
                 for secs in [0, 1, 1_700_000_000, u32::MAX] {
                     for frac in fracs {

@@ -151,7 +151,8 @@ pub(super) fn layout(
             name: None,
             link_type: u32::from(header.datalink),
             ts_units_per_sec: units_per_sec(header),
-            ts_offset_secs: 0,
+            declared_at: 20,
+            ..Interface::default()
         }],
         chunks,
         speculative,

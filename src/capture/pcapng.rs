@@ -3,9 +3,9 @@
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation, MAX_RECORD_LEN,
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation,
+    LINK_TYPE_REJECTED, MAX_RECORD_LEN,
 };
-use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
 use byteorder_slice::{BigEndian, LittleEndian};
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
@@ -122,30 +122,38 @@ fn units_per_sec(tsresol: u8) -> Option<u64> {
     }
 }
 
+/// The interface an IDB declares; one whose options make its records
+/// unreadable keeps its number, with why in `rejected`.
 fn interface_from(
     id: u32,
     link_type: u32,
     options: &[InterfaceDescriptionOption<'_>],
-) -> Result<Interface, String> {
+    declared_at: usize,
+) -> Interface {
     let mut interface = Interface {
         id,
         name: None,
         link_type,
         ts_units_per_sec: 1_000_000,
         ts_offset_secs: 0,
+        rejected: None,
+        declared_at: declared_at as u64,
     };
     for option in options {
         match option {
             InterfaceDescriptionOption::IfName(name) => interface.name = Some(name.to_string()),
-            InterfaceDescriptionOption::IfTsResol(r) => {
-                interface.ts_units_per_sec = units_per_sec(*r)
-                    .ok_or_else(|| format!("if_tsresol {r:#04x} is out of range"))?;
+            InterfaceDescriptionOption::IfTsResol(r) => match units_per_sec(*r) {
+                Some(units) => interface.ts_units_per_sec = units,
+                None => interface.rejected = Some(format!("if_tsresol {r:#04x} is out of range")),
+            },
+            // Signed in the pcapng specification; pcap-file reads it unsigned.
+            InterfaceDescriptionOption::IfTsOffset(secs) => {
+                interface.ts_offset_secs = *secs as i64
             }
-            InterfaceDescriptionOption::IfTsOffset(secs) => interface.ts_offset_secs = *secs,
             _ => {}
         }
     }
-    Ok(interface)
+    interface
 }
 
 /// Validates every block header and cuts the file into chunks; a new
@@ -343,8 +351,8 @@ impl Sections {
                         return Err(corrupt(offset, "interface description did not parse"));
                     };
                     let id = self.interfaces.len() as u32;
-                    let interface = interface_from(id, u32::from(idb.linktype), &idb.options)
-                        .map_err(|reason| corrupt(offset, reason))?;
+                    let interface =
+                        interface_from(id, u32::from(idb.linktype), &idb.options, offset);
                     self.interfaces.push(interface);
                 }
                 _ if is_packet(kind) => {
@@ -370,7 +378,9 @@ impl Sections {
             });
         }
         let id = self.section_base as u64 + fields.interface as u64;
-        let Some(interface) = self.interfaces.get(id as usize) else {
+        // Records of interfaces kpcap cannot decode (rejected, unsupported
+        // link types) are read, and counted as such by the decoder.
+        if self.interfaces.get(id as usize).is_none() {
             return Err(corrupt(
                 offset,
                 format!(
@@ -379,17 +389,6 @@ impl Sections {
                     self.interfaces.len() as u32 - self.section_base
                 ),
             ));
-        };
-        if !link_type_supported(interface.link_type) {
-            return Err(CaptureError::UnsupportedLinkType {
-                offset: offset as u64,
-                link_type: interface.link_type,
-                name: link_type_name(interface.link_type),
-                interface: match &interface.name {
-                    Some(name) => format!(" on interface {} ({name})", interface.id),
-                    None => format!(" on interface {}", interface.id),
-                },
-            });
         }
         Ok(())
     }
@@ -461,7 +460,10 @@ pub fn for_each_record<'a>(
             position: layout.base + position,
             ts: interface.timestamp(fields.ts_units),
             interface: id,
-            link_type: interface.link_type,
+            link_type: match interface.rejected {
+                None => interface.link_type,
+                Some(_) => LINK_TYPE_REJECTED,
+            },
             orig_len: fields.orig_len,
             data: fields.data,
         });

@@ -48,7 +48,10 @@ pub fn network(link_type: u32, frame: &[u8]) -> Result<(Network<'_>, Option<Cook
         12 | 14 | 101 => plain(raw_ip(frame)),
         228 => plain(Network::Ipv4(frame)),
         229 => plain(Network::Ipv6(frame)),
-        _ => Err(Problem::malformed(Layer::Link)),
+        _ => Err(Problem {
+            layer: Layer::Link,
+            kind: super::ProblemKind::Unsupported,
+        }),
     }
 }
 

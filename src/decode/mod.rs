@@ -45,6 +45,8 @@ pub enum ProblemKind {
     Truncated,
     /// A header field contradicts the bytes (bad version, length, offset).
     Malformed,
+    /// A link type (or a rejected interface) kpcap does not decode.
+    Unsupported,
 }
 
 impl Problem {
@@ -53,6 +55,12 @@ impl Problem {
             layer,
             kind: ProblemKind::Truncated,
         }
+    }
+
+    /// A frame kpcap cannot decode at all: it says nothing of the time
+    /// span either (its interface's timestamps may be garbage).
+    pub fn unreadable(&self) -> bool {
+        self.kind == ProblemKind::Unsupported
     }
 
     pub(crate) fn malformed(layer: Layer) -> Problem {
@@ -67,6 +75,7 @@ impl Problem {
         match self.kind {
             ProblemKind::Truncated => format!("{layer}_truncated"),
             ProblemKind::Malformed => format!("{layer}_malformed"),
+            ProblemKind::Unsupported => format!("{layer}_unsupported"),
         }
     }
 }

@@ -133,8 +133,10 @@ impl FlowTable {
         s.packets += 1;
         s.captured_bytes += record.data.len() as u64;
         s.wire_bytes += record.orig_len as u64;
-        s.first_ts = min_option(s.first_ts, Some(record.ts));
-        s.last_ts = s.last_ts.max(Some(record.ts));
+        if !packet.problem.is_some_and(|p| p.unreadable()) {
+            s.first_ts = min_option(s.first_ts, Some(record.ts));
+            s.last_ts = s.last_ts.max(Some(record.ts));
+        }
         add_interface(&mut s.per_interface, seen.via, 1);
         if seen.duplicate {
             s.duplicates += 1;
