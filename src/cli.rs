@@ -204,6 +204,10 @@ pub struct CommonArgs {
     /// Bytes of records per unit of parallel work (tests use tiny values).
     #[arg(long, hide = true, default_value_t = kpcap::capture::DEFAULT_CHUNK_BYTES)]
     pub chunk_bytes: usize,
+    /// Bytes of records between two settles of the tables, where
+    /// `--max-flows` is applied (tests use tiny values).
+    #[arg(long, hide = true)]
+    pub window_bytes: Option<u64>,
     #[command(flatten)]
     pub topology: TopologyArgs,
 }

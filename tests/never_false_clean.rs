@@ -75,7 +75,7 @@ impl Pcapng {
 
     fn block(&mut self, kind: u32, body: &[u8]) {
         let mut body = body.to_vec();
-        while body.len() % 4 != 0 {
+        while !body.len().is_multiple_of(4) {
             body.push(0);
         }
         let len = 12 + body.len() as u32;
@@ -95,7 +95,7 @@ impl Pcapng {
             body.extend(u16le(*code));
             body.extend(u16le(value.len() as u16));
             body.extend(value);
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
         }
@@ -149,7 +149,11 @@ fn a_capture_without_packets_is_inconclusive() {
     let empty = write(&dir, "empty.pcap", &pcap[..24]);
     let out = kpcap(&["analyze", &empty]);
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
-    assert!(stdout(&out).contains("VERDICT   INCONCLUSIVE"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("VERDICT   INCONCLUSIVE"),
+        "{}",
+        stdout(&out)
+    );
     assert!(stdout(&out).contains("no IP packet was judged"));
     let out = kpcap(&["analyze", "--format", "json", &empty]);
     let doc = json(&out);
@@ -204,7 +208,10 @@ fn an_interface_filter_that_matches_nothing_is_an_error_naming_the_interfaces() 
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("--interface eth0") && err.contains("ens19"), "{err}");
+    assert!(
+        err.contains("--interface eth0") && err.contains("ens19"),
+        "{err}"
+    );
     assert!(stdout(&out).is_empty());
 }
 
@@ -221,7 +228,12 @@ fn a_cidr_flag_replaces_only_its_class_of_the_preset() {
     ]);
     let doc = json(&out);
     assert_eq!(status(&doc), "failure");
-    assert_eq!(causes(&doc)[0], "pod_egress_not_masqueraded", "{:?}", causes(&doc));
+    assert_eq!(
+        causes(&doc)[0],
+        "pod_egress_not_masqueraded",
+        "{:?}",
+        causes(&doc)
+    );
     assert_eq!(doc["topology"]["pod"][0], "10.42.0.0/16");
     assert_eq!(doc["topology"]["node"][0], "10.50.10.0/24");
 
@@ -248,7 +260,10 @@ fn a_cidr_flag_replaces_only_its_class_of_the_preset() {
         text.contains("checks    off: unmasqueraded_egress (no pod CIDR)"),
         "{text}"
     );
-    assert!(text.contains("Part of the question was not judged"), "{text}");
+    assert!(
+        text.contains("Part of the question was not judged"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -345,7 +360,10 @@ fn unsupported_link_types_in_pcapng() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("1 packets on interface 0 (ppp0) not decoded"));
     let doc = json(&out);
-    assert_eq!(doc["captures"][0]["coverage"]["unread_interfaces"][0]["packets"], 1);
+    assert_eq!(
+        doc["captures"][0]["coverage"]["unread_interfaces"][0]["packets"],
+        1
+    );
 }
 
 #[test]

@@ -243,12 +243,19 @@ impl<'a> Analyzer<'a> {
         names: &InterfaceNames,
     ) -> CaptureHeader {
         let mut header = CaptureHeader::new(name, info, summary, names);
-        for unread in unread_interfaces(info, summary).iter().filter(|i| i.packets > 0) {
+        for unread in unread_interfaces(info, summary)
+            .iter()
+            .filter(|i| i.packets > 0)
+        {
             header.warnings.push(format!(
                 "{} packets on interface {}{} not decoded: {}",
                 unread.packets,
                 unread.id,
-                unread.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default(),
+                unread
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
                 unread.reason
             ));
         }
@@ -293,7 +300,13 @@ fn check_readable(parts: &[PathBuf], info: &CaptureInfo, packets: u64) -> Result
         return Ok(());
     }
     let types: Vec<String> = (info.interfaces.iter())
-        .map(|i| format!("interface {}: {}", i.id, i.unreadable_because().unwrap_or_default()))
+        .map(|i| {
+            format!(
+                "interface {}: {}",
+                i.id,
+                i.unreadable_because().unwrap_or_default()
+            )
+        })
         .collect();
     let error = CaptureError::NoReadableInterface {
         offset: info.interfaces[0].declared_at,

@@ -181,6 +181,7 @@ fn reading(args: &CommonArgs) -> Result<Reading, ConfigError> {
         decoder: Decoder::with_vxlan_ports(&args.vxlan_ports),
         device_names,
         only_interfaces: args.interfaces.clone(),
+        window_bytes: args.window_bytes,
     })
 }
 

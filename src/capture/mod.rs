@@ -117,7 +117,10 @@ impl Interface {
         if scale == 0 || frac >= self.ts_units_per_sec {
             return self.timestamp(secs * self.ts_units_per_sec + frac);
         }
-        Timestamp::from_secs_nanos(secs.saturating_add_signed(self.ts_offset_secs), frac * scale)
+        Timestamp::from_secs_nanos(
+            secs.saturating_add_signed(self.ts_offset_secs),
+            frac * scale,
+        )
     }
 
     fn timestamp(&self, units: u64) -> Timestamp {

@@ -147,9 +147,7 @@ fn interface_from(
                 None => interface.rejected = Some(format!("if_tsresol {r:#04x} is out of range")),
             },
             // Signed in the pcapng specification; pcap-file reads it unsigned.
-            InterfaceDescriptionOption::IfTsOffset(secs) => {
-                interface.ts_offset_secs = *secs as i64
-            }
+            InterfaceDescriptionOption::IfTsOffset(secs) => interface.ts_offset_secs = *secs as i64,
             _ => {}
         }
     }

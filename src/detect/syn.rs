@@ -163,6 +163,8 @@ pub struct SynGroup {
     pub last: Timestamp,
     /// ICMP code of the group's first unreachable (unreachable only).
     pub icmp_code: Option<u8>,
+    /// Flows whose initiator sent ACKs or data without a SYN-ACK in sight.
+    pub initiator_sent_data: u64,
     /// Flows judged when `--max-flows` evicted them: counted in `flows`,
     /// not listed in `items`.
     pub evicted: u64,
@@ -415,6 +417,7 @@ struct RetiredGroup {
     ports: BTreeSet<u16>,
     /// The first unreachable's (flow start, code).
     icmp: Option<(Timestamp, u8)>,
+    sent_data: u64,
 }
 
 impl RetiredGroup {
@@ -426,6 +429,7 @@ impl RetiredGroup {
         self.last = self.last.max(other.last);
         self.ports.extend(other.ports);
         self.icmp = min_option(self.icmp, other.icmp);
+        self.sent_data += other.sent_data;
     }
 }
 
@@ -460,6 +464,7 @@ impl Retired {
             icmp: (judgment.quoted)
                 .filter(|_| outcome == SynOutcome::Unreachable)
                 .map(|q| (flow.first_ts, q.code)),
+            sent_data: u64::from(flow.initiator_side().ack > 0),
         };
         (self.groups.entry((initiator.addr, responder.addr, outcome)))
             .or_default()
@@ -494,6 +499,7 @@ impl Retired {
             g.evicted += r.flows;
             g.syn_packets += r.syn_packets;
             g.retransmits += r.retransmits;
+            g.initiator_sent_data += r.sent_data;
             if let Some(first) = r.first {
                 g.first = if fresh { first } else { g.first.min(first) };
             }
@@ -530,6 +536,7 @@ fn group(
         first: items.iter().map(|i| i.flow.first).min().unwrap_or_default(),
         last: items.iter().map(|i| i.flow.last).max().unwrap_or_default(),
         icmp_code: items.iter().find_map(|i| i.icmp.map(|e| e.code)),
+        initiator_sent_data: items.iter().filter(|i| i.initiator_sent_data).count() as u64,
         evicted: 0,
         items,
     }

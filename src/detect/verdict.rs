@@ -330,7 +330,7 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
                 " (DNS: {} -> {}:{}, {})",
                 g.client,
                 g.server,
-                g.items[0].server.port,
+                g.server_port,
                 plural(g.count, "query", "queries")
             )
         })
@@ -548,11 +548,7 @@ fn other_unanswered_syns(
     }
     let mut top: Vec<(IpAddr, u64)> = by_destination.into_iter().collect();
     top.sort_by_key(|&(d, n)| (std::cmp::Reverse(n), d));
-    let one_sided: u64 = groups
-        .iter()
-        .flat_map(|g| &g.items)
-        .filter(|i| i.initiator_sent_data)
-        .count() as u64;
+    let one_sided: u64 = groups.iter().map(|g| g.initiator_sent_data).sum();
     let summary = format!(
         "{} ({} retransmitted SYNs) to {} {} got neither SYN-ACK, RST nor ICMP: {}. Something on the path drops them (firewall, security group, missing return route) or the destination is down.",
         plural(flows, "connection attempt", "connection attempts"),
@@ -600,11 +596,7 @@ fn other_dns_timeouts(
         .iter()
         .flat_map(|g| g.names.iter().map(String::as_str))
         .collect();
-    let late: u64 = groups
-        .iter()
-        .flat_map(|g| &g.items)
-        .filter(|i| i.late_response)
-        .count() as u64;
+    let late: u64 = groups.iter().map(|g| g.answered_late).sum();
     let summary = format!(
         "{} to {} got no response within the timeout (names: {}).",
         plural(keys, "DNS query", "DNS queries"),

@@ -106,17 +106,17 @@ pub struct FlowTable {
 }
 
 pub type FlowMap = PartitionedMap<FlowKey, Flow>;
+
+/// What `FlowTable::evict_idle` took out: the flows, and the address
+/// pairs.
+pub type Evicted = (Vec<(FlowKey, Flow)>, Vec<(IpAddr, IpAddr)>);
 pub type PairMap = PartitionedMap<(IpAddr, IpAddr), PairStats>;
 
 impl FlowTable {
     /// Evicts the flows and the address pairs idle longest until `keep`
     /// of each remain, sparing those `spare` names until no other is left;
     /// returns the evicted flows and how many pairs went with them.
-    pub fn evict_idle(
-        &mut self,
-        keep: usize,
-        spare: impl Fn(IpAddr, IpAddr) -> bool,
-    ) -> (Vec<(FlowKey, Flow)>, Vec<(IpAddr, IpAddr)>) {
+    pub fn evict_idle(&mut self, keep: usize, spare: impl Fn(IpAddr, IpAddr) -> bool) -> Evicted {
         self.apply_pending();
         let flows =
             (self.flows).evict_idle(keep, |f| f.last_ts, |k, _| spare(k.lo.addr, k.hi.addr));

@@ -35,6 +35,9 @@ pub struct Reading {
     /// `--interface NAME`: keep only records captured on these (all if
     /// empty).
     pub only_interfaces: Vec<String>,
+    /// Bytes of records read between two settles of the state (tests use
+    /// tiny values, to bound the tables often); None: `WINDOW_BYTES`.
+    pub window_bytes: Option<u64>,
 }
 
 impl Reading {
@@ -198,12 +201,12 @@ where
 const WINDOW_BYTES: u64 = 32 << 20;
 
 /// The windows of `chunks`, as index ranges.
-fn windows(chunks: &[Chunk]) -> Vec<std::ops::Range<usize>> {
+fn windows(chunks: &[Chunk], window_bytes: u64) -> Vec<std::ops::Range<usize>> {
     let mut windows = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, chunk) in chunks.iter().enumerate() {
         bytes += (chunk.end - chunk.start) as u64;
-        if bytes >= WINDOW_BYTES {
+        if bytes >= window_bytes {
             windows.push(start..index + 1);
             (start, bytes) = (index + 1, 0);
         }
@@ -235,7 +238,8 @@ fn fold_chunks<S: Default + Send + Settle>(
         let mut walked = Walked::Whole(None);
         let fold_window =
             |window| fold_layout(capture, chunks, window, reading, observe, merge, carry);
-        let mut windows = windows(chunks).into_iter();
+        let window_bytes = reading.window_bytes.unwrap_or(WINDOW_BYTES).max(1);
+        let mut windows = windows(chunks, window_bytes).into_iter();
         let mut next = windows.next().map(fold_window);
         // While one window settles into the state, the next one is read:
         // the workers that finish their share of one step early take on
@@ -404,8 +408,8 @@ mod tests {
         let mb = 1 << 20;
         let chunks: Vec<Chunk> = (0..20).map(|i| chunk(i * 5 * mb, 5 * mb)).collect();
         // 32 MiB at least per window: 7 chunks of 5 MiB, the rest last.
-        assert_eq!(windows(&chunks), [0..7, 7..14, 14..20]);
-        assert!(windows(&[]).is_empty());
+        assert_eq!(windows(&chunks, WINDOW_BYTES), [0..7, 7..14, 14..20]);
+        assert!(windows(&[], WINDOW_BYTES).is_empty());
     }
 
     #[test]

@@ -88,6 +88,10 @@ pub struct DnsGroup {
     pub names: Vec<String>,
     pub first: Timestamp,
     pub last: Timestamp,
+    /// The server port of the group's first query.
+    pub server_port: u16,
+    /// Keys that did get a response, after the timeout.
+    pub answered_late: u64,
     /// Keys judged when `--max-flows` evicted them: counted in `count`,
     /// not listed in `items` (and only their first names in `names`).
     pub evicted: u64,
@@ -216,6 +220,9 @@ struct Cut {
     first: Option<Timestamp>,
     last: Option<Timestamp>,
     names: BTreeSet<Name>,
+    /// The earliest item's (time, server port).
+    earliest: Option<(Timestamp, u16)>,
+    late: u64,
 }
 
 /// Names an evicted group keeps: a storm of random names must not keep
@@ -228,6 +235,8 @@ impl Cut {
         self.query_packets += u64::from(item.query_packets);
         self.first = min_option(self.first, Some(item.first));
         self.last = self.last.max(Some(item.last));
+        self.earliest = min_option(self.earliest, Some((item.first, item.server.port)));
+        self.late += u64::from(item.late_response);
         if let Some(name) = &item.name {
             if self.names.len() < CUT_NAMES {
                 self.names.insert(name.clone());
@@ -240,6 +249,8 @@ impl Cut {
         self.query_packets += other.query_packets;
         self.first = min_option(self.first, other.first);
         self.last = self.last.max(other.last);
+        self.earliest = min_option(self.earliest, other.earliest);
+        self.late += other.late;
         for name in other.names {
             if self.names.len() < CUT_NAMES {
                 self.names.insert(name);
@@ -627,6 +638,12 @@ fn dns_group(client: IpAddr, server: IpAddr, outcome: DnsOutcome, items: Items) 
         names,
         first: first.unwrap_or_default(),
         last: last.unwrap_or_default(),
+        server_port: (items.first().map(|i| (i.first, i.server.port)))
+            .into_iter()
+            .chain(cut.earliest)
+            .min()
+            .map_or(0, |(_, port)| port),
+        answered_late: items.iter().filter(|i| i.late_response).count() as u64 + cut.late,
         evicted: cut.count,
         items,
     }
