@@ -21,6 +21,9 @@ use std::sync::Arc;
 pub struct Label {
     text: Arc<str>,
     unnamed_capture_interface: bool,
+    /// `text` is the interface's or device's name, not a stand-in for
+    /// one (`#0`, `ifindex 3`, `in 0a:58:...`).
+    named: bool,
 }
 
 impl Label {
@@ -28,7 +31,15 @@ impl Label {
         Label {
             text: text.into(),
             unnamed_capture_interface,
+            named: false,
         }
+    }
+
+    /// The name of the node NIC this is, if it is a named NIC: what a
+    /// remediation may tell to configure.
+    pub fn nic_name(&self) -> Option<&str> {
+        let nic = self.named && InterfaceKind::of(Some(&self.text)) == InterfaceKind::Nic;
+        nic.then_some(&*self.text)
     }
 
     /// No interface (an item without crossings).
@@ -38,10 +49,13 @@ impl Label {
 
     /// The same interface, as seen inside `tunnel`: `ens19 (vxlan 42)`.
     pub fn inside(&self, tunnel: impl fmt::Display) -> Label {
-        Label::new(
-            format!("{} ({tunnel})", self.text),
-            self.unnamed_capture_interface,
-        )
+        Label {
+            named: false,
+            ..Label::new(
+                format!("{} ({tunnel})", self.text),
+                self.unnamed_capture_interface,
+            )
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -255,8 +269,12 @@ impl InterfaceNames {
     }
 
     fn new_label(&self, via: &Via) -> Label {
-        let unnamed = via.device == Device::Whole && self.name(via).is_none();
-        Label::new(self.label(via), unnamed)
+        let named = self.name(via).is_some();
+        let unnamed = via.device == Device::Whole && !named;
+        Label {
+            named,
+            ..Label::new(self.label(via), unnamed)
+        }
     }
 
     /// The name of a capture interface, if it has one.

@@ -378,3 +378,204 @@ fn a_capture_too_short_to_judge_its_syns_is_inconclusive() {
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
     assert!(stdout(&out).contains("younger than --syn-grace"));
 }
+
+fn scan_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = kpcap(&[&["scan", "--quiet", "--format", "json"][..], args].concat());
+    (out.status.code(), json(&out))
+}
+
+#[test]
+fn a_scan_that_analyzed_nothing_is_inconclusive() {
+    let dir = scratch("scan-nothing");
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (code, doc) = scan_json(&[empty.to_str().unwrap()]);
+    assert_eq!(code, Some(4), "bit 3: nothing was analyzed");
+    assert_eq!(doc["aggregate"]["analyzed"], 0);
+    let junk = dir.join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    std::fs::write(junk.join("notes.txt"), "no captures here").unwrap();
+    let out = kpcap(&["scan", "--quiet", junk.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        stdout(&out).contains("VERDICT ACROSS FILES   INCONCLUSIVE"),
+        "{}",
+        stdout(&out)
+    );
+    let out = kpcap(&[
+        "scan",
+        "--quiet",
+        "--fail-on",
+        "never",
+        junk.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_scan_loses_no_path() {
+    let dir = scratch("scan-loses-nothing");
+    let archive = dir.join("archive");
+    std::fs::create_dir_all(archive.join("sub")).unwrap();
+    std::fs::copy(
+        testdata("incident-after.pcapng"),
+        archive.join("sub/after.pcapng"),
+    )
+    .unwrap();
+    let looped = dir.join("loop");
+    let _ = std::fs::remove_file(&looped);
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let fifo = dir.join("given.fifo");
+    let _ = std::fs::remove_file(&fifo);
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let archive_text = archive.to_str().unwrap();
+    let mut args = vec![
+        archive_text,
+        looped.to_str().unwrap(),
+        "/nonexistent/x.pcap",
+    ];
+    if made.is_ok_and(|s| s.success()) {
+        args.push(fifo.to_str().unwrap());
+        let found = archive.join("sub/found.fifo");
+        let _ = std::fs::remove_file(&found);
+        std::process::Command::new("mkfifo")
+            .arg(&found)
+            .status()
+            .unwrap();
+    } else {
+        eprintln!("a_scan_loses_no_path: mkfifo unavailable: FIFOs not tried");
+    }
+    // Would hang on a FIFO; a scan never opens one.
+    let (code, doc) = scan_json(&args);
+    assert_eq!(code, Some(2), "{doc}");
+    let lines = doc["files"].as_array().unwrap();
+    let status_of = |suffix: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l["file"].as_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("no line for {suffix}: {doc}"));
+        line["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status_of("sub/after.pcapng"), "analyzed");
+    assert_eq!(status_of("/loop"), "error");
+    assert_eq!(status_of("/nonexistent/x.pcap"), "error");
+    if args.len() == 4 {
+        assert_eq!(status_of("given.fifo"), "error");
+        assert_eq!(status_of("found.fifo"), "not_a_capture");
+    }
+    // The NDJSON stream has a line for each of them too.
+    let out = kpcap(&[&["scan", "--quiet", "--format", "ndjson"][..], &args].concat());
+    let file_lines = stdout(&out)
+        .lines()
+        .filter(|l| l.contains(r#""type":"file""#))
+        .count();
+    assert_eq!(file_lines, lines.len());
+}
+
+#[test]
+fn an_unreadable_subdirectory_does_not_stop_the_scan() {
+    let dir = scratch("scan-locked");
+    let locked = dir.join("lost+found");
+    std::fs::create_dir_all(&locked).unwrap();
+    std::fs::copy(testdata("incident-after.pcapng"), dir.join("after.pcapng")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&locked).is_ok() {
+        eprintln!("an_unreadable_subdirectory_does_not_stop_the_scan: skipped: running as root, every directory is readable");
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let (code, doc) = scan_json(&[dir.to_str().unwrap()]);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(code, Some(2));
+    assert_eq!(doc["aggregate"]["analyzed"], 1);
+    assert_eq!(doc["aggregate"]["errors"], 1);
+}
+
+#[test]
+fn file_names_are_kept_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = scratch("scan-names");
+    let archive = dir.join("names");
+    let _ = std::fs::remove_dir_all(&archive);
+    std::fs::create_dir_all(&archive).unwrap();
+    let before = std::fs::read(testdata("incident-before.pcapng")).unwrap();
+    let names: [&[u8]; 4] = [
+        b"bad\xff.pcap",
+        b"bad\xfe.pcap",
+        b"bad\\xff.pcap",
+        b"new\nline.pcap",
+    ];
+    for name in names {
+        let path = archive.join(std::ffi::OsStr::from_bytes(name));
+        std::fs::write(path, &before).unwrap();
+    }
+    let (code, doc) = scan_json(&[archive.to_str().unwrap()]);
+    assert_eq!(code, Some(1));
+    let files: Vec<&str> = doc["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(files.len(), 4, "{files:?}");
+    let distinct: std::collections::BTreeSet<&&str> = files.iter().collect();
+    assert_eq!(distinct.len(), 4, "{files:?}");
+    assert!(files.iter().any(|f| f.ends_with(r"bad\xff.pcap")));
+    assert!(files.iter().any(|f| f.ends_with(r"bad\\xff.pcap")));
+    let cause = &doc["aggregate"]["causes"][0];
+    assert_eq!(
+        cause["files"].as_array().unwrap().len(),
+        4,
+        "in 4 of 4 files"
+    );
+    // A table row per file: the newline is escaped, not printed.
+    let out = kpcap(&["scan", "--quiet", archive.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert!(text.contains(r"new\nline.pcap"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("line.pcap")), "{text}");
+}
+
+#[test]
+fn analyze_ndjson_has_a_line_for_a_capture_it_could_not_read() {
+    let out = kpcap(&[
+        "analyze",
+        "--format",
+        "ndjson",
+        "/nonexistent/a.pcap",
+        &testdata("incident-after.pcapng"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let first: serde_json::Value =
+        serde_json::from_str(stdout(&out).lines().next().unwrap()).unwrap();
+    assert_eq!(first["type"], "error");
+    assert_eq!(first["file"], "/nonexistent/a.pcap");
+    assert!(first["error"].as_str().unwrap().contains("No such file"));
+}
+
+#[test]
+fn hints_name_a_nic_or_say_how_to_name_it() {
+    let unnamed = kpcap(&["analyze", &testdata("incident-before-any.pcap")]);
+    let text = stdout(&unnamed);
+    assert!(!text.contains("devices=ifindex"), "{text}");
+    assert!(text.contains("devices=<egress NIC>"), "{text}");
+    assert!(text.contains("--ifname INDEX=NAME"), "{text}");
+    let sll = stdout(&kpcap(&[
+        "analyze",
+        &testdata("incident-before-any-sll.pcap"),
+    ]));
+    assert!(
+        !sll.contains("devices=in ") && !sll.contains("devices=out "),
+        "{sll}"
+    );
+    // A pod's lxc device is never the device to configure.
+    let lxc = kpcap(&[
+        "analyze",
+        "--ifname",
+        "11=lxc1234,12=lxc5678,13=lxc9abc",
+        &testdata("incident-before-any.pcap"),
+    ]);
+    assert!(!stdout(&lxc).contains("devices=lxc"), "{}", stdout(&lxc));
+    let named = kpcap(&["analyze", &testdata("incident-before.pcapng")]);
+    assert!(stdout(&named).contains("devices=ens19"));
+}

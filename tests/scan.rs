@@ -218,9 +218,15 @@ fn a_clean_archive_exits_zero() {
 #[test]
 fn a_missing_path_is_an_input_error() {
     let out = kpcap(&["scan", "/nonexistent/archive"]);
-    assert_eq!(out.status.code(), Some(2));
+    // Bit 2: a path could not be read; bit 3: nothing was analyzed.
+    assert_eq!(out.status.code(), Some(6));
     assert_eq!(
         stderr(&out).trim(),
-        "kpcap: error: /nonexistent/archive: No such file or directory (os error 2)"
+        "kpcap: error: /nonexistent/archive: cannot be walked: No such file or directory (os error 2)"
+    );
+    assert!(
+        stdout(&out).contains("/nonexistent/archive"),
+        "{}",
+        stdout(&out)
     );
 }

@@ -43,11 +43,28 @@ impl FileError {
     }
 }
 
-/// How a path is named in reports: `-` is stdin.
+/// How a path is named in reports: `-` is stdin; otherwise the path
+/// exactly, so two files never share a name: bytes that are not UTF-8 as
+/// `\xNN`, and so a backslash as `\\`.
 pub fn display_name(path: &Path) -> String {
     if path.as_os_str() == "-" {
-        "<stdin>".into()
-    } else {
+        return "<stdin>".into();
+    }
+    #[cfg(unix)]
+    {
+        use std::fmt::Write;
+        use std::os::unix::ffi::OsStrExt;
+        let mut name = String::new();
+        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+            name.push_str(&chunk.valid().replace('\\', "\\\\"));
+            for byte in chunk.invalid() {
+                let _ = write!(name, "\\x{byte:02x}");
+            }
+        }
+        name
+    }
+    #[cfg(not(unix))]
+    {
         path.display().to_string()
     }
 }

@@ -9,8 +9,10 @@ use anyhow::Result;
 use kpcap::analysis::{display_name, in_capture_order, FileError};
 use kpcap::detect::verdict::Status;
 use kpcap::detect::Evidence;
+use kpcap::report::Output;
 use kpcap::report::{CaptureReport, Captures, FlowsReport, Grouping};
 use serde::Serialize;
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 /// One capture's outcome in a JSON document: its report or its error.
@@ -51,6 +53,7 @@ fn for_each_capture<T: Serialize>(
     common: &CommonArgs,
     mut analyze: impl FnMut(&str, &[PathBuf]) -> Result<T, FileError>,
     mut write: impl FnMut(&T) -> Result<(), OutputError>,
+    mut write_error: impl FnMut(&str, &str) -> Result<(), OutputError>,
 ) -> Result<(Vec<Entry<T>>, bool)> {
     let mut entries = Vec::new();
     let mut ok = true;
@@ -64,12 +67,25 @@ fn for_each_capture<T: Serialize>(
             Err(e) => {
                 let error = format!("{:#}", anyhow::Error::new(e));
                 eprintln!("kpcap: error: {error}");
+                // NDJSON has a line for every capture, failed ones too.
+                write_error(&name, &error)?;
                 entries.push(Entry::Failed { file: name, error });
                 ok = false;
             }
         }
     }
     Ok((entries, ok))
+}
+
+/// The NDJSON line of a capture that could not be read: every capture
+/// has a line.
+fn failed_line<W: std::io::Write>(
+    out: &mut Output<W>,
+    file: &str,
+    error: &str,
+) -> Result<(), OutputError> {
+    let line = serde_json::json!({"file": file, "type": "error", "error": error});
+    Ok(out.stream(&line)?)
 }
 
 fn print_warnings(name: &str, warnings: &[String]) {
@@ -85,7 +101,7 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
         By::Pair => Grouping::Pair,
         By::FiveTuple => Grouping::FiveTuple,
     };
-    let mut out = output(args.common.format, args.limit);
+    let out = RefCell::new(output(args.common.format, args.limit));
     let (entries, ok) = for_each_capture(
         &args.captures,
         args.merge,
@@ -100,18 +116,21 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
             Ok(report)
         },
         |report| {
-            Ok(out.report(&CaptureReport {
+            Ok(out.borrow_mut().report(&CaptureReport {
                 of: report,
                 topology,
             })?)
         },
+        |file, error| failed_line(&mut out.borrow_mut(), file, error),
     )?;
     let body = Captures {
         topology,
         settings: None,
         captures: &entries,
     };
-    out.document("kpcap.flows/2", &body).map_err(OutputError)?;
+    (out.into_inner())
+        .document("kpcap.flows/2", &body)
+        .map_err(OutputError)?;
     exiting(entries);
     Ok(if ok { 0 } else { 2 })
 }
@@ -126,7 +145,7 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     };
     let (analyzer, pool, topology) = (setup.analyzer(evidence), &setup.pool, &setup.topology);
     let threshold = threshold(args.fail_on);
-    let mut out = output(args.common.format, args.limit);
+    let out = RefCell::new(output(args.common.format, args.limit));
     let mut failing = false;
     let mut inconclusive = false;
     let clock = Stopwatch::from_env();
@@ -146,20 +165,22 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
             Ok(outcome)
         },
         |outcome| {
-            out.report(&CaptureReport {
+            out.borrow_mut().report(&CaptureReport {
                 of: outcome,
                 topology,
             })?;
             clock.lap("report");
             Ok(())
         },
+        |file, error| failed_line(&mut out.borrow_mut(), file, error),
     )?;
     let body = Captures {
         topology,
         settings: Some(&setup.settings),
         captures: &entries,
     };
-    out.document("kpcap.analyze/1", &body)
+    (out.into_inner())
+        .document("kpcap.analyze/2", &body)
         .map_err(OutputError)?;
     exiting(entries);
     Ok(exit_code(ok, failing, inconclusive && threshold.is_some()))

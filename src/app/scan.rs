@@ -9,10 +9,10 @@ use kpcap::analysis::Analyzer;
 use kpcap::detect::Evidence;
 use kpcap::error::CaptureError;
 use kpcap::report::scan::{file_value, ScanOutput};
-use kpcap::scan::{self, Digest, FileLine, ScanDocument, ScanReport, Status};
+use kpcap::scan::{self, Digest, FileLine, Found, ScanDocument, ScanReport, Status};
 use rayon::prelude::*;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,17 +23,7 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         &setup.pool,
         &setup.settings,
     );
-    let mut files = scan::discover(&args.paths).map_err(|e| {
-        // walkdir's own message repeats its I/O error's.
-        let path = e
-            .path()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        match e.io_error() {
-            Some(io) => anyhow::anyhow!("{path}: {io}"),
-            None => anyhow::anyhow!("{e}"),
-        }
-    })?;
+    let mut files = scan::discover(&args.paths);
     if let Some(text) = &args.shard {
         let (index, count) = scan::parse_shard(text).map_err(anyhow::Error::msg)?;
         files = scan::shard(files, index, count);
@@ -44,11 +34,14 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
     // The first failed write: the files not started yet are skipped.
     let failed_write: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let stopped = || failed_write.lock().expect("write error lock").is_some();
-    let one_file = |path: &PathBuf| {
+    let one_file = |found: &Found| {
         if stopped() {
             return ScanReport::empty(cidrs.clone(), settings.clone());
         }
-        let line = scan_file(&analyzer, path);
+        let line = match found {
+            Found::File(path) => scan_file(&analyzer, path),
+            Found::Line(line) => line.clone(),
+        };
         progress.suspend(|| {
             for warning in line.digest.iter().flat_map(|d| &d.warnings) {
                 eprintln!("kpcap: warning: {}: {warning}", line.file);
@@ -72,8 +65,8 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
     // Large files one at a time, each with every thread on its chunks;
     // then the small ones side by side, one per thread. Memory then holds
     // one large file's state, or a few small ones', never several large.
-    let (large, small): (Vec<PathBuf>, Vec<PathBuf>) =
-        files.into_iter().partition(|path| is_large(path));
+    let (large, small): (Vec<Found>, Vec<Found>) =
+        (files.into_iter()).partition(|found| matches!(found, Found::File(path) if is_large(path)));
     let report = pool.install(|| {
         let large = large.iter().map(one_file).fold(empty(), merge);
         let small = small.par_iter().map(one_file).reduce(empty, merge);
@@ -154,11 +147,15 @@ fn progress_bar(files: u64, quiet: bool) -> ProgressBar {
     bar
 }
 
-/// Bit 1: a finding at or above `--fail-on`; bit 2: an unreadable file.
+/// Bit 1: a finding at or above `--fail-on`; bit 2: an unreadable file;
+/// bit 3: nothing analyzed, or a file's verdict inconclusive (not with
+/// `--fail-on never`). README, "Exit codes".
 fn exit_code(report: &ScanReport, fail_on: FailOn) -> i32 {
     let a = &report.aggregate;
-    let findings = at_or_above(a.worst, threshold(fail_on));
-    i32::from(findings) | if a.errors > 0 { 2 } else { 0 }
+    let threshold = threshold(fail_on);
+    let findings = at_or_above(a.worst, threshold);
+    let unsure = threshold.is_some() && (a.analyzed == 0 || a.inconclusive > 0);
+    i32::from(findings) | if a.errors > 0 { 2 } else { 0 } | if unsure { 4 } else { 0 }
 }
 
 pub fn merge(args: MergeArgs) -> Result<i32> {

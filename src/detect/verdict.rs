@@ -95,7 +95,7 @@ impl Cause {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// The detectors ran on the traffic and found nothing.
@@ -404,7 +404,22 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
             )
         ));
     }
-    let nic = interfaces.iter().next().copied().unwrap_or("<egress NIC>");
+    // A hint names a device to configure only if it is a named NIC: never
+    // a pod-side or overlay device, nor `ifindex 11` of an unnamed `-i any`.
+    let nics: BTreeSet<&str> = (groups.iter().flat_map(|g| &g.left_on))
+        .filter_map(|label| label.nic_name())
+        .collect();
+    let (nic, unnamed_nic) = match nics.first() {
+        Some(nic) => (nic.to_string(), String::new()),
+        None if interfaces.is_empty() => ("<egress NIC>".to_string(), String::new()),
+        None => (
+            "<egress NIC>".to_string(),
+            format!(
+                " The capture does not name the device the pod sources left on ({}): find the NIC with `ip -o link` and `ip route get <destination>` on the node, and name it with --ifname INDEX=NAME (or MAC=NAME).",
+                list(&interfaces, 3)
+            ),
+        ),
+    };
     let cause = Cause::new(
         symptoms,
         "pod_egress_not_masqueraded",
@@ -428,7 +443,7 @@ fn pod_egress_not_masqueraded(findings: &Findings, symptoms: &Symptoms, pairs: &
         .fix(
             "cilium",
             format!(
-                "Set enableIPv4Masquerade=true (enableIPv6Masquerade for IPv6), bpf.masquerade=true and devices={nic} so the BPF masquerading is attached to the NIC that carries the default route; with two NICs or two default routes, enableIPv4Masquerade alone is not enough. Check with `cilium status | grep Masquerading`."
+                "Set enableIPv4Masquerade=true (enableIPv6Masquerade for IPv6), bpf.masquerade=true and devices={nic} so the BPF masquerading is attached to the NIC that carries the default route; with two NICs or two default routes, enableIPv4Masquerade alone is not enough. Check with `cilium status | grep Masquerading`.{unnamed_nic}"
             ),
         )
         .fix(

@@ -474,7 +474,9 @@ fn describe_dns(i: &DnsItem) -> String {
 }
 
 pub(super) fn short_list<T: ToString>(items: &[T], max: usize) -> String {
-    let mut text: Vec<String> = items.iter().take(max).map(|i| i.to_string()).collect();
+    let mut text: Vec<String> = (items.iter().take(max))
+        .map(|i| super::table::printable(&i.to_string()).into_owned())
+        .collect();
     if items.len() > max {
         text.push(format!("+{}", items.len() - max));
     }

@@ -14,7 +14,8 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
         .unwrap_or_default();
     out += &format!(
         "capture   {} ({format}, {}-endian{compression})\n",
-        header.file, header.byte_order
+        super::table::printable(&header.file),
+        header.byte_order
     );
     let used: Vec<String> = header
         .interfaces

@@ -2,8 +2,7 @@
 
 use super::analyze::short_list;
 use super::output::{ndjson_line, Report};
-use super::table::new_table;
-use crate::detect::Severity;
+use super::table::{new_table, printable};
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
 use crate::time::format_seconds;
 use serde_json::json;
@@ -61,17 +60,19 @@ pub fn render(report: &ScanReport, limit: usize) -> String {
     out.push('\n');
     out += &render_files(&report.files);
 
-    let status = match a.worst {
-        Some(Severity::Failure) => "FAILURE",
-        Some(Severity::Warning) => "WARNING",
-        _ if a.errors > 0 => "INCOMPLETE",
-        _ => "CLEAN",
-    };
-    let _ = writeln!(
+    let status = a.verdict().to_uppercase();
+    let _ = write!(
         out,
         "\nVERDICT ACROSS FILES   {status}: findings in {} of {} analyzed files",
         a.files_with_findings, a.analyzed
     );
+    if a.inconclusive > 0 {
+        let _ = write!(out, "; {} could not judge everything", a.inconclusive);
+    }
+    if a.analyzed == 0 {
+        out += "; no capture was analyzed";
+    }
+    out.push('\n');
     for cause in &a.causes {
         let _ = writeln!(
             out,
@@ -129,17 +130,17 @@ fn render_files(files: &[FileLine]) -> String {
         "DNS timeouts",
         "DNS errors",
         "ClusterIP flows",
-        "worst",
+        "verdict",
         "error / causes",
     ]);
     for line in files {
-        let mut row = vec![line.file.clone()];
+        let mut row = vec![printable(&line.file).into_owned()];
         match (&line.digest, line.status) {
             (Some(d), _) => {
                 row.push(d.packets.to_string());
                 row.push(format_seconds((d.duration_seconds * 1e9) as u64));
                 row.extend(d.counts.labelled().iter().map(|(_, n)| n.to_string()));
-                row.push(d.worst.map(|w| w.label()).unwrap_or("-").to_string());
+                row.push(d.status.label().to_string());
                 let mut notes = d.causes.join(", ");
                 if !d.warnings.is_empty() {
                     let sep = if notes.is_empty() { "" } else { "; " };
@@ -153,7 +154,7 @@ fn render_files(files: &[FileLine]) -> String {
                     Status::NotACapture => "skipped".into(),
                     _ => "error".into(),
                 });
-                row.push(line.error.clone().unwrap_or_default());
+                row.push(printable(line.error.as_deref().unwrap_or_default()).into_owned());
             }
         }
         table.add_row(row);

@@ -6,6 +6,7 @@
 pub use crate::detect::brief::{Counts, Finding, FindingKind};
 
 use crate::analysis::Outcome;
+use crate::detect::verdict::Status;
 use crate::detect::Severity;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -22,6 +23,10 @@ pub struct Digest {
     pub last: Option<String>,
     pub duration_seconds: f64,
     pub counts: Counts,
+    /// The verdict's status: `inconclusive` when not everything was judged.
+    pub status: Status,
+    /// What the verdict could not judge (`coverage.not_judged`).
+    pub not_judged: Vec<String>,
     /// The most severe finding, if any.
     pub worst: Option<Severity>,
     /// The verdict's causes (ids), most likely first.
@@ -46,6 +51,8 @@ impl Digest {
             last: header.last.map(|t| t.to_string()),
             duration_seconds: header.duration_seconds,
             counts: brief.counts,
+            status: outcome.verdict.status,
+            not_judged: outcome.coverage.not_judged.clone(),
             worst: outcome.worst(),
             causes: (outcome.verdict.causes.iter())
                 .map(|c| c.id.to_string())

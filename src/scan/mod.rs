@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The JSON schema name of scan reports.
-pub const SCHEMA: &str = "kpcap.scan/1";
+pub const SCHEMA: &str = "kpcap.scan/2";
 
 /// How a file fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +43,16 @@ pub struct FileLine {
 impl FileLine {
     pub fn worst(&self) -> Option<Severity> {
         self.digest.as_ref().and_then(|d| d.worst)
+    }
+
+    /// The line of a path that was not analyzed.
+    pub fn failed(file: String, status: Status, error: String) -> FileLine {
+        FileLine {
+            file,
+            status,
+            digest: None,
+            error: Some(error),
+        }
     }
 }
 
@@ -77,6 +87,8 @@ pub struct Aggregate {
     pub bytes: u64,
     /// Analyzed files with a finding at warning or failure severity.
     pub files_with_findings: u64,
+    /// Analyzed files whose verdict could not judge everything.
+    pub inconclusive: u64,
     pub worst: Option<Severity>,
     pub counts: Counts,
     /// Most files first.
@@ -102,6 +114,8 @@ impl Aggregate {
         aggregate.packets = digest.packets;
         aggregate.bytes = digest.bytes;
         aggregate.files_with_findings = u64::from(!digest.findings.is_empty());
+        aggregate.inconclusive =
+            u64::from(digest.status == crate::detect::verdict::Status::Inconclusive);
         aggregate.worst = digest.worst;
         aggregate.counts = digest.counts.clone();
         aggregate.causes = digest
@@ -136,6 +150,7 @@ impl Aggregate {
         self.packets += other.packets;
         self.bytes += other.bytes;
         self.files_with_findings += other.files_with_findings;
+        self.inconclusive += other.inconclusive;
         self.worst = self.worst.max(other.worst);
         self.counts.add(&other.counts);
 
@@ -176,6 +191,21 @@ impl Aggregate {
                 .then((a.kind, &a.subject).cmp(&(b.kind, &b.subject)))
         });
         self
+    }
+}
+
+impl Aggregate {
+    /// The verdict across files: the worst finding; else INCOMPLETE if a
+    /// file could not be read, INCONCLUSIVE if nothing was analyzed or a
+    /// file's verdict was; CLEAN only if every file was judged clean.
+    pub fn verdict(&self) -> &'static str {
+        match self.worst {
+            Some(Severity::Failure) => "failure",
+            Some(Severity::Warning) => "warning",
+            _ if self.errors > 0 => "incomplete",
+            _ if self.analyzed == 0 || self.inconclusive > 0 => "inconclusive",
+            _ => "clean",
+        }
     }
 }
 
@@ -243,28 +273,100 @@ pub struct ScanDocument {
     pub report: ScanReport,
 }
 
+/// What `discover` found at a path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// A regular file, to analyze.
+    File(PathBuf),
+    /// A path that will not be analyzed, and why: its line as it is.
+    Line(FileLine),
+}
+
+impl Found {
+    /// How the report names it: the order of the list.
+    pub fn name(&self) -> String {
+        match self {
+            Found::File(path) => file_name(path),
+            Found::Line(line) => line.file.clone(),
+        }
+    }
+}
+
 /// Every regular file under `paths` (directories are walked recursively,
-/// symbolic links are not followed), sorted and without repeats: the
-/// same list whatever order the file system lists entries in.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, walkdir::Error> {
-    let mut files = Vec::new();
+/// symbolic links are not followed), sorted by name and without repeats:
+/// the same list whatever order the file system lists entries in.
+///
+/// Nothing is lost: a path that cannot be walked (missing, permission
+/// denied, a symbolic link loop) is a line with status `error`, and the
+/// walk goes on. FIFOs, sockets and devices are never opened: given, they
+/// are errors; found in a directory, lines that say what they are.
+pub fn discover(paths: &[PathBuf]) -> Vec<Found> {
+    let mut found = Vec::new();
     for path in paths {
         for entry in walkdir::WalkDir::new(path).sort_by_file_name() {
-            let entry = entry?;
-            if entry.file_type().is_file() || (entry.depth() == 0 && !entry.file_type().is_dir()) {
-                files.push(entry.into_path());
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) => {
+                    let at = e.path().unwrap_or(path);
+                    let error = match e.io_error() {
+                        Some(io) => io.to_string(),
+                        // walkdir's own message repeats the path.
+                        None => "a symbolic link loop".to_string(),
+                    };
+                    found.push(Found::Line(FileLine::failed(
+                        file_name(at),
+                        Status::Error,
+                        format!("cannot be walked: {error}"),
+                    )));
+                    continue;
+                }
+            };
+            let kind = entry.file_type();
+            if kind.is_file() {
+                found.push(Found::File(entry.into_path()));
+            } else if let Some(special) = special_file(&kind) {
+                let given = entry.depth() == 0;
+                let status = if given {
+                    Status::Error
+                } else {
+                    Status::NotACapture
+                };
+                found.push(Found::Line(FileLine::failed(
+                    file_name(entry.path()),
+                    status,
+                    format!("a {special}, not a regular file: not read"),
+                )));
             }
         }
     }
-    files.sort();
-    files.dedup();
-    Ok(files)
+    found.sort_by_cached_key(Found::name);
+    found.dedup_by_key(|f| f.name());
+    found
+}
+
+/// What a file that is neither regular, a directory nor a link is.
+fn special_file(kind: &std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("FIFO");
+        }
+        if kind.is_socket() {
+            return Some("socket");
+        }
+        if kind.is_block_device() || kind.is_char_device() {
+            return Some("device");
+        }
+    }
+    let _ = kind;
+    None
 }
 
 /// Shard `index` (1-based) of `count`: every `count`-th file of the
 /// sorted list, starting at the `index`-th. Shards are disjoint, cover the
 /// list, and differ in size by at most one file.
-pub fn shard(files: Vec<PathBuf>, index: usize, count: usize) -> Vec<PathBuf> {
+pub fn shard<T>(files: Vec<T>, index: usize, count: usize) -> Vec<T> {
     files
         .into_iter()
         .enumerate()
@@ -286,14 +388,34 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     }
 }
 
-/// A path as the report names it.
+/// A path as the report names it: exactly, bytes that are not UTF-8
+/// escaped (`analysis::display_name`).
 pub fn file_name(path: &Path) -> String {
-    path.display().to_string()
+    crate::analysis::display_name(path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nothing_analyzed_is_inconclusive_never_clean() {
+        let none = Aggregate::default();
+        assert_eq!(none.verdict(), "inconclusive");
+        let one = Aggregate {
+            files: 1,
+            analyzed: 1,
+            ..Aggregate::default()
+        };
+        assert_eq!(one.verdict(), "clean");
+        let unsure = Aggregate {
+            inconclusive: 1,
+            ..one.clone()
+        };
+        assert_eq!(unsure.verdict(), "inconclusive");
+        let broken = Aggregate { errors: 1, ..one };
+        assert_eq!(broken.verdict(), "incomplete");
+    }
 
     #[test]
     fn shards_partition_the_list() {
