@@ -40,7 +40,7 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         }
         let line = match found {
             Found::File(path) => scan_file(&analyzer, path),
-            Found::Line(line) => line.clone(),
+            Found::Line(line) => (**line).clone(),
         };
         progress.suspend(|| {
             for warning in line.digest.iter().flat_map(|d| &d.warnings) {

@@ -279,7 +279,7 @@ pub enum Found {
     /// A regular file, to analyze.
     File(PathBuf),
     /// A path that will not be analyzed, and why: its line as it is.
-    Line(FileLine),
+    Line(Box<FileLine>),
 }
 
 impl Found {
@@ -313,11 +313,11 @@ pub fn discover(paths: &[PathBuf]) -> Vec<Found> {
                         // walkdir's own message repeats the path.
                         None => "a symbolic link loop".to_string(),
                     };
-                    found.push(Found::Line(FileLine::failed(
+                    found.push(Found::Line(Box::new(FileLine::failed(
                         file_name(at),
                         Status::Error,
                         format!("cannot be walked: {error}"),
-                    )));
+                    ))));
                     continue;
                 }
             };
@@ -331,11 +331,11 @@ pub fn discover(paths: &[PathBuf]) -> Vec<Found> {
                 } else {
                     Status::NotACapture
                 };
-                found.push(Found::Line(FileLine::failed(
+                found.push(Found::Line(Box::new(FileLine::failed(
                     file_name(entry.path()),
                     status,
                     format!("a {special}, not a regular file: not read"),
-                )));
+                ))));
             }
         }
     }
