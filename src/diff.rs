@@ -65,8 +65,12 @@ pub struct Diff {
     pub persists: Vec<Change>,
     /// Only in AFTER.
     pub new: Vec<Change>,
-    /// Every failure of BEFORE is gone and nothing got worse.
+    /// Every failure of BEFORE is gone and nothing got worse, in an AFTER
+    /// that was judged whole.
     pub resolved: bool,
+    /// Neither a failure left nor anything worse, but AFTER could not judge
+    /// everything (its `not_judged`): the fix is not confirmed.
+    pub unconfirmed: Vec<String>,
 }
 
 impl Diff {
@@ -101,9 +105,15 @@ impl Diff {
                 .is_some_and(|s| s.severity == Severity::Failure)
         });
         let worse = persists.iter().chain(&new).any(Change::worse);
+        let unconfirmed = if failures_left || worse {
+            Vec::new()
+        } else {
+            after.not_judged.clone()
+        };
         Diff {
             counts: count_changes(&before.counts, &after.counts),
-            resolved: !failures_left && !worse,
+            resolved: !failures_left && !worse && unconfirmed.is_empty(),
+            unconfirmed,
             fixed,
             persists,
             new,

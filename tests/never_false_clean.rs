@@ -579,3 +579,19 @@ fn hints_name_a_nic_or_say_how_to_name_it() {
     let named = kpcap(&["analyze", &testdata("incident-before.pcapng")]);
     assert!(stdout(&named).contains("devices=ens19"));
 }
+
+#[test]
+fn a_fix_is_not_confirmed_by_an_after_capture_that_judged_nothing() {
+    let dir = scratch("diff-unjudged");
+    let pcap = std::fs::read(testdata("tcpdump_tcp-handshake-nano.pcap")).unwrap();
+    let empty = write(&dir, "after-empty.pcap", &pcap[..24]);
+    let out = kpcap(&["diff", &testdata("incident-before.pcapng"), &empty]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    assert!(stdout(&out).contains("VERDICT   NOT CONFIRMED"), "{}", stdout(&out));
+    let out = kpcap(&[
+        "diff",
+        &testdata("incident-before.pcapng"),
+        &testdata("incident-after.pcapng"),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+}

@@ -23,7 +23,11 @@ pub fn diff(args: DiffArgs) -> Result<i32> {
     };
     let (before, after) = (digest(&args.before)?, digest(&args.after)?);
     let diff = Diff::between(&before.digest, &after.digest);
-    let resolved = diff.resolved;
+    let code = match (diff.resolved, diff.unconfirmed.is_empty()) {
+        (true, _) => 0,
+        (false, false) => 3,
+        (false, true) => 1,
+    };
     let report = DiffReport {
         before,
         after,
@@ -33,5 +37,5 @@ pub fn diff(args: DiffArgs) -> Result<i32> {
     out.report(&report).map_err(OutputError)?;
     out.document(kpcap::report::diff::SCHEMA, &report)
         .map_err(OutputError)?;
-    Ok(if resolved { 0 } else { 1 })
+    Ok(code)
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::fmt::Write;
 
 /// The JSON schema name of diff reports.
-pub const SCHEMA: &str = "kpcap.diff/1";
+pub const SCHEMA: &str = "kpcap.diff/2";
 
 /// One side of a diff: the capture and its digest.
 #[derive(Debug, Serialize)]
@@ -76,9 +76,14 @@ pub fn render(report: &DiffReport) -> String {
         }
     }
     let verdict = if diff.resolved {
-        "RESOLVED: the failures of BEFORE are gone and nothing got worse"
+        "RESOLVED: the failures of BEFORE are gone and nothing got worse".to_string()
+    } else if !diff.unconfirmed.is_empty() {
+        format!(
+            "NOT CONFIRMED: nothing of BEFORE is left and nothing got worse, but AFTER could not judge everything: {}",
+            diff.unconfirmed.join("; ")
+        )
     } else {
-        "NOT RESOLVED: a failure of BEFORE persists, or something got worse"
+        "NOT RESOLVED: a failure of BEFORE persists, or something got worse".to_string()
     };
     let _ = writeln!(out, "\nVERDICT   {verdict}");
     out
