@@ -285,3 +285,36 @@ fn storms_keep_their_failures_under_a_limit() {
         evicted["judged_syn_flows"].as_u64().unwrap()
     );
 }
+
+/// Pod egress flows are kept for the egress check until nothing else is
+/// left; evicted then, the verdict says they were not judged by it.
+#[test]
+fn evicted_pod_egress_is_said_not_judged() {
+    let dir = scratch("pod-egress-evicted");
+    let kinds = vec![Kind::PodEgress; 3000];
+    let path = dir.join("pods.pcap");
+    std::fs::write(&path, capture(&kinds, 5)).unwrap();
+    let out = kpcap(&[
+        "analyze",
+        "--format",
+        "json",
+        "--max-flows",
+        "200",
+        "--window-bytes",
+        "16384",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    let capture = &doc["captures"][0];
+    assert!(capture["coverage"]["evicted"]["unjudged"].as_u64().unwrap() > 0);
+    let causes = capture["verdict"]["causes"].as_array().unwrap();
+    assert_eq!(causes.last().unwrap()["id"], "not_judged");
+    let not_judged = capture["coverage"]["not_judged"].as_array().unwrap();
+    assert!(
+        not_judged
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("egress and ClusterIP")),
+        "{not_judged:?}"
+    );
+}

@@ -81,7 +81,7 @@ fn before_the_fix_the_verdict_is_pod_egress_not_masqueraded() {
         stderr(&out)
     );
     let doc = json(&out);
-    assert_eq!(doc["schema"], "kpcap.analyze/1");
+    assert_eq!(doc["schema"], "kpcap.analyze/2");
     let report = &doc["captures"][0];
     assert_eq!(report["interfaces"][0]["name"], "ens19");
     assert_eq!(report["verdict"]["status"], "failure");

@@ -587,7 +587,11 @@ fn a_fix_is_not_confirmed_by_an_after_capture_that_judged_nothing() {
     let empty = write(&dir, "after-empty.pcap", &pcap[..24]);
     let out = kpcap(&["diff", &testdata("incident-before.pcapng"), &empty]);
     assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
-    assert!(stdout(&out).contains("VERDICT   NOT CONFIRMED"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("VERDICT   NOT CONFIRMED"),
+        "{}",
+        stdout(&out)
+    );
     let out = kpcap(&[
         "diff",
         &testdata("incident-before.pcapng"),
