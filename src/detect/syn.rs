@@ -14,7 +14,7 @@ use crate::time::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
-use std::collections::BTreeSet;
+use smallvec::SmallVec;
 use std::net::IpAddr;
 
 /// An ICMP destination-unreachable that quoted a TCP header.
@@ -414,7 +414,8 @@ struct RetiredGroup {
     retransmits: u64,
     first: Option<Timestamp>,
     last: Timestamp,
-    ports: BTreeSet<u16>,
+    /// Ascending, without repeats; in place for the usual one or two.
+    ports: SmallVec<[u16; 2]>,
     /// The first unreachable's (flow start, code).
     icmp: Option<(Timestamp, u8)>,
     sent_data: u64,
@@ -427,7 +428,11 @@ impl RetiredGroup {
         self.retransmits += other.retransmits;
         self.first = min_option(self.first, other.first);
         self.last = self.last.max(other.last);
-        self.ports.extend(other.ports);
+        for port in other.ports {
+            if let Err(at) = self.ports.binary_search(&port) {
+                self.ports.insert(at, port);
+            }
+        }
         self.icmp = min_option(self.icmp, other.icmp);
         self.sent_data += other.sent_data;
     }
@@ -460,7 +465,7 @@ impl Retired {
             retransmits: syn - 1,
             first: Some(flow.first_ts),
             last: flow.last_ts,
-            ports: BTreeSet::from([responder.port]),
+            ports: smallvec::smallvec![responder.port],
             icmp: (judgment.quoted)
                 .filter(|_| outcome == SynOutcome::Unreachable)
                 .map(|q| (flow.first_ts, q.code)),
