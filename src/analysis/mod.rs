@@ -359,3 +359,21 @@ pub fn in_capture_order(parts: &[PathBuf], chunk_bytes: usize) -> Result<Vec<Pat
     });
     Ok(keyed.into_iter().map(|(_, p)| p.clone()).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    #[test]
+    fn names_are_exact_and_never_shared() {
+        let name = |bytes: &[u8]| display_name(Path::new(std::ffi::OsStr::from_bytes(bytes)));
+        assert_eq!(name(b"a.pcap"), "a.pcap");
+        assert_eq!(name(b"-"), "<stdin>");
+        assert_eq!(name(b"bad\xff.pcap"), r"bad\xff.pcap");
+        assert_ne!(name(b"bad\xff.pcap"), name(b"bad\xfe.pcap"));
+        assert_ne!(name(b"bad\xff.pcap"), name(br"bad\xff.pcap"));
+        assert_eq!(name(br"a\b"), r"a\\b");
+    }
+}

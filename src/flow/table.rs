@@ -462,4 +462,26 @@ mod tests {
         let last = t.flows.iter().map(|(_, f)| f.last_ts).min().unwrap();
         assert!(last >= Timestamp(290 * 1_000_000), "{last:?}");
     }
+
+    #[test]
+    fn spared_entries_go_only_when_nothing_else_is_left() {
+        let frames = frames();
+        let pod: IpAddr = "10.42.1.5".parse().unwrap();
+        let spare = |a: IpAddr, b: IpAddr| a == pod || b == pod;
+        let mut t = table(&frames, 0..300);
+        t.settle();
+        let pod_flows = t
+            .flows
+            .iter()
+            .filter(|(k, _)| spare(k.lo.addr, k.hi.addr))
+            .count();
+        assert!(pod_flows > 0 && pod_flows < t.flows.len());
+        let (evicted, _) = t.evict_idle(pod_flows, spare);
+        assert!(evicted.iter().all(|(k, _)| !spare(k.lo.addr, k.hi.addr)));
+        assert_eq!(t.flows.len(), pod_flows);
+        // Beyond the others, the spared ones go too, idlest first.
+        let (evicted, _) = t.evict_idle(1, spare);
+        assert_eq!(evicted.len(), pod_flows - 1);
+        assert_eq!(t.flows.len(), 1);
+    }
 }
