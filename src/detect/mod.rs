@@ -25,6 +25,7 @@ use crate::interface::InterfaceNames;
 use crate::observe::{Seen, Settle};
 use crate::time::Timestamp;
 use crate::topology::{AddrClass, Topology};
+use rayon::prelude::*;
 use serde::Serialize;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -184,20 +185,31 @@ impl Observations {
         if self.flows.flows.len() > max || self.flows.pairs.len() > max {
             let needed = |a, b| bounds.needed(a, b);
             let (flows, pairs) = self.flows.evict_idle(keep, needed);
-            let before = self.retired_syns.judged;
-            let too_young = self.retired_syns.too_young;
-            for (key, flow) in &flows {
-                (self.retired_syns).retire(key, flow, &self.unreachables, now, bounds.syn_grace_ns);
-            }
+            let unreachables = &self.unreachables;
+            let retired = (flows.par_iter())
+                .map(|partition| {
+                    let mut retired = syn::Retired::default();
+                    for (key, flow) in partition {
+                        retired.retire(key, flow, unreachables, now, bounds.syn_grace_ns);
+                    }
+                    retired
+                })
+                .reduce(syn::Retired::default, syn::Retired::merge);
+            let evicted_flows: usize = flows.iter().map(Vec::len).sum();
+            let unjudged = (flows
+                .par_iter()
+                .flatten()
+                .map(|(k, _)| (k.lo.addr, k.hi.addr)))
+            .chain(pairs.par_iter().copied())
+            .filter(|&(a, b)| needed(a, b))
+            .count() as u64;
             let e = &mut self.evicted;
-            e.flows += flows.len() as u64;
+            e.flows += evicted_flows as u64;
             e.pairs += pairs.len() as u64;
-            e.judged_syn_flows += self.retired_syns.judged - before;
-            e.too_young += self.retired_syns.too_young - too_young;
-            e.unjudged += (flows.iter().map(|(k, _)| (k.lo.addr, k.hi.addr)))
-                .chain(pairs.iter().copied())
-                .filter(|&(a, b)| needed(a, b))
-                .count() as u64;
+            e.judged_syn_flows += retired.judged;
+            e.too_young += retired.too_young;
+            e.unjudged += unjudged;
+            self.retired_syns = std::mem::take(&mut self.retired_syns).merge(retired);
         }
         if self.dns.keys() > max {
             let (judged, too_young) = self.dns.retired();

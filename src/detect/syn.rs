@@ -476,7 +476,11 @@ impl Retired {
             .merge(group);
     }
 
-    pub fn merge(mut self, other: Retired) -> Retired {
+    /// Associative and commutative; folds the smaller into the larger.
+    pub fn merge(mut self, mut other: Retired) -> Retired {
+        if self.groups.len() < other.groups.len() {
+            std::mem::swap(&mut self, &mut other);
+        }
         self.counts.add(&other.counts);
         merge_maps(&mut self.groups, other.groups, RetiredGroup::merge);
         self.judged += other.judged;

@@ -20,6 +20,7 @@ use super::key::FlowKey;
 use crate::time::Timestamp;
 use indexmap::map::Entry;
 use indexmap::IndexMap;
+use rayon::prelude::*;
 use rustc_hash::{FxBuildHasher, FxHasher};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
@@ -115,24 +116,41 @@ impl<K: Partitioned, V> PartitionedMap<K, V> {
     }
 
     /// Removes the entries idle longest until `keep` remain and returns
-    /// them: entries `spare` says to spare go only once no other is left
-    /// (oldest `last` first, ties by key).
+    /// them, a list per partition: entries `spare` says to spare go only
+    /// once no other is left (oldest `last` first, ties by key). Each
+    /// partition is ranked and thinned on its own worker.
     pub fn evict_idle(
         &mut self,
         keep: usize,
-        last: impl Fn(&V) -> Timestamp,
-        spare: impl Fn(&K, &V) -> bool,
-    ) -> Vec<(K, V)> {
+        last: impl Fn(&V) -> Timestamp + Sync,
+        spare: impl Fn(&K, &V) -> bool + Sync,
+    ) -> Vec<Vec<(K, V)>>
+    where
+        K: Send + Sync,
+        V: Send + Sync,
+    {
         let count = self.len().saturating_sub(keep);
-        let idle = self
-            .iter()
-            .map(|(key, value)| ((spare(key, value), last(value)), *key));
-        let victims = super::evict::idlest(idle, count);
-        victims
-            .into_iter()
-            .filter_map(|key| {
-                let value = self.partitions[key.partition()].swap_remove(&key)?;
-                Some((key, value))
+        if count == 0 {
+            return Vec::new();
+        }
+        let rank = |(key, value): (&K, &V)| ((spare(key, value), last(value)), *key);
+        let ranked: Vec<Vec<((bool, Timestamp), K)>> = (self.partitions.par_iter())
+            .map(|p| p.iter().map(rank).collect())
+            .collect();
+        let mut by_partition: Vec<Vec<K>> = (0..PARTITIONS).map(|_| Vec::new()).collect();
+        for key in super::evict::idlest(ranked.into_iter().flatten(), count) {
+            by_partition[key.partition()].push(key);
+        }
+        (self.partitions.par_iter_mut())
+            .zip(by_partition)
+            .map(|(partition, keys)| {
+                let mut removed = Vec::with_capacity(keys.len());
+                for key in keys {
+                    if let Some(value) = partition.swap_remove(&key) {
+                        removed.push((key, value));
+                    }
+                }
+                removed
             })
             .collect()
     }

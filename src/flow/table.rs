@@ -107,21 +107,27 @@ pub struct FlowTable {
 
 pub type FlowMap = PartitionedMap<FlowKey, Flow>;
 
-/// What `FlowTable::evict_idle` took out: the flows, and the address
-/// pairs.
-pub type Evicted = (Vec<(FlowKey, Flow)>, Vec<(IpAddr, IpAddr)>);
+/// What `FlowTable::evict_idle` took out: the flows, a list per
+/// partition, and the address pairs.
+pub type Evicted = (Vec<Vec<(FlowKey, Flow)>>, Vec<(IpAddr, IpAddr)>);
+
 pub type PairMap = PartitionedMap<(IpAddr, IpAddr), PairStats>;
 
 impl FlowTable {
     /// Evicts the flows and the address pairs idle longest until `keep`
     /// of each remain, sparing those `spare` names until no other is left;
     /// returns the evicted flows and how many pairs went with them.
-    pub fn evict_idle(&mut self, keep: usize, spare: impl Fn(IpAddr, IpAddr) -> bool) -> Evicted {
+    pub fn evict_idle(
+        &mut self,
+        keep: usize,
+        spare: impl Fn(IpAddr, IpAddr) -> bool + Sync,
+    ) -> Evicted {
         self.apply_pending();
         let flows =
             (self.flows).evict_idle(keep, |f| f.last_ts, |k, _| spare(k.lo.addr, k.hi.addr));
         let pairs = (self.pairs).evict_idle(keep, |p| p.last_ts, |&(a, b), _| spare(a, b));
-        (flows, pairs.into_iter().map(|(pair, _)| pair).collect())
+        let pairs = pairs.into_iter().flatten().map(|(pair, _)| pair).collect();
+        (flows, pairs)
     }
 
     /// Accounts one decoded record: the totals now, its flow and pair by
@@ -458,7 +464,7 @@ mod tests {
         let mut t = table(&frames, 0..300);
         let (flows, pairs) = t.evict_idle(2, |_, _| false);
         assert!(t.flows.len() <= 2 && t.pairs.len() <= 2);
-        assert!(!flows.is_empty() && !pairs.is_empty());
+        assert!(!flows.concat().is_empty() && !pairs.is_empty());
         let last = t.flows.iter().map(|(_, f)| f.last_ts).min().unwrap();
         assert!(last >= Timestamp(290 * 1_000_000), "{last:?}");
     }
@@ -477,11 +483,12 @@ mod tests {
             .count();
         assert!(pod_flows > 0 && pod_flows < t.flows.len());
         let (evicted, _) = t.evict_idle(pod_flows, spare);
+        let evicted = evicted.concat();
         assert!(evicted.iter().all(|(k, _)| !spare(k.lo.addr, k.hi.addr)));
         assert_eq!(t.flows.len(), pod_flows);
         // Beyond the others, the spared ones go too, idlest first.
         let (evicted, _) = t.evict_idle(1, spare);
-        assert_eq!(evicted.len(), pod_flows - 1);
+        assert_eq!(evicted.concat().len(), pod_flows - 1);
         assert_eq!(t.flows.len(), 1);
     }
 }

@@ -12,6 +12,21 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+/// A capture's coverage in brief (`analysis::Coverage`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Judged {
+    pub ip_packets: u64,
+    pub pod_source_packets: u64,
+    pub syn_flows: u64,
+    pub dns_query_keys: u64,
+    /// Bytes of damaged stretches skipped.
+    pub skipped_bytes: u64,
+    /// Flows and DNS keys `--max-flows` evicted.
+    pub evicted: u64,
+    /// Detectors that did not run, with why: `service_vips (no service CIDR)`.
+    pub detectors_off: Vec<String>,
+}
+
 /// A capture's analysis in brief.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Digest {
@@ -27,6 +42,8 @@ pub struct Digest {
     pub status: Status,
     /// What the verdict could not judge (`coverage.not_judged`).
     pub not_judged: Vec<String>,
+    /// What it judged, in brief.
+    pub coverage: Judged,
     /// The most severe finding, if any.
     pub worst: Option<Severity>,
     /// The verdict's causes (ids), most likely first.
@@ -53,6 +70,7 @@ impl Digest {
             counts: brief.counts,
             status: outcome.verdict.status,
             not_judged: outcome.coverage.not_judged.clone(),
+            coverage: Judged::of(&outcome.coverage),
             worst: outcome.worst(),
             causes: (outcome.verdict.causes.iter())
                 .map(|c| c.id.to_string())
@@ -60,6 +78,23 @@ impl Digest {
             findings: brief.findings,
             masqueraded: brief.masqueraded,
             warnings: header.warnings.clone(),
+        }
+    }
+}
+
+impl Judged {
+    fn of(c: &crate::analysis::Coverage) -> Judged {
+        Judged {
+            ip_packets: c.ip_packets,
+            pod_source_packets: c.pod_source_packets,
+            syn_flows: c.syn_flows,
+            dns_query_keys: c.dns_query_keys,
+            skipped_bytes: c.skipped.bytes,
+            evicted: c.evicted.flows + c.evicted.dns_keys,
+            detectors_off: (c.detectors.iter())
+                .filter(|d| !d.ran)
+                .map(|d| format!("{} ({})", d.detector, d.off.as_deref().unwrap_or("off")))
+                .collect(),
         }
     }
 }

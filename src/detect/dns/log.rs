@@ -263,7 +263,7 @@ impl DnsLog {
         self.settle();
         let victims =
             (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)), |_, _| false);
-        let evicted = victims.len() as u64;
+        let evicted = victims.iter().map(Vec::len).sum::<usize>() as u64;
         self.retired.retire(victims, now, timeout);
         // Names only the evicted messages asked.
         self.names.retain(|name| Arc::strong_count(name) > 1);

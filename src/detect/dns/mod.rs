@@ -370,7 +370,12 @@ struct Judged {
 }
 
 impl Judged {
-    fn merge(mut self, other: Judged) -> Judged {
+    /// Folds the one with fewer groups into the other: what is merged is
+    /// sums, and items sorted at the end.
+    fn merge(mut self, mut other: Judged) -> Judged {
+        if self.groups.len() < other.groups.len() {
+            std::mem::swap(&mut self, &mut other);
+        }
         self.counts.add(other.counts);
         for (into, from) in self
             .responses_by_rcode
@@ -491,8 +496,14 @@ impl Judged {
     }
 
     /// Judges keys `--max-flows` evicted at `now` (the latest record
-    /// read): their counts and groups are kept, their items tallied.
-    fn retire(&mut self, keys: Vec<(DnsKey, log::Messages)>, now: Option<Timestamp>, timeout: u64) {
+    /// read), in parallel: their counts and groups are kept, their items
+    /// tallied.
+    fn retire(
+        &mut self,
+        keys: Vec<Vec<(DnsKey, log::Messages)>>,
+        now: Option<Timestamp>,
+        timeout: u64,
+    ) {
         let none = FxHashSet::default();
         let judge = Judge {
             timeout,
@@ -502,10 +513,17 @@ impl Judged {
             evidence: Evidence::Brief,
             cut: true,
         };
-        for (key, mut messages) in keys {
-            messages.sort_by_key(|m| (m.ts, m.order));
-            self.key(&key, &messages, &judge);
-        }
+        let judged = (keys.into_par_iter())
+            .map(|partition| {
+                let mut judged = Judged::default();
+                for (key, mut messages) in partition {
+                    messages.sort_by_key(|m| (m.ts, m.order));
+                    judged.key(&key, &messages, &judge);
+                }
+                judged
+            })
+            .reduce(Judged::default, Judged::merge);
+        *self = std::mem::take(self).merge(judged);
     }
 
     /// The counts, with responses by rcode mnemonic, and the tallies by
