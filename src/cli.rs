@@ -87,8 +87,9 @@ pub struct DetectorArgs {
     #[arg(long = "dns-port", value_name = "PORT", default_value = "53")]
     pub dns_ports: Vec<u16>,
     /// Keep at most this many flows (and DNS query keys) in memory: beyond
-    /// it, the ones idle longest are evicted, with a warning. Checked after
-    /// each 32 MiB window of the capture.
+    /// it, the ones idle longest are evicted, with a warning; an evicted
+    /// SYN flow or DNS query is judged first and still counts. Checked
+    /// after each 32 MiB window of the capture.
     #[arg(long, value_parser = clap::value_parser!(u64).range(10..))]
     pub max_flows: Option<u64>,
 }
