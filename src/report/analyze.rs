@@ -133,10 +133,10 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
             format!("{} ({})", g.syn_packets, g.retransmits),
             rel(g.first),
             rel(g.last),
-            g.items
-                .first()
-                .map(|i| i.flow.to_string())
-                .unwrap_or_default(),
+            match g.items.first() {
+                Some(item) => item.flow.to_string(),
+                None => evicted_note(g.evicted),
+            },
         ]
     });
 
@@ -454,8 +454,20 @@ fn dns_row(g: &DnsGroup, rel: &impl Fn(Timestamp) -> String) -> Vec<String> {
         short_list(&g.names, 3),
         rel(g.first),
         rel(g.last),
-        g.items.first().map(describe_dns).unwrap_or_default(),
+        match g.items.first() {
+            Some(item) => describe_dns(item),
+            None => evicted_note(g.evicted),
+        },
     ]
+}
+
+/// The example cell of a group whose items `--max-flows` cut.
+fn evicted_note(evicted: u64) -> String {
+    if evicted == 0 {
+        String::new()
+    } else {
+        format!("({evicted} judged at eviction, not listed)")
+    }
 }
 
 /// `10.42.1.5:40000 -> 1.1.1.1:53 id 0x1a2b ghcr.io A (3 copies)`
