@@ -599,3 +599,46 @@ fn a_fix_is_not_confirmed_by_an_after_capture_that_judged_nothing() {
     ]);
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn merge_keeps_an_inconclusive_file_inconclusive() {
+    let dir = scratch("merge-inconclusive");
+    let archive = dir.join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    let pcap = std::fs::read(testdata("tcpdump_tcp-handshake-nano.pcap")).unwrap();
+    std::fs::write(archive.join("a-empty.pcap"), &pcap[..24]).unwrap();
+    std::fs::copy(
+        testdata("incident-after.pcapng"),
+        archive.join("b-after.pcapng"),
+    )
+    .unwrap();
+    let mut shards = Vec::new();
+    for shard in ["1/2", "2/2"] {
+        let out = kpcap(&[
+            "scan",
+            "--quiet",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            "--shard",
+            shard,
+            archive.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let path = dir.join(format!("shard-{}.json", shards.len()));
+        std::fs::write(&path, &out.stdout).unwrap();
+        shards.push(path.display().to_string());
+    }
+    let args: Vec<&str> = ["merge", "--format", "json"]
+        .into_iter()
+        .chain(shards.iter().map(String::as_str))
+        .collect();
+    let out = kpcap(&args);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["aggregate"]["inconclusive"], 1);
+    assert_eq!(doc["aggregate"]["analyzed"], 2);
+    let table = kpcap(&[&["merge"][..], &args[3..]].concat());
+    assert!(stdout(&table).contains("VERDICT ACROSS FILES   INCONCLUSIVE"));
+}
