@@ -241,9 +241,18 @@ fn block<G>(
 
 /// What was judged, in two lines, and which checks were off.
 fn render_coverage(c: &Coverage) -> String {
+    let pods_known = c
+        .detectors
+        .iter()
+        .any(|d| d.detector == "unmasqueraded_egress" && d.ran);
+    let pods = if pods_known {
+        format!(" ({} from pods)", c.pod_source_packets)
+    } else {
+        String::new()
+    };
     let mut out = format!(
-        "judged    {} IP packets ({} from pods), {} SYN flows, {} DNS queries",
-        c.ip_packets, c.pod_source_packets, c.syn_flows, c.dns_query_keys
+        "judged    {} IP packets{pods}, {} SYN flows, {} DNS queries",
+        c.ip_packets, c.syn_flows, c.dns_query_keys
     );
     let undecodable: u64 = c.undecodable.values().sum();
     if undecodable > 0 {
