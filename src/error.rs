@@ -68,6 +68,16 @@ impl CaptureError {
         }
     }
 
+    /// The message without its leading `byte N: `, for a report that says
+    /// where already.
+    pub fn without_offset(&self) -> String {
+        let text = self.to_string();
+        match (self.offset(), text.split_once(": ")) {
+            (Some(offset), Some((head, rest))) if head == format!("byte {offset}") => rest.into(),
+            _ => text,
+        }
+    }
+
     /// The same error, its offset counted from `by` bytes earlier: errors
     /// found in a stream's buffer are reported at their place in the
     /// capture.

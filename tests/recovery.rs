@@ -210,3 +210,52 @@ fn corrupt_pcapng_blocks_are_skipped() {
         assert_eq!((c, p), (causes.clone(), pods.clone()), "{name}");
     }
 }
+
+/// A streamed pcapng (gzip) names a skipped block where the mapped file
+/// does: its offset in the capture, not in the stream's buffer.
+#[test]
+fn a_streamed_capture_names_damage_by_its_file_offset() {
+    let bytes = generate(
+        Scenario::Mixed {
+            bytes: 40 << 20,
+            conversations: Some(2000),
+        },
+        Container::Pcapng,
+        2,
+    );
+    // The first enhanced packet block past 36 MiB: past the first segment.
+    let mut at = 0;
+    let mut target = None;
+    while at + 12 <= bytes.len() {
+        let kind = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if kind == 6 && at > 36 << 20 {
+            target = Some(at);
+            break;
+        }
+        at += len;
+    }
+    let at = target.expect("a packet block past 36 MiB");
+    let mut damaged = bytes;
+    damaged[at + 8..at + 12].copy_from_slice(&99u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("damaged.pcapng");
+    std::fs::write(&plain, &damaged).unwrap();
+    let gz = dir.path().join("damaged.pcapng.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, &damaged).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    let warning = |path: &std::path::Path| {
+        let out = kpcap(&["analyze", "--fail-on", "never", path.to_str().unwrap()]);
+        let err = stderr(&out);
+        let line = err
+            .lines()
+            .find(|l| l.contains("skipped"))
+            .map(str::to_string);
+        line.unwrap_or_else(|| panic!("no skip warning: {err}"))
+    };
+    let (mapped, streamed) = (warning(&plain), warning(&gz));
+    assert!(mapped.contains(&format!("bytes {at}..")), "{mapped}");
+    let strip = |line: &str| line.split_once(": bytes").map(|(_, rest)| rest.to_string());
+    assert_eq!(strip(&streamed), strip(&mapped), "{streamed} vs {mapped}");
+}

@@ -182,3 +182,24 @@ fn rotated_parts_merge_into_the_whole_capture() {
         assert_eq!(separate["captures"].as_array().unwrap().len(), 3);
     }
 }
+
+/// `zstd --long=30` from a pipe declares a 1 GiB window, which the
+/// decoder refuses by default ("Frame requires too much memory"): a valid
+/// file must be read.
+#[test]
+fn a_zstd_long_window_capture_is_analyzed() {
+    let dir = scratch("zstd-long");
+    let plain = std::fs::read(testdata("incident-before.pcapng")).unwrap();
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.window_log(30).unwrap();
+    encoder.long_distance_matching(true).unwrap();
+    std::io::Write::write_all(&mut encoder, &plain).unwrap();
+    let compressed = encoder.finish().unwrap();
+    let path = dir.join("long.pcapng.zst");
+    std::fs::write(&path, &compressed).unwrap();
+    let out = kpcap(&["analyze", "--format", "json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(doc["captures"][0]["compression"], "zstd");
+    assert_eq!(doc["captures"][0]["packets"], 322);
+}

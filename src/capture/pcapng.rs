@@ -230,7 +230,9 @@ impl Sections {
                 },
             };
             chunker.cut();
-            let reason = error.to_string();
+            // The skip says where; its offset in `bytes` is not the file's
+            // in a stream.
+            let reason = error.without_offset();
             match skipped.last_mut() {
                 // Blocks skipped one after another make one stretch.
                 Some(last) if last.offset + last.bytes == at as u64 => {

@@ -163,6 +163,10 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
     Ok(filled)
 }
 
+/// The largest zstd window decoded (2 GiB, the format's limit on 64-bit
+/// hosts): what `zstd --long=31` writes.
+const ZSTD_WINDOW_LOG_MAX: u32 = 31;
+
 /// A stream, decompressed if its first bytes are a gzip or zstd magic.
 fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureError> {
     let magic = reader.fill_buf()?;
@@ -171,10 +175,14 @@ fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureEr
             Box::new(MultiGzDecoder::new(reader)),
             Some(Compression::Gzip),
         ),
-        Some(Compression::Zstd) => Source::Stream(
-            Box::new(zstd::stream::read::Decoder::with_buffer(reader)?),
-            Some(Compression::Zstd),
-        ),
+        Some(Compression::Zstd) => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(reader)?;
+            // Frames written with `zstd --long` declare windows up to 2 GiB;
+            // the decoder refuses more than 128 MiB unless told. The window
+            // is what the file's writer chose: valid files are read.
+            decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
+            Source::Stream(Box::new(decoder), Some(Compression::Zstd))
+        }
         None => Source::Stream(Box::new(reader), None),
     })
 }
