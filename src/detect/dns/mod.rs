@@ -25,7 +25,6 @@ use log::Message;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
-use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -401,7 +400,11 @@ impl Judged {
             return;
         }
         let counts = &mut self.counts;
-        let mut query_times: SmallVec<[Timestamp; 4]> = SmallVec::new();
+        // Messages come in time order, so the latest query so far is the
+        // one a response is closest to: checking it alone is checking all
+        // (one pass, however many copies a key has).
+        let mut copies = 0u32;
+        let mut latest_query: Option<Timestamp> = None;
         let mut first_query: Option<&Message> = None;
         let mut answer: Option<(&Message, u64)> = None;
         let mut late = false;
@@ -409,7 +412,8 @@ impl Judged {
         for m in messages {
             if !m.response {
                 counts.queries += 1;
-                query_times.push(m.ts);
+                copies = copies.saturating_add(1);
+                latest_query = latest_query.max(Some(m.ts));
                 first_query.get_or_insert(m);
                 continue;
             }
@@ -420,12 +424,12 @@ impl Judged {
             let tally = tally(&mut self.rcodes, name, m.rcode);
             tally.responses += 1;
             tally.servers.insert(key.server.addr);
-            if query_times.iter().any(|t| m.ts.since(*t) <= judge.timeout) {
+            if latest_query.is_some_and(|t| m.ts.since(t) <= judge.timeout) {
                 if answer.is_none() {
-                    let latest = query_times.iter().max().copied().unwrap_or(m.ts);
+                    let latest = latest_query.unwrap_or(m.ts);
                     answer = Some((m, m.ts.since(latest)));
                 }
-            } else if query_times.is_empty() {
+            } else if latest_query.is_none() {
                 counts.unsolicited_responses += 1;
                 let item = item(key, m, DnsOutcome::Unsolicited, 0, 1, m.ts, m.ts);
                 self.groups
@@ -446,10 +450,9 @@ impl Judged {
             return;
         };
         counts.query_keys += 1;
-        let copies = query_times.len() as u32;
         counts.retransmitted += u64::from(copies > 1);
         let first = query.ts;
-        let last_query = query_times.iter().max().copied().unwrap_or(first);
+        let last_query = latest_query.unwrap_or(first);
         let outcome = if answer.is_some() {
             counts.answered += 1;
             DnsOutcome::Answered
