@@ -642,3 +642,26 @@ fn merge_keeps_an_inconclusive_file_inconclusive() {
     let table = kpcap(&[&["merge"][..], &args[3..]].concat());
     assert!(stdout(&table).contains("VERDICT ACROSS FILES   INCONCLUSIVE"));
 }
+
+#[test]
+fn an_interface_description_that_does_not_parse_keeps_its_number() {
+    let dir = scratch("unparsed-idb");
+    let mut p = Pcapng::new();
+    // An option whose length runs past the block: pcap-file rejects it.
+    let mut body = Vec::new();
+    body.extend(u16le(1));
+    body.extend(u16le(0));
+    body.extend(u32le(0));
+    body.extend(u16le(2));
+    body.extend(u16le(200));
+    body.extend(b"eth0");
+    p.block(1, &body);
+    p.interface(1, &[name("ens19")]);
+    pod_egress(&mut p, 1, 1_700_000_000_000_000);
+    let path = write(&dir, "unparsed-idb.pcapng", &p.bytes);
+    let out = kpcap(&["analyze", "--format", "json", &path]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(causes(&doc)[0], "pod_egress_not_masqueraded");
+    assert_eq!(doc["captures"][0]["coverage"]["ip_packets"], 6);
+}

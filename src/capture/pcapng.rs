@@ -345,15 +345,41 @@ impl Sections {
                     self.section_base = self.interfaces.len() as u32;
                 }
                 INTERFACE_DESCRIPTION => {
-                    let block =
-                        parse_block(raw, big_endian).map_err(|e| corrupt(offset, e.to_string()))?;
-                    let Some(idb) = block.into_interface_description() else {
-                        return Err(corrupt(offset, "interface description did not parse"));
-                    };
                     let id = self.interfaces.len() as u32;
-                    let interface =
-                        interface_from(id, u32::from(idb.linktype), &idb.options, offset);
-                    self.interfaces.push(interface);
+                    let link_type = raw.body.get(..2).map_or(0, |b| {
+                        let b = [b[0], b[1]];
+                        u32::from(if big_endian {
+                            u16::from_be_bytes(b)
+                        } else {
+                            u16::from_le_bytes(b)
+                        })
+                    });
+                    let parsed = parse_block(raw, big_endian)
+                        .map_err(|e| e.to_string())
+                        .and_then(|block| {
+                            (block.into_interface_description())
+                                .ok_or_else(|| "interface description did not parse".to_string())
+                        });
+                    match parsed {
+                        Ok(idb) => {
+                            let interface =
+                                interface_from(id, u32::from(idb.linktype), &idb.options, offset);
+                            self.interfaces.push(interface);
+                        }
+                        Err(reason) => {
+                            // It still takes its number: the packets of the
+                            // interfaces after it keep theirs.
+                            self.interfaces.push(Interface {
+                                id,
+                                link_type,
+                                ts_units_per_sec: 1_000_000,
+                                rejected: Some(reason.clone()),
+                                declared_at: offset as u64,
+                                ..Interface::default()
+                            });
+                            return Err(corrupt(offset, reason));
+                        }
+                    }
                 }
                 _ if is_packet(kind) => {
                     self.check_packet(kind, &raw.body, offset)?;
