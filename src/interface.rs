@@ -49,13 +49,10 @@ impl Label {
 
     /// The same interface, as seen inside `tunnel`: `ens19 (vxlan 42)`.
     pub fn inside(&self, tunnel: impl fmt::Display) -> Label {
-        Label {
-            named: false,
-            ..Label::new(
-                format!("{} ({tunnel})", self.text),
-                self.unnamed_capture_interface,
-            )
-        }
+        Label::new(
+            format!("{} ({tunnel})", self.text),
+            self.unnamed_capture_interface,
+        )
     }
 
     pub fn as_str(&self) -> &str {

@@ -4,9 +4,9 @@
 //! makes the verdict inconclusive (docs/findings.md, "Coverage").
 
 use crate::capture::{CaptureInfo, Skipped};
-use crate::detect::verdict::Unjudged;
+use crate::detect::verdict::{plural, Unjudged};
 use crate::detect::{Evicted, Findings, Observations, Settings};
-use crate::flow::{Flow, FlowKey, Summary};
+use crate::flow::{Flow, FlowKey};
 use crate::topology::{AddrClass, Topology};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -20,6 +20,11 @@ pub struct DetectorRun {
     /// Why it did not run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub off: Option<String>,
+    /// The check in words, and what would turn it on.
+    #[serde(skip)]
+    check: &'static str,
+    #[serde(skip)]
+    hint: &'static str,
 }
 
 /// An interface whose packets could not be decoded.
@@ -62,8 +67,9 @@ pub struct Coverage {
 /// What coverage is computed from.
 pub struct Ground<'a> {
     pub info: &'a CaptureInfo,
-    pub summary: &'a Summary,
     pub observations: &'a Observations,
+    /// `observations.evicted()`, taken before the findings took the DNS log.
+    pub evicted: Evicted,
     pub findings: &'a Findings,
     pub topology: &'a Topology,
     pub settings: &'a Settings,
@@ -71,35 +77,39 @@ pub struct Ground<'a> {
     pub unread_interfaces: Vec<UnreadInterface>,
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 impl Coverage {
     pub fn new(ground: Ground<'_>) -> Coverage {
         let Ground {
             info,
-            summary,
             observations,
+            evicted,
             findings,
             topology,
             settings,
             span_seconds,
             unread_interfaces,
         } = ground;
+        let summary = &observations.flows.summary;
         let pod_source_packets = pod_source_packets(observations, topology);
         let detectors = vec![
-            run(
+            DetectorRun::new(
                 "unmasqueraded_egress",
-                topology.pod.is_empty(),
-                "no pod CIDR",
+                topology.pod.is_empty().then_some("no pod CIDR"),
+                "the unmasqueraded pod egress check",
+                "give the cluster's pod CIDR (--pod-cidr) or a --preset",
             ),
-            run("tcp_syns", false, ""),
-            run("dns", settings.dns_ports.is_empty(), "no DNS port"),
-            run(
+            DetectorRun::new("tcp_syns", None, "the SYN check", ""),
+            DetectorRun::new(
+                "dns",
+                settings.dns_ports.is_empty().then_some("no DNS port"),
+                "the DNS check",
+                "give --dns-port",
+            ),
+            DetectorRun::new(
                 "service_vips",
-                topology.service.is_empty(),
-                "no service CIDR",
+                topology.service.is_empty().then_some("no service CIDR"),
+                "the ClusterIP-on-the-wire check",
+                "give the cluster's service CIDR (--service-cidr) or a --preset",
             ),
         ];
         let syns = &findings.tcp_syns.counts;
@@ -119,7 +129,7 @@ impl Coverage {
             span_seconds,
             skipped: info.skipped,
             unread_interfaces,
-            evicted: observations.evicted,
+            evicted,
             detectors,
             not_judged: Vec::new(),
             unjudged: Vec::new(),
@@ -175,18 +185,7 @@ impl Coverage {
         }
         for d in self.detectors.iter().filter(|d| !d.ran) {
             let off = d.off.as_deref().unwrap_or("off");
-            let (check, hint) = match d.detector {
-                "unmasqueraded_egress" => (
-                    "the unmasqueraded pod egress check",
-                    "give the cluster's pod CIDR (--pod-cidr) or a --preset",
-                ),
-                "service_vips" => (
-                    "the ClusterIP-on-the-wire check",
-                    "give the cluster's service CIDR (--service-cidr) or a --preset",
-                ),
-                _ => ("the DNS check", "give --dns-port"),
-            };
-            add(format!("{off}: {check} did not run"), hint);
+            add(format!("{off}: {} did not run", d.check), d.hint);
         }
         let e = &self.evicted;
         if e.too_young > 0 {
@@ -236,11 +235,21 @@ impl Coverage {
     }
 }
 
-fn run(detector: &'static str, off: bool, why: &str) -> DetectorRun {
-    DetectorRun {
-        detector,
-        ran: !off,
-        off: off.then(|| why.to_string()),
+impl DetectorRun {
+    /// `off`: why it cannot run, if it cannot.
+    fn new(
+        detector: &'static str,
+        off: Option<&str>,
+        check: &'static str,
+        hint: &'static str,
+    ) -> DetectorRun {
+        DetectorRun {
+            detector,
+            ran: off.is_none(),
+            off: off.map(str::to_string),
+            check,
+            hint,
+        }
     }
 }
 

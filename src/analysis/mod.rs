@@ -212,7 +212,8 @@ impl<'a> Analyzer<'a> {
             evidence: self.evidence,
         };
         let mut header = self.header(name, parts, info, &observations.flows.summary, &names);
-        let evicted = observations.evicted;
+        // Before the findings take the DNS log, which knows what it judged.
+        let evicted = observations.evicted();
         if evicted.any() {
             header.warnings.push(format!(
                 "--max-flows {}: the tables were full; {} flows, {} address pairs and {} DNS \
@@ -232,8 +233,8 @@ impl<'a> Analyzer<'a> {
         let findings = Findings::new(observations, &context);
         let coverage = Coverage::new(coverage::Ground {
             info,
-            summary: &observations.flows.summary,
             observations,
+            evicted,
             findings: &findings,
             topology: self.topology,
             settings: self.settings,

@@ -529,6 +529,16 @@ fn read_u32(bytes: &[u8], big_endian: bool) -> u32 {
     }
 }
 
+/// Reads a u16 in a file's byte order; callers check the length first.
+fn read_u16(bytes: &[u8], big_endian: bool) -> u16 {
+    let b = [bytes[0], bytes[1]];
+    if big_endian {
+        u16::from_be_bytes(b)
+    } else {
+        u16::from_le_bytes(b)
+    }
+}
+
 /// Detects the format and indexes the records.
 fn index(bytes: &[u8], chunk_bytes: usize, release: Release<'_>) -> Result<Layout, CaptureError> {
     let chunker = Chunker::new(chunk_bytes, release);

@@ -3,7 +3,7 @@
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation,
+    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation,
     LINK_TYPE_REJECTED, MAX_RECORD_LEN,
 };
 use crate::error::CaptureError;
@@ -80,12 +80,7 @@ fn packet_fields(kind: u32, body: &[u8], big_endian: bool) -> Result<PacketField
     }
     let interface = if kind == OBSOLETE_PACKET {
         // Interface id is 16 bits here, followed by a drop counter.
-        let b = [body[0], body[1]];
-        if big_endian {
-            u16::from_be_bytes(b) as u32
-        } else {
-            u16::from_le_bytes(b) as u32
-        }
+        u32::from(read_u16(body, big_endian))
     } else {
         u32_at(0)
     };
@@ -346,14 +341,7 @@ impl Sections {
                 }
                 INTERFACE_DESCRIPTION => {
                     let id = self.interfaces.len() as u32;
-                    let link_type = raw.body.get(..2).map_or(0, |b| {
-                        let b = [b[0], b[1]];
-                        u32::from(if big_endian {
-                            u16::from_be_bytes(b)
-                        } else {
-                            u16::from_le_bytes(b)
-                        })
-                    });
+                    let link_type = raw.body.get(..2).map_or(0, |b| read_u16(b, big_endian));
                     let parsed = parse_block(raw, big_endian)
                         .map_err(|e| e.to_string())
                         .and_then(|block| {
@@ -371,7 +359,7 @@ impl Sections {
                             // interfaces after it keep theirs.
                             self.interfaces.push(Interface {
                                 id,
-                                link_type,
+                                link_type: u32::from(link_type),
                                 ts_units_per_sec: 1_000_000,
                                 rejected: Some(reason.clone()),
                                 declared_at: offset as u64,

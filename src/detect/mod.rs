@@ -153,7 +153,9 @@ pub struct Observations {
     pub flows: FlowTable,
     pub unreachables: syn::Unreachables,
     pub dns: dns::DnsLog,
-    pub evicted: Evicted,
+    /// What `bound` evicted; what was judged of it is in `retired_syns`
+    /// and the DNS log (`evicted()` has it all).
+    evicted: Evicted,
     /// SYN flows judged at eviction.
     pub retired_syns: syn::Retired,
     /// `--max-flows`, as last observed: for `settle`.
@@ -172,6 +174,17 @@ impl Observations {
         self.unreachables.observe(&seen.record, &seen.packet);
         self.dns
             .observe(&seen.record, &seen.packet, &settings.dns_ports);
+    }
+
+    /// What `--max-flows` evicted, and what was judged of it.
+    pub fn evicted(&self) -> Evicted {
+        let (judged_dns_keys, young_dns_keys) = self.dns.retired();
+        Evicted {
+            judged_syn_flows: self.retired_syns.judged,
+            judged_dns_keys,
+            too_young: self.retired_syns.too_young + young_dns_keys,
+            ..self.evicted
+        }
     }
 
     /// Evicts the flows and DNS keys idle longest down to 90% of `max`
@@ -206,17 +219,11 @@ impl Observations {
             let e = &mut self.evicted;
             e.flows += evicted_flows as u64;
             e.pairs += pairs.len() as u64;
-            e.judged_syn_flows += retired.judged;
-            e.too_young += retired.too_young;
             e.unjudged += unjudged;
             self.retired_syns = std::mem::take(&mut self.retired_syns).merge(retired);
         }
         if self.dns.keys() > max {
-            let (judged, too_young) = self.dns.retired();
             self.evicted.dns_keys += self.dns.evict_idle(keep, now, bounds.dns_timeout_ns);
-            let (judged_now, too_young_now) = self.dns.retired();
-            self.evicted.judged_dns_keys += judged_now - judged;
-            self.evicted.too_young += too_young_now - too_young;
         }
     }
 

@@ -436,6 +436,21 @@ impl RetiredGroup {
         self.icmp = min_option(self.icmp, other.icmp);
         self.sent_data += other.sent_data;
     }
+
+    /// Adds these flows' counts, ports and ICMP code to `g`'s.
+    fn add_into(&self, g: &mut SynGroup) {
+        g.flows += self.flows;
+        g.evicted += self.flows;
+        g.syn_packets += self.syn_packets;
+        g.retransmits += self.retransmits;
+        g.initiator_sent_data += self.sent_data;
+        g.ports.extend(&self.ports);
+        g.ports.sort_unstable();
+        g.ports.dedup();
+        if g.icmp_code.is_none() {
+            g.icmp_code = self.icmp.map(|(_, code)| code);
+        }
+    }
 }
 
 impl Retired {
@@ -494,31 +509,22 @@ impl Retired {
             return;
         }
         counts.add(&self.counts);
-        let mut at: FxHashMap<(IpAddr, IpAddr, SynOutcome), usize> = (groups.iter().enumerate())
+        let at: FxHashMap<(IpAddr, IpAddr, SynOutcome), usize> = (groups.iter().enumerate())
             .map(|(i, g)| ((g.source, g.destination, g.outcome), i))
             .collect();
         for (&(source, destination, outcome), r) in &self.groups {
-            let i = *at.entry((source, destination, outcome)).or_insert_with(|| {
-                groups.push(group(source, destination, outcome, Vec::new()));
-                groups.len() - 1
-            });
+            let Some(&i) = at.get(&(source, destination, outcome)) else {
+                let mut g = group(source, destination, outcome, Vec::new());
+                g.first = r.first.unwrap_or_default();
+                g.last = r.last;
+                r.add_into(&mut g);
+                groups.push(g);
+                continue;
+            };
             let g = &mut groups[i];
-            let fresh = g.items.is_empty() && g.evicted == 0;
-            g.flows += r.flows;
-            g.evicted += r.flows;
-            g.syn_packets += r.syn_packets;
-            g.retransmits += r.retransmits;
-            g.initiator_sent_data += r.sent_data;
-            if let Some(first) = r.first {
-                g.first = if fresh { first } else { g.first.min(first) };
-            }
-            g.last = if fresh { r.last } else { g.last.max(r.last) };
-            g.ports.extend(&r.ports);
-            g.ports.sort_unstable();
-            g.ports.dedup();
-            if g.icmp_code.is_none() {
-                g.icmp_code = r.icmp.map(|(_, code)| code);
-            }
+            g.first = g.first.min(r.first.unwrap_or(g.first));
+            g.last = g.last.max(r.last);
+            r.add_into(g);
         }
     }
 }

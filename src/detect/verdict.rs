@@ -135,13 +135,9 @@ pub fn qualify(verdict: &mut Verdict, unjudged: &[Unjudged]) {
     if verdict.status == Status::Clean {
         verdict.status = Status::Inconclusive;
     }
-    let symptoms = Symptoms {
-        syn_total: 0,
-        dns_total: 0,
-    };
     let what: Vec<&str> = unjudged.iter().map(|u| u.what.as_str()).collect();
     let mut cause = Cause::new(
-        &symptoms,
+        &Symptoms::default(),
         "not_judged",
         Severity::Info,
         "Part of the question was not judged",
@@ -163,6 +159,8 @@ pub struct Verdict {
 /// (source, destination) pairs that a root cause accounts for.
 type Pairs = BTreeSet<(IpAddr, IpAddr)>;
 
+/// The capture's symptoms a cause may explain (none for `not_judged`).
+#[derive(Default)]
 struct Symptoms {
     syn_total: u64,
     dns_total: u64,
@@ -288,7 +286,7 @@ fn sorted<T: Ord>(set: FxHashSet<T>) -> Vec<T> {
     all
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 

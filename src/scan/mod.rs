@@ -339,9 +339,10 @@ pub fn discover(paths: &[PathBuf]) -> Vec<Found> {
             }
         }
     }
-    found.sort_by_cached_key(Found::name);
-    found.dedup_by_key(|f| f.name());
-    found
+    let mut named: Vec<(String, Found)> = found.into_iter().map(|f| (f.name(), f)).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named.dedup_by(|a, b| a.0 == b.0);
+    named.into_iter().map(|(_, found)| found).collect()
 }
 
 /// What a file that is neither regular, a directory nor a link is.
