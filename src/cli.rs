@@ -306,6 +306,24 @@ pub enum ScenarioArg {
     OverlayGeneve,
     /// The same in IP-in-IP (Calico IPIP).
     OverlayIpip,
+    /// Hostile: a valid pcap header, then `--size` of zeros.
+    HostileZeros,
+    /// Hostile: a pcapng section and interface, then random bytes.
+    HostileGarbage,
+    /// Hostile: a valid pcap header, then a sparse hole (file output only).
+    HostileHole,
+    /// Hostile: one long TCP connection to port 53 full of DNS queries.
+    HostileDnsTcpStream,
+    /// Hostile: the same DNS query (same id and ports), over and over.
+    HostileDnsCopies,
+    /// Hostile: queries, then responses after the timeout, on one key.
+    HostileLateDns,
+    /// Hostile: SLL2, one flow, each packet on a new interface index.
+    HostileIfindexChurn,
+    /// Hostile: a pcapng with an interface per packet of one flow.
+    HostileManyInterfaces,
+    /// Hostile: SYNs from a new spoofed source each.
+    HostileSynFlood,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -5,8 +5,9 @@
 
 use crate::capture::{CaptureInfo, Skipped};
 use crate::detect::verdict::{plural, Unjudged};
+use crate::detect::MESSAGES_PER_KEY;
 use crate::detect::{Evicted, Findings, Observations, Settings};
-use crate::flow::{Flow, FlowKey};
+use crate::flow::{Flow, FlowKey, MAX_CROSSINGS};
 use crate::topology::{AddrClass, Topology};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -56,12 +57,27 @@ pub struct Coverage {
     pub skipped: Skipped,
     pub unread_interfaces: Vec<UnreadInterface>,
     pub evicted: Evicted,
+    /// What the bounds on a hostile capture left out.
+    pub capped: Capped,
     pub detectors: Vec<DetectorRun>,
     /// What kept the verdict from judging everything; empty: nothing did.
     pub not_judged: Vec<String>,
     /// For each of `not_judged`, what would let kpcap judge it.
     #[serde(skip)]
     pub unjudged: Vec<Unjudged>,
+}
+
+/// What the bounds that keep memory and time in proportion to the capture
+/// (docs/findings.md, "Bounds") left out, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Capped {
+    /// Flows seen on more interfaces than one flow records
+    /// (`MAX_CROSSINGS`, the lowest-numbered kept).
+    pub flows_over_interface_cap: u64,
+    /// DNS messages past the first `MESSAGES_PER_KEY` of a query key.
+    pub dns_messages: u64,
+    /// TCP DNS payload bytes after bytes that are not DNS, or before a gap.
+    pub tcp_dns_bytes: u64,
 }
 
 /// What coverage is computed from.
@@ -114,6 +130,13 @@ impl Coverage {
         ];
         let syns = &findings.tcp_syns.counts;
         let dns = &findings.dns.counts;
+        let capped = Capped {
+            flows_over_interface_cap: (observations.flows.flows.partitions().par_iter())
+                .map(|p| p.values().filter(|f| f.crossings_capped).count() as u64)
+                .sum(),
+            dns_messages: findings.dns.capped.messages,
+            tcp_dns_bytes: findings.dns.capped.tcp_bytes,
+        };
         let mut coverage = Coverage {
             packets: summary.packets,
             ip_packets: summary.ip_packets,
@@ -130,6 +153,7 @@ impl Coverage {
             skipped: info.skipped,
             unread_interfaces,
             evicted,
+            capped,
             detectors,
             not_judged: Vec::new(),
             unjudged: Vec::new(),
@@ -209,6 +233,38 @@ impl Coverage {
                     plural(e.unjudged, "flow or address pair", "flows or address pairs")
                 ),
                 "raise --max-flows",
+            );
+        }
+        let c = &self.capped;
+        if c.flows_over_interface_cap > 0 {
+            add(
+                format!(
+                    "{} seen on more than {MAX_CROSSINGS} interfaces: only the lowest-numbered \
+                     {MAX_CROSSINGS} are recorded, so the egress view may miss where the rest went",
+                    plural(c.flows_over_interface_cap, "flow was", "flows were"),
+                ),
+                "capture on the node's NICs (tcpdump -i ens19) rather than on every device",
+            );
+        }
+        if c.dns_messages > 0 {
+            add(
+                format!(
+                    "{} past the first {MESSAGES_PER_KEY} of their query key (same client, \
+                     port, server and id) were not kept: those keys were judged on their first \
+                     messages",
+                    plural(c.dns_messages, "DNS message", "DNS messages"),
+                ),
+                "a client that repeats one query id and port this often is itself the fault",
+            );
+        }
+        if c.tcp_dns_bytes > 0 {
+            add(
+                format!(
+                    "{} of TCP DNS streams after bytes that are not DNS, or before a gap, were \
+                     not read as messages",
+                    plural(c.tcp_dns_bytes, "byte", "bytes"),
+                ),
+                "check that the port given to --dns-port carries DNS",
             );
         }
         let (syns, dns) = (&findings.tcp_syns.counts, &findings.dns.counts);

@@ -79,6 +79,7 @@ impl CaptureHeader {
                 .cmp(&a.packets)
                 .then(a.interface.cmp(&b.interface))
         });
+        let packets = summary.packets_per_interface();
         let interfaces = info
             .interfaces
             .iter()
@@ -87,12 +88,7 @@ impl CaptureHeader {
                 name: i.name.clone(),
                 link_type: i.link_type,
                 link_type_name: link_type_name(i.link_type),
-                packets: summary
-                    .per_interface
-                    .iter()
-                    .filter(|(via, _)| via.interface == i.id)
-                    .map(|(_, n)| n)
-                    .sum(),
+                packets: packets.get(&i.id).copied().unwrap_or(0),
             })
             .collect();
         let duration = match (summary.first_ts, summary.last_ts) {

@@ -17,7 +17,7 @@ use crate::capture::{CaptureInfo, Input};
 use crate::detect::{verdict, Bounds, Context, Evidence, Findings, Observations, Settings};
 use crate::error::CaptureError;
 use crate::flow::{FlowTable, Summary};
-use crate::interface::InterfaceNames;
+use crate::interface::{InterfaceNames, Via};
 use crate::observe::Seen;
 use crate::pipeline::{Folder, Reading};
 use crate::time::Timestamp;
@@ -133,9 +133,14 @@ impl<'a> Analyzer<'a> {
             return Ok(());
         }
         let names = all.interface_names(&info, &table.summary);
-        let available: Vec<String> = (table.summary.per_interface.iter())
+        let mut busiest: Vec<(&Via, &u64)> = table.summary.per_interface.iter().collect();
+        busiest.sort_by_key(|(via, packets)| (std::cmp::Reverse(**packets), **via));
+        let mut available: Vec<String> = (busiest.iter().take(8))
             .map(|(via, packets)| format!("{} ({packets} packets)", names.label(via)))
             .collect();
+        if busiest.len() > 8 {
+            available.push(format!("and {} more", busiest.len() - 8));
+        }
         let error = CaptureError::NoSuchInterface {
             wanted: wanted.join(", "),
             available: available.join(", "),
@@ -287,20 +292,18 @@ impl<'a> Analyzer<'a> {
     /// came on learnt, for reports that name one per flow.
     pub fn interface_names(&self, info: &CaptureInfo, summary: &Summary) -> InterfaceNames {
         let mut names = self.reading.names(&info.interfaces);
-        names.learn(summary.per_interface.iter().map(|(via, _)| *via));
+        names.learn(summary.per_interface.keys().copied());
         names
     }
 }
 
 /// The interfaces whose records cannot be decoded, and how many they had.
 fn unread_interfaces(info: &CaptureInfo, summary: &Summary) -> Vec<UnreadInterface> {
+    let packets = summary.packets_per_interface();
     (info.interfaces.iter())
         .filter_map(|i| {
             let reason = i.unreadable_because()?;
-            let packets = (summary.per_interface.iter())
-                .filter(|(via, _)| via.interface == i.id)
-                .map(|(_, n)| n)
-                .sum();
+            let packets = packets.get(&i.id).copied().unwrap_or(0);
             Some(UnreadInterface {
                 id: i.id,
                 name: i.name.clone(),

@@ -222,6 +222,7 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ViewArg::AnySll => synth::View::Any(synth::Link::Sll),
         ViewArg::AnySll2 => synth::View::Any(synth::Link::Sll2),
     };
+    let hostile = |class| synth::Scenario::Hostile { class, bytes: size };
     let scenario = match args.scenario {
         ScenarioArg::Mixed => synth::Scenario::Mixed {
             bytes: size,
@@ -236,21 +237,29 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
         ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),
         ScenarioArg::OverlayIpip => synth::Scenario::Overlay(synth::TunnelKind::Ipip),
+        ScenarioArg::HostileZeros => hostile(synth::Hostile::Zeros),
+        ScenarioArg::HostileGarbage => hostile(synth::Hostile::Garbage),
+        ScenarioArg::HostileHole => hostile(synth::Hostile::Hole),
+        ScenarioArg::HostileDnsTcpStream => hostile(synth::Hostile::DnsTcpStream),
+        ScenarioArg::HostileDnsCopies => hostile(synth::Hostile::DnsCopies),
+        ScenarioArg::HostileLateDns => hostile(synth::Hostile::LateDns),
+        ScenarioArg::HostileIfindexChurn => hostile(synth::Hostile::IfindexChurn),
+        ScenarioArg::HostileManyInterfaces => hostile(synth::Hostile::ManyInterfaces),
+        ScenarioArg::HostileSynFlood => hostile(synth::Hostile::SynFlood),
     };
-    let bytes = synth::generate(scenario, container, args.seed);
     if args.output.as_os_str() == "-" {
-        std::io::stdout()
-            .lock()
-            .write_all(&bytes)
+        if matches!(args.scenario, ScenarioArg::HostileHole) {
+            anyhow::bail!("--scenario hostile-hole writes a sparse file: give -o FILE");
+        }
+        let out = std::io::BufWriter::new(std::io::stdout().lock());
+        synth::write(out, scenario, container, args.seed)
+            .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
+            .map(drop)
             .map_err(OutputError)?;
     } else {
-        std::fs::write(&args.output, &bytes)
+        let written = synth::write_file(&args.output, scenario, container, args.seed)
             .with_context(|| format!("writing {}", args.output.display()))?;
-        eprintln!(
-            "kpcap: wrote {} bytes to {}",
-            bytes.len(),
-            args.output.display()
-        );
+        eprintln!("kpcap: wrote {written} bytes to {}", args.output.display());
     }
     Ok(0)
 }

@@ -66,6 +66,7 @@ pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureEr
         GLOBAL_HEADER_LEN,
         &check,
         true,
+        &mut false,
         &mut chunker,
         &mut skipped,
     );
@@ -83,58 +84,152 @@ pub fn index(bytes: &[u8], mut chunker: Chunker<'_>) -> Result<Layout, CaptureEr
 /// away, zeroes) starts a corrupt stretch: reading resumes at the next
 /// offset where a run of plausible headers begins, and the stretch is
 /// recorded in `skipped`. In a stream, a stretch that reaches the end of
-/// the bytes read so far is left for more bytes to settle.
+/// the bytes read so far is recorded up to where a run may still begin,
+/// and `resyncing` is left set: the next call goes on searching from
+/// there rather than trusting the header it starts at. So a stream holds a
+/// bounded window of a corrupt stretch, however long it is.
 pub(super) fn index_records(
     bytes: &[u8],
     mut offset: usize,
     check: &Plausible,
     at_end: bool,
+    resyncing: &mut bool,
     chunker: &mut Chunker<'_>,
     skipped: &mut Vec<Skip>,
 ) -> (usize, Option<Truncation>) {
     while offset < bytes.len() {
         let rest = &bytes[offset..];
-        if rest.len() < RECORD_HEADER_LEN {
-            let reason = format!(
-                "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
-                rest.len()
-            );
-            return (offset, Some(Truncation::at(offset, reason)));
-        }
-        let record_header = &rest[..RECORD_HEADER_LEN];
-        if let Err(reason) = check.header(record_header) {
-            let resume = (offset + 1..bytes.len()).find(|&at| check.run_at(bytes, at));
-            let resume = match resume {
-                Some(at) => at,
-                None if at_end => bytes.len(),
-                None => {
-                    let reason = format!("corrupt record header ({reason}), more bytes needed");
-                    return (offset, Some(Truncation::at(offset, reason)));
+        let (search_from, reason) = if *resyncing {
+            (offset, None)
+        } else {
+            if rest.len() < RECORD_HEADER_LEN {
+                let reason = format!(
+                    "last record header cut short ({} of {RECORD_HEADER_LEN} bytes)",
+                    rest.len()
+                );
+                return (offset, Some(Truncation::at(offset, reason)));
+            }
+            match check.header(&rest[..RECORD_HEADER_LEN]) {
+                Ok(()) => {
+                    let incl_len = read_u32(&rest[8..], check.big_endian);
+                    let end = offset + RECORD_HEADER_LEN + incl_len as usize;
+                    if end > bytes.len() {
+                        let reason = format!(
+                            "last record cut short ({} of {} packet bytes)",
+                            rest.len() - RECORD_HEADER_LEN,
+                            incl_len
+                        );
+                        return (offset, Some(Truncation::at(offset, reason)));
+                    }
+                    chunker.record(offset, end, 0, check.big_endian);
+                    offset = end;
+                    continue;
                 }
-            };
-            chunker.cut();
-            skipped.push(Skip {
-                offset: offset as u64,
-                bytes: (resume - offset) as u64,
-                reason: format!("corrupt record header ({reason})"),
-            });
-            offset = resume;
-            continue;
-        }
-        let incl_len = read_u32(&rest[8..], check.big_endian);
-        let end = offset + RECORD_HEADER_LEN + incl_len as usize;
-        if end > bytes.len() {
-            let reason = format!(
-                "last record cut short ({} of {} packet bytes)",
-                rest.len() - RECORD_HEADER_LEN,
-                incl_len
-            );
+                Err(reason) => (offset + 1, Some(reason)),
+            }
+        };
+        chunker.cut();
+        let found = find_resume(bytes, search_from, check, at_end, chunker.release);
+        let resume = match found {
+            Some((at, Run::Holds)) => at,
+            _ if at_end => bytes.len(),
+            Some((at, _)) => at,
+            None => bytes.len(),
+        };
+        let reason = reason.map_or("corrupt record header".to_string(), |r| {
+            format!("corrupt record header ({r})")
+        });
+        add_skip(skipped, offset, resume, reason);
+        offset = resume;
+        *resyncing = !matches!(found, Some((_, Run::Holds))) && !at_end;
+        if *resyncing {
+            let reason = "corrupt record headers, more bytes needed".to_string();
             return (offset, Some(Truncation::at(offset, reason)));
         }
-        chunker.record(offset, end, 0, check.big_endian);
-        offset = end;
     }
     (offset, None)
+}
+
+/// Records the corrupt stretch `from..to`, as part of the previous one if
+/// it ends where this one starts.
+fn add_skip(skipped: &mut Vec<Skip>, from: usize, to: usize, reason: String) {
+    if to <= from {
+        return;
+    }
+    match skipped.last_mut() {
+        Some(last) if last.offset + last.bytes == from as u64 => last.bytes += (to - from) as u64,
+        _ => skipped.push(Skip {
+            offset: from as u64,
+            bytes: (to - from) as u64,
+            reason,
+        }),
+    }
+}
+
+/// Bytes a resynchronisation scans between two releases of what it read.
+const RELEASE_EVERY: usize = 8 << 20;
+
+/// The first offset from `from` on where a run of plausible record headers
+/// starts, or (in a stream) may start once more bytes are read. Linear:
+/// each offset is tried once, and a stretch of zeros (no header there has
+/// an original length) is crossed a word at a time. What the search has
+/// read is handed to `release` as it goes, so a long stretch of a mapped
+/// file does not stay resident.
+fn find_resume(
+    bytes: &[u8],
+    from: usize,
+    check: &Plausible,
+    at_end: bool,
+    release: Release<'_>,
+) -> Option<(usize, Run)> {
+    let mut at = from;
+    let mut released = from;
+    let found = loop {
+        if at >= bytes.len() {
+            break None;
+        }
+        if at - released >= RELEASE_EVERY {
+            release(released, at);
+            released = at;
+        }
+        if bytes.get(at + 12..at + 16) == Some(&[0; 4]) {
+            // Every header starting before the next non-zero byte, less
+            // 15, has a zero original length.
+            let nonzero = next_nonzero(bytes, at + 16).unwrap_or(bytes.len());
+            at = nonzero.saturating_sub(15).max(at + 1);
+            continue;
+        }
+        match check.run_from(bytes, at, at_end) {
+            Run::Breaks => at += 1,
+            run => break Some((at, run)),
+        }
+    };
+    release(released, at.min(bytes.len()));
+    found
+}
+
+/// The offset of the first non-zero byte of `bytes` at or after `from`.
+fn next_nonzero(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let words = rest.chunks_exact(8);
+    let tail = words.remainder();
+    let word = words
+        .clone()
+        .position(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) != 0);
+    let within = match word {
+        Some(w) => w * 8 + rest[w * 8..w * 8 + 8].iter().position(|&b| b != 0)?,
+        None => rest.len() - tail.len() + tail.iter().position(|&b| b != 0)?,
+    };
+    Some(from + within)
+}
+
+/// Whether a run of plausible record headers starts at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Run {
+    Holds,
+    Breaks,
+    /// The bytes end before the run is decided: a stream has more to read.
+    Undecided,
 }
 
 pub(super) fn layout(
@@ -333,24 +428,32 @@ impl Plausible {
 
     /// `PLAUSIBLE_RUN` headers chain from `at` (or fewer, ending exactly
     /// at the end of `bytes`).
-    pub(super) fn run_at(&self, bytes: &[u8], mut at: usize) -> bool {
+    pub(super) fn run_at(&self, bytes: &[u8], at: usize) -> bool {
+        self.run_from(bytes, at, true) == Run::Holds
+    }
+
+    /// Whether `PLAUSIBLE_RUN` headers chain from `at`. At the end of the
+    /// file (`at_end`) a chain that ends exactly there holds and one that
+    /// runs past it breaks; in a stream both are undecided.
+    fn run_from(&self, bytes: &[u8], mut at: usize, at_end: bool) -> Run {
+        let past_the_end = if at_end { Run::Breaks } else { Run::Undecided };
         for _ in 0..PLAUSIBLE_RUN {
             if at == bytes.len() {
-                return true;
+                return if at_end { Run::Holds } else { Run::Undecided };
             }
             let Some(header) = bytes.get(at..at + RECORD_HEADER_LEN) else {
-                return false;
+                return past_the_end;
             };
             if !self.resumes_at(header) {
-                return false;
+                return Run::Breaks;
             }
             let (_, _, incl_len, _) = header_fields(header, self.big_endian);
             at += RECORD_HEADER_LEN + incl_len as usize;
             if at > bytes.len() {
-                return false;
+                return past_the_end;
             }
         }
-        true
+        Run::Holds
     }
 }
 

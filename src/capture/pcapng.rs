@@ -3,8 +3,8 @@
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
 use super::{
-    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation,
-    LINK_TYPE_REJECTED, MAX_RECORD_LEN,
+    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Skip,
+    Truncation, LINK_TYPE_REJECTED, MAX_RECORD_LEN,
 };
 use crate::error::CaptureError;
 use byteorder_slice::{BigEndian, LittleEndian};
@@ -213,15 +213,11 @@ impl Sections {
                 Err(error) => error,
             };
             let at = error.offset().unwrap_or(offset as u64) as usize;
-            let resume = match self.framed_len(bytes, at) {
-                Some(len) => at + len,
-                None => match next_block(bytes, at) {
+            let (resume, decided) = match self.framed_len(bytes, at) {
+                Some(len) => (at + len, true),
+                None => match next_block(bytes, at, at_end, chunker.release) {
                     Some(next) => next,
-                    None if at_end => bytes.len(),
-                    None => {
-                        let reason = format!("{error}, more bytes needed");
-                        return Ok((at, Some(Truncation::at(at, reason))));
-                    }
+                    None => (bytes.len(), at_end),
                 },
             };
             chunker.cut();
@@ -240,6 +236,11 @@ impl Sections {
                 }),
             }
             offset = resume;
+            if !decided {
+                // A stream: what follows is read with the next bytes.
+                let reason = format!("{error}, more bytes needed");
+                return Ok((offset, Some(Truncation::at(offset, reason))));
+            }
         }
     }
 
@@ -433,16 +434,52 @@ fn framed_len(bytes: &[u8], at: usize, big_endian: bool) -> Option<usize> {
 }
 
 /// The next offset after `at`, in 4-byte steps, where a known block type
-/// starts with agreeing lengths (in either byte order).
-fn next_block(bytes: &[u8], at: usize) -> Option<usize> {
-    (at + 4..bytes.len().saturating_sub(BLOCK_OVERHEAD - 1))
-        .step_by(4)
-        .find(|&candidate| {
-            [false, true].into_iter().any(|big_endian| {
-                KNOWN_BLOCKS.contains(&read_u32(&bytes[candidate..], big_endian))
-                    && framed_len(bytes, candidate, big_endian).is_some()
-            })
-        })
+/// starts with agreeing lengths (in either byte order), and whether that
+/// is decided: in a stream (not `at_end`), a known type whose length runs
+/// past the bytes read so far, or the last few bytes, may still be a block
+/// once more bytes are read. Linear; what it has read is handed to
+/// `release` as it goes (a long corrupt stretch of a mapped file does not
+/// stay resident).
+fn next_block(
+    bytes: &[u8],
+    at: usize,
+    at_end: bool,
+    release: Release<'_>,
+) -> Option<(usize, bool)> {
+    const RELEASE_EVERY: usize = 8 << 20;
+    let last = bytes.len().saturating_sub(BLOCK_OVERHEAD - 1);
+    let mut released = at;
+    let mut found = None;
+    for candidate in (at + 4..last).step_by(4) {
+        if candidate - released >= RELEASE_EVERY {
+            release(released, candidate);
+            released = candidate;
+        }
+        let framing = [false, true].into_iter().find_map(|big_endian| {
+            if !KNOWN_BLOCKS.contains(&read_u32(&bytes[candidate..], big_endian)) {
+                return None;
+            }
+            if framed_len(bytes, candidate, big_endian).is_some() {
+                return Some(true);
+            }
+            let len = read_u32(&bytes[candidate + 4..], big_endian) as usize;
+            let plausible = len >= BLOCK_OVERHEAD && len.is_multiple_of(4) && len <= MAX_BLOCK_LEN;
+            (!at_end && plausible && candidate + len > bytes.len()).then_some(false)
+        });
+        if let Some(decided) = framing {
+            found = Some((candidate, decided));
+            break;
+        }
+    }
+    release(released, found.map_or(bytes.len(), |(c, _)| c));
+    match found {
+        // The first candidate not examined yet.
+        None if !at_end => {
+            let first = at + 4;
+            Some((first + last.saturating_sub(first).div_ceil(4) * 4, false))
+        }
+        found => found,
+    }
 }
 
 /// Walks the (already validated) packet blocks of one chunk of `file`.

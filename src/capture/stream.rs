@@ -10,7 +10,7 @@
 use super::pcapng::Sections;
 use super::source::Compression;
 use super::{
-    not_a_capture, pcap, pcapng, Capture, CaptureInfo, Chunk, Chunker, Layout, Truncation,
+    not_a_capture, pcap, pcapng, Capture, CaptureInfo, Chunk, Chunker, Layout, Skip, Truncation,
 };
 use crate::error::CaptureError;
 use pcap_file::pcap::PcapHeader;
@@ -23,7 +23,12 @@ const MIN_SEGMENT_BYTES: usize = 4 << 10;
 
 /// What has been learned of the container so far.
 enum Container {
-    Pcap(PcapHeader, pcap::Plausible),
+    Pcap {
+        header: PcapHeader,
+        check: pcap::Plausible,
+        /// The last segment ended inside a corrupt stretch.
+        resyncing: bool,
+    },
     Pcapng(Sections),
 }
 
@@ -45,6 +50,9 @@ pub struct Stream {
     dropped: u64,
     warnings: Vec<String>,
     skipped: super::Skipped,
+    /// A corrupt stretch that reached the end of the last segment: the
+    /// next one may go on with it. Warned about once it ends.
+    open_skip: Option<Skip>,
 }
 
 impl Stream {
@@ -67,6 +75,7 @@ impl Stream {
             dropped: 0,
             skipped: super::Skipped::default(),
             warnings: Vec::new(),
+            open_skip: None,
         };
         stream.fill(stream.segment_bytes())?;
         let start = &stream.pending;
@@ -78,7 +87,11 @@ impl Stream {
             let check = pcap::Plausible::new(&header, start.get(pcap::GLOBAL_HEADER_LEN..));
             stream.pending.drain(..pcap::GLOBAL_HEADER_LEN);
             stream.offset = pcap::GLOBAL_HEADER_LEN as u64;
-            stream.container = Container::Pcap(header, check);
+            stream.container = Container::Pcap {
+                header,
+                check,
+                resyncing: false,
+            };
         } else if !pcapng::is_magic(start) {
             return Err(not_a_capture(start));
         }
@@ -144,6 +157,9 @@ impl Stream {
         let mut target = self.segment_bytes();
         loop {
             if self.pending.is_empty() && self.ended {
+                if let Some(done) = self.open_skip.take() {
+                    self.close_skip(done);
+                }
                 return Ok(None);
             }
             self.fill(target)?;
@@ -151,11 +167,14 @@ impl Stream {
             let at_file_start = self.offset == 0;
             let mut skipped = Vec::new();
             let (end, cut) = match &mut self.container {
-                Container::Pcap(_, check) => pcap::index_records(
+                Container::Pcap {
+                    check, resyncing, ..
+                } => pcap::index_records(
                     &self.pending,
                     0,
                     check,
                     self.ended,
+                    resyncing,
                     &mut chunker,
                     &mut skipped,
                 ),
@@ -175,11 +194,7 @@ impl Stream {
                 target = target.max(self.pending.len()).saturating_mul(2);
                 continue;
             }
-            self.skipped.add(&skipped);
-            for skip in &mut skipped {
-                skip.offset += self.offset;
-                self.warnings.push(skip.warning());
-            }
+            self.add_skips(skipped, end);
             let chunks = chunker.finish();
             let rest = self.pending.split_off(end);
             let bytes = std::mem::replace(&mut self.pending, rest);
@@ -207,9 +222,39 @@ impl Stream {
         }
     }
 
+    /// Files the corrupt stretches of a segment that ends `end` bytes into
+    /// `pending`: one that goes on from the last segment's open stretch
+    /// extends it, and one that reaches the segment's end stays open.
+    fn add_skips(&mut self, skipped: Vec<Skip>, end: usize) {
+        for mut skip in skipped {
+            skip.offset += self.offset;
+            match &mut self.open_skip {
+                Some(open) if open.offset + open.bytes == skip.offset => open.bytes += skip.bytes,
+                open => {
+                    if let Some(done) = open.replace(skip) {
+                        self.close_skip(done);
+                    }
+                }
+            }
+        }
+        let segment_end = self.offset + end as u64;
+        let still_open = (self.open_skip.as_ref())
+            .is_some_and(|open| open.offset + open.bytes == segment_end && !self.ended);
+        if !still_open {
+            if let Some(done) = self.open_skip.take() {
+                self.close_skip(done);
+            }
+        }
+    }
+
+    fn close_skip(&mut self, skip: Skip) {
+        self.skipped.add(std::slice::from_ref(&skip));
+        self.warnings.push(skip.warning());
+    }
+
     fn layout(&self, chunks: Vec<Chunk>, truncation: Option<Truncation>) -> Layout {
         match &self.container {
-            Container::Pcap(header, _) => pcap::layout(header, chunks, false, truncation),
+            Container::Pcap { header, .. } => pcap::layout(header, chunks, false, truncation),
             Container::Pcapng(sections) => sections.layout(chunks, truncation),
         }
     }

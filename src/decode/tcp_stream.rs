@@ -28,6 +28,45 @@ pub type Reassembled = (Vec<u8>, Timestamp, (u64, u32));
 /// next segment and stops at the first length that does not frame a DNS
 /// message.
 pub fn reassemble(segments: &[Segment]) -> Vec<Reassembled> {
+    let mut out = Vec::new();
+    for run in runs(segments) {
+        run.split_into(&mut out);
+    }
+    out
+}
+
+/// What `reassemble_some` did not turn into messages.
+#[derive(Debug, Default)]
+pub struct Rest {
+    /// The stream from its last whole message on: a message still being
+    /// received, to go before the segments that follow.
+    pub tail: Option<Segment>,
+    /// Bytes neither in a message nor in `tail`: after bytes that do not
+    /// frame a DNS message, or before a gap.
+    pub set_aside: u64,
+}
+
+/// `reassemble` for a stream that goes on: the messages so far, and what
+/// follows the last whole one (see `Rest`).
+pub fn reassemble_some(segments: &[Segment]) -> (Vec<Reassembled>, Rest) {
+    let mut out = Vec::new();
+    let mut rest = Rest::default();
+    let runs = runs(segments);
+    let last = runs.len().saturating_sub(1);
+    for (index, run) in runs.iter().enumerate() {
+        let (used, stop) = run.split_into(&mut out);
+        let left = (run.bytes.len() - used) as u64;
+        if index == last && stop == Stop::CutShort {
+            rest.tail = run.tail_from(used);
+        } else {
+            rest.set_aside += left;
+        }
+    }
+    (out, rest)
+}
+
+/// The segments' contiguous runs, in sequence order.
+fn runs(segments: &[Segment]) -> Vec<Run> {
     let Some(base) = segments.iter().min_by_key(|s| s.record).map(|s| s.seq) else {
         return Vec::new();
     };
@@ -35,15 +74,21 @@ pub fn reassemble(segments: &[Segment]) -> Vec<Reassembled> {
     let offset = |s: &Segment| i64::from(s.seq.wrapping_sub(base) as i32);
     let mut ordered: Vec<&Segment> = segments.iter().collect();
     ordered.sort_by_key(|s| (offset(s), s.record));
-    let mut out = Vec::new();
-    let mut run = Run::default();
+    let mut runs = Vec::new();
+    let mut run = Run {
+        base,
+        ..Run::default()
+    };
     for segment in ordered {
         let start = offset(segment);
         let end = start + segment.payload.len() as i64;
         let run_end = run.start + run.bytes.len() as i64;
         if run.bytes.is_empty() || start > run_end {
-            run.split_into(&mut out);
+            if !run.bytes.is_empty() {
+                runs.push(std::mem::take(&mut run));
+            }
             run = Run {
+                base,
                 start,
                 ..Run::default()
             };
@@ -55,21 +100,36 @@ pub fn reassemble(segments: &[Segment]) -> Vec<Reassembled> {
         run.deliveries
             .push((run.bytes.len(), segment.ts, segment.record));
     }
-    run.split_into(&mut out);
-    out
+    if !run.bytes.is_empty() {
+        runs.push(run);
+    }
+    runs
 }
 
 /// Contiguous reassembled bytes, and which segment delivered each end.
 #[derive(Default)]
 struct Run {
+    /// The sequence number offsets count from.
+    base: u32,
     start: i64,
     bytes: Vec<u8>,
     /// (end offset in `bytes`, timestamp, record), ascending.
     deliveries: Vec<(usize, Timestamp, u64)>,
 }
 
+/// Why splitting a run into messages stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// At the end of the bytes, or inside a message they do not hold all of.
+    CutShort,
+    /// At bytes that are not a length-prefixed DNS message.
+    NotDns,
+}
+
 impl Run {
-    fn split_into(&self, out: &mut Vec<Reassembled>) {
+    /// Appends the run's messages to `out`; returns the bytes they used and
+    /// why it stopped.
+    fn split_into(&self, out: &mut Vec<Reassembled>) -> (usize, Stop) {
         let mut pos = 0;
         let mut within_record: (u64, u32) = (u64::MAX, 0);
         while let Some(len) = self.bytes.get(pos..pos + 2) {
@@ -78,7 +138,7 @@ impl Run {
                 break; // cut short: the rest of the message was not captured
             };
             if DnsMessage::parse(message).is_none() {
-                break;
+                return (pos, Stop::NotDns);
             }
             // The first delivery that reaches the message's end completed it.
             let at = self.deliveries.partition_point(|(e, _, _)| *e < end);
@@ -93,6 +153,24 @@ impl Run {
             out.push((message.to_vec(), ts, within_record));
             pos = end;
         }
+        (pos, Stop::CutShort)
+    }
+
+    /// The run's bytes from `from` on as one segment, stamped with the
+    /// segment that delivered its first byte (so it comes first in file
+    /// order among what follows).
+    fn tail_from(&self, from: usize) -> Option<Segment> {
+        if from >= self.bytes.len() {
+            return None;
+        }
+        let at = self.deliveries.partition_point(|(e, _, _)| *e <= from);
+        let &(_, ts, record) = self.deliveries.get(at)?;
+        Some(Segment {
+            seq: self.base.wrapping_add((self.start + from as i64) as u32),
+            record,
+            ts,
+            payload: self.bytes[from..].to_vec(),
+        })
     }
 }
 
@@ -162,6 +240,35 @@ mod tests {
         ];
         assert_eq!(ids(&reassemble(&segments)), [2]);
         assert!(reassemble(&[]).is_empty());
+    }
+
+    /// A stream filed in parts gives the messages it gives whole: each part
+    /// keeps only the message still being received.
+    #[test]
+    fn a_stream_reassembled_in_parts_gives_the_same_messages() {
+        let stream: Vec<u8> = (1..=40).flat_map(framed).collect();
+        let segments: Vec<Segment> = (stream.chunks(7).enumerate())
+            .map(|(i, bytes)| segment(5000 + 7 * i as u32, i as u64 + 1, bytes))
+            .collect();
+        let whole = reassemble(&segments);
+        let mut parts = Vec::new();
+        let mut held: Vec<Segment> = Vec::new();
+        for batch in segments.chunks(9) {
+            held.extend_from_slice(batch);
+            let (messages, rest) = reassemble_some(&held);
+            assert_eq!(rest.set_aside, 0);
+            assert!(rest
+                .tail
+                .as_ref()
+                .is_none_or(|t| t.payload.len() < framed(1).len()));
+            parts.extend(messages);
+            held = rest.tail.into_iter().collect();
+        }
+        parts.extend(reassemble(&held));
+        assert_eq!(ids(&parts), ids(&whole));
+        assert_eq!(ids(&parts), (1..=40).collect::<Vec<u16>>());
+        let stamps = |m: &[Reassembled]| m.iter().map(|(_, ts, o)| (*ts, *o)).collect::<Vec<_>>();
+        assert_eq!(stamps(&parts), stamps(&whole));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod testing;
 pub mod verdict;
 
 pub use brief::{Brief, BriefBuilder, FindingSet};
+pub use dns::MESSAGES_PER_KEY;
 pub use item::{CrossingItem, CrossingItems, FlowItem};
 
 use crate::flow::FlowTable;

@@ -216,6 +216,7 @@ impl Flow {
             first_record: event.position,
             first_direction: direction,
             crossings: Default::default(),
+            crossings_capped: false,
             fingerprint: event.fingerprint,
         }
     }
@@ -230,20 +231,15 @@ impl Flow {
                 return;
             }
         }
-        let at = match self.crossings.binary_search_by(|c| c.via.cmp(&via)) {
-            Ok(at) => at,
-            Err(at) => {
-                let crossing = Crossing {
-                    via,
-                    packets: [0, 0],
-                    first_record: event.position,
-                    tunnel: batch.tunnel(event).map(|t| Box::new(*t)),
-                };
-                self.crossings.insert(at, crossing);
-                at
-            }
+        let new = || Crossing {
+            via,
+            packets: [0, 0],
+            first_record: event.position,
+            tunnel: batch.tunnel(event).map(|t| Box::new(*t)),
         };
-        self.crossings[at].packets[direction.index()] += 1;
+        if let Some(at) = self.add_crossing(via, new) {
+            self.crossings[at].packets[direction.index()] += 1;
+        }
     }
 }
 
@@ -320,6 +316,43 @@ mod tests {
                 assert_eq!(crossing.packets.iter().sum::<u64>(), 2);
             }
         }
+    }
+
+    /// A flow seen on more interfaces than it records keeps the lowest
+    /// ones, each with all its packets, whatever the order the packets come
+    /// in and however they are split between tables; it says it was capped.
+    /// A table that recorded every interface would fail the length check.
+    #[test]
+    fn a_flow_records_its_lowest_interfaces_whatever_the_order() {
+        use crate::flow::MAX_CROSSINGS;
+        let interfaces: Vec<u32> = (0..200).map(|i| (i * 7919) % 200).collect();
+        let crossings = |table: &FlowTable| {
+            let (_, flow) = table.flows.iter().next().expect("one flow");
+            assert!(flow.crossings_capped);
+            let seen: Vec<(u32, u64)> = (flow.crossings.iter())
+                .map(|c| (c.via.interface, c.packets.iter().sum()))
+                .collect();
+            seen
+        };
+        let mut whole = FlowTable::default();
+        for &i in &interfaces {
+            whole.observe(&seen(i, 1024));
+            whole.observe(&seen(i, 1024));
+        }
+        whole.settle();
+        let expected: Vec<(u32, u64)> = (0..MAX_CROSSINGS as u32).map(|i| (i, 2)).collect();
+        assert_eq!(crossings(&whole), expected);
+        let (mut a, mut b) = (FlowTable::default(), FlowTable::default());
+        for (n, &i) in interfaces.iter().rev().enumerate() {
+            let half = if n % 3 == 0 { &mut a } else { &mut b };
+            half.observe(&seen(i, 1024));
+            b.observe(&seen(i, 1024));
+        }
+        a.settle();
+        b.settle();
+        let mut merged = b.merge(a);
+        merged.settle();
+        assert_eq!(crossings(&merged), expected);
     }
 
     /// Flows and pairs counted through the table (which remembers the

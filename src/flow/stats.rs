@@ -106,6 +106,9 @@ impl TcpState {
     }
 }
 
+/// Interfaces one flow records (`Flow::add_crossing`).
+pub const MAX_CROSSINGS: usize = 16;
+
 /// One interface a flow was seen on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Crossing {
@@ -141,8 +144,11 @@ pub struct Flow {
     /// File position and direction of the flow's first packet.
     pub first_record: u64,
     pub first_direction: Direction,
-    /// The interfaces the flow was seen on, ordered by `Via`.
+    /// The interfaces the flow was seen on, ordered by `Via`: the
+    /// `MAX_CROSSINGS` lowest (see `add_crossing`).
     pub crossings: SmallVec<[Crossing; 1]>,
+    /// The flow was seen on more interfaces than `crossings` holds.
+    pub crossings_capped: bool,
     /// What NAT leaves unchanged in the first packet (TCP sequence number,
     /// UDP payload hash); 0 when unknown. Pairs a flow's pre- and post-NAT
     /// copies in `-i any` captures.
@@ -161,13 +167,42 @@ impl Flow {
             self.first_direction = other.first_direction;
             self.fingerprint = other.fingerprint;
         }
+        self.crossings_capped |= other.crossings_capped;
         for crossing in &other.crossings {
-            match self
-                .crossings
-                .binary_search_by(|c| c.via.cmp(&crossing.via))
-            {
-                Ok(at) => self.crossings[at].merge(crossing),
-                Err(at) => self.crossings.insert(at, crossing.clone()),
+            if let Some(at) = self.add_crossing(crossing.via, || crossing.clone()) {
+                self.crossings[at].merge(crossing);
+            }
+        }
+    }
+
+    /// The index of `via`'s crossing, added with `new` (no packets yet) if
+    /// the flow has none; None if it is not recorded. A flow records the
+    /// `MAX_CROSSINGS` lowest interfaces by `Via`: whatever order they come
+    /// in, the same ones, each with all its packets (an interface dropped
+    /// from a partial flow has that many lower ones in the whole flow too),
+    /// so the result does not depend on chunking. Bounded: a crafted capture
+    /// with a new interface per packet costs a short search per packet.
+    #[inline]
+    pub(super) fn add_crossing(
+        &mut self,
+        via: Via,
+        new: impl FnOnce() -> Crossing,
+    ) -> Option<usize> {
+        match self.crossings.binary_search_by(|c| c.via.cmp(&via)) {
+            Ok(at) => Some(at),
+            Err(at) if at >= MAX_CROSSINGS => {
+                self.crossings_capped = true;
+                None
+            }
+            Err(at) => {
+                if self.crossings.len() == MAX_CROSSINGS {
+                    self.crossings.pop();
+                    self.crossings_capped = true;
+                }
+                let mut crossing = new();
+                crossing.packets = [0, 0];
+                self.crossings.insert(at, crossing);
+                Some(at)
             }
         }
     }

@@ -31,14 +31,23 @@ pub struct Summary {
     pub non_ip: BTreeMap<u16, u64>,
     /// Frames whose decoding stopped early, by layer and reason.
     pub problems: BTreeMap<Problem, u64>,
-    /// Records per interface, copies included, ordered by `Via`. A short
-    /// list: a capture has few interfaces, and most packets hit the first.
-    pub per_interface: Vec<(Via, u64)>,
+    /// Records per interface, copies included, ordered by `Via`. A map, not
+    /// a sorted list: a crafted capture has a new interface per record.
+    pub per_interface: BTreeMap<Via, u64>,
     /// Copies of a packet already seen on another interface (`-i any`).
     pub duplicates: u64,
 }
 
 impl Summary {
+    /// Records per capture interface (its `-i any` devices together).
+    pub fn packets_per_interface(&self) -> BTreeMap<u32, u64> {
+        let mut packets = BTreeMap::new();
+        for (via, n) in &self.per_interface {
+            *packets.entry(via.interface).or_default() += n;
+        }
+        packets
+    }
+
     fn merge(&mut self, other: &Summary) {
         self.packets += other.packets;
         self.captured_bytes += other.captured_bytes;
@@ -50,9 +59,7 @@ impl Summary {
         self.last_ts = self.last_ts.max(other.last_ts);
         add_counts(&mut self.non_ip, &other.non_ip);
         add_counts(&mut self.problems, &other.problems);
-        for &(via, packets) in &other.per_interface {
-            add_interface(&mut self.per_interface, via, packets);
-        }
+        add_counts(&mut self.per_interface, &other.per_interface);
     }
 }
 
@@ -69,15 +76,6 @@ pub fn merge_maps<K: Eq + std::hash::Hash, V>(
                 e.insert(value);
             }
         }
-    }
-}
-
-/// `counts` stays ordered by `Via`: found by bisection, so a crafted
-/// capture with a new interface per record is not quadratic in compares.
-fn add_interface(counts: &mut Vec<(Via, u64)>, via: Via, packets: u64) {
-    match counts.binary_search_by(|(v, _)| v.cmp(&via)) {
-        Ok(at) => counts[at].1 += packets,
-        Err(at) => counts.insert(at, (via, packets)),
     }
 }
 
@@ -143,7 +141,7 @@ impl FlowTable {
             s.first_ts = min_option(s.first_ts, Some(record.ts));
             s.last_ts = s.last_ts.max(Some(record.ts));
         }
-        add_interface(&mut s.per_interface, seen.via, 1);
+        *s.per_interface.entry(seen.via).or_default() += 1;
         if seen.duplicate {
             s.duplicates += 1;
         } else {

@@ -30,14 +30,14 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
             format!("#{} {name}{} [{}]", i.id, i.link_type_name, i.link_type)
         })
         .collect();
-    out += &format!("interfaces {}\n", used.join(", "));
+    out += &format!("interfaces {}\n", first_few(used));
     let devices: Vec<String> = header
         .seen_on
         .iter()
         .map(|d| format!("{} ({}) {}", d.interface, d.kind.label(), d.packets))
         .collect();
     if header.seen_on.len() > 1 || header.duplicates > 0 {
-        out += &format!("seen on   {}\n", devices.join(", "));
+        out += &format!("seen on   {}\n", first_few(devices));
     }
     if header
         .seen_on
@@ -70,4 +70,20 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
         out += &format!("decoding  stopped early: {}\n", list.join(", "));
     }
     out
+}
+
+/// Entries a header line lists before "and N more": a capture can have
+/// thousands of interfaces (JSON lists them all).
+const LISTED: usize = 8;
+
+fn first_few(mut items: Vec<String>) -> String {
+    if items.len() <= LISTED {
+        return items.join(", ");
+    }
+    let more = items.len() - LISTED;
+    items.truncate(LISTED);
+    format!(
+        "{}, and {more} more (all in --format json)",
+        items.join(", ")
+    )
 }

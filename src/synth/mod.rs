@@ -3,6 +3,7 @@
 //! committed.
 
 pub mod frame;
+mod hostile;
 mod incident;
 mod mixed;
 mod overlay;
@@ -11,6 +12,7 @@ mod tcp;
 mod writer;
 
 pub use crate::decode::TunnelKind;
+pub use hostile::Hostile;
 pub use incident::{Phase, View, IFNAMES};
 pub use mixed::START;
 pub use writer::{CaptureWriter, Container, Link};
@@ -46,6 +48,8 @@ pub enum Scenario {
     },
     /// Two nodes' pod-to-pod traffic in an overlay tunnel, seen on ens19.
     Overlay(TunnelKind),
+    /// A hostile input of about `bytes` (the container is the class's).
+    Hostile { class: Hostile, bytes: u64 },
 }
 
 /// Writes the scenario's capture to `out`.
@@ -78,7 +82,32 @@ pub fn write<W: Write>(
             overlay::write(&mut writer, kind, seed)?;
             Ok(writer.into_inner())
         }
+        Scenario::Hostile { class, bytes } => hostile::write(out, class, bytes, seed),
     }
+}
+
+/// Writes the scenario's capture to the file at `path` (a hole is a
+/// sparse stretch: the file is extended, not written). Returns its size.
+pub fn write_file(
+    path: &std::path::Path,
+    scenario: Scenario,
+    container: Container,
+    seed: u64,
+) -> std::io::Result<u64> {
+    let file = std::fs::File::create(path)?;
+    let mut file = write(std::io::BufWriter::new(file), scenario, container, seed)?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
+    if let Scenario::Hostile {
+        class: Hostile::Hole,
+        bytes,
+    } = scenario
+    {
+        let header = std::io::Seek::stream_position(&mut file)?;
+        file.set_len(header + bytes)?;
+    }
+    file.sync_all().ok();
+    file.metadata().map(|m| m.len())
 }
 
 /// The scenario's capture as bytes.

@@ -5,7 +5,7 @@
 
 use crate::capture::Record;
 use crate::decode::dns::DnsMessage;
-use crate::decode::tcp_stream::{reassemble, Segment};
+use crate::decode::tcp_stream::{reassemble, reassemble_some, Segment};
 use crate::decode::{Packet, Transport};
 use crate::flow::evict_idle;
 use crate::flow::{
@@ -102,6 +102,54 @@ pub struct DnsLog {
     seen_names: FxHashMap<Box<[u8]>, Option<Name>>,
     /// Query keys `--max-flows` evicted, judged then (`evict_idle`).
     pub(super) retired: super::Judged,
+    /// What the bounds left out: messages past a key's cap, TCP bytes
+    /// that could not be reassembled.
+    pub capped: DnsCapped,
+}
+
+/// What `DnsLog`'s bounds left out, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DnsCapped {
+    /// Messages of a query key past the first `MESSAGES_PER_KEY` (in time
+    /// order): not kept, so not judged.
+    pub messages: u64,
+    /// TCP payload bytes set aside unreassembled: the rest of a stream
+    /// after bytes that do not frame a DNS message, or a gap.
+    pub tcp_bytes: u64,
+}
+
+impl DnsCapped {
+    fn add(&mut self, other: DnsCapped) {
+        self.messages += other.messages;
+        self.tcp_bytes += other.tcp_bytes;
+    }
+}
+
+/// Messages one query key keeps: a query, its retransmissions and
+/// responses are a handful; a crafted capture repeats one query millions
+/// of times. The earliest are kept (see `trim`).
+pub const MESSAGES_PER_KEY: usize = 64;
+
+/// Payload bytes one direction of a TCP DNS stream holds before the
+/// messages it completes are filed (see `DnsLog::flush_streams`), and
+/// bytes all streams hold before every one is.
+const STREAM_BYTES: usize = 1 << 20;
+const ALL_STREAMS_BYTES: usize = 64 << 20;
+
+/// Cuts `messages` down to the `MESSAGES_PER_KEY` earliest (by time, then
+/// file order) once it holds twice as many; returns how many went. The
+/// kept ones are the earliest of the key's every message however they
+/// were split between workers and windows (an earliest one is the
+/// earliest of every part it was in), so the result does not depend on
+/// threads.
+fn trim(messages: &mut Messages, at: usize) -> u64 {
+    if messages.len() < at.max(MESSAGES_PER_KEY + 1) {
+        return 0;
+    }
+    messages.sort_by_key(|m| (m.ts, m.order));
+    let dropped = messages.len() - MESSAGES_PER_KEY;
+    messages.truncate(MESSAGES_PER_KEY);
+    dropped as u64
 }
 
 /// Questions `DnsLog::seen_names` remembers before it starts over: a
@@ -223,12 +271,14 @@ impl DnsLog {
         merge_maps(&mut self.tcp, other.tcp, Vec::extend);
         self.names.extend(other.names);
         self.retired = std::mem::take(&mut self.retired).merge(other.retired);
+        self.capped.add(other.capped);
         self
     }
 
     /// Files the queued messages under their keys, each partition on its
     /// own worker.
     pub fn settle(&mut self) {
+        self.flush_streams();
         if self.pending.is_empty() {
             return;
         }
@@ -241,13 +291,62 @@ impl DnsLog {
                 }
             }
         }
-        (self.messages.partitions_mut().par_iter_mut())
+        let dropped: u64 = (self.messages.partitions_mut().par_iter_mut())
             .zip(by_partition)
-            .for_each(|(partition, lists)| {
+            .map(|(partition, lists)| {
+                let mut dropped = 0;
                 for (key, message) in lists.into_iter().flatten() {
-                    partition.entry(key).or_default().push(message);
+                    let messages = partition.entry(key).or_default();
+                    messages.push(message);
+                    dropped += trim(messages, 2 * MESSAGES_PER_KEY);
                 }
-            });
+                dropped
+            })
+            .sum();
+        self.capped.messages += dropped;
+    }
+
+    /// Files the messages of TCP streams that hold many bytes (or of all
+    /// streams, when together they do), keeping of each only what follows
+    /// its last whole message. Called when the state settles, when every
+    /// segment before the window's end is here, so a message is never cut
+    /// by a flush: a stream's memory is bounded by `STREAM_BYTES` and one
+    /// message, however long the connection lasts.
+    fn flush_streams(&mut self) {
+        let held =
+            |segments: &Vec<Segment>| segments.iter().map(|s| s.payload.len()).sum::<usize>();
+        let all: usize = self.tcp.values().map(held).sum();
+        if all == 0 {
+            return;
+        }
+        let every = all > ALL_STREAMS_BYTES;
+        let full: Vec<(Endpoint, Endpoint)> = (self.tcp.iter())
+            .filter(|(_, segments)| every || held(segments) > STREAM_BYTES)
+            .map(|(direction, _)| *direction)
+            .collect();
+        for direction in full {
+            let Some(segments) = self.tcp.remove(&direction) else {
+                continue;
+            };
+            let (messages, rest) = reassemble_some(&segments);
+            drop(segments);
+            self.capped.tcp_bytes += rest.set_aside;
+            for (bytes, ts, order) in messages {
+                if let Some(message) = DnsMessage::parse(&bytes) {
+                    self.add(
+                        direction.0,
+                        direction.1,
+                        &message,
+                        ts,
+                        order,
+                        DnsTransport::Tcp,
+                    );
+                }
+            }
+            if let Some(tail) = rest.tail {
+                self.tcp.insert(direction, vec![tail]);
+            }
+        }
     }
 
     /// Evicts the query keys idle longest until `keep` remain (TCP
@@ -261,8 +360,11 @@ impl DnsLog {
             self.add_stream(from, to, &segments);
         }
         self.settle();
-        let victims =
+        let mut victims =
             (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)), |_, _| false);
+        for (_, messages) in victims.iter_mut().flatten() {
+            self.capped.messages += trim(messages, MESSAGES_PER_KEY + 1);
+        }
         let evicted = victims.iter().map(Vec::len).sum::<usize>() as u64;
         self.retired.retire(victims, now, timeout);
         // Names only the evicted messages asked.
@@ -292,12 +394,24 @@ impl DnsLog {
 
     /// All messages by key, TCP streams reassembled, a partition of keys
     /// at a time, in no particular order (each key's messages neither).
-    pub(super) fn into_partitions(mut self) -> Vec<Partition<DnsKey, Messages>> {
+    pub(super) fn into_partitions(mut self) -> (Vec<Partition<DnsKey, Messages>>, DnsCapped) {
         for ((from, to), segments) in std::mem::take(&mut self.tcp) {
             self.add_stream(from, to, &segments);
         }
         self.settle();
-        self.messages.into_partitions()
+        let mut partitions = self.messages.into_partitions();
+        let dropped: u64 = (partitions.par_iter_mut())
+            .map(|partition| {
+                let mut dropped = 0;
+                for (_, messages) in partition.iter_mut() {
+                    dropped += trim(messages, MESSAGES_PER_KEY + 1);
+                }
+                dropped
+            })
+            .sum();
+        let mut capped = self.capped;
+        capped.messages += dropped;
+        (partitions, capped)
     }
 }
 

@@ -13,7 +13,7 @@
 
 mod log;
 
-pub use log::{DnsKey, DnsLog, DnsTransport, Name};
+pub use log::{DnsCapped, DnsKey, DnsLog, DnsTransport, Name, MESSAGES_PER_KEY};
 
 use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{old_enough, Context, Evidence, Severity};
@@ -140,6 +140,9 @@ pub struct DnsFindings {
     pub groups: Vec<DnsGroup>,
     /// Every (name, rcode), NOERROR included; non-zero rcodes first.
     pub rcodes: Vec<RcodeGroup>,
+    /// What the log's bounds left out (reported under coverage).
+    #[serde(skip)]
+    pub capped: DnsCapped,
 }
 
 impl FindingSet for DnsFindings {
@@ -561,7 +564,8 @@ pub fn find(
         cut: false,
     };
     let retired = std::mem::take(&mut log.retired);
-    let mut judged = (log.into_partitions().into_par_iter())
+    let (partitions, capped) = log.into_partitions();
+    let mut judged = (partitions.into_par_iter())
         .fold(Judged::default, |mut judged, partition| {
             for (key, mut messages) in partition {
                 messages.sort_by_key(|m| (m.ts, m.order));
@@ -604,6 +608,7 @@ pub fn find(
         counts,
         groups,
         rcodes,
+        capped,
     }
 }
 
