@@ -44,7 +44,7 @@ run() { # label, args...
   shift
   local measured=$dir/.time
   /usr/bin/time -o "$measured" -f '%e %M %x' timeout 600 "$kpcap" analyze --threads 2 "$@" >/dev/null 2>"$dir/.stderr"
-  read -r seconds kb status <"$measured"
+  read -r seconds kb status < <(tail -1 "$measured")
   printf '| %s | %s s | %s MiB | %s | %s |\n' "$label" "$seconds" "$((kb / 1024))" "$status" \
     "$(grep -m1 -E 'error|warning' "$dir/.stderr" | cut -c1-80)"
 }

@@ -18,6 +18,7 @@ pub mod floor;
 mod link_type;
 mod pcap;
 mod pcapng;
+mod sigbus;
 mod source;
 mod stream;
 

@@ -195,7 +195,9 @@ fn find_resume(
         if bytes.get(at + 12..at + 16) == Some(&[0; 4]) {
             // Every header starting before the next non-zero byte, less
             // 15, has a zero original length.
-            let nonzero = next_nonzero(bytes, at + 16).unwrap_or(bytes.len());
+            // A window at a time, so what was read is released as it goes.
+            let window = &bytes[..(at + 16 + RELEASE_EVERY).min(bytes.len())];
+            let nonzero = next_nonzero(window, at + 16).unwrap_or(window.len());
             at = nonzero.saturating_sub(15).max(at + 1);
             continue;
         }

@@ -11,7 +11,8 @@ use std::path::Path;
 
 /// The whole capture as one byte slice, however it was obtained.
 pub enum Bytes {
-    Mapped(Mmap),
+    /// Watched for SIGBUS while mapped (`sigbus`).
+    Mapped(Mmap, super::sigbus::Watch),
     Owned(Vec<u8>),
 }
 
@@ -26,7 +27,7 @@ impl Bytes {
     /// stay in the page cache; reading them again maps them again, with the
     /// same contents. Owned bytes are kept.
     pub fn release(&self, start: usize, end: usize) {
-        let Bytes::Mapped(map) = self else {
+        let Bytes::Mapped(map, _) = self else {
             return;
         };
         // Every aligned unit the range touches, the ones it shares with its
@@ -65,7 +66,7 @@ impl Bytes {
     #[cfg_attr(not(target_os = "linux"), allow(unused_variables))]
     pub fn populate(&self, start: usize, end: usize) {
         #[cfg(target_os = "linux")]
-        if let Bytes::Mapped(map) = self {
+        if let Bytes::Mapped(map, _) = self {
             if end.saturating_sub(start) >= RELEASE_ALIGN && end <= map.len() {
                 let _ = map.advise_range(memmap2::Advice::PopulateRead, start, end - start);
             }
@@ -77,7 +78,7 @@ impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Bytes::Mapped(m) => m,
+            Bytes::Mapped(m, _) => m,
             Bytes::Owned(v) => v,
         }
     }
@@ -133,7 +134,7 @@ pub fn open(path: &Path) -> Result<Source, CaptureError> {
         file.seek(SeekFrom::Start(0))?;
         return stream(BufReader::with_capacity(STREAM_BUFFER, file));
     }
-    Ok(Source::Mapped(map_or_read(file)?))
+    Ok(Source::Mapped(map_or_read(file, path)?))
 }
 
 /// Compressed bytes read from the file at a time.
@@ -197,21 +198,23 @@ pub fn compression_of(path: &Path) -> Option<Compression> {
 /// Reads a file whole, memory-mapped when possible: the floor benchmark.
 pub fn load(path: &Path) -> Result<Bytes, CaptureError> {
     let file = File::open(path)?;
-    map_or_read(file)
+    map_or_read(file, path)
 }
 
 /// Maps a regular file; falls back to reading it (pipes, special files).
-fn map_or_read(mut file: File) -> Result<Bytes, CaptureError> {
+fn map_or_read(mut file: File, path: &Path) -> Result<Bytes, CaptureError> {
     // SAFETY: the map is read-only and private to this process. If another
     // process truncates the file while we read it, accesses past the new end
-    // raise SIGBUS; that is the accepted cost of zero-copy reading, as in
-    // ripgrep. kpcap never writes through the map. Not populated: pages are
-    // faulted in as they are read, and released behind (`Bytes::release`).
+    // raise SIGBUS, which `sigbus` turns into one line and exit 2. kpcap
+    // never writes through the map. Not populated: pages are faulted in as
+    // they are read, and released behind (`Bytes::release`).
     match unsafe { memmap2::MmapOptions::new().map(&file) } {
         Ok(map) => {
             #[cfg(unix)]
             let _ = map.advise(memmap2::Advice::Sequential);
-            Ok(Bytes::Mapped(map))
+            let name = path.to_string_lossy();
+            let watch = super::sigbus::watch(map.as_ptr(), map.len(), &name);
+            Ok(Bytes::Mapped(map, watch))
         }
         Err(_) => {
             let mut buf = Vec::new();

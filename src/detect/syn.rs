@@ -9,12 +9,15 @@ use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{old_enough, Context, FlowItem, Severity};
 use crate::capture::Record;
 use crate::decode::{Packet, Transport, PROTO_TCP};
-use crate::flow::{merge_maps, min_option, Endpoint, Flow, FlowKey, FlowTable};
+use crate::flow::{
+    merge_maps, min_option, partition_of, Endpoint, Flow, FlowKey, FlowTable, PARTITIONS,
+};
 use crate::time::Timestamp;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use smallvec::SmallVec;
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// An ICMP destination-unreachable that quoted a TCP header.
@@ -168,7 +171,10 @@ pub struct SynGroup {
     /// Flows judged when `--max-flows` evicted them: counted in `flows`,
     /// not listed in `items`.
     pub evicted: u64,
+    /// The earliest `MAX_ITEMS` flows.
     pub items: Vec<SynFlow>,
+    /// Flows past those: counted in `flows`, not listed in `items`.
+    pub items_omitted: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -192,8 +198,12 @@ pub struct SynCounts {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SynFindings {
     pub counts: SynCounts,
-    /// Ordered by severity, then flows, then addresses.
+    /// Ordered by severity, then flows, then addresses: the first
+    /// `MAX_GROUPS`.
     pub groups: Vec<SynGroup>,
+    /// Groups and flows the list leaves out, by outcome (all are in
+    /// `counts`).
+    pub omitted: OmittedByOutcome,
 }
 
 impl FindingSet for SynFindings {
@@ -235,8 +245,84 @@ impl SynCounts {
     }
 }
 
+/// Groups a SYN finding lists per outcome, the largest first; the rest are
+/// counted in `SynFindings::omitted`. A flood from a million spoofed sources is a
+/// million groups: the counts say how big it was, a list of them all says
+/// no more, and holding them cost 20 times the capture.
+pub const MAX_GROUPS: usize = 10_000;
+/// Flows a group lists as items, the earliest first; its counts hold all.
+pub const MAX_ITEMS: usize = 1000;
+/// Groups of evicted flows kept (`Retired`); past them, only counted.
+const MAX_RETIRED_GROUPS: usize = 10_000;
+
+/// What the lists left out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Omitted {
+    /// Groups past the first `MAX_GROUPS`.
+    pub groups: u64,
+    /// Their flows, and those of evicted flows' groups past the ones kept.
+    pub flows: u64,
+}
+
+type GroupKey = (IpAddr, IpAddr, SynOutcome);
+
+/// Where a group stands in the list: by severity, then flows, then its
+/// key (the order of `SynFindings::groups`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Rank {
+    severity: Severity,
+    flows: u64,
+    key: GroupKey,
+}
+
+impl Rank {
+    fn order(&self) -> impl Ord {
+        let (source, destination, outcome) = self.key;
+        (
+            std::cmp::Reverse(self.severity),
+            std::cmp::Reverse(self.flows),
+            outcome,
+            source,
+            destination,
+        )
+    }
+}
+
+/// What the lists left out, by outcome.
+pub type OmittedByOutcome = BTreeMap<SynOutcome, Omitted>;
+
+/// Keeps the first `max` of `ranks` of each outcome in list order; adds
+/// what went to `omitted`.
+fn keep_first(ranks: &mut Vec<Rank>, max: usize, omitted: &mut OmittedByOutcome) {
+    let mut kept = Vec::with_capacity(ranks.len().min(4 * max));
+    for outcome in [
+        SynOutcome::Unanswered,
+        SynOutcome::Unreachable,
+        SynOutcome::Refused,
+        SynOutcome::Inconclusive,
+    ] {
+        let mut of: Vec<Rank> = ranks
+            .iter()
+            .filter(|r| r.key.2 == outcome)
+            .copied()
+            .collect();
+        if of.len() > max {
+            of.select_nth_unstable_by(max, |a, b| a.order().cmp(&b.order()));
+            let gone = of.split_off(max);
+            let o = omitted.entry(outcome).or_default();
+            o.groups += gone.len() as u64;
+            o.flows += gone.iter().map(|r| r.flows).sum::<u64>();
+        }
+        kept.extend(of);
+    }
+    *ranks = kept;
+}
+
 /// Partitions of the flow table are judged in parallel: a group's flows
-/// share both addresses, so they share a partition.
+/// share both addresses, so they share a partition. Two passes: the first
+/// counts each group's flows and picks the `MAX_GROUPS` the list shows, the
+/// second builds those groups' items. Memory follows the groups listed,
+/// not the flows judged.
 pub fn find(
     flows: &FlowTable,
     unreachables: &Unreachables,
@@ -245,47 +331,115 @@ pub fn find(
     post_nat_copies: &FxHashSet<FlowKey>,
     context: &Context<'_>,
 ) -> SynFindings {
-    let judged: Vec<(SynCounts, Vec<SynGroup>)> = (flows.flows.partitions().par_iter())
-        .map(|partition| {
-            let judge = |(key, flow)| {
-                judge_flow(
-                    key,
-                    flow,
-                    unreachables,
-                    capture_end,
-                    post_nat_copies,
-                    context,
-                )
+    let grace = context.settings.syn_grace_ns;
+    let finding = |key: &FlowKey, flow: &Flow| {
+        let judgment = judge(key, flow, unreachables, capture_end, grace)?;
+        if post_nat_copies.contains(key) {
+            let counts = SynCounts {
+                post_nat_copies: 1,
+                ..SynCounts::default()
             };
+            return Some((counts, None));
+        }
+        let outcome = judgment.outcome;
+        Some((judgment.counts.clone(), outcome.map(|o| (o, judgment))))
+    };
+    let group_key = |key: &FlowKey, flow: &Flow, outcome| {
+        let (initiator, responder) = key.endpoints(flow.initiator());
+        (initiator.addr, responder.addr, outcome)
+    };
+    let mut retired_by_partition: Vec<Vec<(&GroupKey, &RetiredGroup)>> =
+        (0..PARTITIONS).map(|_| Vec::new()).collect();
+    for (key, group) in &retired.groups {
+        retired_by_partition[partition_of(&key.0, &key.1)].push((key, group));
+    }
+    let partitions = flows.flows.partitions();
+    // Each worker's share is cut down to the groups it could contribute
+    // to the list as it is merged, so the ranks held stay in proportion to
+    // the list, not to the groups (the first of all is the first of the
+    // firsts of each share).
+    let (mut counts, mut ranks, mut omitted) = (partitions.par_iter())
+        .zip(&retired_by_partition)
+        .map(|(partition, retired_here)| {
             let mut counts = SynCounts::default();
-            let mut groups: FxHashMap<(IpAddr, IpAddr, SynOutcome), Vec<SynFlow>> =
-                FxHashMap::default();
-            for (flow_counts, syn_flow) in partition.iter().filter_map(judge) {
+            let mut tallies: FxHashMap<GroupKey, u64> = FxHashMap::default();
+            for (key, flow) in partition {
+                let Some((flow_counts, outcome)) = finding(key, flow) else {
+                    continue;
+                };
                 counts.add(&flow_counts);
-                if let Some(syn_flow) = syn_flow {
-                    let (source, destination) =
-                        (syn_flow.flow.initiator.addr, syn_flow.flow.responder.addr);
-                    (groups.entry((source, destination, syn_flow.syn_outcome)))
-                        .or_default()
-                        .push(syn_flow);
+                if let Some((outcome, _)) = outcome {
+                    *tallies.entry(group_key(key, flow, outcome)).or_default() += 1;
                 }
             }
-            let groups = groups
-                .into_iter()
-                .map(|((source, destination, outcome), items)| {
-                    group(source, destination, outcome, items)
+            for (key, group) in retired_here {
+                *tallies.entry(**key).or_default() += group.flows;
+            }
+            let mut ranks: Vec<Rank> = (tallies.into_iter())
+                .map(|(key, flows)| Rank {
+                    severity: key.2.severity(),
+                    flows,
+                    key,
                 })
                 .collect();
-            (counts, groups)
+            let mut omitted = OmittedByOutcome::new();
+            keep_first(&mut ranks, MAX_GROUPS, &mut omitted);
+            (counts, ranks, omitted)
+        })
+        .reduce(
+            || (SynCounts::default(), Vec::new(), OmittedByOutcome::new()),
+            |(mut counts, mut ranks, mut omitted), (c, r, o)| {
+                counts.add(&c);
+                ranks.extend(r);
+                for (outcome, o) in o {
+                    let into = omitted.entry(outcome).or_default();
+                    into.groups += o.groups;
+                    into.flows += o.flows;
+                }
+                keep_first(&mut ranks, MAX_GROUPS, &mut omitted);
+                (counts, ranks, omitted)
+            },
+        );
+    counts.add(&retired.counts);
+    for (outcome, o) in &retired.overflow {
+        omitted.entry(*outcome).or_default().flows += o.flows;
+    }
+    keep_first(&mut ranks, MAX_GROUPS, &mut omitted);
+    let listed: FxHashSet<GroupKey> = ranks.iter().map(|r| r.key).collect();
+    let mut groups: Vec<SynGroup> = (partitions.par_iter())
+        .zip(&retired_by_partition)
+        .flat_map_iter(|(partition, retired_here)| {
+            let mut items: FxHashMap<GroupKey, Vec<SynFlow>> = FxHashMap::default();
+            for (key, flow) in partition {
+                let Some((_, Some((outcome, judgment)))) = finding(key, flow) else {
+                    continue;
+                };
+                let group = group_key(key, flow, outcome);
+                if listed.contains(&group) {
+                    let item = syn_flow(key, flow, outcome, &judgment, context);
+                    items.entry(group).or_default().push(item);
+                }
+            }
+            let mut groups: FxHashMap<GroupKey, SynGroup> = (items.into_iter())
+                .map(|((source, destination, outcome), items)| {
+                    let key = (source, destination, outcome);
+                    (key, group(source, destination, outcome, items))
+                })
+                .collect();
+            for (key, r) in retired_here.iter().filter(|(key, _)| listed.contains(*key)) {
+                let g = groups.entry(**key).or_insert_with(|| {
+                    let mut g = group(key.0, key.1, key.2, Vec::new());
+                    g.first = r.first.unwrap_or_default();
+                    g.last = r.last;
+                    g
+                });
+                g.first = g.first.min(r.first.unwrap_or(g.first));
+                g.last = g.last.max(r.last);
+                r.add_into(g);
+            }
+            groups.into_values()
         })
         .collect();
-    let mut counts = SynCounts::default();
-    let mut groups = Vec::with_capacity(judged.iter().map(|(_, g)| g.len()).sum());
-    for (partition_counts, partition_groups) in judged {
-        counts.add(&partition_counts);
-        groups.extend(partition_groups);
-    }
-    retired.add_to(&mut counts, &mut groups);
     groups.sort_unstable_by(|a, b| {
         (b.severity, b.flows)
             .cmp(&(a.severity, a.flows))
@@ -293,7 +447,11 @@ pub fn find(
                 (a.outcome, a.source, a.destination).cmp(&(b.outcome, b.source, b.destination))
             })
     });
-    SynFindings { counts, groups }
+    SynFindings {
+        counts,
+        groups,
+        omitted,
+    }
 }
 
 /// A SYN flow judged at `end`: what it adds to the counts, and its
@@ -351,30 +509,16 @@ fn judge<'u>(
     })
 }
 
-/// What one flow adds to the counts, and its evidence if it is a finding;
-/// None if it is not a TCP flow whose initiator sent a SYN.
-fn judge_flow(
+/// The evidence of a flow judged `outcome`.
+fn syn_flow(
     key: &FlowKey,
     flow: &Flow,
-    unreachables: &Unreachables,
-    capture_end: Option<Timestamp>,
-    post_nat_copies: &FxHashSet<FlowKey>,
+    outcome: SynOutcome,
+    judgment: &Judgment<'_>,
     context: &Context<'_>,
-) -> Option<(SynCounts, Option<SynFlow>)> {
-    let grace = context.settings.syn_grace_ns;
-    let judgment = judge(key, flow, unreachables, capture_end, grace)?;
-    if post_nat_copies.contains(key) {
-        let counts = SynCounts {
-            post_nat_copies: 1,
-            ..SynCounts::default()
-        };
-        return Some((counts, None));
-    }
-    let Some(outcome) = judgment.outcome else {
-        return Some((judgment.counts, None));
-    };
+) -> SynFlow {
     let init = flow.initiator_side();
-    let syn_flow = SynFlow {
+    SynFlow {
         syn_outcome: outcome,
         syn_packets: init.syn,
         retransmits: init.syn - 1,
@@ -391,8 +535,7 @@ fn judge_flow(
         initiator_gave_up: init.fin > 0 || init.rst > 0,
         initiator_sent_data: init.ack > 0,
         flow: FlowItem::new(key, flow, context),
-    };
-    Some((judgment.counts, Some(syn_flow)))
+    }
 }
 
 /// SYN flows judged when `--max-flows` evicted them, with what was known
@@ -400,7 +543,12 @@ fn judge_flow(
 #[derive(Debug, Clone, Default)]
 pub struct Retired {
     counts: SynCounts,
-    groups: FxHashMap<(IpAddr, IpAddr, SynOutcome), RetiredGroup>,
+    /// The `MAX_RETIRED_GROUPS` lowest keys: the same ones, each with all
+    /// its flows, whatever order the flows are retired in (a key dropped
+    /// from one part has that many lower ones in the whole).
+    groups: BTreeMap<GroupKey, RetiredGroup>,
+    /// Flows of the groups past those.
+    overflow: OmittedByOutcome,
     /// SYN flows judged at eviction.
     pub judged: u64,
     /// Of those, flows whose last SYN was younger than the grace then.
@@ -486,9 +634,25 @@ impl Retired {
                 .map(|q| (flow.first_ts, q.code)),
             sent_data: u64::from(flow.initiator_side().ack > 0),
         };
-        (self.groups.entry((initiator.addr, responder.addr, outcome)))
-            .or_default()
-            .merge(group);
+        let key = (initiator.addr, responder.addr, outcome);
+        self.add_group(key, group);
+    }
+
+    fn add_group(&mut self, key: GroupKey, group: RetiredGroup) {
+        if self.groups.len() >= MAX_RETIRED_GROUPS && !self.groups.contains_key(&key) {
+            if self
+                .groups
+                .last_key_value()
+                .is_some_and(|(last, _)| *last < key)
+            {
+                self.overflow.entry(key.2).or_default().flows += group.flows;
+                return;
+            }
+            if let Some((gone_key, gone)) = self.groups.pop_last() {
+                self.overflow.entry(gone_key.2).or_default().flows += gone.flows;
+            }
+        }
+        self.groups.entry(key).or_default().merge(group);
     }
 
     /// Associative and commutative; folds the smaller into the larger.
@@ -497,35 +661,15 @@ impl Retired {
             std::mem::swap(&mut self, &mut other);
         }
         self.counts.add(&other.counts);
-        merge_maps(&mut self.groups, other.groups, RetiredGroup::merge);
+        for (key, group) in other.groups {
+            self.add_group(key, group);
+        }
+        for (outcome, o) in other.overflow {
+            self.overflow.entry(outcome).or_default().flows += o.flows;
+        }
         self.judged += other.judged;
         self.too_young += other.too_young;
         self
-    }
-
-    /// Adds the retired flows to the counts and groups of the rest.
-    fn add_to(&self, counts: &mut SynCounts, groups: &mut Vec<SynGroup>) {
-        if self.groups.is_empty() && self.judged == 0 {
-            return;
-        }
-        counts.add(&self.counts);
-        let at: FxHashMap<(IpAddr, IpAddr, SynOutcome), usize> = (groups.iter().enumerate())
-            .map(|(i, g)| ((g.source, g.destination, g.outcome), i))
-            .collect();
-        for (&(source, destination, outcome), r) in &self.groups {
-            let Some(&i) = at.get(&(source, destination, outcome)) else {
-                let mut g = group(source, destination, outcome, Vec::new());
-                g.first = r.first.unwrap_or_default();
-                g.last = r.last;
-                r.add_into(&mut g);
-                groups.push(g);
-                continue;
-            };
-            let g = &mut groups[i];
-            g.first = g.first.min(r.first.unwrap_or(g.first));
-            g.last = g.last.max(r.last);
-            r.add_into(g);
-        }
     }
 }
 
@@ -536,6 +680,7 @@ fn group(
     mut items: Vec<SynFlow>,
 ) -> SynGroup {
     items.sort_by_key(|i| (i.flow.first, i.flow.initiator, i.flow.responder));
+    let listed = items.len().min(MAX_ITEMS);
     let mut ports: Vec<u16> = items.iter().map(|i| i.flow.responder.port).collect();
     ports.sort_unstable();
     ports.dedup();
@@ -553,7 +698,11 @@ fn group(
         icmp_code: items.iter().find_map(|i| i.icmp.map(|e| e.code)),
         initiator_sent_data: items.iter().filter(|i| i.initiator_sent_data).count() as u64,
         evicted: 0,
-        items,
+        items_omitted: (items.len() - listed) as u64,
+        items: {
+            items.truncate(listed);
+            items
+        },
     }
 }
 

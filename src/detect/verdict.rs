@@ -545,6 +545,19 @@ fn unreachable(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
     Some(cause)
 }
 
+/// ", and N more in M groups not listed" when the SYN lists left groups of
+/// `outcome` out (`syn::MAX_GROUPS`).
+fn unlisted(findings: &Findings, outcome: SynOutcome) -> String {
+    match findings.tcp_syns.omitted.get(&outcome) {
+        Some(o) if o.flows > 0 => format!(
+            "; and {} in {} more groups, not listed",
+            plural(o.flows, "attempt", "attempts"),
+            o.groups
+        ),
+        _ => String::new(),
+    }
+}
+
 fn other_unanswered_syns(
     findings: &Findings,
     symptoms: &Symptoms,
@@ -563,12 +576,13 @@ fn other_unanswered_syns(
     top.sort_by_key(|&(d, n)| (std::cmp::Reverse(n), d));
     let one_sided: u64 = groups.iter().map(|g| g.initiator_sent_data).sum();
     let summary = format!(
-        "{} ({} retransmitted SYNs) to {} {} got neither SYN-ACK, RST nor ICMP: {}. Something on the path drops them (firewall, security group, missing return route) or the destination is down.",
+        "{} ({} retransmitted SYNs) to {} {} got neither SYN-ACK, RST nor ICMP: {}{}. Something on the path drops them (firewall, security group, missing return route) or the destination is down.",
         plural(flows, "connection attempt", "connection attempts"),
         retransmits,
         top.len(),
         if top.len() == 1 { "destination" } else { "destinations" },
         list(top.iter().map(|(d, n)| format!("{d} ({n})")), 5),
+        unlisted(findings, SynOutcome::Unanswered),
     );
     let mut cause = Cause::new(
         symptoms,
@@ -729,9 +743,10 @@ fn refused(findings: &Findings, symptoms: &Symptoms) -> Option<Cause> {
         })
         .collect();
     let summary = format!(
-        "{} answered with RST by {}: nothing listens there, or a firewall rejects.",
+        "{} answered with RST by {}{}: nothing listens there, or a firewall rejects.",
         plural(flows, "connection attempt", "connection attempts"),
-        list(&targets, 5)
+        list(&targets, 5),
+        unlisted(findings, SynOutcome::Refused),
     );
     let cause = Cause::new(
         symptoms,

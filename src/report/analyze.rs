@@ -139,6 +139,16 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
             },
         ]
     });
+    for (outcome, omitted) in &syns.omitted {
+        let _ = writeln!(
+            out,
+            "... and {} more {} groups ({} flows), counted above, listed nowhere: a list keeps the {} largest of each outcome",
+            omitted.groups,
+            outcome.label(),
+            omitted.flows,
+            crate::detect::syn::MAX_GROUPS
+        );
+    }
 
     let dns = &findings.dns;
     let c = &dns.counts;

@@ -137,19 +137,44 @@ const STREAM_BYTES: usize = 1 << 20;
 const ALL_STREAMS_BYTES: usize = 64 << 20;
 
 /// Cuts `messages` down to the `MESSAGES_PER_KEY` earliest (by time, then
-/// file order) once it holds twice as many; returns how many went. The
-/// kept ones are the earliest of the key's every message however they
-/// were split between workers and windows (an earliest one is the
-/// earliest of every part it was in), so the result does not depend on
-/// threads.
-fn trim(messages: &mut Messages, at: usize) -> u64 {
-    if messages.len() < at.max(MESSAGES_PER_KEY + 1) {
+/// file order) if it holds more; returns how many went. The kept ones are
+/// the earliest of the key's every message however they were split between
+/// workers and windows (an earliest one is the earliest of every part it
+/// was in), so the result does not depend on threads.
+fn trim(messages: &mut Messages) -> u64 {
+    if messages.len() <= MESSAGES_PER_KEY {
         return 0;
     }
     messages.sort_by_key(|m| (m.ts, m.order));
     let dropped = messages.len() - MESSAGES_PER_KEY;
     messages.truncate(MESSAGES_PER_KEY);
     dropped as u64
+}
+
+/// Files `message` under its key's `messages`, keeping the earliest
+/// `MESSAGES_PER_KEY`: a full list is kept sorted, so a later message (the
+/// usual case) is counted and dropped at the cost of one comparison.
+/// Returns how many messages went.
+fn file(messages: &mut Messages, message: Message) -> u64 {
+    let when = |m: &Message| (m.ts, m.order);
+    let mut dropped = trim(messages);
+    if messages.len() < MESSAGES_PER_KEY {
+        messages.push(message);
+        if messages.len() == MESSAGES_PER_KEY {
+            messages.sort_by_key(when);
+        }
+        return dropped;
+    }
+    dropped += 1;
+    if messages
+        .last()
+        .is_some_and(|last| when(&message) < when(last))
+    {
+        let at = messages.partition_point(|m| when(m) <= when(&message));
+        messages.insert(at, message);
+        messages.pop();
+    }
+    dropped
 }
 
 /// Questions `DnsLog::seen_names` remembers before it starts over: a
@@ -296,9 +321,7 @@ impl DnsLog {
             .map(|(partition, lists)| {
                 let mut dropped = 0;
                 for (key, message) in lists.into_iter().flatten() {
-                    let messages = partition.entry(key).or_default();
-                    messages.push(message);
-                    dropped += trim(messages, 2 * MESSAGES_PER_KEY);
+                    dropped += file(partition.entry(key).or_default(), message);
                 }
                 dropped
             })
@@ -363,7 +386,7 @@ impl DnsLog {
         let mut victims =
             (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)), |_, _| false);
         for (_, messages) in victims.iter_mut().flatten() {
-            self.capped.messages += trim(messages, MESSAGES_PER_KEY + 1);
+            self.capped.messages += trim(messages);
         }
         let evicted = victims.iter().map(Vec::len).sum::<usize>() as u64;
         self.retired.retire(victims, now, timeout);
@@ -404,7 +427,7 @@ impl DnsLog {
             .map(|partition| {
                 let mut dropped = 0;
                 for (_, messages) in partition.iter_mut() {
-                    dropped += trim(messages, MESSAGES_PER_KEY + 1);
+                    dropped += trim(messages);
                 }
                 dropped
             })
