@@ -372,7 +372,12 @@ impl Capture {
         let layout = if pcap::is_magic(&bytes) {
             pcap::plan(&bytes, chunk_bytes, &|start, end| bytes.release(start, end))?
         } else {
-            index(&bytes, chunk_bytes, &|start, end| bytes.release(start, end))?
+            index(
+                &bytes,
+                chunk_bytes,
+                &|start, end| bytes.populate(start, end),
+                &|start, end| bytes.release(start, end),
+            )?
         };
         Ok(Capture::with_layout(bytes, layout, chunk_bytes))
     }
@@ -430,9 +435,12 @@ impl Capture {
             return Ok(self.layout.clone());
         }
         let bytes = &self.bytes;
-        let mut exact = index(bytes, self.chunk_bytes, &|start, end| {
-            bytes.release(start, end)
-        })?;
+        let mut exact = index(
+            bytes,
+            self.chunk_bytes,
+            &|start, end| bytes.populate(start, end),
+            &|start, end| bytes.release(start, end),
+        )?;
         exact.base = self.layout.base;
         Ok(exact)
     }
@@ -464,9 +472,12 @@ impl Capture {
         self.bytes.is_empty()
     }
 
-    /// About to read `chunk`'s bytes: see `Bytes::populate`.
+    /// About to read `chunk`'s bytes: see `Bytes::populate`. At most a
+    /// chunk's worth: a guessed chunk over a corrupt stretch can span most
+    /// of the file, and its walk stops at the first bad header.
     pub fn populate(&self, chunk: &Chunk) {
-        self.bytes.populate(chunk.start, chunk.end);
+        let end = chunk.end.min(chunk.start.saturating_add(self.chunk_bytes));
+        self.bytes.populate(chunk.start, end);
     }
 
     /// Done with `chunk`'s bytes: see `Bytes::release`.
@@ -541,8 +552,14 @@ fn read_u16(bytes: &[u8], big_endian: bool) -> u16 {
 }
 
 /// Detects the format and indexes the records.
-fn index(bytes: &[u8], chunk_bytes: usize, release: Release<'_>) -> Result<Layout, CaptureError> {
-    let chunker = Chunker::new(chunk_bytes, release);
+fn index(
+    bytes: &[u8],
+    chunk_bytes: usize,
+    populate: Release<'_>,
+    release: Release<'_>,
+) -> Result<Layout, CaptureError> {
+    let mut chunker = Chunker::new(chunk_bytes, release);
+    chunker.populate = populate;
     if pcap::is_magic(bytes) {
         pcap::index(bytes, chunker)
     } else if pcapng::is_magic(bytes) {
@@ -573,6 +590,8 @@ struct Chunker<'a> {
     chunks: Vec<Chunk>,
     open: Option<Chunk>,
     release: Release<'a>,
+    /// Called with a range a resynchronisation is about to scan.
+    populate: Release<'a>,
 }
 
 impl<'a> Chunker<'a> {
@@ -582,6 +601,7 @@ impl<'a> Chunker<'a> {
             chunks: Vec::new(),
             open: None,
             release,
+            populate: &|_, _| {},
         }
     }
 

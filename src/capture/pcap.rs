@@ -129,7 +129,7 @@ pub(super) fn index_records(
             }
         };
         chunker.cut();
-        let found = find_resume(bytes, search_from, check, at_end, chunker.release);
+        let found = find_resume(bytes, search_from, check, at_end, chunker);
         let resume = match found {
             Some((at, Run::Holds)) => at,
             _ if at_end => bytes.len(),
@@ -172,25 +172,30 @@ const RELEASE_EVERY: usize = 8 << 20;
 /// The first offset from `from` on where a run of plausible record headers
 /// starts, or (in a stream) may start once more bytes are read. Linear:
 /// each offset is tried once, and a stretch of zeros (no header there has
-/// an original length) is crossed a word at a time. What the search has
-/// read is handed to `release` as it goes, so a long stretch of a mapped
-/// file does not stay resident.
+/// an original length) is crossed a word at a time. A mapped file is read
+/// a window at a time, asked for ahead and released behind, so a long
+/// stretch neither stays resident nor faults in page by page.
 fn find_resume(
     bytes: &[u8],
     from: usize,
     check: &Plausible,
     at_end: bool,
-    release: Release<'_>,
+    pager: &Chunker<'_>,
 ) -> Option<(usize, Run)> {
     let mut at = from;
     let mut released = from;
+    let mut asked = from;
     let found = loop {
         if at >= bytes.len() {
             break None;
         }
         if at - released >= RELEASE_EVERY {
-            release(released, at);
+            (pager.release)(released, at);
             released = at;
+        }
+        if at >= asked {
+            asked = (at + RELEASE_EVERY).min(bytes.len());
+            (pager.populate)(at, asked);
         }
         if bytes.get(at + 12..at + 16) == Some(&[0; 4]) {
             // Every header starting before the next non-zero byte, less
@@ -206,7 +211,7 @@ fn find_resume(
             run => break Some((at, run)),
         }
     };
-    release(released, at.min(bytes.len()));
+    (pager.release)(released, at.min(bytes.len()));
     found
 }
 

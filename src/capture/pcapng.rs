@@ -3,8 +3,8 @@
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
 use super::{
-    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Skip,
-    Truncation, LINK_TYPE_REJECTED, MAX_RECORD_LEN,
+    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation,
+    LINK_TYPE_REJECTED, MAX_RECORD_LEN,
 };
 use crate::error::CaptureError;
 use byteorder_slice::{BigEndian, LittleEndian};
@@ -215,7 +215,7 @@ impl Sections {
             let at = error.offset().unwrap_or(offset as u64) as usize;
             let (resume, decided) = match self.framed_len(bytes, at) {
                 Some(len) => (at + len, true),
-                None => match next_block(bytes, at, at_end, chunker.release) {
+                None => match next_block(bytes, at, at_end, chunker) {
                     Some(next) => next,
                     None => (bytes.len(), at_end),
                 },
@@ -437,23 +437,23 @@ fn framed_len(bytes: &[u8], at: usize, big_endian: bool) -> Option<usize> {
 /// starts with agreeing lengths (in either byte order), and whether that
 /// is decided: in a stream (not `at_end`), a known type whose length runs
 /// past the bytes read so far, or the last few bytes, may still be a block
-/// once more bytes are read. Linear; what it has read is handed to
-/// `release` as it goes (a long corrupt stretch of a mapped file does not
-/// stay resident).
-fn next_block(
-    bytes: &[u8],
-    at: usize,
-    at_end: bool,
-    release: Release<'_>,
-) -> Option<(usize, bool)> {
+/// once more bytes are read. Linear; a mapped file is read a window at a
+/// time, asked for ahead and released behind (a long corrupt stretch
+/// neither stays resident nor faults in page by page).
+fn next_block(bytes: &[u8], at: usize, at_end: bool, pager: &Chunker<'_>) -> Option<(usize, bool)> {
     const RELEASE_EVERY: usize = 8 << 20;
     let last = bytes.len().saturating_sub(BLOCK_OVERHEAD - 1);
     let mut released = at;
+    let mut asked = at;
     let mut found = None;
     for candidate in (at + 4..last).step_by(4) {
         if candidate - released >= RELEASE_EVERY {
-            release(released, candidate);
+            (pager.release)(released, candidate);
             released = candidate;
+        }
+        if candidate >= asked {
+            asked = (candidate + RELEASE_EVERY).min(bytes.len());
+            (pager.populate)(candidate, asked);
         }
         let framing = [false, true].into_iter().find_map(|big_endian| {
             if !KNOWN_BLOCKS.contains(&read_u32(&bytes[candidate..], big_endian)) {
@@ -471,7 +471,7 @@ fn next_block(
             break;
         }
     }
-    release(released, found.map_or(bytes.len(), |(c, _)| c));
+    (pager.release)(released, found.map_or(bytes.len(), |(c, _)| c));
     match found {
         // The first candidate not examined yet.
         None if !at_end => {

@@ -72,6 +72,11 @@ pub struct DnsMessage<'a> {
 }
 
 impl<'a> DnsMessage<'a> {
+    /// The message's wire bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
     /// A view of `bytes` if it holds at least a plausible header: opcode
     /// QUERY..DSO (0..=6) and, for queries, at least one question. Anything
     /// else on the DNS port is not treated as DNS.

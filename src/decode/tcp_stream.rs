@@ -29,10 +29,21 @@ pub type Reassembled = (Vec<u8>, Timestamp, (u64, u32));
 /// message.
 pub fn reassemble(segments: &[Segment]) -> Vec<Reassembled> {
     let mut out = Vec::new();
-    for run in runs(segments) {
-        run.split_into(&mut out);
-    }
+    for_each_message(segments, |message, ts, order| {
+        out.push((message.bytes().to_vec(), ts, order))
+    });
     out
+}
+
+/// `reassemble`, handing each message to `f` where it lies in the
+/// reassembled bytes (no copy per message).
+pub fn for_each_message(
+    segments: &[Segment],
+    mut f: impl FnMut(&DnsMessage<'_>, Timestamp, (u64, u32)),
+) {
+    for run in runs(segments) {
+        run.split_into(&mut f);
+    }
 }
 
 /// What `reassemble_some` did not turn into messages.
@@ -46,15 +57,17 @@ pub struct Rest {
     pub set_aside: u64,
 }
 
-/// `reassemble` for a stream that goes on: the messages so far, and what
-/// follows the last whole one (see `Rest`).
-pub fn reassemble_some(segments: &[Segment]) -> (Vec<Reassembled>, Rest) {
-    let mut out = Vec::new();
+/// `for_each_message` for a stream that goes on: hands `f` the messages so
+/// far, and returns what follows the last whole one (see `Rest`).
+pub fn reassemble_some(
+    segments: &[Segment],
+    mut f: impl FnMut(&DnsMessage<'_>, Timestamp, (u64, u32)),
+) -> Rest {
     let mut rest = Rest::default();
     let runs = runs(segments);
     let last = runs.len().saturating_sub(1);
     for (index, run) in runs.iter().enumerate() {
-        let (used, stop) = run.split_into(&mut out);
+        let (used, stop) = run.split_into(&mut f);
         let left = (run.bytes.len() - used) as u64;
         if index == last && stop == Stop::CutShort {
             rest.tail = run.tail_from(used);
@@ -62,7 +75,7 @@ pub fn reassemble_some(segments: &[Segment]) -> (Vec<Reassembled>, Rest) {
             rest.set_aside += left;
         }
     }
-    (out, rest)
+    rest
 }
 
 /// The segments' contiguous runs, in sequence order.
@@ -127,9 +140,12 @@ enum Stop {
 }
 
 impl Run {
-    /// Appends the run's messages to `out`; returns the bytes they used and
-    /// why it stopped.
-    fn split_into(&self, out: &mut Vec<Reassembled>) -> (usize, Stop) {
+    /// Hands the run's messages to `f`; returns the bytes they used and why
+    /// it stopped.
+    fn split_into(
+        &self,
+        f: &mut impl FnMut(&DnsMessage<'_>, Timestamp, (u64, u32)),
+    ) -> (usize, Stop) {
         let mut pos = 0;
         let mut within_record: (u64, u32) = (u64::MAX, 0);
         while let Some(len) = self.bytes.get(pos..pos + 2) {
@@ -137,9 +153,9 @@ impl Run {
             let Some(message) = self.bytes.get(pos + 2..end) else {
                 break; // cut short: the rest of the message was not captured
             };
-            if DnsMessage::parse(message).is_none() {
+            let Some(parsed) = DnsMessage::parse(message) else {
                 return (pos, Stop::NotDns);
-            }
+            };
             // The first delivery that reaches the message's end completed it.
             let at = self.deliveries.partition_point(|(e, _, _)| *e < end);
             let Some(&(_, ts, record)) = self.deliveries.get(at) else {
@@ -150,7 +166,7 @@ impl Run {
             } else {
                 (record, 0)
             };
-            out.push((message.to_vec(), ts, within_record));
+            f(&parsed, ts, within_record);
             pos = end;
         }
         (pos, Stop::CutShort)
@@ -255,7 +271,10 @@ mod tests {
         let mut held: Vec<Segment> = Vec::new();
         for batch in segments.chunks(9) {
             held.extend_from_slice(batch);
-            let (messages, rest) = reassemble_some(&held);
+            let mut messages = Vec::new();
+            let rest = reassemble_some(&held, |m, ts, order| {
+                messages.push((m.bytes().to_vec(), ts, order))
+            });
             assert_eq!(rest.set_aside, 0);
             assert!(rest
                 .tail

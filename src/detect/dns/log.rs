@@ -5,7 +5,7 @@
 
 use crate::capture::Record;
 use crate::decode::dns::DnsMessage;
-use crate::decode::tcp_stream::{reassemble, reassemble_some, Segment};
+use crate::decode::tcp_stream::{for_each_message, reassemble_some, Segment};
 use crate::decode::{Packet, Transport};
 use crate::flow::evict_idle;
 use crate::flow::{
@@ -128,7 +128,7 @@ impl DnsCapped {
 /// Messages one query key keeps: a query, its retransmissions and
 /// responses are a handful; a crafted capture repeats one query millions
 /// of times. The earliest are kept (see `trim`).
-pub const MESSAGES_PER_KEY: usize = 64;
+pub const MESSAGES_PER_KEY: usize = 16;
 
 /// Payload bytes one direction of a TCP DNS stream holds before the
 /// messages it completes are filed (see `DnsLog::flush_streams`), and
@@ -351,21 +351,12 @@ impl DnsLog {
             let Some(segments) = self.tcp.remove(&direction) else {
                 continue;
             };
-            let (messages, rest) = reassemble_some(&segments);
+            let (from, to) = direction;
+            let rest = reassemble_some(&segments, |message, ts, order| {
+                self.add(from, to, message, ts, order, DnsTransport::Tcp)
+            });
             drop(segments);
             self.capped.tcp_bytes += rest.set_aside;
-            for (bytes, ts, order) in messages {
-                if let Some(message) = DnsMessage::parse(&bytes) {
-                    self.add(
-                        direction.0,
-                        direction.1,
-                        &message,
-                        ts,
-                        order,
-                        DnsTransport::Tcp,
-                    );
-                }
-            }
             if let Some(tail) = rest.tail {
                 self.tcp.insert(direction, vec![tail]);
             }
@@ -404,11 +395,9 @@ impl DnsLog {
 
     /// The DNS messages of one direction's TCP segments, queued.
     fn add_stream(&mut self, from: Endpoint, to: Endpoint, segments: &[Segment]) {
-        for (bytes, ts, order) in reassemble(segments) {
-            if let Some(message) = DnsMessage::parse(&bytes) {
-                self.add(from, to, &message, ts, order, DnsTransport::Tcp);
-            }
-        }
+        for_each_message(segments, |message, ts, order| {
+            self.add(from, to, message, ts, order, DnsTransport::Tcp)
+        });
     }
 
     pub fn keys(&self) -> usize {
