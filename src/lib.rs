@@ -15,6 +15,7 @@ pub mod flow;
 pub mod fuzzing;
 pub mod interface;
 pub mod observe;
+mod ops;
 pub mod pipeline;
 pub mod report;
 pub mod scan;

@@ -23,4 +23,12 @@ pub struct Seen<'a> {
 /// chunks is merged in, and bounds the state again (`--max-flows`).
 pub trait Settle {
     fn settle(&mut self);
+
+    /// `settle` for a state that holds everything read so far (the
+    /// engine's, not one capture's or one segment's part): work that needs
+    /// all earlier records, such as filing a TCP stream's messages from
+    /// wherever its bytes begin, is done here.
+    fn settle_whole(&mut self) {
+        self.settle()
+    }
 }

@@ -79,6 +79,7 @@ impl CaptureHeader {
                 .cmp(&a.packets)
                 .then(a.interface.cmp(&b.interface))
         });
+        crate::ops::step(summary.per_interface.len() + info.interfaces.len());
         let packets = summary.packets_per_interface();
         let interfaces = info
             .interfaces

@@ -189,6 +189,7 @@ fn find_resume(
         if at >= bytes.len() {
             break None;
         }
+        crate::ops::step(1);
         if at - released >= RELEASE_EVERY {
             (pager.release)(released, at);
             released = at;

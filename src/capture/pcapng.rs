@@ -447,6 +447,7 @@ fn next_block(bytes: &[u8], at: usize, at_end: bool, pager: &Chunker<'_>) -> Opt
     let mut asked = at;
     let mut found = None;
     for candidate in (at + 4..last).step_by(4) {
+        crate::ops::step(1);
         if candidate - released >= RELEASE_EVERY {
             (pager.release)(released, candidate);
             released = candidate;

@@ -10,6 +10,10 @@ use crate::time::Timestamp;
 /// capture.
 #[derive(Debug, Clone)]
 pub struct Segment {
+    /// A message starts at this segment's first byte: it follows the SYN
+    /// (an empty segment at the initial sequence number plus one), or it
+    /// is what is left of a stream after its messages were filed.
+    pub starts_message: bool,
     pub seq: u32,
     /// File position of the record that carried it.
     pub record: u64,
@@ -42,7 +46,7 @@ pub fn for_each_message(
     mut f: impl FnMut(&DnsMessage<'_>, Timestamp, (u64, u32)),
 ) {
     for run in runs(segments) {
-        run.split_into(&mut f);
+        run.split_into(&mut f, true);
     }
 }
 
@@ -67,7 +71,8 @@ pub fn reassemble_some(
     let runs = runs(segments);
     let last = runs.len().saturating_sub(1);
     for (index, run) in runs.iter().enumerate() {
-        let (used, stop) = run.split_into(&mut f);
+        let (used, stop, skipped) = run.split_into(&mut f, false);
+        rest.set_aside += skipped;
         let left = (run.bytes.len() - used) as u64;
         if index == last && stop == Stop::CutShort {
             rest.tail = run.tail_from(used);
@@ -92,6 +97,7 @@ fn runs(segments: &[Segment]) -> Vec<Run> {
         base,
         ..Run::default()
     };
+    crate::ops::step(ordered.len());
     for segment in ordered {
         let start = offset(segment);
         let end = start + segment.payload.len() as i64;
@@ -130,6 +136,19 @@ struct Run {
     deliveries: Vec<(usize, Timestamp, u64)>,
 }
 
+/// Messages that must frame in a row where splitting resumes after bytes
+/// that are not DNS.
+const RESYNC_RUN: usize = 3;
+
+/// What the bytes at an offset of a run are.
+enum Framed<'a> {
+    /// A message ending at this offset.
+    Message(usize, DnsMessage<'a>),
+    /// The bytes end before the message does.
+    CutShort,
+    NotDns,
+}
+
 /// Why splitting a run into messages stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stop {
@@ -140,26 +159,50 @@ enum Stop {
 }
 
 impl Run {
-    /// Hands the run's messages to `f`; returns the bytes they used and why
-    /// it stopped.
+    /// Hands the run's messages to `f`; returns where it stopped, why, and
+    /// the bytes it skipped before that. Bytes that do not frame a message
+    /// (a run that begins inside one: the capture, or this part of it,
+    /// started mid-stream) are skipped up to the next offset where
+    /// `RESYNC_RUN` messages frame in a row, looking at most one message's
+    /// length ahead.
+    ///
+    /// With `last` (no more bytes will come), a message cut short by the
+    /// end of the bytes is searched past the same way: its length may be
+    /// the garbage of a run that began inside a message.
     fn split_into(
         &self,
         f: &mut impl FnMut(&DnsMessage<'_>, Timestamp, (u64, u32)),
-    ) -> (usize, Stop) {
+        last: bool,
+    ) -> (usize, Stop, u64) {
         let mut pos = 0;
+        let mut skipped = 0;
         let mut within_record: (u64, u32) = (u64::MAX, 0);
-        while let Some(len) = self.bytes.get(pos..pos + 2) {
-            let end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-            let Some(message) = self.bytes.get(pos + 2..end) else {
-                break; // cut short: the rest of the message was not captured
+        loop {
+            let (end, parsed) = match self.frame(pos) {
+                Framed::Message(end, parsed) => (end, parsed),
+                Framed::CutShort if !last || pos + 2 >= self.bytes.len() => {
+                    return (pos, Stop::CutShort, skipped)
+                }
+                Framed::CutShort | Framed::NotDns => {
+                    let reach = (pos + 2 + usize::from(u16::MAX)).min(self.bytes.len());
+                    match (pos + 1..reach).find(|&at| self.frames_from(at)) {
+                        Some(at) => {
+                            skipped += (at - pos) as u64;
+                            pos = at;
+                            continue;
+                        }
+                        None if matches!(self.frame(pos), Framed::CutShort) => {
+                            return (pos, Stop::CutShort, skipped)
+                        }
+                        None => return (pos, Stop::NotDns, skipped),
+                    }
+                }
             };
-            let Some(parsed) = DnsMessage::parse(message) else {
-                return (pos, Stop::NotDns);
-            };
+            crate::ops::step(1);
             // The first delivery that reaches the message's end completed it.
             let at = self.deliveries.partition_point(|(e, _, _)| *e < end);
             let Some(&(_, ts, record)) = self.deliveries.get(at) else {
-                break;
+                return (pos, Stop::CutShort, skipped);
             };
             within_record = if within_record.0 == record {
                 (record, within_record.1 + 1)
@@ -169,7 +212,35 @@ impl Run {
             f(&parsed, ts, within_record);
             pos = end;
         }
-        (pos, Stop::CutShort)
+    }
+
+    /// The length-prefixed message at `pos`, if the bytes hold all of it.
+    fn frame(&self, pos: usize) -> Framed<'_> {
+        let Some(len) = self.bytes.get(pos..pos + 2) else {
+            return Framed::CutShort;
+        };
+        let end = pos + 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        let Some(message) = self.bytes.get(pos + 2..end) else {
+            return Framed::CutShort;
+        };
+        match DnsMessage::parse(message) {
+            Some(parsed) => Framed::Message(end, parsed),
+            None => Framed::NotDns,
+        }
+    }
+
+    /// Whether `RESYNC_RUN` messages frame in a row from `at` (or at least
+    /// one does, up to where the bytes end).
+    fn frames_from(&self, mut at: usize) -> bool {
+        crate::ops::step(1);
+        for framed in 0..RESYNC_RUN {
+            match self.frame(at) {
+                Framed::Message(end, _) => at = end,
+                Framed::CutShort => return framed > 0,
+                Framed::NotDns => return false,
+            }
+        }
+        true
     }
 
     /// The run's bytes from `from` on as one segment, stamped with the
@@ -182,6 +253,7 @@ impl Run {
         let at = self.deliveries.partition_point(|(e, _, _)| *e <= from);
         let &(_, ts, record) = self.deliveries.get(at)?;
         Some(Segment {
+            starts_message: true,
             seq: self.base.wrapping_add((self.start + from as i64) as u32),
             record,
             ts,
@@ -206,6 +278,7 @@ mod tests {
 
     fn segment(seq: u32, record: u64, payload: &[u8]) -> Segment {
         Segment {
+            starts_message: false,
             seq,
             record,
             ts: Timestamp(record * 1000),
@@ -288,6 +361,29 @@ mod tests {
         assert_eq!(ids(&parts), (1..=40).collect::<Vec<u16>>());
         let stamps = |m: &[Reassembled]| m.iter().map(|(_, ts, o)| (*ts, *o)).collect::<Vec<_>>();
         assert_eq!(stamps(&parts), stamps(&whole));
+    }
+
+    /// A stream seen from inside a message (the capture started
+    /// mid-connection) is read from the first offset where messages frame
+    /// in a row; the bytes before it are set aside, counted.
+    #[test]
+    fn a_stream_seen_from_inside_a_message_resumes_at_the_next_one() {
+        let (a, b, c, d) = (framed(1), framed(2), framed(3), framed(4));
+        let stream = [a[7..].to_vec(), b, c, d].concat();
+        assert_eq!(ids(&reassemble(&[segment(40, 1, &stream)])), [2, 3, 4]);
+        // A stream that goes on keeps what may be a message still coming
+        // (no more than one message's length), or resumes as the last does.
+        let mut resumed = Vec::new();
+        let rest = reassemble_some(&[segment(40, 1, &stream)], |m, _, _| {
+            resumed.push(u16::from_be_bytes([m.bytes()[0], m.bytes()[1]]))
+        });
+        match rest.tail {
+            Some(tail) => assert!(resumed.is_empty() && tail.payload.len() <= 65_537),
+            None => assert_eq!(
+                (resumed, rest.set_aside),
+                (vec![2, 3, 4], (a.len() - 7) as u64)
+            ),
+        }
     }
 
     #[test]

@@ -247,7 +247,16 @@ impl Settle for Observations {
     /// Applies the flow table's queued events and files the queued DNS
     /// messages, then bounds the tables (`--max-flows`).
     fn settle(&mut self) {
-        rayon::join(|| self.flows.settle(), || self.dns.settle());
+        rayon::join(|| self.flows.settle(), || self.dns.settle(false));
+        if let Some(bounds) = self.bounds.clone() {
+            self.bound(&bounds);
+        }
+    }
+
+    /// `settle`, with every TCP DNS stream that holds many bytes filed,
+    /// including those whose start the capture did not see.
+    fn settle_whole(&mut self) {
+        rayon::join(|| self.flows.settle(), || self.dns.settle(true));
         if let Some(bounds) = self.bounds.clone() {
             self.bound(&bounds);
         }

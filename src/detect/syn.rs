@@ -363,6 +363,7 @@ pub fn find(
         .map(|(partition, retired_here)| {
             let mut counts = SynCounts::default();
             let mut tallies: FxHashMap<GroupKey, u64> = FxHashMap::default();
+            crate::ops::step(partition.len());
             for (key, flow) in partition {
                 let Some((flow_counts, outcome)) = finding(key, flow) else {
                     continue;
@@ -410,6 +411,7 @@ pub fn find(
         .zip(&retired_by_partition)
         .flat_map_iter(|(partition, retired_here)| {
             let mut items: FxHashMap<GroupKey, Vec<SynFlow>> = FxHashMap::default();
+            crate::ops::step(partition.len());
             for (key, flow) in partition {
                 let Some((_, Some((outcome, judgment)))) = finding(key, flow) else {
                     continue;

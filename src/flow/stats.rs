@@ -188,6 +188,7 @@ impl Flow {
         via: Via,
         new: impl FnOnce() -> Crossing,
     ) -> Option<usize> {
+        crate::ops::step(1);
         match self.crossings.binary_search_by(|c| c.via.cmp(&via)) {
             Ok(at) => Some(at),
             Err(at) if at >= MAX_CROSSINGS => {
@@ -201,6 +202,7 @@ impl Flow {
                 }
                 let mut crossing = new();
                 crossing.packets = [0, 0];
+                crate::ops::step(self.crossings.len() - at);
                 self.crossings.insert(at, crossing);
                 Some(at)
             }

@@ -141,6 +141,7 @@ impl FlowTable {
             s.first_ts = min_option(s.first_ts, Some(record.ts));
             s.last_ts = s.last_ts.max(Some(record.ts));
         }
+        crate::ops::step(1);
         *s.per_interface.entry(seen.via).or_default() += 1;
         if seen.duplicate {
             s.duplicates += 1;

@@ -184,13 +184,13 @@ where
         )?;
         let earlier = std::mem::take(&mut self.state);
         self.state = (self.merge)(earlier, state);
-        self.state.settle();
+        self.state.settle_whole();
         self.carry = carry;
         Ok(())
     }
 
     pub fn finish(mut self) -> S {
-        self.state.settle();
+        self.state.settle_whole();
         self.state
     }
 }

@@ -236,7 +236,7 @@ fn block<G>(
     };
     let mut table = new_table(headers);
     for group in &groups[..shown] {
-        table.add_row(row(group));
+        super::table::add_row(&mut table, row(group));
     }
     let mut out = format!("{table}\n");
     if shown < groups.len() {
@@ -413,16 +413,19 @@ fn render_egress_interfaces(rows: &[EgressInterface]) -> String {
         } else {
             ""
         };
-        table.add_row(vec![
-            row.interface.clone(),
-            row.kind.label().to_string(),
-            count(AddrClass::Node).to_string(),
-            count(AddrClass::Pod).to_string(),
-            other.to_string(),
-            row.tunneled_packets.to_string(),
-            short_list(&row.pod_sources, 3),
-            note.to_string(),
-        ]);
+        super::table::add_row(
+            &mut table,
+            vec![
+                row.interface.clone(),
+                row.kind.label().to_string(),
+                count(AddrClass::Node).to_string(),
+                count(AddrClass::Pod).to_string(),
+                other.to_string(),
+                row.tunneled_packets.to_string(),
+                short_list(&row.pod_sources, 3),
+                note.to_string(),
+            ],
+        );
     }
     let _ = writeln!(out, "{table}");
     out
@@ -438,14 +441,17 @@ fn render_masqueraded(pods: &[MasqueradedPod]) -> String {
         String::from("\nMASQUERADED POD EGRESS (pre- and post-NAT copies of a flow paired)\n");
     let mut table = new_table(&["pod", "flows", "left", "as", "then left", "as"]);
     for pod in pods {
-        table.add_row(vec![
-            pod.pod.to_string(),
-            pod.flows.to_string(),
-            short_list(&pod.seen_on, 3),
-            pod.pod.to_string(),
-            short_list(&pod.translated_on, 3),
-            short_list(&pod.translated_to, 3),
-        ]);
+        super::table::add_row(
+            &mut table,
+            vec![
+                pod.pod.to_string(),
+                pod.flows.to_string(),
+                short_list(&pod.seen_on, 3),
+                pod.pod.to_string(),
+                short_list(&pod.translated_on, 3),
+                short_list(&pod.translated_to, 3),
+            ],
+        );
     }
     let _ = writeln!(out, "{table}");
     out

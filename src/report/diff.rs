@@ -57,12 +57,15 @@ pub fn render(report: &DiffReport) -> String {
             (b, a) if a < b => "better",
             _ => "",
         };
-        table.add_row(vec![
-            c.name.to_string(),
-            c.before.to_string(),
-            c.after.to_string(),
-            trend.to_string(),
-        ]);
+        super::table::add_row(
+            &mut table,
+            vec![
+                c.name.to_string(),
+                c.before.to_string(),
+                c.after.to_string(),
+                trend.to_string(),
+            ],
+        );
     }
     let _ = writeln!(out, "\n{table}");
     for (title, changes) in [

@@ -186,18 +186,21 @@ impl FlowsReport {
             total = pairs.len();
             shown = take(total);
             for row in &pairs[..shown] {
-                table.add_row(vec![
-                    row.src.to_string(),
-                    row.src_class.to_string(),
-                    row.dst.to_string(),
-                    row.dst_class.to_string(),
-                    row.protocols.join(","),
-                    row.packets.to_string(),
-                    row.bytes.to_string(),
-                    rel(row.first),
-                    rel(row.last),
-                    row.tcp.render(),
-                ]);
+                super::table::add_row(
+                    &mut table,
+                    vec![
+                        row.src.to_string(),
+                        row.src_class.to_string(),
+                        row.dst.to_string(),
+                        row.dst_class.to_string(),
+                        row.protocols.join(","),
+                        row.packets.to_string(),
+                        row.bytes.to_string(),
+                        rel(row.first),
+                        rel(row.last),
+                        row.tcp.render(),
+                    ],
+                );
             }
             out += &table.to_string();
         } else {
@@ -259,7 +262,7 @@ impl FlowsReport {
                 if show_tunnels {
                     cells.push(row.tunnel.map_or_else(|| "-".into(), |t| t.to_string()));
                 }
-                table.add_row(cells);
+                super::table::add_row(&mut table, cells);
             }
             out += &table.to_string();
         }

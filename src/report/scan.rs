@@ -97,15 +97,18 @@ pub fn render(report: &ScanReport, limit: usize) -> String {
         a.findings.len().min(limit)
     };
     for f in &a.findings[..shown] {
-        table.add_row(vec![
-            f.severity.label().to_string(),
-            f.kind.label().to_string(),
-            f.subject.clone(),
-            format!("{} of {}", f.files.len(), a.analyzed),
-            format!("{} {}", f.count, f.kind.unit()),
-            short_list(&f.details, 3),
-            short_list(&f.files, 2),
-        ]);
+        super::table::add_row(
+            &mut table,
+            vec![
+                f.severity.label().to_string(),
+                f.kind.label().to_string(),
+                f.subject.clone(),
+                format!("{} of {}", f.files.len(), a.analyzed),
+                format!("{} {}", f.count, f.kind.unit()),
+                short_list(&f.details, 3),
+                short_list(&f.files, 2),
+            ],
+        );
     }
     let _ = writeln!(out, "{table}");
     if shown < a.findings.len() {
@@ -157,7 +160,7 @@ fn render_files(files: &[FileLine]) -> String {
                 row.push(printable(line.error.as_deref().unwrap_or_default()).into_owned());
             }
         }
-        table.add_row(row);
+        super::table::add_row(&mut table, row);
     }
     format!("{table}\n")
 }

@@ -12,6 +12,24 @@ pub fn new_table(headers: &[&str]) -> Table {
     table
 }
 
+/// Characters a table cell shows. comfy-table measures a long cell again
+/// for each line it wraps (time in the square of its length), and a crafted
+/// capture can make a list in a cell thousands of entries long; JSON has it
+/// whole.
+const MAX_CELL_CHARS: usize = 240;
+
+/// Adds a row, each cell cut to `MAX_CELL_CHARS`.
+pub fn add_row(table: &mut Table, cells: Vec<String>) {
+    table.add_row(cells.into_iter().map(clamped));
+}
+
+fn clamped(text: String) -> String {
+    match text.char_indices().nth(MAX_CELL_CHARS) {
+        None => text,
+        Some((cut, _)) => format!("{} … (cut, see --format json)", &text[..cut]),
+    }
+}
+
 /// `text` with control characters escaped (`\n`, `\u{7}`), so a file
 /// name with a newline cannot split a table row or forge a line.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
@@ -29,6 +47,17 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         })
         .collect();
     std::borrow::Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod cell_tests {
+    #[test]
+    fn long_cells_are_cut() {
+        let long = "é".repeat(1000);
+        let cut = super::clamped(long);
+        assert!(cut.starts_with(&"é".repeat(240)) && cut.ends_with("see --format json)"));
+        assert_eq!(super::clamped("short".into()), "short");
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use crate::capture::Record;
 use crate::decode::dns::DnsMessage;
 use crate::decode::tcp_stream::{for_each_message, reassemble_some, Segment};
-use crate::decode::{Packet, Transport};
+use crate::decode::{tcp_flags, Packet, Transport};
 use crate::flow::evict_idle;
 use crate::flow::{
     merge_maps, partition_of, Endpoint, Partition, Partitioned, PartitionedMap, PARTITIONS,
@@ -135,6 +135,10 @@ pub const MESSAGES_PER_KEY: usize = 16;
 /// bytes all streams hold before every one is.
 const STREAM_BYTES: usize = 1 << 20;
 const ALL_STREAMS_BYTES: usize = 64 << 20;
+/// Bytes a direction may hold in part of the capture before it is filed
+/// even though that part may begin inside a message (see `flush_streams`):
+/// the splitter then finds the first whole message.
+const PART_STREAM_BYTES: usize = 64 << 20;
 
 /// Cuts `messages` down to the `MESSAGES_PER_KEY` earliest (by time, then
 /// file order) if it holds more; returns how many went. The kept ones are
@@ -145,6 +149,7 @@ fn trim(messages: &mut Messages) -> u64 {
     if messages.len() <= MESSAGES_PER_KEY {
         return 0;
     }
+    crate::ops::step(messages.len());
     messages.sort_by_key(|m| (m.ts, m.order));
     let dropped = messages.len() - MESSAGES_PER_KEY;
     messages.truncate(MESSAGES_PER_KEY);
@@ -157,6 +162,7 @@ fn trim(messages: &mut Messages) -> u64 {
 /// Returns how many messages went.
 fn file(messages: &mut Messages, message: Message) -> u64 {
     let when = |m: &Message| (m.ts, m.order);
+    crate::ops::step(1);
     let mut dropped = trim(messages);
     if messages.len() < MESSAGES_PER_KEY {
         messages.push(message);
@@ -171,6 +177,7 @@ fn file(messages: &mut Messages, message: Message) -> u64 {
         .is_some_and(|last| when(&message) < when(last))
     {
         let at = messages.partition_point(|m| when(m) <= when(&message));
+        crate::ops::step(messages.len() - at);
         messages.insert(at, message);
         messages.pop();
     }
@@ -215,16 +222,24 @@ impl DnsLog {
                 }
             }
             Transport::Tcp(tcp)
-                if on_port(tcp.src_port, tcp.dst_port) && !tcp.payload.is_empty() =>
+                if on_port(tcp.src_port, tcp.dst_port)
+                    && (!tcp.payload.is_empty() || tcp.has(tcp_flags::SYN)) =>
             {
                 let Some(direction) = endpoints(packet, tcp.src_port, tcp.dst_port) else {
                     return;
                 };
+                // A SYN marks where the direction's first message begins.
+                let syn = tcp.has(tcp_flags::SYN);
                 self.tcp.entry(direction).or_default().push(Segment {
-                    seq: tcp.seq,
+                    starts_message: syn,
+                    seq: tcp.seq.wrapping_add(u32::from(syn)),
                     record: record.position,
                     ts: record.ts,
-                    payload: tcp.payload.to_vec(),
+                    payload: if syn {
+                        Vec::new()
+                    } else {
+                        tcp.payload.to_vec()
+                    },
                 });
             }
             _ => {}
@@ -302,8 +317,10 @@ impl DnsLog {
 
     /// Files the queued messages under their keys, each partition on its
     /// own worker.
-    pub fn settle(&mut self) {
-        self.flush_streams();
+    /// Files the queued messages; with `whole` (a log of everything read
+    /// so far), files the messages of any TCP stream that holds many bytes.
+    pub fn settle(&mut self, whole: bool) {
+        self.flush_streams(whole);
         if self.pending.is_empty() {
             return;
         }
@@ -335,7 +352,7 @@ impl DnsLog {
     /// segment before the window's end is here, so a message is never cut
     /// by a flush: a stream's memory is bounded by `STREAM_BYTES` and one
     /// message, however long the connection lasts.
-    fn flush_streams(&mut self) {
+    fn flush_streams(&mut self, whole: bool) {
         let held =
             |segments: &Vec<Segment>| segments.iter().map(|s| s.payload.len()).sum::<usize>();
         let all: usize = self.tcp.values().map(held).sum();
@@ -343,8 +360,17 @@ impl DnsLog {
             return;
         }
         let every = all > ALL_STREAMS_BYTES;
+        // A part of the capture (one window's or segment's log) may hold a
+        // stream from the middle of a message: only one seen from where a
+        // message begins is filed there, unless it holds very many bytes.
+        let begins = |segments: &Vec<Segment>| {
+            (segments.iter().min_by_key(|s| s.record)).is_some_and(|s| s.starts_message)
+        };
         let full: Vec<(Endpoint, Endpoint)> = (self.tcp.iter())
-            .filter(|(_, segments)| every || held(segments) > STREAM_BYTES)
+            .filter(|(_, segments)| {
+                let over = every || held(segments) > STREAM_BYTES;
+                over && (whole || begins(segments) || held(segments) > PART_STREAM_BYTES)
+            })
             .map(|(direction, _)| *direction)
             .collect();
         for direction in full {
@@ -373,7 +399,7 @@ impl DnsLog {
         for ((from, to), segments) in streams {
             self.add_stream(from, to, &segments);
         }
-        self.settle();
+        self.settle(false);
         let mut victims =
             (self.messages).evict_idle(keep, |v| newest(&mut v.iter().map(|m| m.ts)), |_, _| false);
         for (_, messages) in victims.iter_mut().flatten() {
@@ -410,7 +436,7 @@ impl DnsLog {
         for ((from, to), segments) in std::mem::take(&mut self.tcp) {
             self.add_stream(from, to, &segments);
         }
-        self.settle();
+        self.settle(true);
         let mut partitions = self.messages.into_partitions();
         let dropped: u64 = (partitions.par_iter_mut())
             .map(|partition| {

@@ -412,6 +412,7 @@ impl Judged {
         let mut answer: Option<(&Message, u64)> = None;
         let mut late = false;
         let mut response_packets = 0u32;
+        crate::ops::step(messages.len());
         for m in messages {
             if !m.response {
                 counts.queries += 1;
