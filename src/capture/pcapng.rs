@@ -422,6 +422,15 @@ const KNOWN_BLOCKS: [u32; 9] = [
     0x0000_0BAD, // custom
 ];
 
+/// Whether `word` is a known block type (read in one byte order): a few
+/// compares per candidate, which is most of a resynchronisation's cost
+/// over a long corrupt stretch.
+#[inline]
+fn known_block(word: u32) -> bool {
+    // Every known type but the section header is below 0x1000.
+    (word < 0x1000 || word == SECTION_HEADER) && KNOWN_BLOCKS.contains(&word)
+}
+
 /// The length of a block at `at` whose leading and trailing lengths agree.
 fn framed_len(bytes: &[u8], at: usize, big_endian: bool) -> Option<usize> {
     let head = bytes.get(at..at + 8)?;
@@ -456,17 +465,25 @@ fn next_block(bytes: &[u8], at: usize, at_end: bool, pager: &Chunker<'_>) -> Opt
             asked = (candidate + RELEASE_EVERY).min(bytes.len());
             (pager.populate)(candidate, asked);
         }
-        let framing = [false, true].into_iter().find_map(|big_endian| {
-            if !KNOWN_BLOCKS.contains(&read_u32(&bytes[candidate..], big_endian)) {
-                return None;
-            }
+        let word: [u8; 4] = bytes[candidate..candidate + 4].try_into().expect("4 bytes");
+        let (little, big) = (
+            known_block(u32::from_le_bytes(word)),
+            known_block(u32::from_be_bytes(word)),
+        );
+        let framing_in = |big_endian: bool| {
             if framed_len(bytes, candidate, big_endian).is_some() {
                 return Some(true);
             }
             let len = read_u32(&bytes[candidate + 4..], big_endian) as usize;
             let plausible = len >= BLOCK_OVERHEAD && len.is_multiple_of(4) && len <= MAX_BLOCK_LEN;
             (!at_end && plausible && candidate + len > bytes.len()).then_some(false)
-        });
+        };
+        let framing = match (little, big) {
+            (false, false) => None,
+            (true, false) => framing_in(false),
+            (false, true) => framing_in(true),
+            (true, true) => framing_in(false).or_else(|| framing_in(true)),
+        };
         if let Some(decided) = framing {
             found = Some((candidate, decided));
             break;
