@@ -66,7 +66,9 @@ run() { # label, decoded bytes, args...
   local ratio
   ratio=$(awk -v p="$per_gb" -v r="$reference" 'BEGIN { printf "%.1f", p / r }')
   local limited=""
-  if [ -n "${WITH_LIMIT:-}" ]; then
+  if [ -n "${WITH_LIMIT:-}" ] && [[ " $* " == *" --max-flows "* ]]; then
+    limited=" (limit given) |"
+  elif [ -n "${WITH_LIMIT:-}" ]; then
     read -r l_seconds l_kb l_status < <(
       if [ -n "$stdin_file" ]; then measure --max-flows 100000 "$@" <"$stdin_file"
       else measure --max-flows 100000 "$@"; fi

@@ -95,6 +95,9 @@ pub struct Evicted {
     /// (a pod and an external address, or a service address): evicted
     /// only when nothing else was left, and not judged by those checks.
     pub unjudged: u64,
+    /// ICMP unreachables forgotten because the flow they quote was not in
+    /// the table any more (an ICMP flood past the limit).
+    pub icmp_unreachables: u64,
 }
 
 impl Evicted {
@@ -110,6 +113,7 @@ impl Evicted {
         self.judged_dns_keys += other.judged_dns_keys;
         self.too_young += other.too_young;
         self.unjudged += other.unjudged;
+        self.icmp_unreachables += other.icmp_unreachables;
     }
 }
 
@@ -222,6 +226,9 @@ impl Observations {
             e.pairs += pairs.len() as u64;
             e.unjudged += unjudged;
             self.retired_syns = std::mem::take(&mut self.retired_syns).merge(retired);
+        }
+        if self.unreachables.len() > max {
+            self.evicted.icmp_unreachables += self.unreachables.keep_for(&self.flows);
         }
         if self.dns.keys() > max {
             self.evicted.dns_keys += self.dns.evict_idle(keep, now, bounds.dns_timeout_ns);

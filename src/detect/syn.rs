@@ -71,6 +71,26 @@ impl Unreachables {
             .or_insert(seen);
     }
 
+    pub fn len(&self) -> usize {
+        self.by_quoted.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_quoted.is_empty()
+    }
+
+    /// Forgets the unreachables whose quoted flow is not in `flows` (it was
+    /// judged when evicted, or never seen): what `--max-flows` keeps of an
+    /// ICMP flood. Returns how many went.
+    pub fn keep_for(&mut self, flows: &FlowTable) -> u64 {
+        let before = self.by_quoted.len();
+        self.by_quoted.retain(|&(src, dst), _| {
+            let (key, _) = FlowKey::between(PROTO_TCP, src, dst);
+            flows.flows.get(&key).is_some()
+        });
+        (before - self.by_quoted.len()) as u64
+    }
+
     pub fn merge(mut self, mut other: Unreachables) -> Unreachables {
         if self.by_quoted.len() < other.by_quoted.len() {
             std::mem::swap(&mut self, &mut other);
