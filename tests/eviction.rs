@@ -318,3 +318,53 @@ fn evicted_pod_egress_is_said_not_judged() {
         "{not_judged:?}"
     );
 }
+
+/// An ICMP unreachable for every SYN of a storm: `--max-flows` bounds the
+/// unreachables too (those of flows already evicted and judged go), and
+/// every flow is still judged unreachable, as without a limit.
+#[test]
+fn unreachables_are_bounded_and_still_judge_their_flows() {
+    let dir = scratch("unreachables");
+    let router = v4(198, 51, 100, 1);
+    let mut frames = Vec::new();
+    for i in 0..4000u32 {
+        let src = (v4(10, 50, 10, 21), 20_000 + (i % 40_000) as u16);
+        let dst = (v4(203, 0, 113, (i % 250) as u8 + 1), 443 + (i / 250) as u16);
+        let syn = tcp(src, dst, SYN);
+        let quoted = &syn[14..]; // the IP packet inside the Ethernet frame
+        let icmp = ip_packet(router, src.0, &L4::Unreachable { code: 3, quoted });
+        frames.push((u64::from(i) * 5, syn));
+        frames.push((u64::from(i) * 5 + 1, ethernet(&icmp, &[])));
+    }
+    let l4 = L4::Udp {
+        src_port: 1,
+        dst_port: 2,
+        payload: b"end",
+    };
+    let end = ip_packet(v4(10, 50, 10, 21), v4(10, 50, 10, 22), &l4);
+    frames.push((60_000, ethernet(&end, &[])));
+    let mut out = CaptureWriter::new(Vec::new(), Container::Pcap, "ens19").unwrap();
+    for (ms, frame) in &frames {
+        out.write(Timestamp(START.0 + ms * 1_000_000), frame)
+            .unwrap();
+    }
+    let path = dir.join("unreachables.pcap");
+    std::fs::write(&path, out.into_inner()).unwrap();
+    let path = path.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let args = [&["analyze", "--format", "json", path][..], extra].concat();
+        json(&kpcap(&args))
+    };
+    let (unbounded, bounded) = (
+        run(&[]),
+        run(&["--max-flows", "500", "--window-bytes", "65536"]),
+    );
+    let counts = |c: &serde_json::Value| c["captures"][0]["findings"]["tcp_syns"]["counts"].clone();
+    assert_eq!(counts(&unbounded)["unreachable"], 4000);
+    assert_eq!(counts(&bounded), counts(&unbounded));
+    let evicted = &bounded["captures"][0]["coverage"]["evicted"];
+    assert!(
+        evicted["icmp_unreachables"].as_u64().unwrap() > 3000,
+        "{evicted}"
+    );
+}
