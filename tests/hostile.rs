@@ -38,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// One measurement at a time: the counters are the process's.
+/// One test at a time allocates: the counters are the process's.
 static MEASURING: Mutex<()> = Mutex::new(());
 
 /// The peak of bytes held while analyzing `class` at `bytes`, beyond the
@@ -83,7 +83,7 @@ fn assert_bounded(class: Hostile, bytes: u64, factor: f64) {
 /// One query repeated: its key keeps 64 messages, not all of them.
 #[test]
 fn one_query_key_repeated_costs_the_same_at_twice_the_size() {
-    assert_bounded(Hostile::DnsCopies, 8 << 20, 1.3);
+    assert_bounded(Hostile::DnsCopies, 16 << 20, 1.3);
 }
 
 /// A flood of spoofed SYNs holds flows (linear), not a group and an item
@@ -98,6 +98,8 @@ fn a_syn_flood_grows_linearly() {
 /// must land during the read), so a large file and a few tries.
 #[test]
 fn a_file_that_shrinks_while_it_is_read_ends_with_one_line_and_exit_2() {
+    // Its writes would count in a measurement beside it.
+    let _one = MEASURING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = common::scratch("shrinks");
     let path = dir.join("shrinking.pcap");
     for attempt in 0..4u64 {
