@@ -7,6 +7,8 @@
 
 mod coverage;
 mod header;
+#[cfg(test)]
+mod hostile_steps;
 mod outcome;
 
 pub use coverage::{Coverage, DetectorRun, UnreadInterface};
