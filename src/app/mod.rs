@@ -15,7 +15,7 @@ use kpcap::decode::Decoder;
 use kpcap::detect::{Settings, Severity};
 use kpcap::error::ConfigError;
 use kpcap::interface::DeviceKey;
-use kpcap::pipeline::Reading;
+use kpcap::pipeline::{Reading, BOUNDED_WINDOW_BYTES};
 use kpcap::report::{Format, Output};
 use kpcap::synth;
 use kpcap::topology::{Preset, Topology};
@@ -44,10 +44,15 @@ struct Setup {
 
 impl Setup {
     fn new(common: &CommonArgs, detectors: Option<&DetectorArgs>) -> Result<Setup> {
+        let settings = detectors.map(settings).transpose()?.unwrap_or_default();
+        let mut reading = reading(common)?;
+        if settings.max_flows.is_some() {
+            reading.window_bytes = reading.window_bytes.or(Some(BOUNDED_WINDOW_BYTES));
+        }
         Ok(Setup {
             topology: topology(&common.topology)?,
-            reading: reading(common)?,
-            settings: detectors.map(settings).transpose()?.unwrap_or_default(),
+            reading,
+            settings,
             pool: thread_pool(common.threads)?,
             chunk_bytes: common.chunk_bytes,
         })
