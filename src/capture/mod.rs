@@ -594,6 +594,49 @@ struct Chunker<'a> {
     populate: Release<'a>,
 }
 
+/// Bytes a resynchronisation scans between two asks and releases.
+const SCAN_WINDOW: usize = 8 << 20;
+
+/// A resynchronisation's pass over a long stretch of a mapped file: each
+/// window is asked for ahead and released behind, so the stretch neither
+/// stays resident nor faults in page by page.
+struct Scan<'c, 'a> {
+    pager: &'c Chunker<'a>,
+    len: usize,
+    released: usize,
+    asked: usize,
+}
+
+impl<'c, 'a> Scan<'c, 'a> {
+    fn new(pager: &'c Chunker<'a>, from: usize, len: usize) -> Self {
+        Scan {
+            pager,
+            len,
+            released: from,
+            asked: from,
+        }
+    }
+
+    /// About to look at `at`.
+    #[inline]
+    fn at(&mut self, at: usize) {
+        crate::ops::step(1);
+        if at - self.released >= SCAN_WINDOW {
+            (self.pager.release)(self.released, at);
+            self.released = at;
+        }
+        if at >= self.asked {
+            self.asked = (at + SCAN_WINDOW).min(self.len);
+            (self.pager.populate)(at, self.asked);
+        }
+    }
+
+    /// Done, having looked up to `end`.
+    fn done(self, end: usize) {
+        (self.pager.release)(self.released, end.min(self.len));
+    }
+}
+
 impl<'a> Chunker<'a> {
     fn new(target: usize, release: Release<'a>) -> Self {
         Chunker {

@@ -2,8 +2,8 @@
 //! header and the packet bytes. Both byte orders, micro- and nanoseconds.
 
 use super::{
-    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Skip, Truncation,
-    WalkEnd, MAX_RECORD_LEN,
+    read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Release, Scan, Skip, Truncation,
+    WalkEnd, MAX_RECORD_LEN, SCAN_WINDOW,
 };
 use crate::capture::{link_type_name, link_type_supported};
 use crate::error::CaptureError;
@@ -166,9 +166,6 @@ fn add_skip(skipped: &mut Vec<Skip>, from: usize, to: usize, reason: String) {
     }
 }
 
-/// Bytes a resynchronisation scans between two releases of what it read.
-const RELEASE_EVERY: usize = 8 << 20;
-
 /// The first offset from `from` on where a run of plausible record headers
 /// starts, or (in a stream) may start once more bytes are read. Linear:
 /// each offset is tried once, and a stretch of zeros (no header there has
@@ -183,26 +180,17 @@ fn find_resume(
     pager: &Chunker<'_>,
 ) -> Option<(usize, Run)> {
     let mut at = from;
-    let mut released = from;
-    let mut asked = from;
+    let mut scan = Scan::new(pager, from, bytes.len());
     let found = loop {
         if at >= bytes.len() {
             break None;
         }
-        crate::ops::step(1);
-        if at - released >= RELEASE_EVERY {
-            (pager.release)(released, at);
-            released = at;
-        }
-        if at >= asked {
-            asked = (at + RELEASE_EVERY).min(bytes.len());
-            (pager.populate)(at, asked);
-        }
+        scan.at(at);
         if bytes.get(at + 12..at + 16) == Some(&[0; 4]) {
             // Every header starting before the next non-zero byte, less
             // 15, has a zero original length.
             // A window at a time, so what was read is released as it goes.
-            let window = &bytes[..(at + 16 + RELEASE_EVERY).min(bytes.len())];
+            let window = &bytes[..(at + 16 + SCAN_WINDOW).min(bytes.len())];
             let nonzero = next_nonzero(window, at + 16).unwrap_or(window.len());
             at = nonzero.saturating_sub(15).max(at + 1);
             continue;
@@ -212,7 +200,7 @@ fn find_resume(
             run => break Some((at, run)),
         }
     };
-    (pager.release)(released, at.min(bytes.len()));
+    scan.done(at);
     found
 }
 

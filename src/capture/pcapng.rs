@@ -3,7 +3,7 @@
 //! link type, name and timestamp resolution; packet blocks carry the data.
 
 use super::{
-    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Skip, Truncation,
+    read_u16, read_u32, Chunk, Chunker, Format, Interface, Layout, Record, Scan, Skip, Truncation,
     LINK_TYPE_REJECTED, MAX_RECORD_LEN,
 };
 use crate::error::CaptureError;
@@ -450,21 +450,11 @@ fn framed_len(bytes: &[u8], at: usize, big_endian: bool) -> Option<usize> {
 /// time, asked for ahead and released behind (a long corrupt stretch
 /// neither stays resident nor faults in page by page).
 fn next_block(bytes: &[u8], at: usize, at_end: bool, pager: &Chunker<'_>) -> Option<(usize, bool)> {
-    const RELEASE_EVERY: usize = 8 << 20;
     let last = bytes.len().saturating_sub(BLOCK_OVERHEAD - 1);
-    let mut released = at;
-    let mut asked = at;
+    let mut scan = Scan::new(pager, at, bytes.len());
     let mut found = None;
     for candidate in (at + 4..last).step_by(4) {
-        crate::ops::step(1);
-        if candidate - released >= RELEASE_EVERY {
-            (pager.release)(released, candidate);
-            released = candidate;
-        }
-        if candidate >= asked {
-            asked = (candidate + RELEASE_EVERY).min(bytes.len());
-            (pager.populate)(candidate, asked);
-        }
+        scan.at(candidate);
         let word: [u8; 4] = bytes[candidate..candidate + 4].try_into().expect("4 bytes");
         let (little, big) = (
             known_block(u32::from_le_bytes(word)),
@@ -489,7 +479,7 @@ fn next_block(bytes: &[u8], at: usize, at_end: bool, pager: &Chunker<'_>) -> Opt
             break;
         }
     }
-    (pager.release)(released, found.map_or(bytes.len(), |(c, _)| c));
+    scan.done(found.map_or(bytes.len(), |(c, _)| c));
     match found {
         // The first candidate not examined yet.
         None if !at_end => {

@@ -150,13 +150,7 @@ pub fn write<W: Write>(out: W, class: Hostile, bytes: u64, seed: u64) -> std::io
             }
         }
         Hostile::IfindexChurn => {
-            let pod = IpAddr::V4(Ipv4Addr::new(10, 42, 1, 17));
-            let l4 = L4::Udp {
-                src_port: 40000,
-                dst_port: 8123,
-                payload: &[0u8; 32],
-            };
-            let packet = ip_packet(pod, IpAddr::V4(Ipv4Addr::new(192, 168, 178, 10)), &l4);
+            let packet = pod_to_lan();
             let mut ifindex = 0u32;
             while writer.bytes_written < bytes {
                 ifindex = ifindex.wrapping_add(1);
@@ -165,14 +159,7 @@ pub fn write<W: Write>(out: W, class: Hostile, bytes: u64, seed: u64) -> std::io
             }
         }
         Hostile::ManyInterfaces => {
-            let pod = IpAddr::V4(Ipv4Addr::new(10, 42, 1, 17));
-            let l4 = L4::Udp {
-                src_port: 40000,
-                dst_port: 8123,
-                payload: &[0u8; 32],
-            };
-            let packet = ip_packet(pod, IpAddr::V4(Ipv4Addr::new(192, 168, 178, 10)), &l4);
-            let frame = ethernet(&packet, &[]);
+            let frame = ethernet(&pod_to_lan(), &[]);
             for interface in 0..interfaces.len() as u32 {
                 writer.write_on(interface, next(1_000), &frame)?;
             }
@@ -208,4 +195,15 @@ pub fn write<W: Write>(out: W, class: Hostile, bytes: u64, seed: u64) -> std::io
     };
     writer.write(next(10_000_000_000), &last)?;
     Ok(writer.into_inner())
+}
+
+/// A pod's UDP packet to a LAN host: the one flow of the interface classes.
+fn pod_to_lan() -> Vec<u8> {
+    let l4 = L4::Udp {
+        src_port: 40000,
+        dst_port: 8123,
+        payload: &[0u8; 32],
+    };
+    let pod = IpAddr::V4(Ipv4Addr::new(10, 42, 1, 17));
+    ip_packet(pod, IpAddr::V4(Ipv4Addr::new(192, 168, 178, 10)), &l4)
 }
