@@ -8,11 +8,41 @@ use std::path::PathBuf;
 #[command(
     name = "kpcap",
     version,
-    about = "Offline forensics of packet captures taken on Kubernetes nodes"
+    about = "Offline forensics of packet captures taken on Kubernetes nodes",
+    max_term_width = 100,
+    after_help = EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  kpcap analyze node.pcap --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12
+  kpcap scan /var/captures --format json --output scan.json
+  kpcap diff before.pcap after.pcap
+  kpcap completions bash > /etc/bash_completion.d/kpcap";
+
+/// Flags every subcommand takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Colour severities: on a terminal (auto, unless NO_COLOR is set),
+    /// always, or never.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub color: ColorArg,
+    /// No progress line on stderr (warnings and errors still print).
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -20,26 +50,72 @@ pub enum Command {
     /// Diagnose the capture: SNAT failures, unanswered SYNs, DNS timeouts,
     /// ClusterIPs on the wire, and a ranked verdict. Exit code 1 when
     /// something at or above --fail-on was found.
+    #[command(after_help = "\
+Examples:
+  kpcap analyze node.pcap
+  kpcap analyze node.pcap.gz --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12 --node-cidr 192.168.1.0/24
+  kpcap analyze captures.tar.gz --format json --output report.json
+  tcpdump -i any -w - | kpcap analyze -
+  kpcap analyze --merge node.pcap0 node.pcap1 node.pcap2")]
     Analyze(AnalyzeArgs),
     /// Sweep files and directories of captures: one line per file, and
     /// findings aggregated across files. Exit code: bit 1 (value 1) set
     /// when a finding at or above --fail-on was found, bit 2 (value 2)
     /// when a file could not be read.
+    #[command(after_help = "\
+Examples:
+  kpcap scan /var/captures
+  kpcap scan archive.tar.zst --format ndjson
+  kpcap scan /data --shard 2/8 --format json --output shard-2.json
+  kpcap scan /data --shard-from-env JOB_COMPLETION_INDEX/8 --format json --output /out/shard.json")]
     Scan(ScanArgs),
     /// Combine the JSON reports of `kpcap scan --shard` into one.
+    #[command(after_help = "\
+Examples:
+  kpcap merge shard-*.json
+  kpcap merge --format json --output sweep.json shard-*.json")]
     Merge(MergeArgs),
     /// Compare the analyses of two captures, before and after a fix: what
     /// was fixed, what persists, what is new. Exit code 0 when the
     /// failures of BEFORE are gone and nothing got worse, 1 otherwise.
+    #[command(after_help = "\
+Examples:
+  kpcap diff before.pcap after.pcap
+  kpcap diff before.pcap after.pcap --format json")]
     Diff(DiffArgs),
     /// Traffic rolled up by (source, destination) address pair, or per flow.
+    #[command(after_help = "\
+Examples:
+  kpcap flows node.pcap
+  kpcap flows node.pcap --by 5tuple --limit 0")]
     Flows(FlowsArgs),
     /// Write a deterministic synthetic capture (test data, benchmarks).
+    #[command(after_help = "\
+Examples:
+  kpcap synth --scenario incident-before -o before.pcap
+  kpcap synth --scenario mixed --size 1G -o mixed.pcap")]
     Synth(SynthArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "\
+Examples:
+  kpcap completions bash > ~/.local/share/bash-completion/completions/kpcap
+  kpcap completions zsh > ~/.zfunc/_kpcap
+  kpcap completions fish > ~/.config/fish/completions/kpcap.fish")]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff).
+    #[command(after_help = "\
+Examples:
+  kpcap man > ~/.local/share/man/man1/kpcap.1 && man kpcap")]
+    Man,
     /// Benchmark floor: map a file and read every byte once (prints a
     /// checksum). What `bench/compare.sh` compares kpcap with.
     #[command(hide = true)]
     Floor(FloorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -103,17 +179,19 @@ pub struct ScanArgs {
     /// Analyze only shard I of N (1-based, e.g. 2/8): a deterministic
     /// share of the file list, for sweeping an archive on several
     /// machines; `kpcap merge` combines the shards' JSON reports.
-    #[arg(long, value_name = "I/N")]
+    #[arg(long, value_name = "I/N", conflicts_with = "shard_from_env")]
     pub shard: Option<String>,
+    /// Take the shard from a 0-based index in an environment variable, as
+    /// a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX:
+    /// `JOB_COMPLETION_INDEX/8` is shard index+1 of 8.
+    #[arg(long, value_name = "VAR/N")]
+    pub shard_from_env: Option<String>,
     /// Lowest severity that sets bit 1 of the exit code.
     #[arg(long, value_enum, default_value = "failure")]
     pub fail_on: FailOn,
     /// Aggregate findings to show in the table (0 = all).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// No progress bar.
-    #[arg(long, short)]
-    pub quiet: bool,
     #[command(flatten)]
     pub detectors: DetectorArgs,
     #[command(flatten)]
@@ -127,6 +205,9 @@ pub struct MergeArgs {
     pub reports: Vec<PathBuf>,
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Write the report to FILE instead of stdout (replaced when done).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Lowest severity that sets bit 1 of the exit code.
     #[arg(long, value_enum, default_value = "failure")]
     pub fail_on: FailOn,
@@ -160,7 +241,8 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     if let Ok(seconds) = text.parse::<f64>() {
         return std::time::Duration::try_from_secs_f64(seconds).map_err(|e| e.to_string());
     }
-    humantime::parse_duration(text).map_err(|e| format!("'{text}': {e}"))
+    humantime::parse_duration(text)
+        .map_err(|_| format!("'{text}' is not a duration (e.g. 3s, 500ms, 1m, or 2.5 for seconds)"))
 }
 
 #[derive(Debug, Args)]
@@ -186,6 +268,9 @@ pub struct FlowsArgs {
 pub struct CommonArgs {
     #[arg(long, value_enum, default_value = "table")]
     pub format: OutputFormat,
+    /// Write the report to FILE instead of stdout (replaced when done).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Worker threads (default: all cores; at most 256).
     #[arg(long)]
     pub threads: Option<usize>,

@@ -9,12 +9,16 @@ use thiserror::Error;
 pub enum CaptureError {
     #[error("cannot read")]
     Io(#[from] std::io::Error),
-    #[error("is a directory, not a capture file")]
+    #[error("is a directory, not a capture file: `kpcap scan` sweeps a directory")]
     IsDirectory,
     #[error("empty file (0 bytes), not a capture")]
     Empty,
-    #[error("byte 0: not a pcap or pcapng capture (first bytes {magic})")]
-    NotACapture { magic: String },
+    #[error("byte 0: not a pcap or pcapng capture{kind} (first bytes {magic})")]
+    NotACapture {
+        magic: String,
+        /// What the bytes are instead, if known: `: a zip archive, ...`.
+        kind: String,
+    },
     #[error("byte {offset}: {what} cut short: {needed} bytes needed, {available} available")]
     TruncatedHeader {
         offset: u64,

@@ -96,7 +96,7 @@ fn analyze_with(analyzer: &Analyzer<'_>, data: &[u8]) {
         };
         assert!(observations.flows.summary.packets <= data.len() as u64 / 12);
         let outcome = analyzer.outcome("fuzz", &[], &mut observations, &info);
-        let _ = analyze_report::render(&outcome, analyzer.topology, 0);
+        let _ = analyze_report::render(&outcome, analyzer.topology, &Default::default());
         let _ = serde_json::to_string(&outcome).expect("reports serialize");
         let _ = analyze_report::ndjson_lines(&outcome);
         let _ = crate::scan::Digest::of(&outcome);

@@ -220,7 +220,8 @@ proptest! {
         let brief = analyze(&bytes, 4096, 2, Evidence::Brief);
         let topology = Topology::preset(Preset::K3s, true);
         for limit in [0, 1] {
-            prop_assert_eq!(render(&brief, &topology, limit), render(&all, &topology, limit));
+            let layout = kpcap::report::Layout { limit, ..Default::default() };
+            prop_assert_eq!(render(&brief, &topology, &layout), render(&all, &topology, &layout));
         }
         let digest = |report| serde_json::to_string(&Digest::of(report)).unwrap();
         prop_assert_eq!(digest(&brief), digest(&all));

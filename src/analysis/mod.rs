@@ -105,6 +105,43 @@ impl<'a> Analyzer<'a> {
         Ok((folder.finish(), info))
     }
 
+    /// `observe` of a capture that cannot be opened twice (a member of an
+    /// archive, read in one pass): `--interface` that kept nothing is an
+    /// error that cannot list the interfaces there were.
+    pub fn observe_once(&self, input: Input) -> Result<(Observations, CaptureInfo), CaptureError> {
+        let (observations, info) = self.observe_input(input)?;
+        let packets = observations.flows.summary.packets;
+        readable(&info, packets)?;
+        self.kept_something(packets)?;
+        Ok((observations, info))
+    }
+
+    /// `analyze` of a capture that cannot be opened twice (`observe_once`).
+    pub fn analyze_once(&self, name: &str, input: Input) -> Result<Outcome, CaptureError> {
+        let (mut observations, info) = self.observe_once(input)?;
+        Ok(self.outcome(name, &[], &mut observations, &info))
+    }
+
+    /// `flows` of a capture that cannot be opened twice (`observe_once`).
+    pub fn flows_once(&self, input: Input) -> Result<(FlowTable, CaptureInfo), CaptureError> {
+        let (table, info) = flow_table(input, self.reading)?;
+        readable(&info, table.summary.packets)?;
+        self.kept_something(table.summary.packets)?;
+        Ok((table, info))
+    }
+
+    fn kept_something(&self, kept: u64) -> Result<(), CaptureError> {
+        let wanted = &self.reading.only_interfaces;
+        if wanted.is_empty() || kept > 0 {
+            return Ok(());
+        }
+        Err(CaptureError::NoSuchInterface {
+            wanted: wanted.join(", "),
+            available: "others (an archive member is read once: see `kpcap flows` of it extracted)"
+                .into(),
+        })
+    }
+
     /// The flow table of `parts` read in order as one capture.
     pub fn flows(&self, parts: &[PathBuf]) -> Result<(FlowTable, CaptureInfo), FileError> {
         let mut folder = Folder::new(self.reading, FlowTable::observe, FlowTable::merge);
@@ -319,6 +356,10 @@ fn unread_interfaces(info: &CaptureInfo, summary: &Summary) -> Vec<UnreadInterfa
 /// A capture with records, none of whose interfaces kpcap can decode, is
 /// an error, as a classic pcap of such a link type is.
 fn check_readable(parts: &[PathBuf], info: &CaptureInfo, packets: u64) -> Result<(), FileError> {
+    readable(info, packets).map_err(|error| FileError::new(&parts[0], error))
+}
+
+fn readable(info: &CaptureInfo, packets: u64) -> Result<(), CaptureError> {
     if packets == 0 || info.interfaces.is_empty() || info.interfaces.iter().any(|i| i.readable()) {
         return Ok(());
     }
@@ -331,11 +372,10 @@ fn check_readable(parts: &[PathBuf], info: &CaptureInfo, packets: u64) -> Result
             )
         })
         .collect();
-    let error = CaptureError::NoReadableInterface {
+    Err(CaptureError::NoReadableInterface {
         offset: info.interfaces[0].declared_at,
         types: types.join("; "),
-    };
-    Err(FileError::new(&parts[0], error))
+    })
 }
 
 /// The merged flow table of one capture (what `kpcap flows` reports).

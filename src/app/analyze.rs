@@ -4,11 +4,13 @@
 use super::{
     at_or_above, drop_in_background, exiting, output, threshold, OutputError, Setup, Stopwatch,
 };
-use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, OutputFormat};
+use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, GlobalArgs, OutputFormat};
 use anyhow::Result;
 use kpcap::analysis::{display_name, in_capture_order, FileError};
+use kpcap::capture::{archive, Input};
 use kpcap::detect::verdict::Status;
 use kpcap::detect::Evidence;
+use kpcap::error::CaptureError;
 use kpcap::report::Output;
 use kpcap::report::{CaptureReport, Captures, FlowsReport, Grouping};
 use serde::Serialize;
@@ -44,22 +46,39 @@ fn capture_name(parts: &[PathBuf]) -> String {
         .join(" + ")
 }
 
-/// Analyzes each logical capture in turn and writes its report with
-/// `write`. A bad file is reported on stderr and recorded, and the others
-/// go on; a failed write ends the run.
+/// What one report is made of: files (rotated parts of one capture, or
+/// one file), or a member of a tar archive, already opened.
+enum Capture<'p> {
+    Files(&'p [PathBuf]),
+    Member(Box<Input>),
+}
+
+impl Capture<'_> {
+    /// The files, for the header (none for a member).
+    fn parts(&self) -> &[PathBuf] {
+        match self {
+            Capture::Files(parts) => parts,
+            Capture::Member(_) => &[],
+        }
+    }
+}
+
+/// Analyzes each logical capture in turn, each capture member of a tar
+/// archive as a capture of its own (`archive.tar.gz:member.pcap`), and
+/// writes its report with `write`. A bad file is reported on stderr and
+/// recorded, and the others go on; a failed write ends the run.
 fn for_each_capture<T: Serialize>(
     paths: &[PathBuf],
     merge: bool,
     common: &CommonArgs,
-    mut analyze: impl FnMut(&str, &[PathBuf]) -> Result<T, FileError>,
+    mut analyze: impl FnMut(&str, Capture<'_>) -> Result<T, FileError>,
     mut write: impl FnMut(&T) -> Result<(), OutputError>,
     mut write_error: impl FnMut(&str, &str) -> Result<(), OutputError>,
 ) -> Result<(Vec<Entry<T>>, bool)> {
     let mut entries = Vec::new();
     let mut ok = true;
-    for parts in logical_captures(paths, merge, common.chunk_bytes)? {
-        let name = capture_name(&parts);
-        match analyze(&name, &parts) {
+    let mut record = |name: String, result: Result<T, FileError>| -> Result<(), OutputError> {
+        match result {
             Ok(report) => {
                 write(&report)?;
                 entries.push(Entry::Report(report));
@@ -73,8 +92,59 @@ fn for_each_capture<T: Serialize>(
                 ok = false;
             }
         }
+        Ok(())
+    };
+    for parts in logical_captures(paths, merge, common.chunk_bytes)? {
+        let name = capture_name(&parts);
+        if parts.len() == 1 && archive::is_tar(&parts[0]) {
+            let failed = |source| FileError {
+                file: name.clone(),
+                source,
+            };
+            let mut members = match archive::Members::open(&parts[0], common.chunk_bytes) {
+                Ok(members) => members,
+                Err(e) => {
+                    record(name.clone(), Err(failed(e)))?;
+                    continue;
+                }
+            };
+            loop {
+                let member = match members.next_member() {
+                    Ok(Some(member)) => member,
+                    Ok(None) => break,
+                    Err(e) => {
+                        record(name.clone(), Err(failed(e)))?;
+                        break;
+                    }
+                };
+                let member_name = format!("{name}:{}", member.name);
+                let result = match member.input {
+                    Ok(input) => analyze(&member_name, Capture::Member(Box::new(input))),
+                    Err(CaptureError::NotACapture { .. } | CaptureError::Empty) => {
+                        eprintln!("kpcap: warning: {member_name}: not a capture, skipped");
+                        continue;
+                    }
+                    Err(source) => Err(FileError {
+                        file: member_name.clone(),
+                        source,
+                    }),
+                };
+                record(member_name, result)?;
+            }
+            continue;
+        }
+        let result = analyze(&name, Capture::Files(&parts));
+        record(name, result)?;
     }
     Ok((entries, ok))
+}
+
+/// A member's error, named as the member.
+fn member_error(name: &str) -> impl Fn(CaptureError) -> FileError + '_ {
+    move |source| FileError {
+        file: name.to_string(),
+        source,
+    }
 }
 
 /// The NDJSON line of a capture that could not be read: every capture
@@ -94,20 +164,32 @@ fn print_warnings(name: &str, warnings: &[String]) {
     }
 }
 
-pub fn flows(args: FlowsArgs) -> Result<i32> {
+pub fn flows(args: FlowsArgs, global: &GlobalArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, None)?;
     let (analyzer, pool, topology) = (setup.analyzer(Evidence::All), &setup.pool, &setup.topology);
     let by = match args.by {
         By::Pair => Grouping::Pair,
         By::FiveTuple => Grouping::FiveTuple,
     };
-    let out = RefCell::new(output(args.common.format, args.limit));
+    let out = RefCell::new(output(
+        args.common.format,
+        args.limit,
+        args.common.output.as_deref(),
+        global,
+    )?);
     let (entries, ok) = for_each_capture(
         &args.captures,
         args.merge,
         &args.common,
-        |name, parts| {
-            let (table, info) = pool.install(|| analyzer.flows(parts))?;
+        |name, capture| {
+            let parts = capture.parts().to_vec();
+            let (table, info) = match capture {
+                Capture::Files(parts) => pool.install(|| analyzer.flows(parts))?,
+                Capture::Member(input) => pool
+                    .install(|| analyzer.flows_once(*input))
+                    .map_err(member_error(name))?,
+            };
+            let parts = &parts;
             print_warnings(name, &info.warnings);
             let names = analyzer.interface_names(&info, &table.summary);
             let header = analyzer.header(name, parts, &info, &table.summary, &names);
@@ -128,14 +210,14 @@ pub fn flows(args: FlowsArgs) -> Result<i32> {
         settings: None,
         captures: &entries,
     };
-    (out.into_inner())
-        .document("kpcap.flows/2", &body)
-        .map_err(OutputError)?;
+    let mut out = out.into_inner();
+    out.document("kpcap.flows/2", &body).map_err(OutputError)?;
+    out.into_inner().finish()?;
     exiting(entries);
     Ok(if ok { 0 } else { 2 })
 }
 
-pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
+pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
     // A table shows one flow per pod egress group and counts the queries
     // each DNS rcode answered.
@@ -145,7 +227,12 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
     };
     let (analyzer, pool, topology) = (setup.analyzer(evidence), &setup.pool, &setup.topology);
     let threshold = threshold(args.fail_on);
-    let out = RefCell::new(output(args.common.format, args.limit));
+    let out = RefCell::new(output(
+        args.common.format,
+        args.limit,
+        args.common.output.as_deref(),
+        global,
+    )?);
     let mut failing = false;
     let mut inconclusive = false;
     let clock = Stopwatch::from_env();
@@ -153,8 +240,15 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         &args.captures,
         args.merge,
         &args.common,
-        |name, parts| {
-            let (mut observations, info) = pool.install(|| analyzer.observe(parts))?;
+        |name, capture| {
+            let parts = capture.parts().to_vec();
+            let (mut observations, info) = match capture {
+                Capture::Files(parts) => pool.install(|| analyzer.observe(parts))?,
+                Capture::Member(input) => pool
+                    .install(|| analyzer.observe_once(*input))
+                    .map_err(member_error(name))?,
+            };
+            let parts = &parts;
             clock.lap("walk, decode, observe, merge");
             let outcome = pool.install(|| analyzer.outcome(name, parts, &mut observations, &info));
             print_warnings(name, &outcome.header.warnings);
@@ -179,9 +273,10 @@ pub fn analyze(args: AnalyzeArgs) -> Result<i32> {
         settings: Some(&setup.settings),
         captures: &entries,
     };
-    (out.into_inner())
-        .document("kpcap.analyze/2", &body)
+    let mut out = out.into_inner();
+    out.document("kpcap.analyze/2", &body)
         .map_err(OutputError)?;
+    out.into_inner().finish()?;
     exiting(entries);
     Ok(exit_code(ok, failing, inconclusive && threshold.is_some()))
 }

@@ -1,7 +1,7 @@
 //! `diff`: analyze BEFORE and AFTER and compare their findings.
 
 use super::{output, OutputError, Setup};
-use crate::cli::DiffArgs;
+use crate::cli::{DiffArgs, GlobalArgs};
 use anyhow::Result;
 use kpcap::analysis::display_name;
 use kpcap::detect::Evidence;
@@ -9,7 +9,7 @@ use kpcap::diff::Diff;
 use kpcap::report::diff::{Compared, DiffReport};
 use kpcap::scan::Digest;
 
-pub fn diff(args: DiffArgs) -> Result<i32> {
+pub fn diff(args: DiffArgs, global: &GlobalArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
     let (analyzer, pool) = (setup.analyzer(Evidence::Brief), &setup.pool);
     let digest = |path: &std::path::PathBuf| -> Result<Compared> {
@@ -33,9 +33,10 @@ pub fn diff(args: DiffArgs) -> Result<i32> {
         after,
         diff,
     };
-    let mut out = output(args.common.format, 0);
+    let mut out = output(args.common.format, 0, args.common.output.as_deref(), global)?;
     out.report(&report).map_err(OutputError)?;
     out.document(kpcap::report::diff::SCHEMA, &report)
         .map_err(OutputError)?;
+    out.into_inner().finish()?;
     Ok(code)
 }

@@ -6,8 +6,8 @@ mod diff;
 mod scan;
 
 use crate::cli::{
-    Cli, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FloorArgs, OutputFormat,
-    PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
+    Cli, ColorArg, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FloorArgs, GlobalArgs,
+    OutputFormat, PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -16,20 +16,38 @@ use kpcap::detect::{Settings, Severity};
 use kpcap::error::ConfigError;
 use kpcap::interface::DeviceKey;
 use kpcap::pipeline::{Reading, BOUNDED_WINDOW_BYTES};
-use kpcap::report::{Format, Output};
+use kpcap::report::{Format, Layout, Output};
 use kpcap::synth;
 use kpcap::topology::{Preset, Topology};
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 pub fn run(cli: Cli) -> Result<i32> {
+    let global = &cli.global;
     match cli.command {
-        Command::Analyze(args) => analyze::analyze(args),
-        Command::Flows(args) => analyze::flows(args),
-        Command::Scan(args) => scan::scan(args),
-        Command::Merge(args) => scan::merge(args),
-        Command::Diff(args) => diff::diff(args),
+        Command::Analyze(args) => analyze::analyze(args, global),
+        Command::Flows(args) => analyze::flows(args, global),
+        Command::Scan(args) => scan::scan(args, global),
+        Command::Merge(args) => scan::merge(args, global),
+        Command::Diff(args) => diff::diff(args, global),
         Command::Synth(args) => synthesize(args),
         Command::Floor(args) => floor(args),
+        Command::Completions(args) => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(args.shell, &mut command, "kpcap", &mut out);
+            out.flush().map_err(OutputError)?;
+            Ok(0)
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut out = std::io::stdout().lock();
+            clap_mangen::Man::new(command)
+                .render(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(OutputError)?;
+            Ok(0)
+        }
     }
 }
 
@@ -327,13 +345,112 @@ impl OutputError {
     }
 }
 
-/// The run's output on stdout, buffered: JSON reports are megabytes, and
-/// stdout is line-buffered.
-fn output(format: OutputFormat, limit: usize) -> Output<std::io::BufWriter<std::io::Stdout>> {
+/// The run's output, on stdout or in `--output FILE`, buffered: JSON
+/// reports are megabytes, and stdout is line-buffered. Tables are fitted
+/// to the terminal's width (README, "Output").
+fn output(
+    format: OutputFormat,
+    limit: usize,
+    file: Option<&Path>,
+    global: &GlobalArgs,
+) -> Result<Output<Sink>> {
     let format = match format {
         OutputFormat::Table => Format::Table,
         OutputFormat::Json => Format::Json,
         OutputFormat::Ndjson => Format::Ndjson,
     };
-    Output::new(std::io::BufWriter::new(std::io::stdout()), format, limit)
+    let terminal = file.is_none() && std::io::stdout().is_terminal();
+    let layout = Layout {
+        limit,
+        width: report_width(terminal),
+        color: match global.color {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        },
+    };
+    let sink = match file {
+        None => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),
+        Some(path) => Sink::file(path)?,
+    };
+    Ok(Output::new(sink, format, layout))
+}
+
+/// Columns a table may take: `COLUMNS` when set, else the terminal's
+/// when stdout is one; none (as wide as the contents) otherwise.
+fn report_width(terminal: bool) -> Option<usize> {
+    let columns = std::env::var("COLUMNS").ok();
+    if let Some(n) = columns.and_then(|c| c.trim().parse::<usize>().ok()) {
+        return (n > 0).then_some(n);
+    }
+    if !terminal {
+        return None;
+    }
+    terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| usize::from(w.0))
+}
+
+/// Where a report is written. A file is written beside its final name
+/// and renamed into place when complete (`finish`), so a reader (`kpcap
+/// merge`, a Job's collector) never takes a half-written report.
+enum Sink {
+    Stdout(std::io::BufWriter<std::io::Stdout>),
+    File {
+        out: std::io::BufWriter<std::fs::File>,
+        partial: PathBuf,
+        path: PathBuf,
+    },
+}
+
+impl Sink {
+    fn file(path: &Path) -> Result<Sink> {
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = std::fs::File::create(&partial).with_context(|| {
+            format!(
+                "--output {}: cannot create {}",
+                path.display(),
+                partial.display()
+            )
+        })?;
+        Ok(Sink::File {
+            out: std::io::BufWriter::new(file),
+            partial,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Flushes, and moves a file into place.
+    fn finish(self) -> Result<()> {
+        match self {
+            Sink::Stdout(mut out) => out.flush().map_err(|e| OutputError(e).into()),
+            Sink::File { out, partial, path } => {
+                let file = out.into_inner().map_err(|e| OutputError(e.into_error()))?;
+                file.sync_all().map_err(OutputError)?;
+                std::fs::rename(&partial, &path).with_context(|| {
+                    format!(
+                        "--output {}: cannot rename {} into place",
+                        path.display(),
+                        partial.display()
+                    )
+                })
+            }
+        }
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Stdout(out) => out.write(buf),
+            Sink::File { out, .. } => out.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.flush(),
+            Sink::File { out, .. } => out.flush(),
+        }
+    }
 }

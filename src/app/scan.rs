@@ -2,21 +2,22 @@
 //! across files) and `merge` (shard reports into one).
 
 use super::{at_or_above, output, threshold, OutputError, Setup};
-use crate::cli::{FailOn, MergeArgs, ScanArgs};
+use crate::cli::{FailOn, GlobalArgs, MergeArgs, ScanArgs};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpcap::analysis::Analyzer;
+use kpcap::capture::archive;
 use kpcap::detect::Evidence;
 use kpcap::error::CaptureError;
 use kpcap::report::scan::{file_value, ScanOutput};
-use kpcap::scan::{self, Digest, FileLine, Found, ScanDocument, ScanReport, Status};
+use kpcap::scan::{self, Digest, FileLine, Found, ScanDocument, ScanReport, Shard, Status};
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub fn scan(args: ScanArgs) -> Result<i32> {
+pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
     let setup = Setup::new(&args.common, Some(&args.detectors))?;
     let (analyzer, pool, settings) = (
         setup.analyzer(Evidence::Brief),
@@ -24,13 +25,18 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         &setup.settings,
     );
     let mut files = scan::discover(&args.paths);
-    if let Some(text) = &args.shard {
-        let (index, count) = scan::parse_shard(text).map_err(anyhow::Error::msg)?;
-        files = scan::shard(files, index, count);
+    let shard = shard(&args)?;
+    if let Some(shard) = shard {
+        files = scan::shard(files, shard.index, shard.count);
     }
     let cidrs = setup.topology.describe();
-    let progress = progress_bar(files.len() as u64, args.quiet);
-    let out = Mutex::new(output(args.common.format, args.limit));
+    let progress = progress_bar(files.len() as u64, global.quiet);
+    let out = Mutex::new(output(
+        args.common.format,
+        args.limit,
+        args.common.output.as_deref(),
+        global,
+    )?);
     // The first failed write: the files not started yet are skipped.
     let failed_write: Mutex<Option<std::io::Error>> = Mutex::new(None);
     let stopped = || failed_write.lock().expect("write error lock").is_some();
@@ -38,27 +44,31 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         if stopped() {
             return ScanReport::empty(cidrs.clone(), settings.clone());
         }
-        let line = match found {
-            Found::File(path) => scan_file(&analyzer, path),
-            Found::Line(line) => (**line).clone(),
+        let lines = match found {
+            Found::File(path) => scan_path(&analyzer, path),
+            Found::Line(line) => vec![(**line).clone()],
         };
-        progress.suspend(|| {
-            for warning in line.digest.iter().flat_map(|d| &d.warnings) {
-                eprintln!("kpcap: warning: {}: {warning}", line.file);
+        let mut reports = Vec::with_capacity(lines.len());
+        for line in lines {
+            progress.suspend(|| {
+                for warning in line.digest.iter().flat_map(|d| &d.warnings) {
+                    eprintln!("kpcap: warning: {}: {warning}", line.file);
+                }
+                if let Some(error) = line.error.as_ref().filter(|_| line.status == Status::Error) {
+                    eprintln!("kpcap: error: {}: {error}", line.file);
+                }
+            });
+            // NDJSON: as each file finishes, in completion order.
+            if let Err(e) = out.lock().expect("stdout lock").stream(&file_value(&line)) {
+                failed_write
+                    .lock()
+                    .expect("write error lock")
+                    .get_or_insert(e);
             }
-            if let Some(error) = line.error.as_ref().filter(|_| line.status == Status::Error) {
-                eprintln!("kpcap: error: {}: {error}", line.file);
-            }
-        });
-        progress.inc(1);
-        // NDJSON: as each file finishes, in completion order.
-        if let Err(e) = out.lock().expect("stdout lock").stream(&file_value(&line)) {
-            failed_write
-                .lock()
-                .expect("write error lock")
-                .get_or_insert(e);
+            reports.push(ScanReport::of(line, cidrs.clone(), settings.clone()));
         }
-        ScanReport::of(line, cidrs.clone(), settings.clone())
+        progress.inc(1);
+        merge_all(reports).unwrap_or_else(|| ScanReport::empty(cidrs.clone(), settings.clone()))
     };
     let merge = |a: ScanReport, b: ScanReport| a.merge(b).expect("one scan, one setting");
     let empty = || ScanReport::empty(cidrs.clone(), settings.clone());
@@ -72,6 +82,8 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
         let small = small.par_iter().map(one_file).reduce(empty, merge);
         merge(large, small)
     });
+    let mut report = report;
+    report.shards.extend(shard);
     progress.finish_and_clear();
     if let Some(e) = failed_write.into_inner().expect("write error lock") {
         return Err(OutputError(e).into());
@@ -83,7 +95,51 @@ pub fn scan(args: ScanArgs) -> Result<i32> {
     };
     out.report(&printed).map_err(OutputError)?;
     out.document(scan::SCHEMA, &report).map_err(OutputError)?;
+    out.into_inner().finish()?;
     Ok(exit_code(&report, args.fail_on))
+}
+
+/// The shard of `--shard I/N`, or of `--shard-from-env VAR/N` (VAR holds
+/// a 0-based index, as Kubernetes sets JOB_COMPLETION_INDEX).
+fn shard(args: &ScanArgs) -> Result<Option<Shard>> {
+    if let Some(text) = &args.shard {
+        let (index, count) = scan::parse_shard(text).map_err(anyhow::Error::msg)?;
+        return Ok(Some(Shard { index, count }));
+    }
+    let Some(text) = &args.shard_from_env else {
+        return Ok(None);
+    };
+    let flag = format!("--shard-from-env {text}");
+    let (var, count) = (text.split_once('/'))
+        .and_then(|(var, n)| Some((var, n.trim().parse::<usize>().ok().filter(|n| *n > 0)?)))
+        .with_context(|| {
+            format!("{flag}: expected VAR/N with N >= 1, e.g. JOB_COMPLETION_INDEX/8")
+        })?;
+    let value = std::env::var(var).with_context(|| format!("{flag}: {var} is not set"))?;
+    match value.trim().parse::<usize>() {
+        Ok(index) if index < count => Ok(Some(Shard {
+            index: index + 1,
+            count,
+        })),
+        _ => anyhow::bail!("{flag}: {var}={value:?} is not a 0-based index below {count}"),
+    }
+}
+
+/// The reports merged pairwise, in rounds: the lines of an archive of
+/// many members cost n log n, not a merge of a growing report per member.
+fn merge_all(mut reports: Vec<ScanReport>) -> Option<ScanReport> {
+    while reports.len() > 1 {
+        let mut pairs = reports.into_iter();
+        let mut merged = Vec::new();
+        while let Some(a) = pairs.next() {
+            merged.push(match pairs.next() {
+                Some(b) => a.merge(b).expect("one scan, one setting"),
+                None => a,
+            });
+        }
+        reports = merged;
+    }
+    reports.pop()
 }
 
 /// Files this large (compressed ones: an eighth of it, as captures
@@ -102,10 +158,39 @@ fn is_large(path: &Path) -> bool {
     meta.len() >= threshold
 }
 
-/// Analyzes one file into its line; never fails.
-fn scan_file(analyzer: &Analyzer<'_>, path: &Path) -> FileLine {
+/// Analyzes one file into its line, or a tar archive into a line per
+/// member (`archive.tar:member.pcap`); never fails.
+fn scan_path(analyzer: &Analyzer<'_>, path: &Path) -> Vec<FileLine> {
     let file = scan::file_name(path);
-    match analyzer.analyze(&file, &[path.to_path_buf()]) {
+    if !archive::is_tar(path) {
+        let result = analyzer.analyze(&file, &[path.to_path_buf()]);
+        return vec![file_line(file, result.map_err(|e| e.source))];
+    }
+    let mut members = match archive::Members::open(path, analyzer.chunk_bytes) {
+        Ok(members) => members,
+        Err(e) => return vec![file_line(file, Err(e))],
+    };
+    let mut lines = Vec::new();
+    loop {
+        match members.next_member() {
+            Ok(Some(member)) => {
+                let name = format!("{file}:{}", member.name);
+                let result = (member.input).and_then(|input| analyzer.analyze_once(&name, input));
+                lines.push(file_line(name, result));
+            }
+            Ok(None) => break,
+            Err(e) => {
+                lines.push(file_line(file, Err(e)));
+                break;
+            }
+        }
+    }
+    lines
+}
+
+/// A file's line from its analysis.
+fn file_line(file: String, result: Result<kpcap::analysis::Outcome, CaptureError>) -> FileLine {
+    match result {
         Ok(report) => FileLine {
             file,
             status: Status::Analyzed,
@@ -113,7 +198,7 @@ fn scan_file(analyzer: &Analyzer<'_>, path: &Path) -> FileLine {
             error: None,
         },
         Err(e) => {
-            let status = match e.source {
+            let status = match e {
                 CaptureError::NotACapture { .. } | CaptureError::Empty => Status::NotACapture,
                 _ => Status::Error,
             };
@@ -121,7 +206,7 @@ fn scan_file(analyzer: &Analyzer<'_>, path: &Path) -> FileLine {
                 file,
                 status,
                 digest: None,
-                error: Some(format!("{:#}", anyhow::Error::new(e.source))),
+                error: Some(format!("{:#}", anyhow::Error::new(e))),
             }
         }
     }
@@ -158,8 +243,12 @@ fn exit_code(report: &ScanReport, fail_on: FailOn) -> i32 {
     i32::from(findings) | if a.errors > 0 { 2 } else { 0 } | if unsure { 4 } else { 0 }
 }
 
-pub fn merge(args: MergeArgs) -> Result<i32> {
+pub fn merge(args: MergeArgs, global: &GlobalArgs) -> Result<i32> {
     let mut merged: Option<ScanReport> = None;
+    // Which report brought each shard and each file: one seen twice is
+    // the same work counted twice.
+    let mut shards = std::collections::BTreeMap::new();
+    let mut files = std::collections::HashMap::new();
     for path in &args.reports {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -178,6 +267,25 @@ pub fn merge(args: MergeArgs) -> Result<i32> {
             );
         }
         let report = document.report;
+        for shard in &report.shards {
+            if let Some(earlier) = shards.insert(*shard, path) {
+                anyhow::bail!(
+                    "{}: shard {shard} is already in {}: each shard is merged once",
+                    path.display(),
+                    earlier.display()
+                );
+            }
+        }
+        for line in &report.files {
+            if let Some(earlier) = files.insert(line.file.clone(), path) {
+                anyhow::bail!(
+                    "{}: file {} is also in {}: the reports' file lists overlap",
+                    path.display(),
+                    line.file,
+                    earlier.display()
+                );
+            }
+        }
         merged = Some(match merged {
             None => report,
             Some(earlier) => earlier
@@ -186,12 +294,13 @@ pub fn merge(args: MergeArgs) -> Result<i32> {
         });
     }
     let report = merged.context("no reports given")?;
-    let mut out = output(args.format, args.limit);
+    let mut out = output(args.format, args.limit, args.output.as_deref(), global)?;
     let printed = ScanOutput {
         report: &report,
         files_streamed: false,
     };
     out.report(&printed).map_err(OutputError)?;
     out.document(scan::SCHEMA, &report).map_err(OutputError)?;
+    out.into_inner().finish()?;
     Ok(exit_code(&report, args.fail_on))
 }

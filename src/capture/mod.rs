@@ -14,6 +14,7 @@
 //! walks the file serially (`Capture::exact_layout`). pcapng blocks are
 //! walked serially up front: sections and interfaces are declared in-band.
 
+pub mod archive;
 pub mod floor;
 mod link_type;
 mod pcap;
@@ -577,7 +578,53 @@ fn not_a_capture(bytes: &[u8]) -> CaptureError {
         .map(|b| format!("{b:02x}"))
         .collect::<Vec<_>>()
         .join(" ");
-    CaptureError::NotACapture { magic }
+    let kind = match identify(bytes) {
+        Some(kind) => format!(": {kind}"),
+        None => String::new(),
+    };
+    CaptureError::NotACapture { magic, kind }
+}
+
+/// What a file that is not a capture is, by its first bytes, and what to
+/// do with it: the formats captures get handed over in.
+fn identify(bytes: &[u8]) -> Option<&'static str> {
+    const KINDS: &[(&[u8], &str)] = &[
+        (
+            &[0xfd, b'7', b'z', b'X', b'Z', 0],
+            "it is xz-compressed, which kpcap does not read (`xz -dc FILE | kpcap analyze -`)",
+        ),
+        (
+            b"BZh",
+            "it is bzip2-compressed, which kpcap does not read (`bzip2 -dc FILE | kpcap analyze -`)",
+        ),
+        (
+            &[0x04, 0x22, 0x4d, 0x18],
+            "it is lz4-compressed, which kpcap does not read (`lz4 -dc FILE | kpcap analyze -`)",
+        ),
+        (
+            b"PK\x03\x04",
+            "it is a zip archive, which kpcap does not read (unzip it, or pack it as .tar.gz)",
+        ),
+        (
+            &[b'7', b'z', 0xbc, 0xaf, 0x27, 0x1c],
+            "it is a 7z archive, which kpcap does not read (extract it, or pack it as .tar.gz)",
+        ),
+        (
+            b"snoop\0\0\0",
+            "it is a snoop capture (convert it: `editcap -F pcap FILE out.pcap`)",
+        ),
+    ];
+    if let Some((_, kind)) = KINDS.iter().find(|(magic, _)| bytes.starts_with(magic)) {
+        return Some(kind);
+    }
+    if archive::is_tar_header(bytes) {
+        return Some(
+            "it is a tar archive (`kpcap analyze` and `kpcap scan` read the captures in it)",
+        );
+    }
+    let start = &bytes[..bytes.len().min(64)];
+    let text = |b: &u8| b.is_ascii_graphic() || b.is_ascii_whitespace();
+    (!start.is_empty() && start.iter().all(text)).then_some("it is text")
 }
 
 /// Called with each byte range the indexing pass is done with.

@@ -34,6 +34,7 @@ pub(super) fn header(bytes: &[u8]) -> Result<PcapHeader, CaptureError> {
     }
     let (_, header) = PcapHeader::from_slice(bytes).map_err(|e| CaptureError::NotACapture {
         magic: e.to_string(),
+        kind: String::new(),
     })?;
     if header.version_major != 2 {
         return Err(CaptureError::UnsupportedVersion {

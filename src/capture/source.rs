@@ -74,6 +74,12 @@ impl Bytes {
     }
 }
 
+impl AsRef<[u8]> for Bytes {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -169,7 +175,7 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 const ZSTD_WINDOW_LOG_MAX: u32 = 31;
 
 /// A stream, decompressed if its first bytes are a gzip or zstd magic.
-fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureError> {
+pub(super) fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureError> {
     let magic = reader.fill_buf()?;
     Ok(match compression(magic) {
         Some(Compression::Gzip) => Source::Stream(

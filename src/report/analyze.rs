@@ -2,8 +2,8 @@
 //! JSON form carries the same content plus every item behind each group;
 //! NDJSON puts one cause or finding group per line.
 
-use super::output::{ndjson_line, Report};
-use super::table::new_table;
+use super::output::{ndjson_line, Layout, Report};
+use super::table::Sheet;
 use super::CaptureReport;
 use crate::analysis::{Coverage, Outcome};
 use crate::detect::dns::{DnsGroup, DnsItem};
@@ -16,8 +16,8 @@ use serde_json::{json, Value};
 use std::fmt::Write;
 
 impl Report for CaptureReport<'_, Outcome> {
-    fn table(&self, limit: usize) -> String {
-        render(self.of, self.topology, limit) + "\n"
+    fn table(&self, layout: &Layout) -> String {
+        render(self.of, self.topology, layout) + "\n"
     }
 
     fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -48,14 +48,12 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
     out
 }
 
-const WIDTH: usize = 100;
-
-/// Human report; each table shows at most `limit` groups (0 = all).
-pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
+/// Human report; each table shows at most `layout.limit` groups (0 = all).
+pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String {
     let mut out = super::header::render(&outcome.header, topology);
     out += &render_coverage(&outcome.coverage);
     out.push('\n');
-    out += &render_verdict(outcome);
+    out += &render_verdict(outcome, layout);
     let start = outcome.header.first.unwrap_or_default();
     let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
     let findings = &outcome.findings;
@@ -75,7 +73,7 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
         "example",
     ];
     let egress = &findings.unmasqueraded_egress;
-    out += &block(&egress.groups, limit, "  none\n", &headers, |g| {
+    out += &block(&egress.groups, layout, "  none\n", &headers, |g| {
         vec![
             g.severity.label().to_string(),
             g.pod.to_string(),
@@ -90,8 +88,8 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
             g.items.first().map(|i| i.to_string()).unwrap_or_default(),
         ]
     });
-    out += &render_egress_interfaces(&egress.interfaces);
-    out += &render_masqueraded(&egress.contrast.masqueraded_pods);
+    out += &render_egress_interfaces(&egress.interfaces, layout);
+    out += &render_masqueraded(&egress.contrast.masqueraded_pods, layout);
 
     let syns = &findings.tcp_syns;
     let c = &syns.counts;
@@ -118,7 +116,7 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
         "last",
         "example",
     ];
-    out += &block(&syns.groups, limit, "  none\n", &headers, |g| {
+    out += &block(&syns.groups, layout, "  none\n", &headers, |g| {
         let outcome = match g.icmp_code {
             Some(code) => format!("{} (code {code})", g.outcome.label()),
             None => g.outcome.label().to_string(),
@@ -168,10 +166,10 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
         "example",
     ];
     let empty = "  no timeouts, no unsolicited responses\n";
-    out += &block(&dns.groups, limit, empty, &headers, |g| dns_row(g, &rel));
+    out += &block(&dns.groups, layout, empty, &headers, |g| dns_row(g, &rel));
     let errors: Vec<_> = dns.rcodes.iter().filter(|r| r.rcode_value != 0).collect();
     let headers = ["severity", "name", "rcode", "responses", "servers"];
-    out += &block(&errors, limit, "", &headers, |r| {
+    out += &block(&errors, layout, "", &headers, |r| {
         vec![
             r.severity.label().to_string(),
             r.name.clone(),
@@ -196,7 +194,7 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
     ];
     out += &block(
         &findings.service_vips.groups,
-        limit,
+        layout,
         "  none\n",
         &headers,
         |g| {
@@ -217,11 +215,11 @@ pub fn render(outcome: &Outcome, topology: &Topology, limit: usize) -> String {
     out
 }
 
-/// One finding table: a row per group, at most `limit` of them (0 = all),
-/// and a line saying how many more; `empty` when there are none.
+/// One finding table: a row per group, at most `layout.limit` of them (0
+/// = all), and a line saying how many more; `empty` when there are none.
 fn block<G>(
     groups: &[G],
-    limit: usize,
+    layout: &Layout,
     empty: &str,
     headers: &[&str],
     row: impl Fn(&G) -> Vec<String>,
@@ -229,16 +227,16 @@ fn block<G>(
     if groups.is_empty() {
         return empty.to_string();
     }
-    let shown = if limit == 0 {
+    let shown = if layout.limit == 0 {
         groups.len()
     } else {
-        groups.len().min(limit)
+        groups.len().min(layout.limit)
     };
-    let mut table = new_table(headers);
+    let mut table = Sheet::new(headers);
     for group in &groups[..shown] {
-        super::table::add_row(&mut table, row(group));
+        table.add_row(row(group));
     }
-    let mut out = format!("{table}\n");
+    let mut out = table.render(layout) + "\n";
     if shown < groups.len() {
         let _ = writeln!(
             out,
@@ -293,7 +291,7 @@ fn render_coverage(c: &Coverage) -> String {
     out
 }
 
-fn render_verdict(outcome: &Outcome) -> String {
+fn render_verdict(outcome: &Outcome, layout: &Layout) -> String {
     let mut out = String::new();
     let status = match outcome.verdict.status {
         Status::Clean => "CLEAN: the detectors ran on the traffic and found no failure or warning",
@@ -303,28 +301,65 @@ fn render_verdict(outcome: &Outcome) -> String {
         Status::Warning => "WARNING",
         Status::Failure => "FAILURE",
     };
-    let _ = writeln!(out, "VERDICT   {status}");
+    let _ = writeln!(
+        out,
+        "VERDICT   {}",
+        paint(status, status_tone(outcome.verdict.status), layout)
+    );
     for cause in &outcome.verdict.causes {
+        let tag = format!("[{}]", cause.severity.label());
         let _ = writeln!(
             out,
-            "\n  {}. [{}] {}",
+            "\n  {}. {} {}",
             cause.rank,
-            cause.severity.label(),
+            paint(&tag, severity_tone(cause.severity), layout),
             cause.title
         );
-        out += &wrap(&cause.summary, "     ", WIDTH);
+        let width = layout.prose_width();
+        out += &wrap(&cause.summary, "     ", width);
         for detail in &cause.details {
-            out += &wrap(&format!("- {detail}"), "     ", WIDTH);
+            out += &wrap(&format!("- {detail}"), "     ", width);
         }
         for hint in &cause.remediation {
             out += &wrap(
                 &format!("fix ({}): {}", hint.cni, hint.hint),
                 "     ",
-                WIDTH,
+                width,
             );
         }
     }
     out
+}
+
+/// ANSI colours of the verdict's words on a terminal.
+const RED: &str = "\u{1b}[1;31m";
+const YELLOW: &str = "\u{1b}[1;33m";
+const GREEN: &str = "\u{1b}[1;32m";
+const RESET: &str = "\u{1b}[0m";
+
+fn status_tone(status: Status) -> &'static str {
+    match status {
+        Status::Failure => RED,
+        Status::Warning | Status::Inconclusive => YELLOW,
+        Status::Clean => GREEN,
+    }
+}
+
+fn severity_tone(severity: crate::detect::Severity) -> &'static str {
+    match severity {
+        crate::detect::Severity::Failure => RED,
+        crate::detect::Severity::Warning => YELLOW,
+        _ => "",
+    }
+}
+
+/// `text` in `tone` when the layout is in colour.
+fn paint(text: &str, tone: &str, layout: &Layout) -> String {
+    if layout.color && !tone.is_empty() {
+        format!("{tone}{text}{RESET}")
+    } else {
+        text.to_string()
+    }
 }
 
 /// One JSON value per line: a `capture` line with the header and
@@ -383,14 +418,14 @@ fn nat_copies(copies: u64) -> String {
 
 /// Which interfaces carried traffic to external destinations, and from
 /// which source classes: the answer to "which NIC did pod egress use?".
-fn render_egress_interfaces(rows: &[EgressInterface]) -> String {
+fn render_egress_interfaces(rows: &[EgressInterface], layout: &Layout) -> String {
     let mut out =
         String::from("\nEGRESS INTERFACES (packets to external destinations, by source class)\n");
     if rows.is_empty() {
         out += "  none\n";
         return out;
     }
-    let mut table = new_table(&[
+    let mut table = Sheet::new(&[
         "interface",
         "kind",
         "from node",
@@ -398,7 +433,7 @@ fn render_egress_interfaces(rows: &[EgressInterface]) -> String {
         "from other",
         "tunneled",
         "pod sources",
-        "",
+        "note",
     ]);
     for row in rows {
         let count = |class: AddrClass| row.packets_by_source.get(&class).copied().unwrap_or(0);
@@ -413,47 +448,41 @@ fn render_egress_interfaces(rows: &[EgressInterface]) -> String {
         } else {
             ""
         };
-        super::table::add_row(
-            &mut table,
-            vec![
-                row.interface.clone(),
-                row.kind.label().to_string(),
-                count(AddrClass::Node).to_string(),
-                count(AddrClass::Pod).to_string(),
-                other.to_string(),
-                row.tunneled_packets.to_string(),
-                short_list(&row.pod_sources, 3),
-                note.to_string(),
-            ],
-        );
+        table.add_row(vec![
+            row.interface.clone(),
+            row.kind.label().to_string(),
+            count(AddrClass::Node).to_string(),
+            count(AddrClass::Pod).to_string(),
+            other.to_string(),
+            row.tunneled_packets.to_string(),
+            short_list(&row.pod_sources, 3),
+            note.to_string(),
+        ]);
     }
-    let _ = writeln!(out, "{table}");
+    let _ = writeln!(out, "{}", table.render(layout));
     out
 }
 
 /// Pods whose pre- and post-NAT copies were both captured (`-i any`): the
 /// proof that SNAT happens, and on which interface.
-fn render_masqueraded(pods: &[MasqueradedPod]) -> String {
+fn render_masqueraded(pods: &[MasqueradedPod], layout: &Layout) -> String {
     if pods.is_empty() {
         return String::new();
     }
     let mut out =
         String::from("\nMASQUERADED POD EGRESS (pre- and post-NAT copies of a flow paired)\n");
-    let mut table = new_table(&["pod", "flows", "left", "as", "then left", "as"]);
+    let mut table = Sheet::new(&["pod", "flows", "left", "as", "then left", "as"]);
     for pod in pods {
-        super::table::add_row(
-            &mut table,
-            vec![
-                pod.pod.to_string(),
-                pod.flows.to_string(),
-                short_list(&pod.seen_on, 3),
-                pod.pod.to_string(),
-                short_list(&pod.translated_on, 3),
-                short_list(&pod.translated_to, 3),
-            ],
-        );
+        table.add_row(vec![
+            pod.pod.to_string(),
+            pod.flows.to_string(),
+            short_list(&pod.seen_on, 3),
+            pod.pod.to_string(),
+            short_list(&pod.translated_on, 3),
+            short_list(&pod.translated_to, 3),
+        ]);
     }
-    let _ = writeln!(out, "{table}");
+    let _ = writeln!(out, "{}", table.render(layout));
     out
 }
 

@@ -2,8 +2,8 @@
 //! persists and what is new, one line each.
 
 use super::analyze::short_list;
-use super::output::{ndjson_line, Document, Report};
-use super::table::new_table;
+use super::output::{ndjson_line, Document, Layout, Report};
+use super::table::Sheet;
 use crate::diff::{Change, Diff};
 use crate::scan::{Digest, FindingKind};
 use serde::Serialize;
@@ -28,8 +28,8 @@ pub struct DiffReport {
 }
 
 impl Report for DiffReport {
-    fn table(&self, _limit: usize) -> String {
-        render(self)
+    fn table(&self, layout: &Layout) -> String {
+        render(self, layout)
     }
 
     /// The whole document on one line.
@@ -38,7 +38,7 @@ impl Report for DiffReport {
     }
 }
 
-pub fn render(report: &DiffReport) -> String {
+pub fn render(report: &DiffReport, layout: &Layout) -> String {
     let mut out = String::new();
     let diff = &report.diff;
     for (label, side) in [("before", &report.before), ("after ", &report.after)] {
@@ -49,7 +49,7 @@ pub fn render(report: &DiffReport) -> String {
             d.packets, d.duration_seconds
         );
     }
-    let mut table = new_table(&["", "before", "after", ""]);
+    let mut table = Sheet::new(&["", "before", "after", ""]);
     for c in &diff.counts {
         let trend = match (c.before, c.after) {
             (b, 0) if b > 0 => "fixed",
@@ -57,17 +57,14 @@ pub fn render(report: &DiffReport) -> String {
             (b, a) if a < b => "better",
             _ => "",
         };
-        super::table::add_row(
-            &mut table,
-            vec![
-                c.name.to_string(),
-                c.before.to_string(),
-                c.after.to_string(),
-                trend.to_string(),
-            ],
-        );
+        table.add_row(vec![
+            c.name.to_string(),
+            c.before.to_string(),
+            c.after.to_string(),
+            trend.to_string(),
+        ]);
     }
-    let _ = writeln!(out, "\n{table}");
+    let _ = writeln!(out, "\n{}", table.render(layout));
     for (title, changes) in [
         ("FIXED", &diff.fixed),
         ("PERSISTS", &diff.persists),

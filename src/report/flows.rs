@@ -1,7 +1,8 @@
 //! `kpcap flows`: traffic rolled up by (source, destination) address, or
 //! one row per 5-tuple flow.
 
-use super::table::new_table;
+use super::output::Layout;
+use super::table::Sheet;
 use crate::analysis::CaptureHeader;
 use crate::detect::{CrossingItem, CrossingItems};
 use crate::flow::{protocol_name, Flow, FlowKey, FlowTable, PairStats, TcpState};
@@ -119,8 +120,8 @@ pub struct FlowsReport {
 }
 
 impl super::Report for super::CaptureReport<'_, FlowsReport> {
-    fn table(&self, limit: usize) -> String {
-        self.of.render(self.topology, limit) + "\n"
+    fn table(&self, layout: &Layout) -> String {
+        self.of.render(self.topology, layout) + "\n"
     }
 
     /// One line per capture: the whole report.
@@ -157,8 +158,9 @@ impl FlowsReport {
         }
     }
 
-    /// Header and a table; `limit` rows at most (0 = all).
-    pub fn render(&self, topology: &Topology, limit: usize) -> String {
+    /// Header and a table; `layout.limit` rows at most (0 = all).
+    pub fn render(&self, topology: &Topology, layout: &Layout) -> String {
+        let limit = layout.limit;
         let mut out = super::header::render(&self.header, topology);
         out += &format!(
             "flows     {} flows, {} distinct source -> destination address pairs\n\n",
@@ -171,7 +173,7 @@ impl FlowsReport {
         let shown;
         let total;
         if let Some(pairs) = &self.pairs {
-            let mut table = new_table(&[
+            let mut table = Sheet::new(&[
                 "source",
                 "class",
                 "destination",
@@ -186,23 +188,20 @@ impl FlowsReport {
             total = pairs.len();
             shown = take(total);
             for row in &pairs[..shown] {
-                super::table::add_row(
-                    &mut table,
-                    vec![
-                        row.src.to_string(),
-                        row.src_class.to_string(),
-                        row.dst.to_string(),
-                        row.dst_class.to_string(),
-                        row.protocols.join(","),
-                        row.packets.to_string(),
-                        row.bytes.to_string(),
-                        rel(row.first),
-                        rel(row.last),
-                        row.tcp.render(),
-                    ],
-                );
+                table.add_row(vec![
+                    row.src.to_string(),
+                    row.src_class.to_string(),
+                    row.dst.to_string(),
+                    row.dst_class.to_string(),
+                    row.protocols.join(","),
+                    row.packets.to_string(),
+                    row.bytes.to_string(),
+                    rel(row.first),
+                    rel(row.last),
+                    row.tcp.render(),
+                ]);
             }
-            out += &table.to_string();
+            out += &table.render(layout);
         } else {
             let flows = self.flows.as_deref().unwrap_or_default();
             // Where flows were seen, only when there is a choice.
@@ -227,7 +226,7 @@ impl FlowsReport {
             if show_tunnels {
                 columns.push("tunnel");
             }
-            let mut table = new_table(&columns);
+            let mut table = Sheet::new(&columns);
             total = flows.len();
             shown = take(total);
             for row in &flows[..shown] {
@@ -262,9 +261,9 @@ impl FlowsReport {
                 if show_tunnels {
                     cells.push(row.tunnel.map_or_else(|| "-".into(), |t| t.to_string()));
                 }
-                super::table::add_row(&mut table, cells);
+                table.add_row(cells);
             }
-            out += &table.to_string();
+            out += &table.render(layout);
         }
         out.push('\n');
         if shown < total {

@@ -11,7 +11,7 @@ pub mod scan;
 mod table;
 
 pub use flows::{FlowsReport, Grouping};
-pub use output::{Document, Format, Output, Report};
+pub use output::{Document, Format, Layout, Output, Report};
 
 use crate::detect::Settings;
 use crate::topology::Topology;

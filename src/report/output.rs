@@ -19,12 +19,33 @@ pub enum Format {
     Ndjson,
 }
 
+/// How human tables are laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// Rows per table at most (0 = all).
+    pub limit: usize,
+    /// Columns to fit in (a terminal's, or `COLUMNS`); None: as wide as
+    /// the contents, prose wrapped at `PROSE_WIDTH`.
+    pub width: Option<usize>,
+    /// Severities in colour (ANSI escapes).
+    pub color: bool,
+}
+
+/// Where prose wraps when no width is given.
+pub const PROSE_WIDTH: usize = 100;
+
+impl Layout {
+    /// The width prose is wrapped at.
+    pub fn prose_width(&self) -> usize {
+        self.width.unwrap_or(PROSE_WIDTH)
+    }
+}
+
 /// What a report is in each format but JSON, whose document a command
 /// puts together from its reports (`Output::document`).
 pub trait Report {
-    /// The human table, as printed; at most `limit` rows per table (0 =
-    /// all).
-    fn table(&self, limit: usize) -> String;
+    /// The human table, as printed, laid out by `layout`.
+    fn table(&self, layout: &Layout) -> String;
     /// The report's NDJSON lines, each written with `ndjson_line`.
     fn ndjson(&self, out: &mut dyn Write) -> io::Result<()>;
 }
@@ -59,12 +80,16 @@ impl<'a, B: Serialize> Document<'a, B> {
 pub struct Output<W: Write> {
     out: W,
     pub format: Format,
-    pub limit: usize,
+    pub layout: Layout,
 }
 
 impl<W: Write> Output<W> {
-    pub fn new(out: W, format: Format, limit: usize) -> Self {
-        Output { out, format, limit }
+    pub fn new(out: W, format: Format, layout: Layout) -> Self {
+        Output {
+            out,
+            format,
+            layout,
+        }
     }
 
     /// Writes one report in the table or NDJSON format, and flushes, so a
@@ -72,7 +97,14 @@ impl<W: Write> Output<W> {
     /// document.
     pub fn report(&mut self, report: &dyn Report) -> io::Result<()> {
         match self.format {
-            Format::Table => self.out.write_all(report.table(self.limit).as_bytes())?,
+            Format::Table => {
+                let text = report.table(&self.layout);
+                let text = match self.layout.width {
+                    Some(width) => fit_lines(&text, width),
+                    None => text,
+                };
+                self.out.write_all(text.as_bytes())?
+            }
             Format::Ndjson => report.ndjson(&mut self.out)?,
             Format::Json => return Ok(()),
         }
@@ -89,6 +121,11 @@ impl<W: Write> Output<W> {
         self.out.flush()
     }
 
+    /// The writer, to finish with.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Writes the run's JSON document, if the format is JSON.
     pub fn document(&mut self, schema: &'static str, body: &impl Serialize) -> io::Result<()> {
         if self.format == Format::Json {
@@ -99,6 +136,97 @@ impl<W: Write> Output<W> {
     }
 }
 
+/// `text` with every line wider than `width` wrapped at its spaces, its
+/// continuation lines indented under where its text began (`cidrs     `
+/// lines under their value). Table lines, already fitted, and words
+/// longer than a line are left whole: an address is never split.
+pub fn fit_lines(text: &str, width: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let (body, newline) = match line.strip_suffix('\n') {
+            Some(body) => (body, "\n"),
+            None => (line, ""),
+        };
+        if visible_width(body) <= width || body.starts_with(TABLE_EDGES) {
+            out += line;
+            continue;
+        }
+        let indent = " ".repeat(hanging_indent(body));
+        let mut column = 0;
+        let mut line_has_word = false;
+        for (piece, spaced) in pieces(body, width.saturating_sub(indent.len())) {
+            let piece_width = visible_width(piece);
+            let gap = usize::from(spaced);
+            if !piece.is_empty() && line_has_word && column + gap + piece_width > width {
+                out.push('\n');
+                out += &indent;
+                column = indent.len();
+            } else if spaced {
+                out.push(' ');
+                column += 1;
+            }
+            out += piece;
+            column += piece_width;
+            line_has_word |= !piece.is_empty();
+        }
+        out += newline;
+    }
+    out
+}
+
+/// A line's words, each with whether a space precedes it. Split at
+/// single spaces, which keeps a line's own runs of spaces; a word wider
+/// than `room` (a comma-separated list) is split after its commas too,
+/// which no address or name contains.
+fn pieces(line: &str, room: usize) -> Vec<(&str, bool)> {
+    let mut out = Vec::new();
+    for (i, word) in line.split(' ').enumerate() {
+        if visible_width(word) <= room {
+            out.push((word, i > 0));
+            continue;
+        }
+        for (j, part) in word.split_inclusive(',').enumerate() {
+            out.push((part, i > 0 && j == 0));
+        }
+    }
+    out
+}
+
+/// The first characters of a table's lines.
+const TABLE_EDGES: &[char] = &['┌', '│', '╞', '├', '└', '╭', '╰'];
+
+/// Where a wrapped line's continuation starts: under the value of a
+/// `key   value` line, else two past the line's own indent.
+fn hanging_indent(line: &str) -> usize {
+    let lead = line.len() - line.trim_start_matches(' ').len();
+    let rest = &line[lead..];
+    if let Some(key_end) = rest.find("  ") {
+        let value = key_end + rest[key_end..].len() - rest[key_end..].trim_start().len();
+        if lead == 0 && value <= 12 && !rest[..key_end].contains(' ') {
+            return value;
+        }
+    }
+    lead + 2
+}
+
+/// Characters a terminal shows for `text`: ANSI colour escapes take none.
+pub fn visible_width(text: &str) -> usize {
+    let mut width = 0;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            width += 1;
+        }
+    }
+    width
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,8 +234,8 @@ mod tests {
     struct Two;
 
     impl Report for Two {
-        fn table(&self, limit: usize) -> String {
-            format!("table {limit}\n")
+        fn table(&self, layout: &Layout) -> String {
+            format!("table {}\n", layout.limit)
         }
         fn ndjson(&self, out: &mut dyn Write) -> io::Result<()> {
             ndjson_line(out, &1)?;
@@ -117,7 +245,11 @@ mod tests {
 
     fn written(format: Format) -> String {
         let mut bytes = Vec::new();
-        let mut output = Output::new(&mut bytes, format, 5);
+        let layout = Layout {
+            limit: 5,
+            ..Layout::default()
+        };
+        let mut output = Output::new(&mut bytes, format, layout);
         output.report(&Two).unwrap();
         output.report(&Two).unwrap();
         output
@@ -148,5 +280,32 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with(r#","a":1}"#), "{text}");
+    }
+
+    #[test]
+    fn long_lines_wrap_at_spaces_under_their_value() {
+        let line =
+            "cidrs     pod 10.42.0.0/16; service 10.43.0.0/16; node 10.50.10.0/24 (preset k3s)\n";
+        let fitted = fit_lines(line, 40);
+        assert!(fitted.lines().all(|l| l.len() <= 40), "{fitted}");
+        assert!(fitted.contains("\n          10.43.0.0/16;"), "{fitted}");
+        assert_eq!(fitted.replace("\n          ", " "), line);
+        // Indented prose keeps its indent, plus two.
+        let prose = fit_lines("  - one two three four five six\n", 14);
+        assert_eq!(prose, "  - one two\n    three four\n    five six\n");
+    }
+
+    #[test]
+    fn table_lines_and_long_words_stay_whole() {
+        let table = "│ a ┆ b │ and much more text than fits\n";
+        assert_eq!(fit_lines(table, 10), table);
+        let word = "x 10.42.1.17:53421->1.1.1.1:53\n";
+        assert_eq!(fit_lines(word, 10), "x\n  10.42.1.17:53421->1.1.1.1:53\n");
+        let list = "files (a/b.pcap,c/d.pcap,e/f.pcap)\n";
+        assert_eq!(
+            fit_lines(list, 20),
+            "files (a/b.pcap,\n  c/d.pcap,e/f.pcap)\n"
+        );
+        assert_eq!(visible_width("\u{1b}[31mfailure\u{1b}[0m"), 7);
     }
 }

@@ -1,8 +1,8 @@
 //! The `scan` report: one line per file, then the findings across files.
 
 use super::analyze::short_list;
-use super::output::{ndjson_line, Report};
-use super::table::{new_table, printable};
+use super::output::{ndjson_line, Layout, Report};
+use super::table::{printable, Sheet};
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
 use crate::time::format_seconds;
 use serde_json::json;
@@ -16,8 +16,8 @@ pub struct ScanOutput<'a> {
 }
 
 impl Report for ScanOutput<'_> {
-    fn table(&self, limit: usize) -> String {
-        render(self.report, limit)
+    fn table(&self, layout: &Layout) -> String {
+        render(self.report, layout)
     }
 
     fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -46,9 +46,10 @@ pub fn file_value(line: &FileLine) -> serde_json::Value {
     json!({"type": "file", "line": line})
 }
 
-/// The human report; the findings table shows at most `limit` rows (0 =
-/// all).
-pub fn render(report: &ScanReport, limit: usize) -> String {
+/// The human report; the findings table shows at most `layout.limit` rows
+/// (0 = all).
+pub fn render(report: &ScanReport, layout: &Layout) -> String {
+    let limit = layout.limit;
     let mut out = String::new();
     let a = &report.aggregate;
     let _ = writeln!(
@@ -58,7 +59,7 @@ pub fn render(report: &ScanReport, limit: usize) -> String {
     );
     let _ = writeln!(out, "cidrs     {}", report.cidrs);
     out.push('\n');
-    out += &render_files(&report.files);
+    out += &render_files(&report.files, layout);
 
     let status = a.verdict().to_uppercase();
     let _ = write!(
@@ -88,7 +89,7 @@ pub fn render(report: &ScanReport, limit: usize) -> String {
         return out;
     }
     out += "\nFINDINGS ACROSS FILES (one line per subject, with the files that show it)\n";
-    let mut table = new_table(&[
+    let mut table = Sheet::new(&[
         "severity", "finding", "subject", "files", "count", "details", "in",
     ]);
     let shown = if limit == 0 {
@@ -97,20 +98,17 @@ pub fn render(report: &ScanReport, limit: usize) -> String {
         a.findings.len().min(limit)
     };
     for f in &a.findings[..shown] {
-        super::table::add_row(
-            &mut table,
-            vec![
-                f.severity.label().to_string(),
-                f.kind.label().to_string(),
-                f.subject.clone(),
-                format!("{} of {}", f.files.len(), a.analyzed),
-                format!("{} {}", f.count, f.kind.unit()),
-                short_list(&f.details, 3),
-                short_list(&f.files, 2),
-            ],
-        );
+        table.add_row(vec![
+            f.severity.label().to_string(),
+            f.kind.label().to_string(),
+            f.subject.clone(),
+            format!("{} of {}", f.files.len(), a.analyzed),
+            format!("{} {}", f.count, f.kind.unit()),
+            short_list(&f.details, 3),
+            short_list(&f.files, 2),
+        ]);
     }
-    let _ = writeln!(out, "{table}");
+    let _ = writeln!(out, "{}", table.render(layout));
     if shown < a.findings.len() {
         let _ = writeln!(
             out,
@@ -121,8 +119,8 @@ pub fn render(report: &ScanReport, limit: usize) -> String {
     out
 }
 
-fn render_files(files: &[FileLine]) -> String {
-    let mut table = new_table(&[
+fn render_files(files: &[FileLine], layout: &Layout) -> String {
+    let mut table = Sheet::new(&[
         "file",
         "packets",
         "span",
@@ -160,7 +158,7 @@ fn render_files(files: &[FileLine]) -> String {
                 row.push(printable(line.error.as_deref().unwrap_or_default()).into_owned());
             }
         }
-        super::table::add_row(&mut table, row);
+        table.add_row(row);
     }
-    format!("{table}\n")
+    table.render(layout) + "\n"
 }

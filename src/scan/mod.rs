@@ -226,6 +226,23 @@ pub struct ScanReport {
     pub settings: crate::detect::Settings,
     pub files: Vec<FileLine>,
     pub aggregate: Aggregate,
+    /// The shards of the file list this report covers (`--shard`): none
+    /// for a whole scan. `kpcap merge` refuses a shard twice.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<Shard>,
+}
+
+/// Shard `index` (1-based) of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 impl ScanReport {
@@ -236,6 +253,7 @@ impl ScanReport {
             settings,
             files: Vec::new(),
             aggregate: Aggregate::default(),
+            shards: Vec::new(),
         }
     }
 
@@ -258,6 +276,8 @@ impl ScanReport {
         }
         self.files.extend(other.files);
         self.files.sort_by(|a, b| a.file.cmp(&b.file));
+        self.shards.extend(other.shards);
+        self.shards.sort();
         self.aggregate = self.aggregate.merge(other.aggregate);
         Ok(self)
     }
