@@ -182,6 +182,30 @@ fn scan_output_does_not_depend_on_threads_and_shards_merge_to_the_whole() {
     let mut args = vec!["merge", "--format", "json"];
     args.extend(shards.iter().rev().map(String::as_str));
     assert_eq!(stdout(&kpcap(&args)), stdout(&whole));
+    // Some shards only: the report says which.
+    let partial = kpcap(&["merge", "--format", "json", &shards[0], &shards[2]]);
+    let listed = &json(&partial)["shards"];
+    assert_eq!(
+        listed,
+        &serde_json::json!([{"index": 1, "count": 3}, {"index": 3, "count": 3}])
+    );
+    // The same shard twice, or a shard beside the whole scan, is refused.
+    let twice = kpcap(&["merge", &shards[1], &shards[0], &shards[1]]);
+    assert_eq!(twice.status.code(), Some(2));
+    let error = stderr(&twice);
+    assert!(
+        error.contains("shard 2/3 is already in") && error.lines().count() == 1,
+        "{error}"
+    );
+    let whole_path = dir.path().join("whole.json");
+    std::fs::write(&whole_path, &whole.stdout).unwrap();
+    let overlap = kpcap(&["merge", whole_path.to_str().unwrap(), &shards[0]]);
+    assert_eq!(overlap.status.code(), Some(2));
+    assert!(
+        stderr(&overlap).contains("the reports' file lists overlap"),
+        "{}",
+        stderr(&overlap)
+    );
 }
 
 #[test]
@@ -229,4 +253,182 @@ fn a_missing_path_is_an_input_error() {
         "{}",
         stdout(&out)
     );
+}
+
+/// The args of the Job's container, its mount paths and its completions,
+/// as deploy/kpcap-sweep-job.yaml declares them.
+fn job_manifest() -> (Vec<String>, Vec<(String, String)>, usize) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kpcap-sweep-job.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).unwrap();
+    let spec = &docs[0]["spec"];
+    let container = &spec["template"]["spec"]["containers"][0];
+    let args = (container["args"].as_vec().unwrap().iter())
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let mounts = (container["volumeMounts"].as_vec().unwrap().iter())
+        .map(|m| {
+            let (name, at) = (
+                m["name"].as_str().unwrap(),
+                m["mountPath"].as_str().unwrap(),
+            );
+            (name.to_string(), at.to_string())
+        })
+        .collect();
+    let completions = spec["completions"].as_i64().unwrap() as usize;
+    assert_eq!(spec["completionMode"].as_str(), Some("Indexed"));
+    (args, mounts, completions)
+}
+
+#[test]
+fn the_job_manifest_runs_without_a_shell_and_its_shards_merge_to_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let captures = dir.path().join("captures");
+    let reports = dir.path().join("reports");
+    archive(&captures);
+    std::fs::create_dir_all(&reports).unwrap();
+    let (args, mounts, completions) = job_manifest();
+    assert!(completions > 1);
+    // The volumes, mounted here instead.
+    let local = |arg: &str| {
+        let mut arg = arg.to_string();
+        for (name, at) in &mounts {
+            let here = match name.as_str() {
+                "captures" => &captures,
+                "reports" => &reports,
+                other => panic!("unexpected volume {other}"),
+            };
+            arg = arg.replace(at.as_str(), here.to_str().unwrap());
+        }
+        arg
+    };
+    for index in 0..completions {
+        // What the kubelet does: JOB_COMPLETION_INDEX in the environment,
+        // and $(VAR) in args expanded from it. No shell runs.
+        let expanded: Vec<String> = (args.iter())
+            .map(|a| local(&a.replace("$(JOB_COMPLETION_INDEX)", &index.to_string())))
+            .collect();
+        assert!(expanded.iter().all(|a| !a.contains("$(")), "{expanded:?}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kpcap"))
+            .args(&expanded)
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .output()
+            .unwrap();
+        // The archive has an unreadable file: its shard exits 2, the others 0.
+        assert!(matches!(out.status.code(), Some(0 | 2)), "{}", stderr(&out));
+        assert!(out.stdout.is_empty(), "the report goes to --output");
+    }
+    let mut written: Vec<String> = std::fs::read_dir(&reports)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_string())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), completions, "{written:?}");
+    assert!(
+        written.iter().all(|p| p.ends_with(".json")),
+        "no partial report left"
+    );
+    let mut merge = vec!["merge", "--format", "json"];
+    merge.extend(written.iter().map(String::as_str));
+    let merged = kpcap(&merge);
+    let whole = kpcap(&["scan", captures.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(stdout(&merged), stdout(&whole));
+    assert!(json(&whole)["files"].as_array().unwrap().len() >= 8);
+}
+
+fn tar_gz(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut builder = tar::Builder::new(gz);
+    for (name, bytes) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder.append_data(&mut header, name, &bytes[..]).unwrap();
+    }
+    builder.into_inner().unwrap().finish().unwrap()
+}
+
+#[test]
+fn a_tarball_of_three_captures_scans_as_three_captures() {
+    let dir = tempfile::tempdir().unwrap();
+    let before = incident(Phase::Before);
+    let after = incident(Phase::After);
+    let tarball = dir.path().join("node-a-captures.tar.gz");
+    std::fs::write(
+        &tarball,
+        tar_gz(&[
+            ("node-a/before.pcap", before.clone()),
+            ("node-a/after.pcap", after.clone()),
+            (
+                "node-a/README",
+                b"captured with tcpdump -ni ens19\n".to_vec(),
+            ),
+            ("node-a/before.pcap.gz", gzip(&before)),
+        ]),
+    )
+    .unwrap();
+    let name = tarball.to_str().unwrap();
+    let (out, report) = scan(&["scan", name, "--format", "json"]);
+    let files: Vec<&str> = (report["files"].as_array().unwrap().iter())
+        .filter(|f| f["status"] == "analyzed")
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            format!("{name}:node-a/after.pcap"),
+            format!("{name}:node-a/before.pcap"),
+            format!("{name}:node-a/before.pcap.gz"),
+        ],
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(report["aggregate"]["analyzed"], 3);
+    // Each member as analyzed alone.
+    let alone = dir.path().join("before.pcap");
+    std::fs::write(&alone, &before).unwrap();
+    let (_, single) = scan(&["scan", alone.to_str().unwrap(), "--format", "json"]);
+    let digest = |r: &Value, i: usize| r["files"][i]["digest"]["counts"].clone();
+    let member = (0..4)
+        .find(|&i| {
+            report["files"][i]["file"]
+                .as_str()
+                .unwrap()
+                .ends_with("before.pcap")
+        })
+        .unwrap();
+    assert_eq!(digest(&report, member), digest(&single, 0));
+    // analyze: one report per capture member.
+    let analyzed = kpcap(&["analyze", name, "--format", "json"]);
+    let captures = json(&analyzed)["captures"].as_array().unwrap().clone();
+    assert_eq!(captures.len(), 3, "{}", stderr(&analyzed));
+    assert!(stderr(&analyzed).contains("node-a/README: not a capture, skipped"));
+}
+
+#[test]
+fn a_directory_given_to_analyze_points_to_scan_and_other_formats_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kpcap(&["analyze", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is a directory") && stderr(&out).contains("kpcap scan"));
+    for (name, magic, says) in [
+        (
+            "a.pcap.xz",
+            &[0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4][..],
+            "xz-compressed",
+        ),
+        ("a.pcap.bz2", b"BZh91AY&SY", "bzip2-compressed"),
+        ("a.zip", b"PK\x03\x04\x14\x00\x00\x00", "zip archive"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, magic).unwrap();
+        let out = kpcap(&["analyze", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2));
+        let error = stderr(&out);
+        assert!(
+            error.contains(says) && error.lines().count() == 1,
+            "{error}"
+        );
+    }
 }

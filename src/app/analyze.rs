@@ -2,7 +2,8 @@
 //! read as one with `--merge`), printed as each finishes.
 
 use super::{
-    at_or_above, drop_in_background, exiting, output, threshold, OutputError, Setup, Stopwatch,
+    at_or_above, drop_in_background, exiting, output, progress, threshold, OutputError, Setup,
+    Stopwatch,
 };
 use crate::cli::{AnalyzeArgs, By, CommonArgs, FlowsArgs, GlobalArgs, OutputFormat};
 use anyhow::Result;
@@ -15,7 +16,7 @@ use kpcap::report::Output;
 use kpcap::report::{CaptureReport, Captures, FlowsReport, Grouping};
 use serde::Serialize;
 use std::cell::RefCell;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// One capture's outcome in a JSON document: its report or its error.
 #[derive(Serialize)]
@@ -50,7 +51,7 @@ fn capture_name(parts: &[PathBuf]) -> String {
 /// one file), or a member of a tar archive, already opened.
 enum Capture<'p> {
     Files(&'p [PathBuf]),
-    Member(Box<Input>),
+    Member(Box<Input>, &'p Path),
 }
 
 impl Capture<'_> {
@@ -58,7 +59,17 @@ impl Capture<'_> {
     fn parts(&self) -> &[PathBuf] {
         match self {
             Capture::Files(parts) => parts,
-            Capture::Member(_) => &[],
+            Capture::Member(..) => &[],
+        }
+    }
+
+    /// The one file read, whose size progress is measured against (none
+    /// for rotated parts read as one).
+    fn input_file(&self) -> Option<&Path> {
+        match self {
+            Capture::Files([one]) => Some(one),
+            Capture::Files(_) => None,
+            Capture::Member(_, archive) => Some(archive),
         }
     }
 }
@@ -119,7 +130,7 @@ fn for_each_capture<T: Serialize>(
                 };
                 let member_name = format!("{name}:{}", member.name);
                 let result = match member.input {
-                    Ok(input) => analyze(&member_name, Capture::Member(Box::new(input))),
+                    Ok(input) => analyze(&member_name, Capture::Member(Box::new(input), &parts[0])),
                     Err(CaptureError::NotACapture { .. } | CaptureError::Empty) => {
                         eprintln!("kpcap: warning: {member_name}: not a capture, skipped");
                         continue;
@@ -177,19 +188,22 @@ pub fn flows(args: FlowsArgs, global: &GlobalArgs) -> Result<i32> {
         args.common.output.as_deref(),
         global,
     )?);
+    let shown = progress::wanted(global.quiet);
     let (entries, ok) = for_each_capture(
         &args.captures,
         args.merge,
         &args.common,
         |name, capture| {
             let parts = capture.parts().to_vec();
+            let meter = progress::Meter::start(name, capture.input_file(), shown);
             let (table, info) = match capture {
                 Capture::Files(parts) => pool.install(|| analyzer.flows(parts))?,
-                Capture::Member(input) => pool
+                Capture::Member(input, _) => pool
                     .install(|| analyzer.flows_once(*input))
                     .map_err(member_error(name))?,
             };
             let parts = &parts;
+            drop(meter);
             print_warnings(name, &info.warnings);
             let names = analyzer.interface_names(&info, &table.summary);
             let header = analyzer.header(name, parts, &info, &table.summary, &names);
@@ -233,6 +247,7 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
         args.common.output.as_deref(),
         global,
     )?);
+    let shown = progress::wanted(global.quiet);
     let mut failing = false;
     let mut inconclusive = false;
     let clock = Stopwatch::from_env();
@@ -242,14 +257,16 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
         &args.common,
         |name, capture| {
             let parts = capture.parts().to_vec();
+            let meter = progress::Meter::start(name, capture.input_file(), shown);
             let (mut observations, info) = match capture {
                 Capture::Files(parts) => pool.install(|| analyzer.observe(parts))?,
-                Capture::Member(input) => pool
+                Capture::Member(input, _) => pool
                     .install(|| analyzer.observe_once(*input))
                     .map_err(member_error(name))?,
             };
             let parts = &parts;
             clock.lap("walk, decode, observe, merge");
+            drop(meter);
             let outcome = pool.install(|| analyzer.outcome(name, parts, &mut observations, &info));
             print_warnings(name, &outcome.header.warnings);
             drop_in_background(observations);

@@ -1,6 +1,6 @@
 //! `diff`: analyze BEFORE and AFTER and compare their findings.
 
-use super::{output, OutputError, Setup};
+use super::{output, progress, OutputError, Setup};
 use crate::cli::{DiffArgs, GlobalArgs};
 use anyhow::Result;
 use kpcap::analysis::display_name;
@@ -14,7 +14,9 @@ pub fn diff(args: DiffArgs, global: &GlobalArgs) -> Result<i32> {
     let (analyzer, pool) = (setup.analyzer(Evidence::Brief), &setup.pool);
     let digest = |path: &std::path::PathBuf| -> Result<Compared> {
         let file = display_name(path);
+        let meter = progress::Meter::start(&file, Some(path), progress::wanted(global.quiet));
         let outcome = pool.install(|| analyzer.analyze(&file, std::slice::from_ref(path)))?;
+        drop(meter);
         for warning in &outcome.header.warnings {
             eprintln!("kpcap: warning: {file}: {warning}");
         }

@@ -3,6 +3,7 @@
 
 mod analyze;
 mod diff;
+mod progress;
 mod scan;
 
 use crate::cli::{

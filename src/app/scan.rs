@@ -14,7 +14,8 @@ use kpcap::scan::{self, Digest, FileLine, Found, ScanDocument, ScanReport, Shard
 use rayon::prelude::*;
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
@@ -30,7 +31,14 @@ pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
         files = scan::shard(files, shard.index, shard.count);
     }
     let cidrs = setup.topology.describe();
+    let sizes: Vec<u64> = files.iter().map(file_size).collect();
+    let bytes = ScanBytes {
+        total: sizes.iter().sum(),
+        ..ScanBytes::default()
+    };
     let progress = progress_bar(files.len() as u64, global.quiet);
+    let bytes = Arc::new(bytes);
+    follow_bytes(&progress, &bytes);
     let out = Mutex::new(output(
         args.common.format,
         args.limit,
@@ -68,6 +76,7 @@ pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
             reports.push(ScanReport::of(line, cidrs.clone(), settings.clone()));
         }
         progress.inc(1);
+        bytes.done.fetch_add(file_size(found), Ordering::Relaxed);
         merge_all(reports).unwrap_or_else(|| ScanReport::empty(cidrs.clone(), settings.clone()))
     };
     let merge = |a: ScanReport, b: ScanReport| a.merge(b).expect("one scan, one setting");
@@ -78,7 +87,14 @@ pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
     let (large, small): (Vec<Found>, Vec<Found>) =
         (files.into_iter()).partition(|found| matches!(found, Found::File(path) if is_large(path)));
     let report = pool.install(|| {
-        let large = large.iter().map(one_file).fold(empty(), merge);
+        bytes.in_large_file.store(true, Ordering::Relaxed);
+        let large = (large.iter())
+            .map(|found| {
+                kpcap::capture::progress::restart();
+                one_file(found)
+            })
+            .fold(empty(), merge);
+        bytes.in_large_file.store(false, Ordering::Relaxed);
         let small = small.par_iter().map(one_file).reduce(empty, merge);
         merge(large, small)
     });
@@ -212,11 +228,47 @@ fn file_line(file: String, result: Result<kpcap::analysis::Outcome, CaptureError
     }
 }
 
+/// Bytes of a scan's files: all, finished, and whether the one being read
+/// now is a large one, read alone (whose progress then counts too).
+#[derive(Default)]
+struct ScanBytes {
+    total: u64,
+    done: AtomicU64,
+    in_large_file: AtomicBool,
+}
+
+fn file_size(found: &Found) -> u64 {
+    match found {
+        Found::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+        Found::Line(_) => 0,
+    }
+}
+
+/// Shows the bytes read beside the files done, while the bar lasts.
+fn follow_bytes(bar: &ProgressBar, bytes: &Arc<ScanBytes>) {
+    let (bar, bytes) = (bar.clone(), Arc::clone(bytes));
+    std::thread::spawn(move || {
+        while !bar.is_finished() {
+            let mut done = bytes.done.load(Ordering::Relaxed);
+            if bytes.in_large_file.load(Ordering::Relaxed) {
+                done += kpcap::capture::progress::position();
+            }
+            bar.set_message(format!(
+                "{} of {}",
+                indicatif::HumanBytes(done.min(bytes.total)),
+                indicatif::HumanBytes(bytes.total)
+            ));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+}
+
 /// A progress bar on stderr, drawn only if the scan lasts more than a
-/// second and stderr is a terminal (and not `--quiet`).
+/// second and stderr is a terminal (and not `--quiet`): files, and bytes.
 fn progress_bar(files: u64, quiet: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(files), ProgressDrawTarget::hidden());
-    if let Ok(style) = ProgressStyle::with_template("{elapsed} [{bar:30}] {pos}/{len} files") {
+    if let Ok(style) = ProgressStyle::with_template("{elapsed} [{bar:30}] {pos}/{len} files, {msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     if !quiet && std::io::stderr().is_terminal() {
@@ -293,7 +345,16 @@ pub fn merge(args: MergeArgs, global: &GlobalArgs) -> Result<i32> {
                 .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
         });
     }
-    let report = merged.context("no reports given")?;
+    let mut report = merged.context("no reports given")?;
+    // Every shard of one sweep: the merged report is the whole scan's.
+    let count = report.shards.first().map(|s| s.count);
+    let whole = (1..=count.unwrap_or(0)).map(|index| Shard {
+        index,
+        count: count.unwrap_or(0),
+    });
+    if report.shards.iter().copied().eq(whole) {
+        report.shards.clear();
+    }
     let mut out = output(args.format, args.limit, args.output.as_deref(), global)?;
     let printed = ScanOutput {
         report: &report,

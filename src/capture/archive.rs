@@ -88,7 +88,9 @@ pub struct Members {
 impl Members {
     pub fn open(path: &Path, chunk_bytes: usize) -> Result<Members, CaptureError> {
         let reader: Box<dyn Read + Send> = match source::open(path)? {
-            Source::Mapped(bytes) => Box::new(std::io::Cursor::new(bytes)),
+            Source::Mapped(bytes) => {
+                Box::new(super::progress::Counted::new(std::io::Cursor::new(bytes)))
+            }
             Source::Stream(reader, _) => reader,
         };
         Ok(Members {

@@ -19,6 +19,7 @@ pub mod floor;
 mod link_type;
 mod pcap;
 mod pcapng;
+pub mod progress;
 mod sigbus;
 mod source;
 mod stream;
@@ -484,6 +485,9 @@ impl Capture {
     /// Done with `chunk`'s bytes: see `Bytes::release`.
     pub fn release(&self, chunk: &Chunk) {
         self.bytes.release(chunk.start, chunk.end);
+        if matches!(self.bytes, Bytes::Mapped(..)) {
+            progress::reached(chunk.end as u64);
+        }
     }
 
     /// Calls `f` for every record of `chunk`, in file order, and says

@@ -123,8 +123,8 @@ pub enum Source {
 /// (through a gzip or zstd decoder when the magic says so).
 pub fn open(path: &Path) -> Result<Source, CaptureError> {
     if path.as_os_str() == "-" {
-        let reader = BufReader::with_capacity(STREAM_BUFFER, std::io::stdin());
-        return stream(reader);
+        let stdin = super::progress::Counted::new(std::io::stdin());
+        return stream(BufReader::with_capacity(STREAM_BUFFER, stdin));
     }
     let mut file = File::open(path)?;
     let meta = file.metadata()?;
@@ -138,6 +138,7 @@ pub fn open(path: &Path) -> Result<Source, CaptureError> {
     let n = read_up_to(&mut file, &mut magic)?;
     if compression(&magic[..n]).is_some() || !meta.is_file() {
         file.seek(SeekFrom::Start(0))?;
+        let file = super::progress::Counted::new(file);
         return stream(BufReader::with_capacity(STREAM_BUFFER, file));
     }
     Ok(Source::Mapped(map_or_read(file, path)?))
