@@ -289,6 +289,8 @@ pub fn plan(
     // twice, so planning is linear in the file size.
     let mut searched = GLOBAL_HEADER_LEN + 1;
     let mut split = GLOBAL_HEADER_LEN.saturating_add(chunk_bytes);
+    // Where the probes not yet released began.
+    let mut unreleased: Option<usize> = None;
     while split < bytes.len() {
         let from = split.max(searched);
         let to = from.saturating_add(SEARCH_SPAN).min(bytes.len());
@@ -300,15 +302,21 @@ pub fn plan(
             None => searched = to,
         }
         // Generous: a folio is at most 2 MiB, a plausible run at most
-        // `PLAUSIBLE_RUN` records past `to`.
+        // `PLAUSIBLE_RUN` records past `to`. Released once per `AROUND`
+        // of progress, not per split: with chunks of a record each, a
+        // release per split was millions of madvise calls.
         const AROUND: usize = 4 << 20;
         let probed_end =
             to.saturating_add(PLAUSIBLE_RUN * (RECORD_HEADER_LEN + MAX_RECORD_LEN as usize));
-        release(
-            from.saturating_sub(AROUND),
-            probed_end.saturating_add(AROUND),
-        );
+        let first_probed = *unreleased.get_or_insert(from);
         split = split.saturating_add(chunk_bytes);
+        if from >= first_probed.saturating_add(AROUND) || split >= bytes.len() {
+            release(
+                first_probed.saturating_sub(AROUND),
+                probed_end.saturating_add(AROUND),
+            );
+            unreleased = None;
+        }
     }
     let big_endian = header.endianness == Endianness::Big;
     let ends = starts.iter().skip(1).copied().chain([bytes.len()]);

@@ -30,6 +30,13 @@ impl Bytes {
         let Bytes::Mapped(map, _) = self else {
             return;
         };
+        // Ranges under a unit are left mapped, as `populate` leaves them to
+        // the fault handler: released one record at a time (tests cut
+        // captures into chunks of one record), each madvise and refault of
+        // the unit its neighbours still read cost more than the walk.
+        if end.saturating_sub(start) < RELEASE_ALIGN {
+            return;
+        }
         // Every aligned unit the range touches, the ones it shares with its
         // neighbours too: a unit left to neither side stays resident, 64 KiB
         // per chunk boundary (32 MiB of a 2 GiB capture). A neighbour still

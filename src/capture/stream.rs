@@ -21,6 +21,9 @@ const SEGMENT_CHUNKS: usize = 8;
 /// Enough for any file header (tests use tiny chunks, and so many segments).
 const MIN_SEGMENT_BYTES: usize = 4 << 10;
 
+/// The least a segment's buffer grows by while it fills.
+const GROW_STEP: usize = 1 << 20;
+
 /// What has been learned of the container so far.
 enum Container {
     Pcap {
@@ -117,8 +120,14 @@ impl Stream {
         if have >= target || self.ended {
             return Ok(());
         }
-        self.pending.resize(target, 0);
         while have < target {
+            // Grown as bytes arrive, not to `target` at once: a segment
+            // can be far larger than the stream (a small file read with
+            // large chunks), and zeroing it all cost seconds and gigabytes.
+            if have == self.pending.len() {
+                let grown = have.saturating_mul(2).max(have + GROW_STEP);
+                self.pending.resize(grown.min(target), 0);
+            }
             match self.reader.read(&mut self.pending[have..]) {
                 Ok(0) => {
                     self.ended = true;
@@ -272,5 +281,39 @@ impl Stream {
             warnings: self.warnings.clone(),
             skipped: self.skipped,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_stream_read_with_huge_chunks_holds_only_its_bytes() {
+        let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        bytes.extend([0; 8]);
+        bytes.extend(65535u32.to_le_bytes());
+        bytes.extend(1u32.to_le_bytes());
+        for i in 0..100u32 {
+            bytes.extend(i.to_le_bytes());
+            bytes.extend([0; 4]);
+            bytes.extend(60u32.to_le_bytes());
+            bytes.extend(60u32.to_le_bytes());
+            bytes.extend([0u8; 60]);
+        }
+        let reader = Box::new(std::io::Cursor::new(bytes));
+        let mut stream = Stream::open(reader, None, 1_000_000_000).unwrap();
+        // A segment of 8 GB was zeroed whole before the first read.
+        assert!(
+            stream.pending.capacity() <= 2 * GROW_STEP,
+            "{}",
+            stream.pending.capacity()
+        );
+        let segment = stream.next_segment().unwrap().unwrap();
+        let mut records = 0;
+        for chunk in &segment.layout().chunks {
+            segment.walk(chunk, |_| records += 1);
+        }
+        assert_eq!(records, 100);
     }
 }
