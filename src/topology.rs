@@ -45,8 +45,8 @@ pub struct Topology {
     pub service: Vec<IpNet>,
     pub node: Vec<IpNet>,
     pub internal: Vec<IpNet>,
-    /// Why these CIDRs: "flags", "preset k3s", or "preset k3s (assumed:
-    /// no CIDR given)".
+    /// Why these CIDRs: "flags", "preset k3s", or "preset k3s, assumed:
+    /// no CIDR given".
     pub source: String,
     /// All CIDRs with their class, most specific first, as (network,
     /// mask) integers: every address of a capture is classified, several
@@ -131,7 +131,7 @@ impl Topology {
     pub fn preset(preset: Preset, assumed: bool) -> Self {
         let Preset::K3s = preset;
         let source = if assumed {
-            "preset k3s (assumed: no CIDR given)"
+            "preset k3s, assumed: no CIDR given"
         } else {
             "preset k3s"
         };

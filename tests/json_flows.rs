@@ -64,7 +64,7 @@ fn pair_rows_are_classified_with_the_given_cidrs() {
     let doc = json(&out);
     assert_eq!(
         doc["topology"]["source"],
-        "preset k3s (assumed); pod, node from flags"
+        "preset k3s, assumed; pod, node from flags"
     );
     assert_eq!(doc["topology"]["node"], json!(["10.50.10.0/24"]));
     let c = &doc["captures"][0];
@@ -106,7 +106,7 @@ fn table_output_names_the_assumed_preset() {
     let out = kpcap(&["flows", &testdata("zeek_vxlan.pcap")]);
     let text = stdout(&out);
     assert!(
-        text.contains("preset k3s (assumed: no CIDR given)"),
+        text.contains("preset k3s, assumed: no CIDR given"),
         "{text}"
     );
     assert!(

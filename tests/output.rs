@@ -111,3 +111,56 @@ fn a_failed_write_is_one_line_and_exit_2() {
         "{stderr}"
     );
 }
+
+#[test]
+fn completions_and_the_man_page_are_printed() {
+    let bash = common::kpcap(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = common::stdout(&bash);
+    assert!(
+        script.contains("_kpcap()")
+            && script.contains("analyze")
+            && script.contains("--shard-from-env")
+    );
+    for shell in ["zsh", "fish"] {
+        let out = common::kpcap(&["completions", shell]);
+        assert!(
+            out.status.success() && common::stdout(&out).contains("analyze"),
+            "{shell}"
+        );
+    }
+    let man = common::kpcap(&["man"]);
+    let page = common::stdout(&man);
+    assert!(
+        page.contains(".TH kpcap 1") && page.contains("analyze"),
+        "{page}"
+    );
+}
+
+#[test]
+fn flag_errors_are_one_kpcap_line_then_the_usage() {
+    let typo = common::kpcap(&["analyze", "--sny-grace", "3", "x.pcap"]);
+    assert_eq!(typo.status.code(), Some(2));
+    let text = common::stderr(&typo);
+    let first = text.lines().next().unwrap();
+    assert_eq!(
+        first, "kpcap: error: unexpected argument '--sny-grace' found",
+        "{text}"
+    );
+    assert!(
+        text.contains("--syn-grace") && text.contains("Usage:"),
+        "{text}"
+    );
+    assert!(common::stdout(&typo).is_empty());
+    let forever = common::kpcap(&["analyze", "--syn-grace", "forever", "x.pcap"]);
+    let text = common::stderr(&forever);
+    assert!(
+        text.starts_with("kpcap: error: invalid value 'forever' for '--syn-grace")
+            && text.contains("is not a duration (e.g. 3s, 500ms"),
+        "{text}"
+    );
+    // Help is not an error.
+    let help = common::kpcap(&["analyze", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(common::stdout(&help).contains("Examples:"));
+}

@@ -180,7 +180,7 @@ fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
     let source = match args.preset {
         Some(PresetArg::None) => "flags".to_string(),
         Some(PresetArg::K3s) => format!("preset k3s; {} from flags", given.join(", ")),
-        None => format!("preset k3s (assumed); {} from flags", given.join(", ")),
+        None => format!("preset k3s, assumed; {} from flags", given.join(", ")),
     };
     Ok(Topology::new(
         or_base(pod, &base.pod),

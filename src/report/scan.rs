@@ -54,8 +54,12 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
     let a = &report.aggregate;
     let _ = writeln!(
         out,
-        "scan      {} files: {} analyzed, {} not captures, {} unreadable; {} packets",
-        a.files, a.analyzed, a.not_captures, a.errors, a.packets
+        "scan      {}: {} analyzed, {} not captures, {} unreadable; {} packets",
+        files(a.files),
+        a.analyzed,
+        a.not_captures,
+        a.errors,
+        a.packets
     );
     let _ = writeln!(out, "cidrs     {}", report.cidrs);
     out.push('\n');
@@ -64,8 +68,9 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
     let status = a.verdict().to_uppercase();
     let _ = write!(
         out,
-        "\nVERDICT ACROSS FILES   {status}: findings in {} of {} analyzed files",
-        a.files_with_findings, a.analyzed
+        "\nVERDICT ACROSS FILES   {status}: findings in {} of {} analyzed",
+        a.files_with_findings,
+        files(a.analyzed)
     );
     if a.inconclusive > 0 {
         let _ = write!(out, "; {} could not judge everything", a.inconclusive);
@@ -77,10 +82,10 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
     for cause in &a.causes {
         let _ = writeln!(
             out,
-            "  {:<32} in {} of {} files ({})",
+            "  {:<32} in {} of {} ({})",
             cause.id,
             cause.files.len(),
-            a.analyzed,
+            files(a.analyzed),
             short_list(&cause.files, 3)
         );
     }
@@ -117,6 +122,11 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
         );
     }
     out
+}
+
+/// `1 file`, `2 files`.
+fn files(n: u64) -> String {
+    format!("{n} file{}", if n == 1 { "" } else { "s" })
 }
 
 fn render_files(files: &[FileLine], layout: &Layout) -> String {

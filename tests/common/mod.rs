@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn kpcap(args: &[&str]) -> Output {
+    // Tables are as wide as their contents unless COLUMNS says otherwise.
     Command::new(env!("CARGO_BIN_EXE_kpcap"))
         .args(args)
+        .env_remove("COLUMNS")
         .output()
         .expect("kpcap runs")
 }
