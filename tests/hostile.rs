@@ -83,17 +83,17 @@ fn assert_bounded(class: Hostile, bytes: u64, factor: f64) {
 /// One query repeated: its key keeps 16 messages, not all of them. Kept
 /// whole, the messages (40 bytes each, one per 87-byte record) would grow
 /// the memory held by 40 bytes per record added; the check allows a
-/// quarter of that (what a window holds in flight varies a little between
-/// runs).
+/// quarter of that. At four times the size, so the few MB a second window
+/// in flight sometimes holds (on a loaded machine) stay well inside it.
 #[test]
-fn one_query_key_repeated_costs_the_same_at_twice_the_size() {
+fn one_query_key_repeated_costs_the_same_at_four_times_the_size() {
     let bytes = 32 << 20;
     let small = peak_beyond_input(Hostile::DnsCopies, bytes);
-    let large = peak_beyond_input(Hostile::DnsCopies, 2 * bytes);
-    let records_added = bytes as usize / 87;
+    let large = peak_beyond_input(Hostile::DnsCopies, 4 * bytes);
+    let records_added = 3 * bytes as usize / 87;
     assert!(
         large.saturating_sub(small) < records_added * 10,
-        "{small} bytes held at {bytes}, {large} at twice that"
+        "{small} bytes held at {bytes}, {large} at four times that"
     );
 }
 
