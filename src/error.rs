@@ -13,6 +13,8 @@ pub enum CaptureError {
     IsDirectory,
     #[error("empty file (0 bytes), not a capture")]
     Empty,
+    #[error("standard input is a terminal, not a capture: pipe one in (`tcpdump -w - | kpcap analyze -`) or name a file")]
+    StdinIsTerminal,
     #[error("byte 0: not a pcap or pcapng capture{kind} (first bytes {magic})")]
     NotACapture {
         magic: String,
@@ -97,6 +99,7 @@ impl CaptureError {
             CaptureError::Io(_)
             | CaptureError::IsDirectory
             | CaptureError::Empty
+            | CaptureError::StdinIsTerminal
             | CaptureError::NotACapture { .. }
             | CaptureError::Mismatch { .. }
             | CaptureError::NoSuchInterface { .. } => {}

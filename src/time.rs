@@ -43,9 +43,17 @@ impl Serialize for Timestamp {
     }
 }
 
-/// A span of time printed in seconds with millisecond precision.
-pub fn format_seconds(nanos: u64) -> String {
-    format!("{:.3}s", nanos as f64 / Timestamp::NANOS_PER_SEC as f64)
+/// A span of time with millisecond precision, in the units a reader
+/// takes in at a glance: `36.709s`, `15m38.387s`, `2h05m00.000s`.
+pub fn format_span(nanos: u64) -> String {
+    let millis = (nanos as u128 + 500_000) / 1_000_000;
+    let (seconds, millis) = (millis / 1000, millis % 1000);
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (hours, minutes) {
+        (0, 0) => format!("{seconds}.{millis:03}s"),
+        (0, _) => format!("{minutes}m{seconds:02}.{millis:03}s"),
+        _ => format!("{hours}h{minutes:02}m{seconds:02}.{millis:03}s"),
+    }
 }
 
 #[cfg(test)]
@@ -57,6 +65,21 @@ mod tests {
         let t = Timestamp::from_secs_nanos(1_700_000_000, 123_456_789);
         assert_eq!(t.to_string(), "2023-11-14T22:13:20.123456789Z");
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn spans_read_in_minutes_and_hours_when_long() {
+        let second = Timestamp::NANOS_PER_SEC;
+        assert_eq!(format_span(36_709_040_000), "36.709s");
+        assert_eq!(format_span(0), "0.000s");
+        assert_eq!(format_span(999_600_000), "1.000s");
+        assert_eq!(format_span(938_387_000_000), "15m38.387s");
+        assert_eq!(format_span(60 * second), "1m00.000s");
+        assert_eq!(
+            format_span(2 * 3600 * second + 5 * 60 * second),
+            "2h05m00.000s"
+        );
+        assert_eq!(format_span(u64::MAX), "5124095h34m33.710s");
     }
 
     #[test]

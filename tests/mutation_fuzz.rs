@@ -5,6 +5,7 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 /// Per file; `KPCAP_FUZZ_MUTATIONS=100000` runs a longer campaign.
 fn mutations_per_file() -> usize {
@@ -69,8 +70,7 @@ fn mutated_captures_never_panic() {
         .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     files.sort();
-    let mut rng = ChaCha8Rng::seed_from_u64(0x6b70636170);
-    for file in &files {
+    for (index, file) in files.iter().enumerate() {
         let original = std::fs::read(file).unwrap();
         // Fuzz the first 16 KiB: tens of records and 32 chunks of 512
         // bytes, so planning, guesses and merges all run, in a time a
@@ -78,9 +78,25 @@ fn mutated_captures_never_panic() {
         let original = &original[..original.len().min(16 << 10)];
         // The fuzz targets' entry point: mapped and streamed, every report.
         kpcap::fuzzing::analyze(original);
-        for _ in 0..mutations_per_file() {
-            kpcap::fuzzing::analyze(&mutate(original, &mut rng));
-        }
+        // Mutations run on the pool's workers, where the analysis's own
+        // small parallel steps cost little; each has its own seed, so a
+        // failure names the file and mutation that reproduce it.
+        (0..mutations_per_file())
+            .into_par_iter()
+            .for_each(|mutation| {
+                let seed = 0x6b70636170 ^ ((index as u64) << 32) ^ mutation as u64;
+                let mutated = mutate(original, &mut ChaCha8Rng::seed_from_u64(seed));
+                let run = std::panic::catch_unwind(|| kpcap::fuzzing::analyze(&mutated));
+                if let Err(panic) = run {
+                    let message = (panic.downcast_ref::<String>().map(String::as_str))
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic");
+                    panic!(
+                        "{} mutation {mutation} (seed {seed:#x}): {message}",
+                        file.display()
+                    );
+                }
+            });
     }
     assert!(files.len() >= 20);
 }

@@ -86,7 +86,9 @@ fn in_terminal(
     )
 }
 
-/// `text` without colour and cursor escapes.
+/// `text` without colour and cursor escapes. Written here, not taken
+/// from the library's width measure, so the check does not share the code
+/// it checks.
 fn plain(text: &str) -> String {
     let mut out = String::new();
     let mut chars = text.chars();
@@ -191,6 +193,12 @@ fn a_long_analysis_shows_progress_on_a_terminal_and_nowhere_else() {
         positions.len() >= 2,
         "no advancing progress line: {positions:?}"
     );
+    // Packets read, digit-grouped, beside the bytes.
+    let packets = plain(&text.replace('\r', "\n"));
+    assert!(
+        (packets.lines()).any(|l| l.contains(" ETA ") && l.contains(",") && l.contains(" pkts ")),
+        "no packet count: {packets}"
+    );
     // stdout on the terminal, stderr to a file: nothing is drawn there.
     let log = dir.path().join("stderr.txt");
     in_terminal(100, &args, &[], Some(&log));
@@ -207,4 +215,34 @@ fn a_long_analysis_shows_progress_on_a_terminal_and_nowhere_else() {
         None,
     );
     assert!(progress_positions(&quiet).is_empty(), "{quiet}");
+}
+
+#[test]
+fn reading_stdin_from_a_terminal_is_refused_at_once() {
+    let (_ours, theirs) = pty(80);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kpcap"))
+        .args(["analyze", "-"])
+        .stdin(Stdio::from(theirs))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waiting for a capture to be typed would look like a hang.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("kpcap analyze - waits on a terminal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let message = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(
+        message.starts_with("kpcap: error: <stdin>: standard input is a terminal"),
+        "{message}"
+    );
 }

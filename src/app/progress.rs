@@ -1,9 +1,9 @@
-//! Progress on stderr while a capture is read: bytes, rate and, when the
-//! size is known, a bar and an ETA. Drawn only when stderr is a terminal
+//! Progress on stderr while a capture is read: bytes, packets, rate and,
+//! when the size is known, a bar and an ETA. Drawn only when stderr is a terminal
 //! (never in pipes, files or CI) and not under `--quiet`, and only for a
 //! read that lasts over half a second.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpcap::capture::progress;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -35,13 +35,15 @@ impl Meter {
             .map(|m| m.len());
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
         let template = match total {
-            Some(_) => "{msg} [{bar:24}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            None => "{msg} {bytes} {binary_bytes_per_sec}",
+            Some(_) => {
+                "{prefix} [{wide_bar}] {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} ETA {eta}"
+            }
+            None => "{prefix} {bytes} {msg} {binary_bytes_per_sec}",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(short(name));
+        bar.set_prefix(short(name));
         let done = Arc::new(AtomicBool::new(false));
         let drawer = shown.then(|| {
             let (bar, done) = (bar.clone(), Arc::clone(&done));
@@ -54,6 +56,7 @@ impl Meter {
                 bar.set_draw_target(ProgressDrawTarget::stderr());
                 while !done.load(Ordering::Relaxed) {
                     bar.set_position(progress::position());
+                    bar.set_message(format!("{} pkts", HumanCount(progress::records())));
                     std::thread::park_timeout(Duration::from_millis(100));
                 }
             })
@@ -75,12 +78,13 @@ impl Drop for Meter {
     }
 }
 
-/// A name short enough to leave the line room: its last 40 characters.
+/// A name short enough to leave the line room in 80 columns: its last 16
+/// characters (the bar takes what the rest leaves).
 fn short(name: &str) -> String {
     let count = name.chars().count();
-    if count <= 40 {
+    if count <= 16 {
         return name.to_string();
     }
-    let tail: String = name.chars().skip(count - 39).collect();
+    let tail: String = name.chars().skip(count - 15).collect();
     format!("…{tail}")
 }

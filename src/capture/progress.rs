@@ -1,19 +1,38 @@
 //! How far the capture being read has got, for a progress line: the
 //! furthest byte of its input consumed (of the file as stored: compressed
-//! bytes for a compressed file, the archive's bytes for a member).
+//! bytes for a compressed file, the archive's bytes for a member), and the
+//! records read so far.
 //!
-//! One counter for the process, written where input is consumed and read
-//! by whoever draws progress (the binary, on a terminal). Relaxed atomics:
-//! a progress line needs no ordering, and the walk pays one store a chunk.
+//! Counters for the process, written where input is consumed and read by
+//! whoever draws progress (the binary, on a terminal). Relaxed atomics: a
+//! progress line needs no ordering, and the walk pays one add a chunk.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static POSITION: AtomicU64 = AtomicU64::new(0);
+static RECORDS: AtomicU64 = AtomicU64::new(0);
 
 /// A new capture is about to be read: back to 0.
 pub fn restart() {
     POSITION.store(0, Ordering::Relaxed);
+    RECORDS.store(0, Ordering::Relaxed);
+}
+
+/// `n` more records were read.
+pub fn read_records(n: u64) {
+    RECORDS.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Records read of the current capture.
+pub fn records() -> u64 {
+    RECORDS.load(Ordering::Relaxed)
+}
+
+/// The records read since `records()` was `earlier` are read again (a
+/// walk that found a wrong guess is redone): back to `earlier`.
+pub fn rewind_records(earlier: u64) {
+    RECORDS.store(earlier, Ordering::Relaxed);
 }
 
 /// The input has been consumed up to byte `at`.

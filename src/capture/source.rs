@@ -6,7 +6,7 @@ use flate2::read::MultiGzDecoder;
 use memmap2::Mmap;
 use serde::Serialize;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// The whole capture as one byte slice, however it was obtained.
@@ -130,6 +130,10 @@ pub enum Source {
 /// (through a gzip or zstd decoder when the magic says so).
 pub fn open(path: &Path) -> Result<Source, CaptureError> {
     if path.as_os_str() == "-" {
+        // Nothing typed is a capture: waiting for it would look like a hang.
+        if std::io::stdin().is_terminal() {
+            return Err(CaptureError::StdinIsTerminal);
+        }
         let stdin = super::progress::Counted::new(std::io::stdin());
         return stream(BufReader::with_capacity(STREAM_BUFFER, stdin));
     }

@@ -14,7 +14,7 @@ mod duplicates;
 pub use duplicates::signature;
 
 use crate::capture::{
-    Capture, CaptureInfo, Chunk, Input, Interface, Layout, Record, Truncation, WalkEnd,
+    progress, Capture, CaptureInfo, Chunk, Input, Interface, Layout, Record, Truncation, WalkEnd,
 };
 use crate::decode::{Decoder, Packet};
 use crate::error::CaptureError;
@@ -264,6 +264,7 @@ fn fold_chunks<S: Default + Send + Settle>(
         (state, walked)
     };
     let chunks = &capture.layout().chunks;
+    let records_before = progress::records();
     let (state, walked) = fold(chunks);
     match walked {
         Walked::Whole(truncation) => {
@@ -274,6 +275,7 @@ fn fold_chunks<S: Default + Send + Settle>(
         }
         Walked::Broken => {
             drop(state);
+            progress::rewind_records(records_before);
             let exact = capture.exact_layout()?;
             if let Some(truncation) = &exact.truncation {
                 capture.record_truncation(truncation.clone());
@@ -375,10 +377,13 @@ fn fold_layout<S: Default + Send>(
                 }
                 let (reader, state) = (&mut run.reader, &mut run.state);
                 capture.populate(chunk);
+                let mut records = 0;
                 let end = capture.walk(chunk, |record| {
+                    records += 1;
                     reader.read(record, |seen| observe(state, seen));
                 });
                 capture.release(chunk);
+                progress::read_records(records);
                 let walked = match end {
                     WalkEnd::Clean => Walked::Whole(None),
                     WalkEnd::Truncated(truncation) => Walked::Whole(Some(truncation)),

@@ -11,6 +11,7 @@ use crate::detect::egress::{EgressInterface, MasqueradedPod};
 use crate::detect::verdict::Status;
 use crate::time::Timestamp;
 use crate::topology::{AddrClass, Topology};
+use indicatif::HumanCount;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -254,17 +255,19 @@ fn render_coverage(c: &Coverage) -> String {
         .iter()
         .any(|d| d.detector == "unmasqueraded_egress" && d.ran);
     let pods = if pods_known {
-        format!(" ({} from pods)", c.pod_source_packets)
+        format!(" ({} from pods)", HumanCount(c.pod_source_packets))
     } else {
         String::new()
     };
     let mut out = format!(
         "judged    {} IP packets{pods}, {} SYN flows, {} DNS queries",
-        c.ip_packets, c.syn_flows, c.dns_query_keys
+        HumanCount(c.ip_packets),
+        HumanCount(c.syn_flows),
+        HumanCount(c.dns_query_keys)
     );
     let undecodable: u64 = c.undecodable.values().sum();
     if undecodable > 0 {
-        let _ = write!(out, "; {undecodable} not decodable");
+        let _ = write!(out, "; {} not decodable", HumanCount(undecodable));
     }
     if c.skipped.stretches > 0 {
         let _ = write!(

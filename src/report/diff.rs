@@ -6,6 +6,8 @@ use super::output::{ndjson_line, Document, Layout, Report};
 use super::table::Sheet;
 use crate::diff::{Change, Diff};
 use crate::scan::{Digest, FindingKind};
+use crate::time::format_span;
+use indicatif::HumanCount;
 use serde::Serialize;
 use std::fmt::Write;
 
@@ -45,8 +47,9 @@ pub fn render(report: &DiffReport, layout: &Layout) -> String {
         let (file, d) = (&side.file, &side.digest);
         let _ = writeln!(
             out,
-            "{label}    {file} ({} packets, {:.3}s)",
-            d.packets, d.duration_seconds
+            "{label}    {file} ({} packets, {})",
+            HumanCount(d.packets),
+            format_span((d.duration_seconds * 1e9) as u64)
         );
     }
     let mut table = Sheet::new(&["", "before", "after", ""]);

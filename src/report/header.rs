@@ -1,8 +1,9 @@
 //! The capture header as a few human lines, and the CIDRs in force.
 
 use crate::analysis::CaptureHeader;
-use crate::time::format_seconds;
+use crate::time::format_span;
 use crate::topology::Topology;
+use indicatif::HumanCount;
 
 /// The header as a few human lines.
 pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
@@ -47,17 +48,23 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
         out += "          (-i any names no devices: --ifname INDEX=NAME names them, see `ip -o link` on the node)\n";
     }
     let span = match (header.first, header.last) {
-        (Some(a), Some(b)) => format!("{a} .. {b} ({})", format_seconds(b.since(a))),
+        (Some(a), Some(b)) => format!("{a} .. {b} ({})", format_span(b.since(a))),
         _ => "no packets".into(),
     };
     let copies = if header.duplicates > 0 {
-        format!(", {} copies on a second interface", header.duplicates)
+        format!(
+            ", {} copies on a second interface",
+            HumanCount(header.duplicates)
+        )
     } else {
         String::new()
     };
     out += &format!(
         "packets   {} ({} IP, {} tunneled{copies}), {} bytes on the wire\n",
-        header.packets, header.ip_packets, header.tunneled_packets, header.wire_bytes
+        HumanCount(header.packets),
+        HumanCount(header.ip_packets),
+        HumanCount(header.tunneled_packets),
+        HumanCount(header.wire_bytes)
     );
     out += &format!("time      {span}\n");
     out += &format!("cidrs     {}\n", topology.describe());

@@ -4,7 +4,8 @@ use super::analyze::short_list;
 use super::output::{ndjson_line, Layout, Report};
 use super::table::{printable, Sheet};
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
-use crate::time::format_seconds;
+use crate::time::format_span;
+use indicatif::HumanCount;
 use serde_json::json;
 use std::fmt::Write;
 
@@ -59,7 +60,7 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
         a.analyzed,
         a.not_captures,
         a.errors,
-        a.packets
+        HumanCount(a.packets)
     );
     let _ = writeln!(out, "cidrs     {}", report.cidrs);
     out.push('\n');
@@ -148,8 +149,8 @@ fn render_files(files: &[FileLine], layout: &Layout) -> String {
         let mut row = vec![printable(&line.file).into_owned()];
         match (&line.digest, line.status) {
             (Some(d), _) => {
-                row.push(d.packets.to_string());
-                row.push(format_seconds((d.duration_seconds * 1e9) as u64));
+                row.push(HumanCount(d.packets).to_string());
+                row.push(format_span((d.duration_seconds * 1e9) as u64));
                 row.extend(d.counts.labelled().iter().map(|(_, n)| n.to_string()));
                 row.push(d.status.label().to_string());
                 let mut notes = d.causes.join(", ");
