@@ -54,9 +54,9 @@ enum Capture<'p> {
     Member(Box<Input>, &'p Path),
 }
 
-impl Capture<'_> {
+impl<'p> Capture<'p> {
     /// The files, for the header (none for a member).
-    fn parts(&self) -> &[PathBuf] {
+    fn parts(&self) -> &'p [PathBuf] {
         match self {
             Capture::Files(parts) => parts,
             Capture::Member(..) => &[],
@@ -70,6 +70,23 @@ impl Capture<'_> {
             Capture::Files([one]) => Some(one),
             Capture::Files(_) => None,
             Capture::Member(_, archive) => Some(archive),
+        }
+    }
+
+    /// Reads the capture in `pool`, with `files` or, for a member, `once`,
+    /// drawing progress (when `shown`) while it lasts.
+    fn read<T: Send>(
+        self,
+        name: &str,
+        pool: &rayon::ThreadPool,
+        shown: bool,
+        files: impl FnOnce(&[PathBuf]) -> Result<T, FileError> + Send,
+        once: impl FnOnce(Input) -> Result<T, CaptureError> + Send,
+    ) -> Result<T, FileError> {
+        let _meter = progress::Meter::start(name, self.input_file(), shown);
+        match self {
+            Capture::Files(parts) => pool.install(|| files(parts)),
+            Capture::Member(input, _) => pool.install(|| once(*input)).map_err(named(name)),
         }
     }
 }
@@ -108,10 +125,7 @@ fn for_each_capture<T: Serialize>(
     for parts in logical_captures(paths, merge, common.chunk_bytes)? {
         let name = capture_name(&parts);
         if parts.len() == 1 && archive::is_tar(&parts[0]) {
-            let failed = |source| FileError {
-                file: name.clone(),
-                source,
-            };
+            let failed = named(&name);
             let mut members = match archive::Members::open(&parts[0], common.chunk_bytes) {
                 Ok(members) => members,
                 Err(e) => {
@@ -135,10 +149,7 @@ fn for_each_capture<T: Serialize>(
                         eprintln!("kpcap: warning: {member_name}: not a capture, skipped");
                         continue;
                     }
-                    Err(source) => Err(FileError {
-                        file: member_name.clone(),
-                        source,
-                    }),
+                    Err(source) => Err(named(&member_name)(source)),
                 };
                 record(member_name, result)?;
             }
@@ -150,8 +161,8 @@ fn for_each_capture<T: Serialize>(
     Ok((entries, ok))
 }
 
-/// A member's error, named as the member.
-fn member_error(name: &str) -> impl Fn(CaptureError) -> FileError + '_ {
+/// An error of the capture (file, archive or member) called `name`.
+fn named(name: &str) -> impl Fn(CaptureError) -> FileError + '_ {
     move |source| FileError {
         file: name.to_string(),
         source,
@@ -194,16 +205,14 @@ pub fn flows(args: FlowsArgs, global: &GlobalArgs) -> Result<i32> {
         args.merge,
         &args.common,
         |name, capture| {
-            let parts = capture.parts().to_vec();
-            let meter = progress::Meter::start(name, capture.input_file(), shown);
-            let (table, info) = match capture {
-                Capture::Files(parts) => pool.install(|| analyzer.flows(parts))?,
-                Capture::Member(input, _) => pool
-                    .install(|| analyzer.flows_once(*input))
-                    .map_err(member_error(name))?,
-            };
-            let parts = &parts;
-            drop(meter);
+            let parts = capture.parts();
+            let (table, info) = capture.read(
+                name,
+                pool,
+                shown,
+                |parts| analyzer.flows(parts),
+                |input| analyzer.flows_once(input),
+            )?;
             print_warnings(name, &info.warnings);
             let names = analyzer.interface_names(&info, &table.summary);
             let header = analyzer.header(name, parts, &info, &table.summary, &names);
@@ -256,17 +265,15 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
         args.merge,
         &args.common,
         |name, capture| {
-            let parts = capture.parts().to_vec();
-            let meter = progress::Meter::start(name, capture.input_file(), shown);
-            let (mut observations, info) = match capture {
-                Capture::Files(parts) => pool.install(|| analyzer.observe(parts))?,
-                Capture::Member(input, _) => pool
-                    .install(|| analyzer.observe_once(*input))
-                    .map_err(member_error(name))?,
-            };
-            let parts = &parts;
+            let parts = capture.parts();
+            let (mut observations, info) = capture.read(
+                name,
+                pool,
+                shown,
+                |parts| analyzer.observe(parts),
+                |input| analyzer.observe_once(input),
+            )?;
             clock.lap("walk, decode, observe, merge");
-            drop(meter);
             let outcome = pool.install(|| analyzer.outcome(name, parts, &mut observations, &info));
             print_warnings(name, &outcome.header.warnings);
             drop_in_background(observations);

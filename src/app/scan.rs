@@ -31,9 +31,8 @@ pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
         files = scan::shard(files, shard.index, shard.count);
     }
     let cidrs = setup.topology.describe();
-    let sizes: Vec<u64> = files.iter().map(file_size).collect();
     let bytes = ScanBytes {
-        total: sizes.iter().sum(),
+        total: files.iter().map(file_size).sum(),
         ..ScanBytes::default()
     };
     let progress = progress_bar(files.len() as u64, global.quiet);

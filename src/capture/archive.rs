@@ -127,13 +127,11 @@ impl Members {
                 archive: self.archive.clone(),
                 left: Arc::clone(&self.left),
             };
-            let input = match source::stream(BufReader::with_capacity(1 << 20, reader)) {
-                Ok(Source::Stream(reader, compression)) => {
+            let input = source::decompressed(BufReader::with_capacity(1 << 20, reader)).and_then(
+                |(reader, compression)| {
                     Stream::open(reader, compression, self.chunk_bytes).map(Input::Stream)
-                }
-                Ok(Source::Mapped(_)) => unreachable!("a stream stays a stream"),
-                Err(e) => Err(e),
-            };
+                },
+            );
             return Ok(Some(Member { name, input }));
         }
         Ok(None)

@@ -187,10 +187,19 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 const ZSTD_WINDOW_LOG_MAX: u32 = 31;
 
 /// A stream, decompressed if its first bytes are a gzip or zstd magic.
-pub(super) fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source, CaptureError> {
+fn stream(reader: impl BufRead + Send + 'static) -> Result<Source, CaptureError> {
+    let (reader, compression) = decompressed(reader)?;
+    Ok(Source::Stream(reader, compression))
+}
+
+/// `reader`'s bytes, through a gzip or zstd decoder if its first bytes
+/// announce one, and which.
+pub(super) fn decompressed(
+    mut reader: impl BufRead + Send + 'static,
+) -> Result<(Box<dyn Read + Send>, Option<Compression>), CaptureError> {
     let magic = reader.fill_buf()?;
     Ok(match compression(magic) {
-        Some(Compression::Gzip) => Source::Stream(
+        Some(Compression::Gzip) => (
             Box::new(MultiGzDecoder::new(reader)),
             Some(Compression::Gzip),
         ),
@@ -200,9 +209,9 @@ pub(super) fn stream(mut reader: impl BufRead + Send + 'static) -> Result<Source
             // the decoder refuses more than 128 MiB unless told. The window
             // is what the file's writer chose: valid files are read.
             decoder.window_log_max(ZSTD_WINDOW_LOG_MAX)?;
-            Source::Stream(Box::new(decoder), Some(Compression::Zstd))
+            (Box::new(decoder), Some(Compression::Zstd))
         }
-        None => Source::Stream(Box::new(reader), None),
+        None => (Box::new(reader), None),
     })
 }
 
