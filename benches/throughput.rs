@@ -46,6 +46,7 @@ fn analyze(path: &Path, reading: &Reading, settings: &Settings, topology: &Topol
         reading,
         chunk_bytes: DEFAULT_CHUNK_BYTES,
         evidence: Evidence::All,
+        names: None,
     };
     let outcome = analyzer
         .analyze("bench", &[path.to_path_buf()])

@@ -317,6 +317,19 @@ pub struct TopologyArgs {
     /// ...); the other classes keep the preset's. `none`: only the flags.
     #[arg(long, value_enum)]
     pub preset: Option<PresetArg>,
+    /// What the cluster says about itself (repeatable; a file or a
+    /// directory of files): `kubectl get nodes,pods,services -A -o json`
+    /// (or YAML; ServiceCIDRs, CiliumNodes, CNI ConfigMaps and IPPools
+    /// too) and each node's `ip -j addr`. Gives the CIDRs (flags still
+    /// win), names of pods, services and nodes, and the device names of
+    /// `-i any` captures.
+    #[arg(long = "cluster", value_name = "PATH")]
+    pub cluster: Vec<PathBuf>,
+    /// The node the capture was taken on (its `ip -j addr` names the
+    /// devices of an `-i any` capture); needed when `--cluster` holds
+    /// several nodes' `ip` output.
+    #[arg(long = "node", value_name = "NAME")]
+    pub node_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -384,6 +397,10 @@ pub enum ScenarioArg {
     IncidentBefore,
     /// The same workload after the fix: SNATed to the node, answered.
     IncidentAfter,
+    /// The incident's cluster for `--cluster`: `cluster.json` (kubectl's
+    /// nodes, pods, services, ServiceCIDR, cilium-config) and the worker's
+    /// `ip-k3s-w1.json` (`ip -j addr`), written into the directory `-o`.
+    IncidentCluster,
     /// Two nodes' pod-to-pod traffic in VXLAN (UDP 8472), one inner
     /// unanswered SYN.
     OverlayVxlan,

@@ -73,6 +73,7 @@ pub fn with_default_analyzer<R>(
         reading: &reading,
         chunk_bytes,
         evidence,
+        names: None,
     })
 }
 

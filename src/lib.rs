@@ -6,6 +6,7 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod cluster;
 pub mod decode;
 pub mod detect;
 pub mod diff;

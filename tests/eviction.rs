@@ -152,6 +152,7 @@ fn analyze(bytes: &[u8], max_flows: Option<usize>) -> Outcome {
         reading: &reading,
         chunk_bytes: 4096,
         evidence: Evidence::All,
+        names: None,
     };
     let capture = Capture::from_bytes(Bytes::Owned(bytes.to_vec()), 4096).unwrap();
     let (mut observed, info) = analyzer.observe_input(Input::Mapped(capture)).unwrap();

@@ -60,6 +60,7 @@ fn peak_beyond_input(class: Hostile, bytes: u64) -> usize {
         reading: &reading,
         chunk_bytes: 1 << 20,
         evidence: Evidence::All,
+        names: None,
     };
     let capture = Capture::from_bytes(Bytes::Owned(capture), 1 << 20).unwrap();
     let before = HELD.load(Ordering::Relaxed);

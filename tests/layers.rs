@@ -6,7 +6,8 @@ use std::path::Path;
 /// The layer of a top-level module (a file or folder under src/).
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "capture" | "decode" | "interface" | "topology" | "time" | "error" | "synth" | "ops" => 0,
+        "capture" | "cluster" | "decode" | "interface" | "topology" | "time" | "error"
+        | "synth" | "ops" => 0,
         "observe" => 1,
         "flow" | "pipeline" => 2,
         "detect" => 3,

@@ -33,6 +33,7 @@ fn steps(class: Hostile, bytes: u64, streamed: bool) -> u64 {
             reading: &reading,
             chunk_bytes: 64 << 10,
             evidence: Evidence::All,
+            names: None,
         };
         let input = if streamed {
             let reader = Box::new(std::io::Cursor::new(capture));

@@ -9,6 +9,7 @@ mod coverage;
 mod header;
 #[cfg(test)]
 mod hostile_steps;
+mod names;
 mod outcome;
 
 pub use coverage::{Coverage, DetectorRun, UnreadInterface};
@@ -16,6 +17,7 @@ pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
 pub use outcome::Outcome;
 
 use crate::capture::{CaptureInfo, Input};
+use crate::cluster::Directory;
 use crate::detect::{verdict, Bounds, Context, Evidence, Findings, Observations, Settings};
 use crate::error::CaptureError;
 use crate::flow::{FlowTable, Summary};
@@ -81,6 +83,8 @@ pub struct Analyzer<'a> {
     pub chunk_bytes: usize,
     /// How much evidence the findings list (what the report will show).
     pub evidence: Evidence,
+    /// The names `--cluster` gives addresses, for the outcome's `names`.
+    pub names: Option<&'a Directory>,
 }
 
 /// How observations merge, named so the folder's type can be written.
@@ -287,11 +291,20 @@ impl<'a> Analyzer<'a> {
         });
         let mut verdict = verdict::correlate(&findings);
         verdict::qualify(&mut verdict, &coverage.unjudged);
+        let names = match self.names {
+            Some(directory) => {
+                let names = names::of_mentioned(directory, &findings, header.last);
+                names::annotate(&mut verdict, &names, directory, &findings);
+                names
+            }
+            None => Default::default(),
+        };
         Outcome {
             header,
             coverage,
             verdict,
             findings,
+            names,
         }
     }
 

@@ -3,9 +3,12 @@
 //! `Analyzer::outcome`; nothing above this module judges traffic.
 
 use super::{CaptureHeader, Coverage};
+use crate::cluster::AddressName;
 use crate::detect::verdict::Verdict;
 use crate::detect::{Findings, Severity};
 use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// The analysis of one logical capture: its header, the detectors'
 /// findings and the verdict correlated from them.
@@ -17,6 +20,10 @@ pub struct Outcome {
     pub coverage: Coverage,
     pub verdict: Verdict,
     pub findings: Findings,
+    /// The names `--cluster` gives the addresses the findings mention
+    /// (absent without `--cluster`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<IpAddr, AddressName>,
 }
 
 impl Outcome {

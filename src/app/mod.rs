@@ -2,6 +2,7 @@
 //! and errors on stderr, exit code out. One module per command family.
 
 mod analyze;
+mod cluster;
 mod diff;
 mod progress;
 mod scan;
@@ -12,6 +13,7 @@ use crate::cli::{
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
+use kpcap::cluster::{Directory, Plan};
 use kpcap::decode::Decoder;
 use kpcap::detect::{Settings, Severity};
 use kpcap::error::ConfigError;
@@ -59,6 +61,8 @@ struct Setup {
     settings: Settings,
     pool: rayon::ThreadPool,
     chunk_bytes: usize,
+    /// Names of the addresses `--cluster` knows.
+    names: Option<Directory>,
 }
 
 impl Setup {
@@ -68,12 +72,22 @@ impl Setup {
         if settings.max_flows.is_some() {
             reading.window_bytes = reading.window_bytes.or(Some(BOUNDED_WINDOW_BYTES));
         }
+        let inventory = cluster::inventory(&common.topology)?;
+        let plan = inventory.as_ref().map(cluster::plan);
+        if let Some(inventory) = &inventory {
+            cluster::name_devices(
+                inventory,
+                common.topology.node_name.as_deref(),
+                &mut reading,
+            )?;
+        }
         Ok(Setup {
-            topology: topology(&common.topology)?,
+            topology: topology(&common.topology, plan.as_ref())?,
             reading,
             settings,
             pool: thread_pool(common.threads)?,
             chunk_bytes: common.chunk_bytes,
+            names: inventory.as_ref().map(Directory::new),
         })
     }
 
@@ -85,6 +99,7 @@ impl Setup {
             reading: &self.reading,
             chunk_bytes: self.chunk_bytes,
             evidence,
+            names: self.names.as_ref(),
         }
     }
 }
@@ -155,7 +170,7 @@ fn parse_cidrs(flag: &'static str, values: &[String]) -> Result<Vec<IpNet>, Conf
 
 /// The address plan: the preset's CIDRs (k3s unless `--preset none`),
 /// where a class given by flags replaces the preset's CIDRs of that class.
-fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
+fn topology(args: &TopologyArgs, plan: Option<&Plan>) -> Result<Topology, ConfigError> {
     let flags = [
         ("pod", parse_cidrs("pod-cidr", &args.pod)?),
         ("service", parse_cidrs("service-cidr", &args.service)?),
@@ -171,6 +186,15 @@ fn topology(args: &TopologyArgs) -> Result<Topology, ConfigError> {
         Some(PresetArg::K3s) => Topology::preset(Preset::K3s, false),
         None => Topology::preset(Preset::K3s, true),
     };
+    if let Some(plan) = plan {
+        let [pod, service, node, internal] = flags.map(|(_, nets)| nets);
+        return Ok(cluster::topology(
+            [pod, service, node, internal],
+            plan,
+            &base,
+            args.preset,
+        ));
+    }
     if given.is_empty() {
         return Ok(base);
     }
@@ -246,6 +270,15 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ViewArg::AnySll => synth::View::Any(synth::Link::Sll),
         ViewArg::AnySll2 => synth::View::Any(synth::Link::Sll2),
     };
+    if let ScenarioArg::IncidentCluster = args.scenario {
+        synth::write_cluster(&args.output)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        eprintln!(
+            "kpcap: wrote cluster.json and ip-k3s-w1.json to {}",
+            args.output.display()
+        );
+        return Ok(0);
+    }
     let hostile = |class| synth::Scenario::Hostile { class, bytes: size };
     let scenario = match args.scenario {
         ScenarioArg::Mixed => synth::Scenario::Mixed {
@@ -258,6 +291,7 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
+        ScenarioArg::IncidentCluster => unreachable!("written above"),
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
         ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),
         ScenarioArg::OverlayIpip => synth::Scenario::Overlay(synth::TunnelKind::Ipip),

@@ -6,6 +6,7 @@ use super::output::{ndjson_line, Layout, Report};
 use super::table::Sheet;
 use super::CaptureReport;
 use crate::analysis::{Coverage, Outcome};
+use crate::cluster::AddressName;
 use crate::detect::dns::{DnsGroup, DnsItem};
 use crate::detect::egress::{EgressInterface, MasqueradedPod};
 use crate::detect::verdict::Status;
@@ -14,7 +15,9 @@ use crate::topology::{AddrClass, Topology};
 use indicatif::HumanCount;
 use serde::Serialize;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::net::IpAddr;
 
 impl Report for CaptureReport<'_, Outcome> {
     fn table(&self, layout: &Layout) -> String {
@@ -58,6 +61,8 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
     let start = outcome.header.first.unwrap_or_default();
     let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
     let findings = &outcome.findings;
+    let names = Names(&outcome.names);
+    let a = |addr: &IpAddr| names.cell(addr);
 
     out += "\nUNMASQUERADED POD EGRESS (pod source -> external destination)\n";
     let headers = [
@@ -74,11 +79,12 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         "example",
     ];
     let egress = &findings.unmasqueraded_egress;
+    let headers = names.headers(&headers);
     out += &block(&egress.groups, layout, "  none\n", &headers, |g| {
         vec![
             g.severity.label().to_string(),
-            g.pod.to_string(),
-            g.destination.to_string(),
+            a(&g.pod),
+            a(&g.destination),
             format!("{}/{}", g.protocol, g.port),
             g.flows.to_string(),
             g.packets.to_string(),
@@ -117,6 +123,7 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         "last",
         "example",
     ];
+    let headers = names.headers(&headers);
     out += &block(&syns.groups, layout, "  none\n", &headers, |g| {
         let outcome = match g.icmp_code {
             Some(code) => format!("{} (code {code})", g.outcome.label()),
@@ -125,8 +132,8 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         vec![
             g.severity.label().to_string(),
             outcome,
-            g.source.to_string(),
-            g.destination.to_string(),
+            a(&g.source),
+            a(&g.destination),
             short_list(&g.ports, 4),
             g.flows.to_string(),
             format!("{} ({})", g.syn_packets, g.retransmits),
@@ -167,7 +174,10 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         "example",
     ];
     let empty = "  no timeouts, no unsolicited responses\n";
-    out += &block(&dns.groups, layout, empty, &headers, |g| dns_row(g, &rel));
+    let headers = names.headers(&headers);
+    out += &block(&dns.groups, layout, empty, &headers, |g| {
+        dns_row(g, &rel, &a)
+    });
     let errors: Vec<_> = dns.rcodes.iter().filter(|r| r.rcode_value != 0).collect();
     let headers = ["severity", "name", "rcode", "responses", "servers"];
     out += &block(&errors, layout, "", &headers, |r| {
@@ -193,6 +203,7 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         "first",
         "last",
     ];
+    let headers = names.headers(&headers);
     out += &block(
         &findings.service_vips.groups,
         layout,
@@ -201,8 +212,8 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         |g| {
             vec![
                 g.severity.label().to_string(),
-                g.source.to_string(),
-                g.service.to_string(),
+                a(&g.source),
+                a(&g.service),
                 short_list(&g.ports, 4),
                 g.flows.to_string(),
                 g.packets.to_string(),
@@ -214,6 +225,38 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         },
     );
     out
+}
+
+/// The names `--cluster` gave the outcome's addresses, as cells show them.
+struct Names<'a>(&'a BTreeMap<IpAddr, AddressName>);
+
+impl Names<'_> {
+    /// `10.42.1.5 kube-system/coredns-6799fbcd5-9kq2p`, or the address.
+    fn cell(&self, addr: &IpAddr) -> String {
+        match self.0.get(addr) {
+            Some(name) => format!("{addr} {}", name.label()),
+            None => addr.to_string(),
+        }
+    }
+
+    /// Address columns say they carry names, when there are any: those
+    /// headers are free text, cut first when a table does not fit.
+    fn headers(&self, headers: &[&'static str]) -> Vec<&'static str> {
+        if self.0.is_empty() {
+            return headers.to_vec();
+        }
+        (headers.iter())
+            .map(|h| match *h {
+                "pod" => "pod (name)",
+                "source" => "source (name)",
+                "destination" => "destination (name)",
+                "client" => "client (name)",
+                "server" => "server (name)",
+                "service" => "service (name)",
+                other => other,
+            })
+            .collect()
+    }
 }
 
 /// One finding table: a row per group, at most `layout.limit` of them (0
@@ -500,12 +543,16 @@ fn tagged<T: Serialize>(file: &str, kind: &str, value: &T) -> Value {
     line
 }
 
-fn dns_row(g: &DnsGroup, rel: &impl Fn(Timestamp) -> String) -> Vec<String> {
+fn dns_row(
+    g: &DnsGroup,
+    rel: &impl Fn(Timestamp) -> String,
+    a: &impl Fn(&IpAddr) -> String,
+) -> Vec<String> {
     vec![
         g.severity.label().to_string(),
         g.outcome.label().to_string(),
-        g.client.to_string(),
-        g.server.to_string(),
+        a(&g.client),
+        a(&g.server),
         g.count.to_string(),
         g.query_packets.to_string(),
         short_list(&g.names, 3),

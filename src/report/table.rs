@@ -18,6 +18,12 @@ use comfy_table::{Cell, Color, ContentArrangement, Table};
 /// Columns of free text: cut first when a table is too wide.
 const FLEXIBLE: &[&str] = &[
     "example",
+    "pod (name)",
+    "source (name)",
+    "destination (name)",
+    "client (name)",
+    "server (name)",
+    "service (name)",
     "names",
     "error / causes",
     "pod sources",

@@ -32,9 +32,9 @@ const DURATION: u64 = 40 * SECOND;
 /// Gap between packets of one TCP session (a 12 ms RTT to the internet).
 const SESSION_SPACING: u64 = 12 * MS;
 
-const NODE: [u8; 4] = [10, 50, 10, 21];
-const CONTROL_PLANE: [u8; 4] = [10, 50, 10, 11];
-const COREDNS_POD: [u8; 4] = [10, 42, 1, 5];
+pub(super) const NODE: [u8; 4] = [10, 50, 10, 21];
+pub(super) const CONTROL_PLANE: [u8; 4] = [10, 50, 10, 11];
+pub(super) const COREDNS_POD: [u8; 4] = [10, 42, 1, 5];
 const CLOUDFLARE: [u8; 4] = [1, 1, 1, 1];
 const GITHUB: [u8; 4] = [140, 82, 121, 4];
 const GHCR: [u8; 4] = [140, 82, 112, 33];
@@ -76,21 +76,21 @@ pub enum View {
 
 /// A device of the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Device {
-    name: &'static str,
-    ifindex: u32,
-    mac: [u8; 6],
+pub(super) struct Device {
+    pub(super) name: &'static str,
+    pub(super) ifindex: u32,
+    pub(super) mac: [u8; 6],
     /// The MAC of whoever sends to us on this device (gateway, pod).
     peer_mac: [u8; 6],
 }
 
-const ENS18: Device = Device {
+pub(super) const ENS18: Device = Device {
     name: "ens18",
     ifindex: 2,
     mac: [0x52, 0x54, 0, 0x18, 0, 0x21],
     peer_mac: [0x52, 0x54, 0, 0x18, 0, 0x01],
 };
-const ENS19: Device = Device {
+pub(super) const ENS19: Device = Device {
     name: "ens19",
     ifindex: 3,
     mac: [0x52, 0x54, 0, 0x19, 0, 0x21],
@@ -98,7 +98,7 @@ const ENS19: Device = Device {
 };
 
 /// Each pod's lxc device (Cilium names them lxc + a hash).
-const PODS: [([u8; 4], Device); 3] = [
+pub(super) const PODS: [([u8; 4], Device); 3] = [
     (
         COREDNS_POD,
         Device {
@@ -267,7 +267,7 @@ fn destination(ip: &[u8]) -> IpAddr {
 
 /// The node's address on ens18 (the home LAN, which has a default route
 /// too).
-const NODE_LAN: [u8; 4] = [192, 168, 178, 21];
+pub(super) const NODE_LAN: [u8; 4] = [192, 168, 178, 21];
 
 /// Writes the capture `view` sees; `container` applies to the ens19 view
 /// (two NICs are pcapng, `-i any` is pcap, as tcpdump writes it).

@@ -2,6 +2,7 @@
 //! It makes the test data and the large benchmark inputs, which are never
 //! committed.
 
+mod cluster;
 pub mod frame;
 mod hostile;
 mod incident;
@@ -12,6 +13,7 @@ mod tcp;
 mod writer;
 
 pub use crate::decode::TunnelKind;
+pub use cluster::write as write_cluster;
 pub use hostile::Hostile;
 pub use incident::{Phase, View, IFNAMES};
 pub use mixed::START;

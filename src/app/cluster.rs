@@ -1,0 +1,130 @@
+//! `--cluster`: the inventory read once per run, its warnings on stderr,
+//! and what it gives the run: the address plan (flags win per class), the
+//! device names of `-i any` captures (`--ifname` wins per device).
+
+use crate::cli::{PresetArg, TopologyArgs};
+use anyhow::{Context, Result};
+use ipnet::IpNet;
+use kpcap::cluster::{Inventory, Plan};
+use kpcap::error::ConfigError;
+use kpcap::interface::DeviceKey;
+use kpcap::pipeline::Reading;
+use kpcap::topology::Topology;
+
+/// The inventory of `--cluster`, if given; its warnings are printed.
+pub fn inventory(args: &TopologyArgs) -> Result<Option<Inventory>> {
+    if args.cluster.is_empty() {
+        return Ok(None);
+    }
+    let inventory = Inventory::load(&args.cluster).context("--cluster")?;
+    for warning in &inventory.warnings {
+        eprintln!("kpcap: warning: {warning}");
+    }
+    if inventory.is_empty() {
+        eprintln!(
+            "kpcap: warning: --cluster: no node, pod, service or `ip -j` output found; CIDRs from flags and preset"
+        );
+    }
+    Ok(Some(inventory))
+}
+
+/// The inventory's address plan; its warnings are printed.
+pub fn plan(inventory: &Inventory) -> Plan {
+    let plan = Plan::new(inventory);
+    for warning in &plan.warnings {
+        eprintln!("kpcap: warning: --cluster: {warning}");
+    }
+    plan
+}
+
+/// Names the devices of `-i any` captures from the node's `ip -j` output:
+/// `--node`'s, or the one host's. Names given with `--ifname` win.
+pub fn name_devices(
+    inventory: &Inventory,
+    node: Option<&str>,
+    reading: &mut Reading,
+) -> Result<()> {
+    let Some(host) = inventory.host(node) else {
+        if let Some(node) = node {
+            let known: Vec<&str> = (inventory.hosts.iter())
+                .filter_map(|h| h.node.as_deref())
+                .collect();
+            return Err(ConfigError::Invalid {
+                flag: "node",
+                reason: format!(
+                    "{node}: no `ip -j addr` output in --cluster matches this node (matched: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            }
+            .into());
+        }
+        if inventory.hosts.len() > 1 {
+            eprintln!(
+                "kpcap: warning: --cluster holds {} hosts' `ip -j` output: --node NAME says which names the devices of -i any captures",
+                inventory.hosts.len()
+            );
+        }
+        return Ok(());
+    };
+    for device in &host.devices {
+        let mac = device.mac.map(|m| {
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        });
+        let keys = [
+            Some(DeviceKey::Index(device.index)),
+            mac.as_deref().and_then(DeviceKey::parse),
+        ];
+        for key in keys.into_iter().flatten() {
+            reading
+                .device_names
+                .entry(key)
+                .or_insert_with(|| device.name.clone());
+        }
+    }
+    Ok(())
+}
+
+/// The address plan: per class, the flags' CIDRs, else the cluster's, else
+/// the preset's; the source names each class's origin.
+pub fn topology(
+    flags: [Vec<IpNet>; 4],
+    plan: &Plan,
+    preset: &Topology,
+    preset_arg: Option<PresetArg>,
+) -> Topology {
+    let preset_name = match preset_arg {
+        None => "preset k3s, assumed",
+        Some(_) => "preset k3s",
+    };
+    let [pod, service, node, internal] = flags;
+    let mut sources = Vec::new();
+    let mut pick = |class: &str,
+                    flagged: Vec<IpNet>,
+                    declared: &kpcap::cluster::Declared,
+                    preset: &[IpNet]| {
+        if !flagged.is_empty() {
+            sources.push(format!("{class} from flags"));
+            flagged
+        } else if !declared.nets.is_empty() {
+            sources.push(format!("{class} from {}", declared.from));
+            declared.nets.clone()
+        } else {
+            if !preset.is_empty() {
+                sources.push(format!("{class} from {preset_name}"));
+            }
+            preset.to_vec()
+        }
+    };
+    let pod = pick("pod", pod, &plan.pod, &preset.pod);
+    let service = pick("service", service, &plan.service, &preset.service);
+    let node = pick("node", node, &plan.node, &preset.node);
+    let internal = pick("internal", internal, &plan.internal, &preset.internal);
+    Topology::new(pod, service, node, internal, sources.join("; "))
+}

@@ -1,0 +1,193 @@
+//! The name of an address: the pod that holds it (Running pods first;
+//! hostNetwork pods hold their node's address, not their own; a finished
+//! pod's only when nothing running holds it, and said so), the service
+//! whose ClusterIP it is (with its port names), or the node (name, roles).
+
+use super::{CniSetting, Inventory, Pod};
+use crate::interface::InterfaceKind;
+use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressName {
+    /// `pod`, `service` or `node`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub name: String,
+    /// The node a pod runs on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// `Deployment source-controller`, from the pod's owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    /// A node's roles.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// A service's ports: `53/UDP dns`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    /// Why the name may be wrong (a finished pod, one created after the
+    /// capture ended).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl AddressName {
+    /// As tables and prose show it: `flux-system/source-controller-...`,
+    /// `k3s-w1`.
+    pub fn label(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{ns}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
+/// Every named address of an inventory, and what the diagnosis quotes:
+/// the CNI's settings and each node's NICs.
+#[derive(Debug, Default)]
+pub struct Directory {
+    pub cni: Vec<CniSetting>,
+    /// Each node's NICs that have addresses (from its `ip -j` output).
+    pub nics: BTreeMap<String, Vec<String>>,
+    /// Pods holding each address, best owner first.
+    pods: FxHashMap<IpAddr, Vec<usize>>,
+    pod_list: Vec<Pod>,
+    others: FxHashMap<IpAddr, AddressName>,
+}
+
+fn running(pod: &Pod) -> bool {
+    pod.phase == "Running"
+}
+
+impl Directory {
+    pub fn new(inventory: &Inventory) -> Directory {
+        let mut directory = Directory {
+            pod_list: inventory.pods.clone(),
+            cni: inventory.cni.clone(),
+            ..Directory::default()
+        };
+        for host in &inventory.hosts {
+            let Some(node) = &host.node else { continue };
+            let nics = (host.devices.iter())
+                .filter(|d| InterfaceKind::of(Some(&d.name)) == InterfaceKind::Nic)
+                .filter(|d| !d.name.starts_with("cilium_") && !d.addresses.is_empty())
+                .map(|d| d.name.clone());
+            directory.nics.entry(node.clone()).or_default().extend(nics);
+        }
+        for (i, pod) in directory.pod_list.iter().enumerate() {
+            if pod.host_network {
+                continue;
+            }
+            for addr in &pod.ips {
+                directory.pods.entry(*addr).or_default().push(i);
+            }
+        }
+        let list = &directory.pod_list;
+        for holders in directory.pods.values_mut() {
+            // Running first, then the newest: the likeliest holder.
+            holders.sort_by_key(|&i| (!running(&list[i]), std::cmp::Reverse(list[i].created)));
+        }
+        for service in &inventory.services {
+            let ports = (service.ports.iter())
+                .map(|p| match &p.name {
+                    Some(name) if !name.is_empty() => format!("{}/{} {name}", p.port, p.protocol),
+                    _ => format!("{}/{}", p.port, p.protocol),
+                })
+                .collect::<Vec<_>>();
+            for addr in &service.cluster_ips {
+                directory
+                    .others
+                    .entry(*addr)
+                    .or_insert_with(|| AddressName {
+                        kind: "service",
+                        namespace: Some(service.namespace.clone()),
+                        name: service.name.clone(),
+                        node: None,
+                        workload: None,
+                        roles: Vec::new(),
+                        ports: ports.clone(),
+                        note: None,
+                    });
+            }
+        }
+        let node_name = |name: &str| {
+            let roles = (inventory.nodes.iter())
+                .find(|n| n.name == name)
+                .map(|n| n.roles.clone())
+                .unwrap_or_default();
+            AddressName {
+                kind: "node",
+                namespace: None,
+                name: name.to_string(),
+                node: None,
+                workload: None,
+                roles,
+                ports: Vec::new(),
+                note: None,
+            }
+        };
+        for node in &inventory.nodes {
+            for addr in node.internal.iter().chain(&node.external) {
+                directory
+                    .others
+                    .entry(*addr)
+                    .or_insert_with(|| node_name(&node.name));
+            }
+        }
+        for host in &inventory.hosts {
+            let Some(name) = &host.node else { continue };
+            for device in &host.devices {
+                for net in &device.addresses {
+                    if !directory.pods.contains_key(&net.addr()) {
+                        directory
+                            .others
+                            .entry(net.addr())
+                            .or_insert_with(|| node_name(name));
+                    }
+                }
+            }
+        }
+        directory
+    }
+
+    /// The name of `addr` in a capture that ended at `capture_end`.
+    pub fn name(&self, addr: IpAddr, capture_end: Option<Timestamp>) -> Option<AddressName> {
+        if let Some(holders) = self.pods.get(&addr) {
+            let pod = &self.pod_list[holders[0]];
+            let mut note = None;
+            if !running(pod) {
+                note = Some(format!(
+                    "pod {}; no running pod holds this address",
+                    pod.phase
+                ));
+            }
+            if let (Some(created), Some(end)) = (pod.created, capture_end) {
+                if created > end {
+                    note = Some(format!(
+                        "created {created}, after the capture ended: may not have held this address then"
+                    ));
+                }
+            }
+            return Some(AddressName {
+                kind: "pod",
+                namespace: Some(pod.namespace.clone()),
+                name: pod.name.clone(),
+                node: pod.node.clone(),
+                workload: pod.workload.clone(),
+                roles: Vec::new(),
+                ports: Vec::new(),
+                note,
+            });
+        }
+        self.others.get(&addr).cloned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pods.is_empty() && self.others.is_empty()
+    }
+}

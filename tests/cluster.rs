@@ -1,0 +1,265 @@
+//! `--cluster`: the incident's cluster dump (testdata/incident-cluster,
+//! written by `synth`) replaces the CIDR and `--ifname` flags, and names
+//! pods, services and nodes in tables, the verdict and the JSON.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const CLUSTER: &str = "incident-cluster";
+
+fn capture(out: &std::process::Output) -> Value {
+    json(out)["captures"][0].clone()
+}
+
+#[test]
+fn the_committed_dump_is_what_synth_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cluster");
+    let made = kpcap(&[
+        "synth",
+        "--scenario",
+        "incident-cluster",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    for file in ["cluster.json", "ip-k3s-w1.json"] {
+        let written = std::fs::read(out.join(file)).unwrap();
+        let committed = std::fs::read(testdata(&format!("{CLUSTER}/{file}"))).unwrap();
+        assert!(
+            written == committed,
+            "{file} differs from what synth writes"
+        );
+    }
+}
+
+#[test]
+fn the_cluster_gives_the_flags_findings_with_names() {
+    let incident = testdata("incident-before.pcapng");
+    let cluster = testdata(CLUSTER);
+    let flags = kpcap(&[
+        "analyze",
+        &incident,
+        "--preset",
+        "k3s",
+        "--node-cidr",
+        "10.50.10.0/24",
+        "--format",
+        "json",
+    ]);
+    let dumped = kpcap(&[
+        "analyze",
+        &incident,
+        "--cluster",
+        &cluster,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(dumped.status.code(), Some(1), "{}", stderr(&dumped));
+    assert_eq!(
+        stderr(&dumped),
+        "",
+        "the shipped dump reads without warnings"
+    );
+    let (a, b) = (capture(&flags), capture(&dumped));
+    assert_eq!(a["findings"], b["findings"]);
+    let causes = |c: &Value| -> Vec<(Value, Value)> {
+        (c["verdict"]["causes"].as_array().unwrap().iter())
+            .map(|c| (c["id"].clone(), c["severity"].clone()))
+            .collect()
+    };
+    assert_eq!(causes(&a), causes(&b));
+    assert_eq!(a["verdict"]["status"], b["verdict"]["status"]);
+    // JSON: one names map, items keep their shape.
+    assert!(a.get("names").is_none());
+    let names = &b["names"];
+    assert_eq!(
+        names["10.42.1.17"]["name"],
+        "source-controller-6f8b9c7d4-lm5zt"
+    );
+    assert_eq!(names["10.42.1.17"]["namespace"], "flux-system");
+    assert_eq!(names["10.42.1.17"]["node"], "k3s-w1");
+    assert_eq!(
+        names["10.42.1.17"]["workload"],
+        "Deployment flux-system/source-controller"
+    );
+    assert_eq!(names["10.42.1.5"]["name"], "coredns-6799fbcd5-9kq2p");
+    assert_eq!(names["10.50.10.21"]["kind"], "node");
+    assert!(names.get("1.1.1.1").is_none());
+    // The header says where each class came from.
+    let sources = json(&dumped)["topology"]["source"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(sources.contains("pod from 2 nodes' podCIDRs"), "{sources}");
+    assert!(
+        sources.contains("service from ServiceCIDR kubernetes"),
+        "{sources}"
+    );
+    assert!(
+        sources.contains("node from 2 nodes' addresses and 1 host's ip output"),
+        "{sources}"
+    );
+
+    // Tables and the verdict name them too.
+    let table = kpcap(&["analyze", &incident, "--cluster", &cluster]);
+    let text = stdout(&table);
+    assert!(
+        text.contains("10.42.1.17 flux-system/source-controller-6f8b9c7d4-lm5zt"),
+        "{text}"
+    );
+    assert!(text.contains("pod (name)"), "{text}");
+    let verdict = text
+        .split("UNMASQUERADED POD EGRESS")
+        .next()
+        .unwrap()
+        .replace("\n     ", " ");
+    assert!(
+        verdict.contains("- Pods: kube-system/coredns-6799fbcd5-9kq2p (10.42.1.5 on k3s-w1),"),
+        "{verdict}"
+    );
+}
+
+#[test]
+fn the_remediation_quotes_cilium_config() {
+    let out = kpcap(&[
+        "analyze",
+        &testdata("incident-before.pcapng"),
+        "--cluster",
+        &testdata(CLUSTER),
+        "--format",
+        "json",
+    ]);
+    let cause = &capture(&out)["verdict"]["causes"][0];
+    assert_eq!(cause["id"], "pod_egress_not_masqueraded");
+    let first = cause["remediation"][0]["hint"].as_str().unwrap();
+    assert!(
+        first.starts_with(
+            "cilium-config: enable-ipv4-masquerade=true, enable-bpf-masquerade=false, devices unset"
+        ),
+        "{first}"
+    );
+    assert!(
+        first.contains("k3s-w1 has 2 NICs with addresses (ens18, ens19)"),
+        "{first}"
+    );
+    assert!(
+        first.contains("pod sources left on ens19: set bpf.masquerade=true and devices=ens19"),
+        "{first}"
+    );
+    // The cluster runs Cilium: no Calico or flannel hints.
+    let hints = cause["remediation"].as_array().unwrap();
+    assert!(hints.iter().all(|h| h["cni"] == "cilium"), "{hints:?}");
+}
+
+#[test]
+fn any_captures_need_no_ifname_with_the_nodes_ip_output() {
+    for file in ["incident-before-any.pcap", "incident-before-any-sll.pcap"] {
+        let out = kpcap(&[
+            "analyze",
+            &testdata(file),
+            "--cluster",
+            &testdata(CLUSTER),
+            "--format",
+            "json",
+        ]);
+        let capture = capture(&out);
+        let left_on = &capture["findings"]["unmasqueraded_egress"]["groups"][0]["left_on"];
+        assert!(
+            left_on.as_array().unwrap().iter().any(|l| l == "ens19"),
+            "{file}: {left_on}"
+        );
+        assert_eq!(capture["verdict"]["status"], "failure", "{file}");
+    }
+}
+
+#[test]
+fn a_dump_without_nodes_takes_cidrs_from_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let dump: Value = serde_json::from_slice(
+        &std::fs::read(testdata(&format!("{CLUSTER}/cluster.json"))).unwrap(),
+    )
+    .unwrap();
+    let pods: Vec<Value> = (dump["items"].as_array().unwrap().iter())
+        .filter(|i| i["kind"] == "Pod")
+        .cloned()
+        .collect();
+    let file = dir.path().join("pods.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&serde_json::json!({"apiVersion": "v1", "kind": "List", "items": pods}))
+            .unwrap(),
+    )
+    .unwrap();
+    let out = kpcap(&[
+        "analyze",
+        &testdata("incident-before.pcapng"),
+        "--cluster",
+        file.to_str().unwrap(),
+        "--pod-cidr",
+        "10.42.0.0/16",
+        "--service-cidr",
+        "10.43.0.0/16",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let doc = json(&out);
+    assert_eq!(
+        doc["topology"]["source"],
+        "pod from flags; service from flags"
+    );
+    assert_eq!(
+        doc["captures"][0]["names"]["10.42.1.12"]["name"],
+        "netcheck-7d9c5b8f6-x2x8q"
+    );
+}
+
+#[test]
+fn bad_cluster_files_warn_and_the_analysis_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("garbage.bin"), [0xffu8, 0, 1, 2, 0x80]).unwrap();
+    std::fs::write(dir.path().join("deep.json"), "[".repeat(200_000)).unwrap();
+    std::fs::write(dir.path().join("other.json"), r#"{"not": "kubernetes"}"#).unwrap();
+    let out = kpcap(&[
+        "analyze",
+        &testdata("incident-before.pcapng"),
+        "--cluster",
+        dir.path().to_str().unwrap(),
+        "--node-cidr",
+        "10.50.10.0/24",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    for file in ["garbage.bin", "deep.json", "other.json"] {
+        assert!(
+            err.lines()
+                .any(|l| l.starts_with("kpcap: warning: ") && l.contains(file)),
+            "{file}: {err}"
+        );
+    }
+    let missing = kpcap(&[
+        "analyze",
+        &testdata("incident-before.pcapng"),
+        "--cluster",
+        "/nonexistent/dump",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert_eq!(stderr(&missing).lines().count(), 1, "{}", stderr(&missing));
+    let node = kpcap(&[
+        "analyze",
+        &testdata("incident-before-any.pcap"),
+        "--cluster",
+        &testdata(CLUSTER),
+        "--node",
+        "k3s-w9",
+    ]);
+    assert_eq!(node.status.code(), Some(2));
+    assert!(
+        stderr(&node).contains("--node: k3s-w9: no `ip -j addr` output"),
+        "{}",
+        stderr(&node)
+    );
+}
