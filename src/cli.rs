@@ -397,6 +397,10 @@ pub enum ScenarioArg {
     IncidentBefore,
     /// The same workload after the fix: SNATed to the node, answered.
     IncidentAfter,
+    /// After a fix on ens19 only: CoreDNS and a probe pod still leave
+    /// ens18 (the home LAN) unmasqueraded, to the router's DNS and a LAN
+    /// host, which answer only the node (use `--view two-nics`).
+    IncidentLanLeak,
     /// The incident's cluster for `--cluster`: `cluster.json` (kubectl's
     /// nodes, pods, services, ServiceCIDR, cilium-config) and the worker's
     /// `ip-k3s-w1.json` (`ip -j addr`), written into the directory `-o`.

@@ -263,3 +263,93 @@ fn bad_cluster_files_warn_and_the_analysis_goes_on() {
         stderr(&node)
     );
 }
+
+/// The wrong diagnosis of a node CIDR that covers a node's whole network:
+/// two pods leave ens18 unmasqueraded, to the router's DNS and a LAN host,
+/// which answer only the node. With the cluster (exact node addresses) and
+/// with the flags (the contrast rule), it is pod egress on ens18.
+#[test]
+fn pods_leaving_the_second_nic_unmasqueraded_are_found_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lan-leak.pcapng");
+    let path = file.to_str().unwrap();
+    let made = kpcap(&[
+        "synth",
+        "--scenario",
+        "incident-lan-leak",
+        "--view",
+        "two-nics",
+        "-o",
+        path,
+    ]);
+    assert!(made.status.success(), "{}", stderr(&made));
+    let cluster = testdata(CLUSTER);
+    let with_cluster = ["analyze", path, "--cluster", &cluster, "--format", "json"];
+    let with_flags = [
+        "analyze",
+        path,
+        "--preset",
+        "k3s",
+        "--node-cidr",
+        "10.50.10.0/24",
+        "--node-cidr",
+        "192.168.178.0/24",
+        "--format",
+        "json",
+    ];
+    for args in [&with_cluster[..], &with_flags[..]] {
+        let out = kpcap(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let capture = capture(&out);
+        let groups = capture["findings"]["unmasqueraded_egress"]["groups"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let found: Vec<(String, String, String)> = (groups.iter())
+            .map(|g| {
+                let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+                (s(&g["pod"]), s(&g["destination"]), s(&g["severity"]))
+            })
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("10.42.1.5".into(), "192.168.178.1".into(), "failure".into()),
+                (
+                    "10.42.1.12".into(),
+                    "192.168.178.10".into(),
+                    "failure".into()
+                ),
+            ],
+            "{args:?}"
+        );
+        assert!(
+            groups
+                .iter()
+                .all(|g| g["left_on"] == serde_json::json!(["ens18"])),
+            "{args:?}"
+        );
+        let cause = &capture["verdict"]["causes"][0];
+        assert_eq!(cause["id"], "pod_egress_not_masqueraded", "{args:?}");
+        assert!(cause["summary"]
+            .as_str()
+            .unwrap()
+            .contains("egress on ens18 carried pod source addresses"));
+        // The node's own lookups there are answered: no firewall story.
+        assert_eq!(
+            capture["verdict"]["causes"].as_array().unwrap().len(),
+            1,
+            "{args:?}"
+        );
+    }
+    // The router answering a pod is no leak: the rule needs a pod never answered.
+    let after = kpcap(&[
+        "analyze",
+        &testdata("incident-after.pcapng"),
+        "--preset",
+        "k3s",
+        "--node-cidr",
+        "10.50.10.0/24",
+    ]);
+    assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
+}

@@ -291,6 +291,7 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
+        ScenarioArg::IncidentLanLeak => synth::Scenario::Incident(synth::Phase::AfterLanLeak, view),
         ScenarioArg::IncidentCluster => unreachable!("written above"),
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
         ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),

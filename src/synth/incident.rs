@@ -61,6 +61,11 @@ pub enum Phase {
     Before,
     /// Pod egress is SNATed to the node address and answered.
     After,
+    /// After a fix that attached masquerading to ens19 only: two pods
+    /// still leave ens18 (the home LAN) with their pod addresses, CoreDNS
+    /// to the router's DNS (192.168.178.1:53) and the probe to a LAN host
+    /// (192.168.178.10:8123); both answer the node and never the pods.
+    AfterLanLeak,
 }
 
 /// Where the capture was taken.
@@ -157,6 +162,8 @@ enum Route {
     Node(Device),
     /// From a pod: on its lxc device, then on ens19.
     FromPod(Wire),
+    /// From a pod: on its lxc device, then unchanged on another NIC.
+    FromPodOn(Device),
     /// To a pod: on ens19, then on its lxc device.
     ToPod(Wire),
 }
@@ -239,6 +246,10 @@ impl Timeline {
                         Wire::Vxlan => vxlan(node, control_plane, 8472, 2, &ethernet(ip, &[])),
                     };
                     copy(later, ENS19, true, on_wire);
+                }
+                Route::FromPodOn(nic) => {
+                    copy(ts, lxc(source(ip)), false, ip.clone());
+                    copy(later, nic, true, ip.clone());
                 }
                 Route::ToPod(wire) => {
                     let on_wire = match wire {
@@ -379,7 +390,7 @@ fn script(phase: Phase, view: View, seed: u64) -> Timeline {
                         timeline.pod_packet(start + delay * SECOND, pod, Wire::Plain, ip);
                     }
                 }
-                Phase::After => {
+                Phase::After | Phase::AfterLanLeak => {
                     let snat_port = 20000 + (round * POD_EGRESS.len() + i) as u16;
                     let packets = script.full_session(3, &mut rng, &body);
                     timeline.pod_session(start, pod, Wire::Snat(node, snat_port), packets);
@@ -404,7 +415,7 @@ fn script(phase: Phase, view: View, seed: u64) -> Timeline {
                     timeline.pod_packet((at + retry) * MS, coredns, Wire::Plain, ip);
                 }
             }
-            Phase::After => {
+            Phase::After | Phase::AfterLanLeak => {
                 let wire = Wire::Snat(node, 30000 + i as u16);
                 let response = dns_message(id, true, 0, name, qtype, Some(answer));
                 timeline.pod_packet(at * MS, coredns, wire, udp_packet(client, server, &query));
@@ -417,7 +428,76 @@ fn script(phase: Phase, view: View, seed: u64) -> Timeline {
     if view != View::Ens19 {
         lan_traffic(&mut timeline, seed, &body);
     }
+    if phase == Phase::AfterLanLeak {
+        lan_leaks(&mut timeline, seed);
+    }
     timeline
+}
+
+/// The home router (DNS for the node's own lookups) and a LAN host.
+const LAN_ROUTER: [u8; 4] = [192, 168, 178, 1];
+const LAN_HOST: [u8; 4] = [192, 168, 178, 10];
+
+/// What leaves ens18 after a fix on ens19 only: the node's own lookups and
+/// connections there are answered; the pods' leave with pod addresses
+/// and are never answered.
+fn lan_leaks(timeline: &mut Timeline, seed: u64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1818);
+    let node = IpAddr::from(NODE_LAN);
+    let router = (IpAddr::from(LAN_ROUTER), 53);
+    let coredns = IpAddr::from(COREDNS_POD);
+    let probe = IpAddr::from([10, 42, 1, 12]);
+    let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
+    for (i, at) in (1500..30_000).step_by(4000).enumerate() {
+        let (name, qtype, answer) = LOOKUPS[i % LOOKUPS.len()];
+        // The node's own lookup: answered.
+        let client = (node, rng.gen_range(32768u16..61000));
+        let id = rng.gen();
+        let query = dns_message(id, false, 0, name, qtype, None);
+        let response = dns_message(id, true, 0, name, qtype, Some(answer));
+        timeline.add(
+            at * MS,
+            udp_packet(client, router, &query),
+            Route::Node(ENS18),
+        );
+        let reply = udp_packet(router, client, &response);
+        timeline.add(at * MS + 2 * MS, reply, Route::Node(ENS18));
+        // CoreDNS's, with its pod address: never answered, retried once.
+        let client = (coredns, rng.gen_range(32768u16..61000));
+        let query = dns_message(rng.gen(), false, 0, "homeassistant.lan", 1, None);
+        for retry in [0, 2000] {
+            let ip = udp_packet(client, router, &query);
+            timeline.add((at + 700 + retry) * MS, ip, Route::FromPodOn(ENS18));
+        }
+    }
+    for at in (2500..30_000).step_by(6000) {
+        // The node reaches the LAN host's port 8123...
+        let script = TcpScript::new(
+            (node, rng.gen_range(32768u16..61000)),
+            (IpAddr::from(LAN_HOST), 8123),
+            &mut rng,
+        );
+        for (i, ip) in script
+            .full_session(1, &mut rng, &body)
+            .into_iter()
+            .enumerate()
+        {
+            timeline.add(at * MS + i as u64 * MS, ip, Route::Node(ENS18));
+        }
+        // ...the probe pod's SYNs to it go unanswered.
+        let script = TcpScript::new(
+            (probe, rng.gen_range(32768u16..61000)),
+            (IpAddr::from(LAN_HOST), 8123),
+            &mut rng,
+        );
+        for (ip, delay) in script.unanswered_syn(3).into_iter().zip([0, 1, 3, 7]) {
+            timeline.add(
+                (at + 900) * MS + delay * SECOND,
+                ip,
+                Route::FromPodOn(ENS18),
+            );
+        }
+    }
 }
 
 /// The node's own traffic on ens18 (home LAN, the other default route):

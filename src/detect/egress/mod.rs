@@ -297,10 +297,58 @@ fn in_report_order(scans: &mut [Scan]) -> Vec<EgressGroup> {
         .collect()
 }
 
+/// Addresses in a node CIDR that talk with node addresses: with
+/// `--node-cidr` covering a node's whole network, its router and LAN hosts
+/// are among them. One that answers nodes and never a pod is a neighbour
+/// the pod reached unmasqueraded, not a node (docs/findings.md).
+fn neighbours(flows: &FlowTable, context: &Context<'_>) -> FxHashSet<IpAddr> {
+    if context.topology.node.is_empty() {
+        return FxHashSet::default();
+    }
+    let is_node = |a: &IpAddr| context.topology.classify(*a) == AddrClass::Node;
+    (flows.pairs.iter())
+        .filter(|((from, to), pair)| pair.packets > 0 && is_node(from) && is_node(to))
+        .filter(|((from, to), _)| {
+            flows
+                .pairs
+                .get(&(*to, *from))
+                .is_some_and(|p| p.packets > 0)
+        })
+        .map(|((from, _), _)| *from)
+        .collect()
+}
+
+/// A pod's flow to a node-CIDR address that answers nodes and never
+/// answered this pod: the pod's side and the neighbour.
+fn pod_to_neighbour(
+    key: &FlowKey,
+    flow: &Flow,
+    neighbours: &FxHashSet<IpAddr>,
+    flows: &FlowTable,
+    context: &Context<'_>,
+) -> Option<(Direction, Endpoint)> {
+    if neighbours.is_empty() {
+        return None;
+    }
+    let classify = |e: &Endpoint| context.topology.classify(e.addr);
+    let (direction, pod, other) = match (classify(&key.lo), classify(&key.hi)) {
+        (AddrClass::Pod, AddrClass::Node) => (Direction::Lo, key.lo, key.hi),
+        (AddrClass::Node, AddrClass::Pod) => (Direction::Hi, key.hi, key.lo),
+        _ => return None,
+    };
+    let answered = flows
+        .pairs
+        .get(&(other.addr, pod.addr))
+        .is_some_and(|p| p.packets > 0);
+    let sent = flow.sides[direction.index()].packets > 0;
+    (sent && !answered && neighbours.contains(&other.addr)).then_some((direction, other))
+}
+
 /// Pod egress in one partition of the flow table.
 fn scan_partition(
     partition: &Partition<FlowKey, Flow>,
     index: &PostNatIndex<'_>,
+    neighbours: &FxHashSet<IpAddr>,
     flows: &FlowTable,
     context: &Context<'_>,
 ) -> Scan {
@@ -308,7 +356,9 @@ fn scan_partition(
     let mut scan = Scan::default();
     let mut groups: FxHashMap<GroupKey, Vec<(&FlowKey, &Flow)>> = FxHashMap::default();
     for (key, flow) in partition {
-        let Some((pod_direction, external)) = pod_egress(key, flow, context) else {
+        let egress = pod_egress(key, flow, context)
+            .or_else(|| pod_to_neighbour(key, flow, neighbours, flows, context));
+        let Some((pod_direction, external)) = egress else {
             continue;
         };
         let pod = key.sender(pod_direction).addr;
@@ -372,8 +422,9 @@ fn scan_partition(
 /// the flow table are scanned in parallel.
 pub fn scan<'t>(flows: &'t FlowTable, context: &Context<'_>) -> (Scanned<'t>, FxHashSet<FlowKey>) {
     let index = post_nat_index(flows, context);
+    let neighbours = neighbours(flows, context);
     let mut scans: Vec<Scan> = (flows.flows.partitions().par_iter())
-        .map(|partition| scan_partition(partition, &index, flows, context))
+        .map(|partition| scan_partition(partition, &index, &neighbours, flows, context))
         .collect();
     let copies = scans
         .iter_mut()
