@@ -353,3 +353,53 @@ fn pods_leaving_the_second_nic_unmasqueraded_are_found_both_ways() {
     ]);
     assert_eq!(after.status.code(), Some(0), "{}", stdout(&after));
 }
+
+/// 100 MB of objects with the wrong type in every field: read item by
+/// item, each a located warning (the first 200 shown, then one line), and
+/// the analysis goes on.
+#[test]
+fn a_hundred_megabytes_of_wrong_objects_is_warned_about_briefly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hostile.json");
+    let mut text = String::from(r#"{"apiVersion": "v1", "kind": "List", "items": ["#);
+    let bad = [
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": 5, "namespace": []}, "spec": "x", "status": {"podIPs": "10.42.1.5"}}"#,
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "n", "ownerReferences": {"kind": 1}}, "spec": {"hostNetwork": "no", "nodeName": [1]}, "status": {"phase": 3, "podIPs": [{"ip": "::g"}, 7, null]}}"#,
+        r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n", "labels": 4}, "spec": {"podCIDRs": ["10.42.0.0/33", 8]}, "status": {"addresses": [{"type": "InternalIP", "address": "x"}, 9]}}"#,
+        r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"clusterIPs": [1, "10.43.0.999"], "ports": [{"port": 70000}, {"port": "http"}]}}"#,
+        r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config"}, "data": {"enable-ipv4-masquerade": false, "cluster-pool-ipv4-cidr": 17}}"#,
+        r#"[1, 2, {"kind": null}]"#,
+    ];
+    let mut i = 0;
+    while text.len() < 100 << 20 {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(bad[i % bad.len()]);
+        i += 1;
+    }
+    text.push_str("]}");
+    std::fs::write(&file, &text).unwrap();
+    let out = kpcap(&[
+        "analyze",
+        &testdata("incident-before.pcapng"),
+        "--cluster",
+        file.to_str().unwrap(),
+        "--preset",
+        "k3s",
+        "--node-cidr",
+        "10.50.10.0/24",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.lines().count() <= 210, "{} lines", err.lines().count());
+    assert!(
+        err.contains("more warnings about the cluster files not shown"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hostile.json: items[1] (Pod n/p): status.podIPs[0].ip: not an address"),
+        "{err}"
+    );
+    assert!(stdout(&out).contains("VERDICT   FAILURE"));
+}

@@ -16,7 +16,7 @@ pub struct Place<'a> {
 }
 
 impl Place<'_> {
-    fn object(&self, object: &Value) -> String {
+    pub fn object(&self, object: &Value) -> String {
         let kind = object
             .get("kind")
             .and_then(Value::as_str)
@@ -460,7 +460,14 @@ fn config_map(fields: &mut Fields<'_>, inventory: &mut Inventory) {
     let Some(Value::Object(data)) = fields.get(&["data"]) else {
         return;
     };
-    let text = |key: &str| data.get(key).and_then(Value::as_str).map(str::to_string);
+    // ConfigMap values are strings; a hand-written one may hold `false`.
+    let text = |key: &str| {
+        data.get(key).and_then(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+            _ => None,
+        })
+    };
     match name.as_str() {
         "cilium-config" => {
             for key in CILIUM_KEYS {

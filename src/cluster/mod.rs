@@ -11,6 +11,7 @@ mod ip;
 mod kube;
 mod names;
 mod plan;
+mod slim;
 pub mod yaml;
 
 pub use kube::CILIUM_KEYS;
@@ -19,6 +20,8 @@ pub use plan::{Declared, Plan};
 
 use crate::time::Timestamp;
 use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -125,12 +128,21 @@ pub struct Inventory {
 pub enum ClusterError {
     #[error("{0}: {1}")]
     Io(String, std::io::Error),
+    #[error("{0}: {1}")]
+    Read(String, crate::error::CaptureError),
     #[error("{0}: larger than {MAX_FILE_BYTES} bytes, not a dump kpcap reads")]
     TooLarge(String),
 }
 
-/// Past any real dump (a 50 000-pod cluster's is about 400 MB).
-pub const MAX_FILE_BYTES: u64 = 2 << 30;
+/// Past any real dump (a 50 000-pod cluster's is a few hundred MB).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// A `List` (or any object with `items`), its items not parsed yet.
+#[derive(Deserialize)]
+struct Listing<'a> {
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
 
 /// Warnings kept; the rest are counted.
 const MAX_WARNINGS: usize = 200;
@@ -163,8 +175,10 @@ impl Inventory {
         if meta.len() > MAX_FILE_BYTES {
             return Err(ClusterError::TooLarge(name));
         }
-        let bytes = std::fs::read(path).map_err(|e| ClusterError::Io(name.clone(), e))?;
-        self.read_bytes(&name, &bytes);
+        // Mapped like a capture (and watched: a file truncated while it is
+        // read is one line and exit 2), read once front to back.
+        let bytes = crate::capture::load(path).map_err(|e| ClusterError::Read(name.clone(), e))?;
+        self.read_bytes(&name, bytes.as_ref());
         Ok(())
     }
 
@@ -176,13 +190,12 @@ impl Inventory {
                 self.warn(format!("{file}: empty, skipped"));
                 return;
             }
-            Some(b'{' | b'[') => match serde_json::from_slice::<Value>(bytes) {
-                Ok(value) => vec![value],
-                Err(e) => {
+            Some(b'{' | b'[') => {
+                if let Err(e) = self.read_json(file, bytes) {
                     self.warn(format!("{file}: not JSON kpcap can read ({e}), skipped"));
-                    return;
                 }
-            },
+                return;
+            }
             Some(_) => {
                 let text = match std::str::from_utf8(bytes) {
                     Ok(text) => text,
@@ -230,6 +243,58 @@ impl Inventory {
                 "{file}: neither Kubernetes objects (kubectl get -o json|yaml) nor `ip -j addr` output, skipped"
             ));
         }
+    }
+
+    /// A JSON file, a list's items one at a time: each is parsed from its
+    /// slice of the file and dropped once read, so a dump of 50 000 pods
+    /// never becomes one tree in memory.
+    fn read_json(&mut self, file: &str, bytes: &[u8]) -> Result<(), serde_json::Error> {
+        let is_array = bytes.trim_ascii_start().starts_with(b"[");
+        let (items, path): (Vec<&RawValue>, &str) = if is_array {
+            (serde_json::from_slice(bytes)?, "")
+        } else {
+            match serde_json::from_slice::<Listing<'_>>(bytes)?.items {
+                Some(items) => (items, "items"),
+                None => {
+                    let object: Value = serde_json::from_slice(bytes)?;
+                    let place = kube::Place {
+                        file,
+                        path: String::new(),
+                    };
+                    if !kube::read(&object, &place, self) {
+                        self.warn(format!(
+                            "{file}: neither Kubernetes objects (kubectl get -o json|yaml) nor `ip -j addr` output, skipped"
+                        ));
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        let mut links = Vec::new();
+        for (i, raw) in items.iter().enumerate() {
+            // A top-level array may be `ip -j` output: read whole.
+            let item = if path.is_empty() {
+                serde_json::from_str(raw.get())?
+            } else {
+                slim::parse(raw.get())?
+            };
+            if path.is_empty() && item.get("ifindex").is_some() {
+                links.push(item);
+                continue;
+            }
+            let place = kube::Place {
+                file,
+                path: format!("{path}[{i}]"),
+            };
+            if !kube::read(&item, &place, self) {
+                let at = place.object(&item);
+                self.warn(format!("{at}: not a Kubernetes object, skipped"));
+            }
+        }
+        if !links.is_empty() {
+            ip::read(&Value::Array(links), file, self);
+        }
+        Ok(())
     }
 
     /// Assigns each host's `ip` output to the node one of whose addresses

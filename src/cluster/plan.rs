@@ -138,6 +138,33 @@ impl Plan {
             from: from.into_iter().collect::<Vec<_>>().join(", "),
         };
 
+        let mut claimed: std::collections::BTreeMap<IpAddr, &str> = Default::default();
+        for n in &inventory.nodes {
+            for addr in n.internal.iter().chain(&n.external) {
+                match claimed.insert(*addr, &n.name) {
+                    Some(other) if other != n.name => plan.warnings.push(format!(
+                        "nodes {other} and {} both claim address {addr}",
+                        n.name
+                    )),
+                    _ => {}
+                }
+            }
+        }
+        for (a, a_class) in [(&plan.pod, "pod"), (&plan.service, "service")] {
+            for (b, b_class) in [(&plan.service, "service"), (&plan.internal, "internal")] {
+                if a_class == b_class {
+                    continue;
+                }
+                for x in &a.nets {
+                    for y in b.nets.iter().filter(|y| x.contains(*y) || y.contains(x)) {
+                        plan.warnings.push(format!(
+                            "{a_class} CIDR {x} ({}) overlaps {b_class} CIDR {y} ({}): the more specific wins",
+                            a.from, b.from
+                        ));
+                    }
+                }
+            }
+        }
         if !plan.pod.nets.is_empty() {
             for p in inventory.pods.iter().filter(|p| !p.host_network) {
                 for addr in p.ips.iter().filter(|a| !in_pod_cidr(a)) {

@@ -236,3 +236,30 @@ fn ip_output_names_devices_and_is_matched_to_its_node() {
     assert_eq!(plan.node.nets, ["10.50.10.21/32".parse::<IpNet>().unwrap()]);
     assert_eq!(Directory::new(&inv).nics["w1"], ["ens19"]);
 }
+
+#[test]
+fn conflicts_in_the_plan_are_warned_about() {
+    let node = |name: &str| {
+        json!({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": name},
+            "spec": {"podCIDRs": ["10.42.0.0/16"]},
+            "status": {"addresses": [{"type": "InternalIP", "address": "10.50.10.21"}]},
+        })
+    };
+    let cidr = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "ServiceCIDR",
+        "metadata": {"name": "kubernetes"}, "spec": {"cidrs": ["10.42.128.0/17"]},
+    });
+    let plan = Plan::new(&inventory(list(vec![node("a"), node("b"), cidr])));
+    let text = plan.warnings.join("\n");
+    assert!(
+        text.contains("nodes a and b both claim address 10.50.10.21"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "pod CIDR 10.42.0.0/16 (2 nodes' podCIDRs) overlaps service CIDR 10.42.128.0/17"
+        ),
+        "{text}"
+    );
+}
