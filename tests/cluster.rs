@@ -403,3 +403,66 @@ fn a_hundred_megabytes_of_wrong_objects_is_warned_about_briefly() {
     );
     assert!(stdout(&out).contains("VERDICT   FAILURE"));
 }
+
+/// Two nodes' `ip -j addr` and no `--node`: the capture's node is the one
+/// whose addresses its traffic carries, named in the header, and its
+/// devices name the `-i any` capture's.
+#[test]
+fn the_capture_node_is_found_from_its_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["cluster.json", "ip-k3s-w1.json"] {
+        std::fs::copy(
+            testdata(&format!("{CLUSTER}/{file}")),
+            dir.path().join(file),
+        )
+        .unwrap();
+    }
+    let cp = serde_json::json!([
+        {"ifindex": 3, "ifname": "enp1s0", "address": "52:54:00:aa:00:11",
+         "addr_info": [{"family": "inet", "local": "10.50.10.11", "prefixlen": 24}]},
+    ]);
+    std::fs::write(dir.path().join("ip-k3s-cp.json"), cp.to_string()).unwrap();
+    let cluster = dir.path().to_str().unwrap();
+    let out = kpcap(&[
+        "analyze",
+        &testdata("incident-before-any.pcap"),
+        "--cluster",
+        cluster,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let found = capture(&out);
+    assert_eq!(found["node"]["name"], "k3s-w1");
+    let left_on = &found["findings"]["unmasqueraded_egress"]["groups"][0]["left_on"];
+    assert_eq!(left_on, &serde_json::json!(["ens19"]));
+    let table = stdout(&kpcap(&[
+        "analyze",
+        &testdata("incident-before-any.pcap"),
+        "--cluster",
+        cluster,
+    ]));
+    assert!(
+        table.contains("node      k3s-w1 (its addresses are in"),
+        "{table}"
+    );
+    // --node says otherwise: that node's devices name them.
+    let out = kpcap(&[
+        "analyze",
+        &testdata("incident-before-any.pcap"),
+        "--cluster",
+        cluster,
+        "--node",
+        "k3s-cp",
+        "--format",
+        "json",
+    ]);
+    let given = capture(&out);
+    assert_eq!(given["node"]["how"], "--node");
+    // (Its ip output lacks the pods' lxc devices, which stay unnamed.)
+    let left_on = &given["findings"]["unmasqueraded_egress"]["groups"][0]["left_on"];
+    assert!(
+        left_on.as_array().unwrap().iter().any(|l| l == "enp1s0"),
+        "{left_on}"
+    );
+}

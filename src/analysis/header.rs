@@ -61,6 +61,17 @@ pub struct CaptureHeader {
     /// Frames whose decoding stopped early ("ipv4_truncated": 3).
     pub decode_problems: BTreeMap<String, u64>,
     pub warnings: Vec<String>,
+    /// The node the capture was taken on (`--cluster` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeOfCapture>,
+}
+
+/// The node a capture was taken on, and how kpcap knows.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeOfCapture {
+    pub name: String,
+    /// `--node`, or what its traffic showed.
+    pub how: String,
 }
 
 impl CaptureHeader {
@@ -126,6 +137,7 @@ impl CaptureHeader {
                 .map(|(k, v)| (k.label(), *v))
                 .collect(),
             warnings: info.warnings.clone(),
+            node: None,
         }
     }
 }

@@ -252,7 +252,16 @@ impl<'a> Analyzer<'a> {
         observations: &mut Observations,
         info: &CaptureInfo,
     ) -> Outcome {
-        let names = self.interface_names(info, &observations.flows.summary);
+        let node = self.names.and_then(|directory| {
+            let pairs = observations.flows.pairs.iter();
+            directory.capture_node(pairs.map(|(pair, stats)| (*pair, stats.packets)))
+        });
+        let names = match &node {
+            Some(node) => {
+                self.interface_names_with(info, &observations.flows.summary, &node.devices)
+            }
+            None => self.interface_names(info, &observations.flows.summary),
+        };
         let context = Context {
             topology: self.topology,
             settings: self.settings,
@@ -260,6 +269,10 @@ impl<'a> Analyzer<'a> {
             evidence: self.evidence,
         };
         let mut header = self.header(name, parts, info, &observations.flows.summary, &names);
+        header.node = node.map(|n| header::NodeOfCapture {
+            name: n.name,
+            how: n.how,
+        });
         // Before the findings take the DNS log, which knows what it judged.
         let evicted = observations.evicted();
         if evicted.any() {
@@ -344,6 +357,23 @@ impl<'a> Analyzer<'a> {
     /// came on learnt, for reports that name one per flow.
     pub fn interface_names(&self, info: &CaptureInfo, summary: &Summary) -> InterfaceNames {
         let mut names = self.reading.names(&info.interfaces);
+        names.learn(summary.per_interface.keys().copied());
+        names
+    }
+
+    /// The interface names, with `devices` naming what the flags and the
+    /// reading left unnamed (the capture's node's `ip -j` output).
+    fn interface_names_with(
+        &self,
+        info: &CaptureInfo,
+        summary: &Summary,
+        devices: &std::collections::BTreeMap<crate::interface::DeviceKey, String>,
+    ) -> InterfaceNames {
+        let mut all = self.reading.device_names.clone();
+        for (key, name) in devices {
+            all.entry(key.clone()).or_insert_with(|| name.clone());
+        }
+        let mut names = InterfaceNames::new(&info.interfaces, all);
         names.learn(summary.per_interface.keys().copied());
         names
     }

@@ -7,7 +7,6 @@ use anyhow::{Context, Result};
 use ipnet::IpNet;
 use kpcap::cluster::{Inventory, Plan};
 use kpcap::error::ConfigError;
-use kpcap::interface::DeviceKey;
 use kpcap::pipeline::Reading;
 use kpcap::topology::Topology;
 
@@ -37,8 +36,9 @@ pub fn plan(inventory: &Inventory) -> Plan {
     plan
 }
 
-/// Names the devices of `-i any` captures from the node's `ip -j` output:
-/// `--node`'s, or the one host's. Names given with `--ifname` win.
+/// Names the devices of `-i any` captures from the node's `ip -j` output
+/// before they are read: `--node`'s, or the one host's. Names given with
+/// `--ifname` win.
 pub fn name_devices(
     inventory: &Inventory,
     node: Option<&str>,
@@ -62,31 +62,12 @@ pub fn name_devices(
             }
             .into());
         }
-        if inventory.hosts.len() > 1 {
-            eprintln!(
-                "kpcap: warning: --cluster holds {} hosts' `ip -j` output: --node NAME says which names the devices of -i any captures",
-                inventory.hosts.len()
-            );
-        }
+        // Several hosts: each capture's node is found from its traffic
+        // (`Directory::capture_node`), and its devices named then.
         return Ok(());
     };
-    for device in &host.devices {
-        let mac = device.mac.map(|m| {
-            m.iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":")
-        });
-        let keys = [
-            Some(DeviceKey::Index(device.index)),
-            mac.as_deref().and_then(DeviceKey::parse),
-        ];
-        for key in keys.into_iter().flatten() {
-            reading
-                .device_names
-                .entry(key)
-                .or_insert_with(|| device.name.clone());
-        }
+    for (key, name) in host.device_names() {
+        reading.device_names.entry(key).or_insert(name);
     }
     Ok(())
 }

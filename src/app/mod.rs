@@ -87,7 +87,8 @@ impl Setup {
             settings,
             pool: thread_pool(common.threads)?,
             chunk_bytes: common.chunk_bytes,
-            names: inventory.as_ref().map(Directory::new),
+            names: (inventory.as_ref())
+                .map(|i| Directory::new(i, common.topology.node_name.as_deref())),
         })
     }
 

@@ -15,9 +15,10 @@ mod slim;
 pub mod yaml;
 
 pub use kube::CILIUM_KEYS;
-pub use names::{AddressName, Directory};
+pub use names::{AddressName, CaptureNode, Directory};
 pub use plan::{Declared, Plan};
 
+use crate::interface::DeviceKey;
 use crate::time::Timestamp;
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -103,6 +104,25 @@ pub struct HostLinks {
     pub file: String,
     pub node: Option<String>,
     pub devices: Vec<HostDevice>,
+}
+
+impl HostLinks {
+    /// The names an `-i any` capture's devices get: by index (SLL2) and by
+    /// the device's own link-layer address (SLL, frames it sent).
+    pub fn device_names(&self) -> std::collections::BTreeMap<DeviceKey, String> {
+        let mut names = std::collections::BTreeMap::new();
+        for device in &self.devices {
+            names.insert(DeviceKey::Index(device.index), device.name.clone());
+            if let Some(mac) = device.mac {
+                let mut address = [0u8; 8];
+                address[..6].copy_from_slice(&mac);
+                names
+                    .entry(DeviceKey::Address(address))
+                    .or_insert_with(|| device.name.clone());
+            }
+        }
+        names
+    }
 }
 
 /// Everything read from `--cluster` files, with what could not be read.

@@ -4,7 +4,7 @@
 //! whose ClusterIP it is (with its port names), or the node (name, roles).
 
 use super::{CniSetting, Inventory, Pod};
-use crate::interface::InterfaceKind;
+use crate::interface::{DeviceKey, InterfaceKind};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -54,6 +54,10 @@ pub struct Directory {
     pub cni: Vec<CniSetting>,
     /// Each node's NICs that have addresses (from its `ip -j` output).
     pub nics: BTreeMap<String, Vec<String>>,
+    /// Each node's addresses, and its devices' names (`ip -j` output).
+    nodes: Vec<NodeAddresses>,
+    /// `--node`: the node the captures were taken on.
+    given_node: Option<String>,
     /// Pods holding each address, best owner first.
     pods: FxHashMap<IpAddr, Vec<usize>>,
     pod_list: Vec<Pod>,
@@ -65,12 +69,33 @@ fn running(pod: &Pod) -> bool {
 }
 
 impl Directory {
-    pub fn new(inventory: &Inventory) -> Directory {
+    /// The directory of `inventory`, for captures taken on `node` (if
+    /// known: else each capture's node is found from its traffic).
+    pub fn new(inventory: &Inventory, node: Option<&str>) -> Directory {
         let mut directory = Directory {
             pod_list: inventory.pods.clone(),
             cni: inventory.cni.clone(),
+            given_node: node.map(str::to_string),
             ..Directory::default()
         };
+        for n in &inventory.nodes {
+            let host = inventory
+                .hosts
+                .iter()
+                .find(|h| h.node.as_deref() == Some(&n.name));
+            let mut addresses: Vec<IpAddr> =
+                n.internal.iter().chain(&n.external).copied().collect();
+            addresses.extend(
+                host.iter()
+                    .flat_map(|h| h.devices.iter())
+                    .flat_map(|d| d.addresses.iter().map(|a| a.addr())),
+            );
+            directory.nodes.push(NodeAddresses {
+                name: n.name.clone(),
+                addresses,
+                devices: host.map(|h| h.device_names()).unwrap_or_default(),
+            });
+        }
         for host in &inventory.hosts {
             let Some(node) = &host.node else { continue };
             let nics = (host.devices.iter())
@@ -190,4 +215,61 @@ impl Directory {
     pub fn is_empty(&self) -> bool {
         self.pods.is_empty() && self.others.is_empty()
     }
+
+    /// The node a capture was taken on: `--node`, else the node whose
+    /// addresses send or receive the most of `packets_between` (packets
+    /// per (source, destination)), if any does.
+    pub fn capture_node(
+        &self,
+        packets_between: impl Iterator<Item = ((IpAddr, IpAddr), u64)>,
+    ) -> Option<CaptureNode> {
+        if let Some(name) = &self.given_node {
+            return Some(CaptureNode {
+                name: name.clone(),
+                how: "--node".into(),
+                devices: (self.nodes.iter())
+                    .find(|n| &n.name == name)
+                    .map(|n| n.devices.clone())
+                    .unwrap_or_default(),
+            });
+        }
+        let owner: FxHashMap<IpAddr, usize> = (self.nodes.iter().enumerate())
+            .flat_map(|(i, n)| n.addresses.iter().map(move |a| (*a, i)))
+            .collect();
+        let mut packets = vec![0u64; self.nodes.len()];
+        for ((from, to), count) in packets_between {
+            for addr in [from, to] {
+                if let Some(&i) = owner.get(&addr) {
+                    packets[i] += count;
+                }
+            }
+        }
+        let (best, &count) = packets
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))?;
+        let node = &self.nodes[best];
+        (count > 0).then(|| CaptureNode {
+            name: node.name.clone(),
+            how: format!("its addresses are in {count} packets, the most of any node"),
+            devices: node.devices.clone(),
+        })
+    }
+}
+
+/// A node's addresses and device names.
+#[derive(Debug, Clone)]
+struct NodeAddresses {
+    name: String,
+    addresses: Vec<IpAddr>,
+    devices: BTreeMap<DeviceKey, String>,
+}
+
+/// The node a capture was taken on, and how that is known.
+#[derive(Debug, Clone)]
+pub struct CaptureNode {
+    pub name: String,
+    pub how: String,
+    /// Its devices' names (from its `ip -j` output), for `-i any`.
+    pub devices: BTreeMap<DeviceKey, String>,
 }

@@ -25,7 +25,7 @@ fn list(items: Vec<Value>) -> Value {
 }
 
 fn name(inventory: &Inventory, addr: &str) -> Option<AddressName> {
-    Directory::new(inventory).name(addr.parse().unwrap(), None)
+    Directory::new(inventory, None).name(addr.parse().unwrap(), None)
 }
 
 #[test]
@@ -125,7 +125,7 @@ fn a_pod_address_outside_every_pod_cidr_is_warned_about() {
 fn pods_created_after_the_capture_are_flagged() {
     let inv = inventory(pod("default", "late", &["10.42.1.9"], "Running"));
     let end = Timestamp::from_secs_nanos(1_700_000_000, 0); // 2023, before 2025
-    let named = Directory::new(&inv)
+    let named = Directory::new(&inv, None)
         .name("10.42.1.9".parse().unwrap(), Some(end))
         .unwrap();
     assert!(named.note.unwrap().contains("after the capture ended"));
@@ -234,7 +234,7 @@ fn ip_output_names_devices_and_is_matched_to_its_node() {
     let plan = Plan::new(&inv);
     // Exact node addresses: the rest of 10.50.10.0/24 is neighbours.
     assert_eq!(plan.node.nets, ["10.50.10.21/32".parse::<IpNet>().unwrap()]);
-    assert_eq!(Directory::new(&inv).nics["w1"], ["ens19"]);
+    assert_eq!(Directory::new(&inv, None).nics["w1"], ["ens19"]);
 }
 
 #[test]

@@ -67,6 +67,9 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
         HumanCount(header.wire_bytes)
     );
     out += &format!("time      {span}\n");
+    if let Some(node) = &header.node {
+        out += &format!("node      {} ({})\n", node.name, node.how);
+    }
     out += &format!("cidrs     {}\n", topology.describe());
     if !header.decode_problems.is_empty() {
         let list: Vec<String> = header
