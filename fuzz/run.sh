@@ -11,6 +11,7 @@ mkdir -p "$corpus"
 case $target in
   read_pcap) seeds=$(ls ../testdata/*.pcap) ;;
   read_pcapng) seeds=$(ls ../testdata/*.pcapng) ;;
+  cluster) seeds=$(ls ../testdata/incident-cluster/*) ;;
   *) seeds=$(ls ../testdata/*.pcap ../testdata/*.pcapng) ;;
 esac
 for f in $seeds; do

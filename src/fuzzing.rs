@@ -103,3 +103,35 @@ fn analyze_with(analyzer: &Analyzer<'_>, data: &[u8]) {
         let _ = crate::scan::Digest::of(&outcome);
     }
 }
+
+/// A `--cluster` file: read as a dump (JSON, YAML or `ip -j` output), its
+/// plan, names and capture node worked out, every name asked for.
+pub fn cluster(data: &[u8]) {
+    use crate::cluster::{Directory, Inventory, Plan};
+    let mut inventory = Inventory::default();
+    inventory.read_bytes("fuzz.json", data);
+    inventory.match_hosts();
+    let plan = Plan::new(&inventory);
+    assert!(plan.pod.nets.len() <= inventory.nodes.len() + inventory.pod_cidrs.len());
+    let directory = Directory::new(&inventory, None);
+    let addresses: Vec<std::net::IpAddr> = (inventory.pods.iter())
+        .flat_map(|p| p.ips.iter().copied())
+        .chain(
+            inventory
+                .services
+                .iter()
+                .flat_map(|s| s.cluster_ips.iter().copied()),
+        )
+        .chain(
+            inventory
+                .nodes
+                .iter()
+                .flat_map(|n| n.internal.iter().copied()),
+        )
+        .collect();
+    for addr in &addresses {
+        let _ = directory.name(*addr, Some(crate::time::Timestamp(0)));
+    }
+    let pairs = addresses.windows(2).map(|w| ((w[0], w[1]), 1));
+    let _ = directory.capture_node(pairs);
+}

@@ -100,3 +100,36 @@ fn mutated_captures_never_panic() {
     }
     assert!(files.len() >= 20);
 }
+
+/// A pod and a service of a `kubectl -o yaml` dump, for the YAML reader.
+const YAML_DUMP: &str = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: web-5c6d8f7b9-q7w2e\n    namespace: default\n    ownerReferences:\n    - {apiVersion: apps/v1, kind: ReplicaSet, name: web-5c6d8f7b9, controller: true}\n  spec: {nodeName: w1, hostNetwork: false}\n  status:\n    phase: Running\n    podIPs:\n    - ip: 10.42.1.7\n    - ip: fd00:42::7\n- apiVersion: v1\n  kind: Service\n  metadata: {name: web, namespace: default}\n  spec:\n    clusterIPs: [10.43.9.9]\n    ports:\n    - {name: http, port: 80, protocol: TCP}\n";
+
+#[test]
+fn mutated_cluster_dumps_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/incident-cluster");
+    let mut dumps: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+        .collect();
+    dumps.sort();
+    dumps.push(("yaml".into(), YAML_DUMP.as_bytes().to_vec()));
+    assert!(dumps.len() >= 3);
+    for (index, (name, original)) in dumps.iter().enumerate() {
+        kpcap::fuzzing::cluster(original);
+        // Dumps are cheap to read: ten times the captures' mutations.
+        (0..mutations_per_file() * 10)
+            .into_par_iter()
+            .for_each(|mutation| {
+                let seed = 0x636c7573746572 ^ ((index as u64) << 32) ^ mutation as u64;
+                let mutated = mutate(original, &mut ChaCha8Rng::seed_from_u64(seed));
+                let run = std::panic::catch_unwind(|| kpcap::fuzzing::cluster(&mutated));
+                if let Err(panic) = run {
+                    let message = (panic.downcast_ref::<String>().map(String::as_str))
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("a panic");
+                    panic!("{name} mutation {mutation} (seed {seed:#x}): {message}");
+                }
+            });
+    }
+}

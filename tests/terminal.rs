@@ -117,7 +117,8 @@ fn widest(text: &str) -> (usize, String) {
 fn reports_and_help_fit_80_and_120_columns() {
     let incident = testdata("incident-before.pcapng");
     let testdata_dir = testdata("");
-    let runs: [&[&str]; 4] = [
+    let cluster = testdata("incident-cluster");
+    let runs: [&[&str]; 5] = [
         &[
             "analyze",
             &incident,
@@ -126,6 +127,7 @@ fn reports_and_help_fit_80_and_120_columns() {
             "--node-cidr",
             "10.50.10.0/24",
         ],
+        &["analyze", &incident, "--cluster", &cluster],
         &["scan", &testdata_dir],
         &["analyze", "--help"],
         &["flows", &incident, "--by", "5tuple"],

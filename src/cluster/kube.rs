@@ -83,9 +83,9 @@ fn read_object(object: &Value, place: &Place<'_>, inventory: &mut Inventory) -> 
         warnings: Vec::new(),
     };
     match kind {
-        "List" => {
-            read(object, place, inventory);
-        }
+        // A List's items were read by `read`; one without a list of items
+        // (null, cut short) has none.
+        "List" => {}
         "Node" => {
             let node = node(&mut fields);
             inventory.nodes.extend(node);

@@ -318,8 +318,8 @@ impl Inventory {
     }
 
     /// Assigns each host's `ip` output to the node one of whose addresses
-    /// it carries.
-    fn match_hosts(&mut self) {
+    /// it carries (`load` does; a caller of `read_bytes` calls it last).
+    pub fn match_hosts(&mut self) {
         for host in &mut self.hosts {
             let carried = |node: &Node| {
                 (node.internal.iter().chain(&node.external)).any(|addr| {

@@ -263,3 +263,20 @@ fn conflicts_in_the_plan_are_warned_about() {
         "{text}"
     );
 }
+
+#[test]
+fn a_list_without_items_is_read_as_empty() {
+    // Found by the mutation fuzzer: a List cut after `items:` recursed.
+    for text in [
+        "apiVersion: v1\nkind: List\nitems:",
+        r#"{"apiVersion": "v1", "kind": "List", "items": null}"#,
+    ] {
+        let mut inv = Inventory::default();
+        inv.read_bytes("cut", text.as_bytes());
+        assert!(inv.is_empty());
+    }
+    // Nested Lists are read.
+    let inner = list(vec![pod("default", "web", &["10.42.1.7"], "Running")]);
+    let inv = inventory(list(vec![inner]));
+    assert_eq!(name(&inv, "10.42.1.7").unwrap().label(), "default/web");
+}
