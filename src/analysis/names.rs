@@ -63,23 +63,15 @@ pub fn annotate(
             .filter_map(|a| Some((*a, names.get(a)?)))
             .collect();
         for (kind, title) in [("pod", "Pods"), ("service", "Services"), ("node", "Nodes")] {
-            let of_kind: Vec<String> = (named.iter())
+            let of_kind: Vec<(IpAddr, &AddressName)> = (named.iter())
                 .filter(|(_, n)| n.kind == kind)
-                .map(|(addr, n)| {
-                    let mut text = format!("{} ({addr}", n.label());
-                    if let Some(node) = &n.node {
-                        text += &format!(" on {node}");
-                    }
-                    if let Some(note) = &n.note {
-                        text += &format!("; {note}");
-                    }
-                    text + ")"
-                })
+                .map(|(a, n)| (*a, *n))
                 .collect();
             if !of_kind.is_empty() {
+                let listed = listed(&of_kind);
                 cause
                     .details
-                    .push(format!("{title}: {}.", of_kind.join(", ")));
+                    .push(format!("{title}: {}.", listed.join(", ")));
             }
         }
         if cause.id == "pod_egress_not_masqueraded" {
@@ -102,6 +94,54 @@ pub fn annotate(
             }
         }
     }
+}
+
+/// Named addresses as a cause lists them: one pod as `ns/name (address on
+/// node)`; several pods of one workload together, as `Deployment ns/name:
+/// 3 pods (addresses on node)`, which reads better than three hashes.
+fn listed(named: &[(IpAddr, &AddressName)]) -> Vec<String> {
+    let mut by_workload: BTreeMap<&str, Vec<(IpAddr, &AddressName)>> = BTreeMap::new();
+    let mut single = Vec::new();
+    for (addr, name) in named {
+        match &name.workload {
+            Some(w) => by_workload
+                .entry(w.as_str())
+                .or_default()
+                .push((*addr, name)),
+            None => single.push((*addr, *name)),
+        }
+    }
+    let mut out = Vec::new();
+    for (workload, pods) in by_workload {
+        if pods.len() == 1 {
+            single.push(pods[0]);
+            continue;
+        }
+        let addrs: Vec<String> = pods.iter().map(|(a, _)| a.to_string()).collect();
+        let nodes: BTreeSet<&str> = pods.iter().filter_map(|(_, n)| n.node.as_deref()).collect();
+        let on = if nodes.is_empty() {
+            String::new()
+        } else {
+            format!(" on {}", nodes.into_iter().collect::<Vec<_>>().join(", "))
+        };
+        out.push(format!(
+            "{workload}: {} pods ({}{on})",
+            pods.len(),
+            addrs.join(", ")
+        ));
+    }
+    single.sort_by_key(|(a, _)| *a);
+    for (addr, n) in single {
+        let mut text = format!("{} ({addr}", n.label());
+        if let Some(node) = &n.node {
+            text += &format!(" on {node}");
+        }
+        if let Some(note) = &n.note {
+            text += &format!("; {note}");
+        }
+        out.push(text + ")");
+    }
+    out
 }
 
 /// Tokens of `text` that are addresses (`10.42.1.5`, `10.42.1.5,`, `(1.1.1.1)`).
@@ -211,4 +251,60 @@ fn cni_hint(
         });
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, workload: Option<&str>) -> AddressName {
+        AddressName {
+            kind: "pod",
+            namespace: Some("flux-system".into()),
+            name: name.into(),
+            node: Some("k3s-w1".into()),
+            workload: workload.map(str::to_string),
+            roles: Vec::new(),
+            ports: Vec::new(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn pods_of_one_workload_are_listed_together() {
+        let (a, b, c) = (
+            pod(
+                "source-controller-6f8b9c7d4-lm5zt",
+                Some("Deployment flux-system/source-controller"),
+            ),
+            pod(
+                "source-controller-6f8b9c7d4-q9x2k",
+                Some("Deployment flux-system/source-controller"),
+            ),
+            pod(
+                "helm-controller-5c6d8f7b9-abcde",
+                Some("Deployment flux-system/helm-controller"),
+            ),
+        );
+        let named = [
+            ("10.42.1.17".parse().unwrap(), &a),
+            ("10.42.1.18".parse().unwrap(), &b),
+            ("10.42.1.9".parse().unwrap(), &c),
+        ];
+        assert_eq!(
+            listed(&named),
+            [
+                "Deployment flux-system/source-controller: 2 pods (10.42.1.17, 10.42.1.18 on k3s-w1)",
+                "flux-system/helm-controller-5c6d8f7b9-abcde (10.42.1.9 on k3s-w1)",
+            ]
+        );
+        assert_eq!(
+            addresses_in("from 3 pod addresses (10.42.1.5, 10.42.1.12) to 1.1.1.1:53.")
+                .collect::<Vec<_>>(),
+            [
+                "10.42.1.5".parse::<IpAddr>().unwrap(),
+                "10.42.1.12".parse().unwrap()
+            ]
+        );
+    }
 }
