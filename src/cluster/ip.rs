@@ -3,7 +3,7 @@
 //! node by an address; it names the devices of `-i any` captures and lists
 //! the node's addresses and connected networks exactly.
 
-use super::{HostDevice, HostLinks, Inventory};
+use super::inventory::{HostDevice, HostLinks, Inventory};
 use ipnet::IpNet;
 use serde_json::Value;
 use std::net::IpAddr;

@@ -3,7 +3,7 @@
 //! of the wrong type or an address that does not parse is a warning that
 //! names the file, the object and the field, and the rest is read.
 
-use super::{CniSetting, Inventory, Node, Pod, PodCidr, Service, ServicePort};
+use super::inventory::{CniSetting, Inventory, Node, Pod, PodCidr, Service, ServicePort};
 use crate::time::Timestamp;
 use ipnet::IpNet;
 use serde_json::Value;

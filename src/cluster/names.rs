@@ -3,7 +3,7 @@
 //! pod's only when nothing running holds it, and said so), the service
 //! whose ClusterIP it is (with its port names), or the node (name, roles).
 
-use super::{CniSetting, Inventory, Pod};
+use super::inventory::{CniSetting, Inventory, Pod};
 use crate::interface::{DeviceKey, InterfaceKind};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;

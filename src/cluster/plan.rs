@@ -4,7 +4,7 @@
 //! network's other hosts are neighbours, not nodes), and the networks that
 //! see pod addresses by design.
 
-use super::Inventory;
+use super::inventory::Inventory;
 use ipnet::IpNet;
 use std::collections::BTreeSet;
 use std::net::IpAddr;

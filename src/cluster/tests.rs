@@ -1,7 +1,10 @@
 //! The name rules and the reading of hostile dumps.
 
 use super::*;
+use crate::time::Timestamp;
+use ipnet::IpNet;
 use serde_json::json;
+use serde_json::Value;
 
 fn inventory(value: Value) -> Inventory {
     let mut inventory = Inventory::default();
