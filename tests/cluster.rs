@@ -335,6 +335,13 @@ fn pods_leaving_the_second_nic_unmasqueraded_are_found_both_ways() {
             .as_str()
             .unwrap()
             .contains("egress on ens18 carried pod source addresses"));
+        if args.contains(&"--cluster") {
+            let details = cause["details"].to_string();
+            assert!(
+                details.contains("192.168.178.1 (k3s-w1's ens18 network 192.168.178.0/24)"),
+                "{details}"
+            );
+        }
         // The node's own lookups there are answered: no firewall story.
         assert_eq!(
             capture["verdict"]["causes"].as_array().unwrap().len(),

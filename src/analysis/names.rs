@@ -74,6 +74,21 @@ pub fn annotate(
                     .push(format!("{title}: {}.", listed.join(", ")));
             }
         }
+        // Addresses on a node's own network that are not nodes: why they
+        // count as destinations outside the cluster.
+        let neighbours: Vec<String> = (cited.iter())
+            .filter(|a| !names.contains_key(a))
+            .filter_map(|a| {
+                let n = directory.networks.iter().find(|n| n.net.contains(a))?;
+                Some(format!("{a} ({}'s {} network {})", n.node, n.nic, n.net))
+            })
+            .collect();
+        if !neighbours.is_empty() {
+            cause.details.push(format!(
+                "On a node's network but not nodes (its router, LAN hosts), so outside the cluster: {}.",
+                neighbours.join(", ")
+            ));
+        }
         if cause.id == "pod_egress_not_masqueraded" {
             let nodes: BTreeSet<&str> = (named.iter())
                 .filter(|(_, n)| n.kind == "pod")

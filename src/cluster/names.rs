@@ -58,6 +58,8 @@ pub struct Directory {
     nodes: Vec<NodeAddresses>,
     /// `--node`: the node the captures were taken on.
     given_node: Option<String>,
+    /// The networks the nodes' NICs are connected to.
+    pub networks: Vec<NodeNetwork>,
     /// Pods holding each address, best owner first.
     pods: FxHashMap<IpAddr, Vec<usize>>,
     pod_list: Vec<Pod>,
@@ -98,11 +100,29 @@ impl Directory {
         }
         for host in &inventory.hosts {
             let Some(node) = &host.node else { continue };
-            let nics = (host.devices.iter())
+            let nics: Vec<_> = (host.devices.iter())
                 .filter(|d| InterfaceKind::of(Some(&d.name)) == InterfaceKind::Nic)
                 .filter(|d| !d.name.starts_with("cilium_") && !d.addresses.is_empty())
-                .map(|d| d.name.clone());
-            directory.nics.entry(node.clone()).or_default().extend(nics);
+                .collect();
+            for nic in &nics {
+                for net in nic
+                    .addresses
+                    .iter()
+                    .filter(|n| n.prefix_len() < n.max_prefix_len())
+                {
+                    directory.networks.push(NodeNetwork {
+                        node: node.clone(),
+                        nic: nic.name.clone(),
+                        net: net.trunc(),
+                    });
+                }
+            }
+            let names = nics.iter().map(|d| d.name.clone());
+            directory
+                .nics
+                .entry(node.clone())
+                .or_default()
+                .extend(names);
         }
         for (i, pod) in directory.pod_list.iter().enumerate() {
             if pod.host_network {
@@ -255,6 +275,14 @@ impl Directory {
             devices: node.devices.clone(),
         })
     }
+}
+
+/// A network a node's NIC is connected to (from its address and prefix).
+#[derive(Debug, Clone)]
+pub struct NodeNetwork {
+    pub node: String,
+    pub nic: String,
+    pub net: ipnet::IpNet,
 }
 
 /// A node's addresses and device names.
