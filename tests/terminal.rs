@@ -183,9 +183,11 @@ fn progress_positions(text: &str) -> Vec<String> {
 #[test]
 fn a_long_analysis_shows_progress_on_a_terminal_and_nowhere_else() {
     let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("mixed-1g.pcap");
+    // 2 GiB: at over 1 GiB/s on one thread, 1 GiB was read in less time
+    // than the line takes to appear and advance on a quiet machine.
+    let capture = dir.path().join("mixed-2g.pcap");
     let path = capture.to_str().unwrap();
-    let made = kpcap(&["synth", "--scenario", "mixed", "--size", "1G", "-o", path]);
+    let made = kpcap(&["synth", "--scenario", "mixed", "--size", "2G", "-o", path]);
     assert!(made.status.success(), "{}", stderr(&made));
     let args = ["analyze", "--threads", "1", path];
     let (text, code) = in_terminal(100, &args, &[], None);
