@@ -53,6 +53,7 @@ pub enum Command {
     #[command(after_help = "\
 Examples:
   kpcap analyze node.pcap
+  kpcap analyze node.pcap --cluster cluster.json --cluster ip-node1.json
   kpcap analyze node.pcap.gz --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12 --node-cidr 192.168.1.0/24
   kpcap analyze captures.tar.gz --format json --output report.json
   tcpdump -i any -w - | kpcap analyze -
