@@ -31,6 +31,17 @@ fn random_bytes_never_panic_the_dns_decoder() {
     }
 }
 
+/// Runs one mutation; a panic is raised again naming the input, the
+/// mutation and its seed, so it can be reproduced.
+fn named_panic(name: &dyn std::fmt::Display, mutation: usize, seed: u64, run: impl FnOnce()) {
+    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        let message = (panic.downcast_ref::<String>().map(String::as_str))
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        panic!("{name} mutation {mutation} (seed {seed:#x}): {message}");
+    }
+}
+
 fn mutate(original: &[u8], rng: &mut ChaCha8Rng) -> Vec<u8> {
     let mut bytes = original.to_vec();
     match rng.gen_range(0..4) {
@@ -86,16 +97,8 @@ fn mutated_captures_never_panic() {
             .for_each(|mutation| {
                 let seed = 0x6b70636170 ^ ((index as u64) << 32) ^ mutation as u64;
                 let mutated = mutate(original, &mut ChaCha8Rng::seed_from_u64(seed));
-                let run = std::panic::catch_unwind(|| kpcap::fuzzing::analyze(&mutated));
-                if let Err(panic) = run {
-                    let message = (panic.downcast_ref::<String>().map(String::as_str))
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("a panic");
-                    panic!(
-                        "{} mutation {mutation} (seed {seed:#x}): {message}",
-                        file.display()
-                    );
-                }
+                let name = file.display();
+                named_panic(&name, mutation, seed, || kpcap::fuzzing::analyze(&mutated));
             });
     }
     assert!(files.len() >= 20);
@@ -123,13 +126,7 @@ fn mutated_cluster_dumps_never_panic() {
             .for_each(|mutation| {
                 let seed = 0x636c7573746572 ^ ((index as u64) << 32) ^ mutation as u64;
                 let mutated = mutate(original, &mut ChaCha8Rng::seed_from_u64(seed));
-                let run = std::panic::catch_unwind(|| kpcap::fuzzing::cluster(&mutated));
-                if let Err(panic) = run {
-                    let message = (panic.downcast_ref::<String>().map(String::as_str))
-                        .or_else(|| panic.downcast_ref::<&str>().copied())
-                        .unwrap_or("a panic");
-                    panic!("{name} mutation {mutation} (seed {seed:#x}): {message}");
-                }
+                named_panic(name, mutation, seed, || kpcap::fuzzing::cluster(&mutated));
             });
     }
 }

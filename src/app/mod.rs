@@ -271,15 +271,6 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ViewArg::AnySll => synth::View::Any(synth::Link::Sll),
         ViewArg::AnySll2 => synth::View::Any(synth::Link::Sll2),
     };
-    if let ScenarioArg::IncidentCluster = args.scenario {
-        synth::write_cluster(&args.output)
-            .with_context(|| format!("writing {}", args.output.display()))?;
-        eprintln!(
-            "kpcap: wrote cluster.json and ip-k3s-w1.json to {}",
-            args.output.display()
-        );
-        return Ok(0);
-    }
     let hostile = |class| synth::Scenario::Hostile { class, bytes: size };
     let scenario = match args.scenario {
         ScenarioArg::Mixed => synth::Scenario::Mixed {
@@ -293,7 +284,13 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
         ScenarioArg::IncidentLanLeak => synth::Scenario::Incident(synth::Phase::AfterLanLeak, view),
-        ScenarioArg::IncidentCluster => unreachable!("written above"),
+        ScenarioArg::IncidentCluster => {
+            synth::write_cluster(&args.output)
+                .with_context(|| format!("writing {}", args.output.display()))?;
+            let dir = args.output.display();
+            eprintln!("kpcap: wrote cluster.json and ip-k3s-w1.json to {dir}");
+            return Ok(0);
+        }
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
         ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),
         ScenarioArg::OverlayIpip => synth::Scenario::Overlay(synth::TunnelKind::Ipip),

@@ -71,9 +71,8 @@ pub struct CniSetting {
 pub struct HostDevice {
     pub index: u32,
     pub name: String,
-    /// `vxlan`, `veth`, ... (`ip -d` only).
-    pub kind: Option<String>,
-    pub mac: Option<[u8; 6]>,
+    /// Its own link-layer address, as an `-i any` (SLL) capture names it.
+    pub link_address: Option<DeviceKey>,
     /// Addresses with their prefix: the network each is connected to.
     pub addresses: Vec<IpNet>,
 }
@@ -93,12 +92,8 @@ impl HostLinks {
         let mut names = std::collections::BTreeMap::new();
         for device in &self.devices {
             names.insert(DeviceKey::Index(device.index), device.name.clone());
-            if let Some(mac) = device.mac {
-                let mut address = [0u8; 8];
-                address[..6].copy_from_slice(&mac);
-                names
-                    .entry(DeviceKey::Address(address))
-                    .or_insert_with(|| device.name.clone());
+            if let Some(address) = &device.link_address {
+                (names.entry(address.clone())).or_insert_with(|| device.name.clone());
             }
         }
         names
@@ -139,6 +134,7 @@ impl Inventory {
     /// Assigns each host's `ip` output to the node one of whose addresses
     /// it carries (`load` does; a caller of `read_bytes` calls it last).
     pub fn match_hosts(&mut self) {
+        let mut ambiguous = Vec::new();
         for host in &mut self.hosts {
             let carried = |node: &Node| {
                 (node.internal.iter().chain(&node.external)).any(|addr| {
@@ -151,12 +147,15 @@ impl Inventory {
                 _ => None,
             };
             if matching.len() > 1 {
-                self.warnings.push(format!(
+                ambiguous.push(format!(
                     "{}: carries addresses of {} nodes; matched to none",
                     host.file,
                     matching.len()
                 ));
             }
+        }
+        for warning in ambiguous {
+            self.warn(warning);
         }
     }
 

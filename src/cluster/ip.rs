@@ -1,9 +1,10 @@
 //! A node's `ip -j addr` (or `ip -j link`, `ip -j -d addr`): its devices
-//! by index, name, link-layer address, kind and addresses. Matched to its
+//! by index, name, link-layer address and addresses. Matched to its
 //! node by an address; it names the devices of `-i any` captures and lists
 //! the node's addresses and connected networks exactly.
 
 use super::inventory::{HostDevice, HostLinks, Inventory};
+use crate::interface::DeviceKey;
 use ipnet::IpNet;
 use serde_json::Value;
 use std::net::IpAddr;
@@ -39,11 +40,10 @@ pub fn read(value: &Value, file: &str, inventory: &mut Inventory) {
         let mut device = HostDevice {
             index: index as u32,
             name: name.to_string(),
-            kind: (link.get("linkinfo"))
-                .and_then(|l| l.get("info_kind"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            mac: link.get("address").and_then(Value::as_str).and_then(mac),
+            // Ethernet addresses only (a number would read as an index).
+            link_address: (link.get("address").and_then(Value::as_str))
+                .and_then(DeviceKey::parse)
+                .filter(|key| matches!(key, DeviceKey::Address(_))),
             addresses: Vec::new(),
         };
         let infos = link.get("addr_info").and_then(Value::as_array);
@@ -64,13 +64,4 @@ pub fn read(value: &Value, file: &str, inventory: &mut Inventory) {
         host.devices.push(device);
     }
     inventory.hosts.push(host);
-}
-
-/// `52:54:00:12:34:56` as bytes (an Ethernet address: 6 bytes).
-fn mac(text: &str) -> Option<[u8; 6]> {
-    let bytes: Vec<u8> = (text.split(':'))
-        .map(|b| u8::from_str_radix(b, 16))
-        .collect::<Result<_, _>>()
-        .ok()?;
-    bytes.try_into().ok()
 }

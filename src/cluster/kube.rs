@@ -50,14 +50,20 @@ pub fn read(value: &Value, place: &Place<'_>, inventory: &mut Inventory) -> bool
                 file: place.file,
                 path,
             };
-            if !read_object(item, &item_place, inventory) {
-                let at = item_place.object(item);
-                inventory.warn(format!("{at}: not a Kubernetes object, skipped"));
-            }
+            read_item(item, &item_place, inventory);
         }
         return true;
     }
     read_object(value, place, inventory)
+}
+
+/// Reads one item of a list (itself a List, or one object); anything else
+/// is a warning.
+pub fn read_item(item: &Value, place: &Place<'_>, inventory: &mut Inventory) {
+    if !read(item, place, inventory) {
+        let at = place.object(item);
+        inventory.warn(format!("{at}: not a Kubernetes object, skipped"));
+    }
 }
 
 fn prefix(path: &str) -> String {

@@ -97,9 +97,7 @@ impl Plan {
             );
         }
         let from_nodes = !node.is_empty();
-        let mut host_files = 0;
         for host in &inventory.hosts {
-            host_files += 1;
             for device in &host.devices {
                 for net in &device.addresses {
                     let addr = net.addr();
@@ -113,18 +111,10 @@ impl Plan {
         if from_nodes {
             from.push(format!("{} nodes' addresses", inventory.nodes.len()));
         }
-        if host_files > 0 {
-            let hosts = if host_files == 1 {
-                "1 host's"
-            } else {
-                "hosts'"
-            };
-            let hosts = if host_files == 1 {
-                hosts.to_string()
-            } else {
-                format!("{host_files} {hosts}")
-            };
-            from.push(format!("{hosts} ip output"));
+        match inventory.hosts.len() {
+            0 => {}
+            1 => from.push("1 host's ip output".to_string()),
+            n => from.push(format!("{n} hosts' ip output")),
         }
         plan.node = Declared {
             nets: node.into_iter().collect(),

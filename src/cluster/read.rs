@@ -22,6 +22,10 @@ pub enum ClusterError {
 /// Past any real dump (a 50 000-pod cluster's is a few hundred MB).
 pub const MAX_FILE_BYTES: u64 = 1 << 30;
 
+/// What a file that holds nothing kpcap reads is told.
+const NOT_A_DUMP: &str =
+    "neither Kubernetes objects (kubectl get -o json|yaml) nor `ip -j addr` output, skipped";
+
 /// A `List` (or any object with `items`), its items not parsed yet.
 #[derive(Deserialize)]
 struct Listing<'a> {
@@ -112,9 +116,7 @@ impl Inventory {
             }
         }
         if !understood {
-            self.warn(format!(
-                "{file}: neither Kubernetes objects (kubectl get -o json|yaml) nor `ip -j addr` output, skipped"
-            ));
+            self.warn(format!("{file}: {NOT_A_DUMP}"));
         }
     }
 
@@ -135,9 +137,7 @@ impl Inventory {
                         path: String::new(),
                     };
                     if !kube::read(&object, &place, self) {
-                        self.warn(format!(
-                            "{file}: neither Kubernetes objects (kubectl get -o json|yaml) nor `ip -j addr` output, skipped"
-                        ));
+                        self.warn(format!("{file}: {NOT_A_DUMP}"));
                     }
                     return Ok(());
                 }
@@ -159,10 +159,7 @@ impl Inventory {
                 file,
                 path: format!("{path}[{i}]"),
             };
-            if !kube::read(&item, &place, self) {
-                let at = place.object(&item);
-                self.warn(format!("{at}: not a Kubernetes object, skipped"));
-            }
+            kube::read_item(&item, &place, self);
         }
         if !links.is_empty() {
             ip::read(&Value::Array(links), file, self);
