@@ -380,6 +380,10 @@ pub struct SynthArgs {
     /// Incident scenarios: where the capture was taken.
     #[arg(long, value_enum, default_value = "ens19")]
     pub view: ViewArg,
+    /// incident-nodes: how far k3s-w2's clock runs ahead of the other
+    /// nodes' (e.g. 2s).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub skew: std::time::Duration,
     /// Seed of the generator: same seed, same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -406,6 +410,12 @@ pub enum ScenarioArg {
     /// nodes, pods, services, ServiceCIDR, cilium-config) and the worker's
     /// `ip-k3s-w1.json` (`ip -j addr`), written into the directory `-o`.
     IncidentCluster,
+    /// The incident on three nodes (`-i any` captures k3s-cp.pcap,
+    /// k3s-w1.pcap, k3s-w2.pcap and their cluster files in `cluster/`,
+    /// written into the directory `-o`): the control plane masquerades by
+    /// chance, the workers do not, and VXLAN from k3s-w1 to k3s-w2 is
+    /// dropped between the nodes.
+    IncidentNodes,
     /// Two nodes' pod-to-pod traffic in VXLAN (UDP 8472), one inner
     /// unanswered SYN.
     OverlayVxlan,

@@ -291,6 +291,14 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
             eprintln!("kpcap: wrote cluster.json and ip-k3s-w1.json to {dir}");
             return Ok(0);
         }
+        ScenarioArg::IncidentNodes => {
+            let skew = args.skew.as_nanos().min(u64::MAX as u128) as u64;
+            synth::write_nodes(&args.output, args.seed, skew)
+                .with_context(|| format!("writing {}", args.output.display()))?;
+            let dir = args.output.display();
+            eprintln!("kpcap: wrote k3s-cp.pcap, k3s-w1.pcap, k3s-w2.pcap and cluster/ to {dir}");
+            return Ok(0);
+        }
         ScenarioArg::OverlayVxlan => synth::Scenario::Overlay(synth::TunnelKind::Vxlan),
         ScenarioArg::OverlayGeneve => synth::Scenario::Overlay(synth::TunnelKind::Geneve),
         ScenarioArg::OverlayIpip => synth::Scenario::Overlay(synth::TunnelKind::Ipip),

@@ -11,11 +11,11 @@ use std::path::Path;
 
 const CREATED: &str = "2025-05-28T09:14:02Z";
 
-fn addr(octets: [u8; 4]) -> String {
+pub(super) fn addr(octets: [u8; 4]) -> String {
     Ipv4Addr::from(octets).to_string()
 }
 
-fn node(name: &str, role: Option<&str>, internal: [u8; 4], pod_cidr: &str) -> Value {
+pub(super) fn node(name: &str, role: Option<&str>, internal: [u8; 4], pod_cidr: &str) -> Value {
     let mut labels = json!({
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -39,7 +39,8 @@ fn node(name: &str, role: Option<&str>, internal: [u8; 4], pod_cidr: &str) -> Va
     })
 }
 
-/// A pod of `owner` (`ReplicaSet name`, `DaemonSet name`, `Job name`).
+/// A pod of `owner` (`ReplicaSet name`, `DaemonSet name`, `Job name`)
+/// on the incident's control-plane node or worker.
 fn pod(
     namespace: &str,
     name: &str,
@@ -48,11 +49,24 @@ fn pod(
     phase: &str,
     owner: (&str, &str),
 ) -> Value {
-    let host_ip = if node == "k3s-cp" {
-        addr(CONTROL_PLANE)
+    let host = if node == "k3s-cp" {
+        CONTROL_PLANE
     } else {
-        addr(NODE)
+        NODE
     };
+    pod_on((node, host), namespace, name, ip, phase, owner)
+}
+
+/// A pod on the node `(name, address)`.
+pub(super) fn pod_on(
+    (node, host): (&str, [u8; 4]),
+    namespace: &str,
+    name: &str,
+    ip: &str,
+    phase: &str,
+    owner: (&str, &str),
+) -> Value {
+    let host_ip = addr(host);
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -77,7 +91,7 @@ fn pod(
     })
 }
 
-fn service(namespace: &str, name: &str, ip: &str, ports: &[(u16, &str, &str)]) -> Value {
+pub(super) fn service(namespace: &str, name: &str, ip: &str, ports: &[(u16, &str, &str)]) -> Value {
     let ports: Vec<Value> = (ports.iter())
         .map(|(port, protocol, name)| json!({"name": name, "port": port, "protocol": protocol, "targetPort": port}))
         .collect();
@@ -172,30 +186,44 @@ pub fn dump() -> Value {
             ],
         ),
         service("default", "echo", "10.43.12.7", &[(8080, "TCP", "http")]),
-        json!({
-            "apiVersion": "networking.k8s.io/v1",
-            "kind": "ServiceCIDR",
-            "metadata": {"name": "kubernetes"},
-            "spec": {"cidrs": ["10.43.0.0/16"]},
-        }),
-        json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "cilium-config", "namespace": "kube-system"},
-            "data": {
-                "cluster-pool-ipv4-cidr": "10.42.0.0/16",
-                "enable-ipv4-masquerade": "true",
-                "enable-bpf-masquerade": "false",
-                "routing-mode": "tunnel",
-                "tunnel-protocol": "vxlan",
-                "ipam": "kubernetes",
-            },
-        }),
+        service_cidr(),
+        cilium_config(),
     ];
+    list(items)
+}
+
+/// Objects as one `List`, as `kubectl get -o json` prints them.
+pub(super) fn list(items: Vec<Value>) -> Value {
     json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": items})
 }
 
-fn mac(bytes: [u8; 6]) -> String {
+pub(super) fn service_cidr() -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "ServiceCIDR",
+        "metadata": {"name": "kubernetes"},
+        "spec": {"cidrs": ["10.43.0.0/16"]},
+    })
+}
+
+/// Before the fix: masquerading on, BPF masquerading off, devices unset.
+pub(super) fn cilium_config() -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+        "data": {
+            "cluster-pool-ipv4-cidr": "10.42.0.0/16",
+            "enable-ipv4-masquerade": "true",
+            "enable-bpf-masquerade": "false",
+            "routing-mode": "tunnel",
+            "tunnel-protocol": "vxlan",
+            "ipam": "kubernetes",
+        },
+    })
+}
+
+pub(super) fn mac(bytes: [u8; 6]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -203,7 +231,13 @@ fn mac(bytes: [u8; 6]) -> String {
         .join(":")
 }
 
-fn link(index: u32, name: &str, kind: &str, mac_address: &str, addrs: &[(String, u8)]) -> Value {
+pub(super) fn link(
+    index: u32,
+    name: &str,
+    kind: &str,
+    mac_address: &str,
+    addrs: &[(String, u8)],
+) -> Value {
     let infos: Vec<Value> = (addrs.iter())
         .map(|(local, prefix)| json!({"family": "inet", "local": local, "prefixlen": prefix, "scope": "global", "label": name}))
         .collect();

@@ -7,6 +7,7 @@ pub mod frame;
 mod hostile;
 mod incident;
 mod mixed;
+mod nodes;
 mod overlay;
 mod small;
 mod tcp;
@@ -17,6 +18,7 @@ pub use cluster::write as write_cluster;
 pub use hostile::Hostile;
 pub use incident::{Phase, View, IFNAMES};
 pub use mixed::START;
+pub use nodes::write as write_nodes;
 pub use writer::{CaptureWriter, Container, Link};
 
 use rand::SeedableRng;
