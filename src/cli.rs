@@ -326,11 +326,13 @@ pub struct TopologyArgs {
     /// `-i any` captures.
     #[arg(long = "cluster", value_name = "PATH")]
     pub cluster: Vec<PathBuf>,
-    /// The node the capture was taken on (its `ip -j addr` names the
-    /// devices of an `-i any` capture); needed when `--cluster` holds
-    /// several nodes' `ip` output.
-    #[arg(long = "node", value_name = "NAME")]
-    pub node_name: Option<String>,
+    /// The node the captures were taken on (its `ip -j addr` names the
+    /// devices of an `-i any` capture); without it, each capture's node
+    /// is the one whose addresses its traffic carries most. `NAME=FILE`
+    /// (repeatable) names the node of one capture, when several nodes'
+    /// captures are analyzed together.
+    #[arg(long = "node", value_name = "NAME[=FILE]")]
+    pub node_name: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

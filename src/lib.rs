@@ -15,6 +15,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod interface;
+pub mod nodes;
 pub mod observe;
 mod ops;
 pub mod pipeline;

@@ -11,10 +11,13 @@ mod header;
 mod hostile_steps;
 mod names;
 mod outcome;
+mod sightings;
 
 pub use coverage::{Coverage, DetectorRun, UnreadInterface};
 pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
+pub use names::cni_hint;
 pub use outcome::Outcome;
+pub use sightings::{FlowSighting, Reach, SeenOn, Sightings, MAX_FLOW_SIGHTINGS};
 
 use crate::capture::{CaptureInfo, Input};
 use crate::cluster::Directory;
@@ -252,9 +255,39 @@ impl<'a> Analyzer<'a> {
         observations: &mut Observations,
         info: &CaptureInfo,
     ) -> Outcome {
+        self.outcome_of(name, parts, observations, info, None, false)
+            .0
+    }
+
+    /// `outcome` of a capture of a node analyzed with other nodes'
+    /// captures: `assigned` names its node (`--node NAME=FILE`; else
+    /// `--node` or its traffic), and what it saw that the others' captures
+    /// can be compared with comes with it.
+    pub fn node_outcome(
+        &self,
+        name: &str,
+        parts: &[PathBuf],
+        observations: &mut Observations,
+        info: &CaptureInfo,
+        assigned: Option<&str>,
+    ) -> (Outcome, Sightings) {
+        let (outcome, sightings) = self.outcome_of(name, parts, observations, info, assigned, true);
+        (outcome, sightings.unwrap_or_default())
+    }
+
+    fn outcome_of(
+        &self,
+        name: &str,
+        parts: &[PathBuf],
+        observations: &mut Observations,
+        info: &CaptureInfo,
+        assigned: Option<&str>,
+        with_sightings: bool,
+    ) -> (Outcome, Option<Sightings>) {
         let node = self.names.and_then(|directory| {
             let pairs = observations.flows.pairs.iter();
-            directory.capture_node(pairs.map(|(pair, stats)| (*pair, stats.packets)))
+            let pairs = pairs.map(|(pair, stats)| (*pair, stats.packets));
+            directory.capture_node_given(assigned, pairs)
         });
         let names = match &node {
             Some(node) => {
@@ -291,6 +324,8 @@ impl<'a> Analyzer<'a> {
                 evicted.unjudged,
             ));
         }
+        let sightings =
+            with_sightings.then(|| Sightings::new(&observations.flows, self.topology, &names));
         let findings = Findings::new(observations, &context);
         let coverage = Coverage::new(coverage::Ground {
             info,
@@ -312,13 +347,14 @@ impl<'a> Analyzer<'a> {
             }
             None => Default::default(),
         };
-        Outcome {
+        let outcome = Outcome {
             header,
             coverage,
             verdict,
             findings,
             names,
-        }
+        };
+        (outcome, sightings)
     }
 
     /// The header of a logical capture made of `parts`.

@@ -166,7 +166,7 @@ fn addresses_in(text: &str) -> impl Iterator<Item = IpAddr> + '_ {
 }
 
 /// The fix for this cluster, quoting the settings the dump holds.
-fn cni_hint(
+pub fn cni_hint(
     directory: &Directory,
     nodes: &BTreeSet<&str>,
     left_on: &BTreeSet<String>,

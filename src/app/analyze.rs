@@ -12,6 +12,7 @@ use kpcap::capture::{archive, Input};
 use kpcap::detect::verdict::Status;
 use kpcap::detect::Evidence;
 use kpcap::error::CaptureError;
+use kpcap::nodes::{ClusterReport, NodeCapture};
 use kpcap::report::Output;
 use kpcap::report::{CaptureReport, Captures, FlowsReport, Grouping};
 use serde::Serialize;
@@ -232,6 +233,7 @@ pub fn flows(args: FlowsArgs, global: &GlobalArgs) -> Result<i32> {
         topology,
         settings: None,
         captures: &entries,
+        cluster: None,
     };
     let mut out = out.into_inner();
     out.document("kpcap.flows/2", &body).map_err(OutputError)?;
@@ -260,8 +262,32 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
     let mut failing = false;
     let mut inconclusive = false;
     let clock = Stopwatch::from_env();
+    // Several nodes' captures with the cluster's files: compared at the
+    // end, and read in name order so the report does not depend on the
+    // order they were given in.
+    let across_nodes = setup.names.is_some()
+        && !args.merge
+        && (args.captures.len() > 1
+            || !setup.nodes.of_file.is_empty()
+            || args.captures.iter().any(|p| archive::is_tar(p)));
+    let mut captures = args.captures.clone();
+    if across_nodes {
+        captures.sort_by_key(|p| display_name(p));
+        for (file, node) in &setup.nodes.of_file {
+            if !captures
+                .iter()
+                .any(|p| setup.nodes.of(p) == Some(node.as_str()))
+            {
+                eprintln!(
+                    "kpcap: warning: --node {node}={}: no capture of that name",
+                    file.display()
+                );
+            }
+        }
+    }
+    let sightings = RefCell::new(Vec::new());
     let (entries, ok) = for_each_capture(
-        &args.captures,
+        &captures,
         args.merge,
         &args.common,
         |name, capture| {
@@ -274,7 +300,16 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
                 |input| analyzer.observe_once(input),
             )?;
             clock.lap("walk, decode, observe, merge");
-            let outcome = pool.install(|| analyzer.outcome(name, parts, &mut observations, &info));
+            let outcome = if across_nodes {
+                let assigned = setup.nodes.of(Path::new(name));
+                let (outcome, seen) = pool.install(|| {
+                    analyzer.node_outcome(name, parts, &mut observations, &info, assigned)
+                });
+                sightings.borrow_mut().push(seen);
+                outcome
+            } else {
+                pool.install(|| analyzer.outcome(name, parts, &mut observations, &info))
+            };
             print_warnings(name, &outcome.header.warnings);
             drop_in_background(observations);
             clock.lap("detectors");
@@ -292,10 +327,35 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
         },
         |file, error| failed_line(&mut out.borrow_mut(), file, error),
     )?;
+    let cluster = match (&setup.names, across_nodes) {
+        (Some(directory), true) => {
+            let sightings = sightings.into_inner();
+            let outcomes = entries.iter().filter_map(|entry| match entry {
+                Entry::Report(outcome) => Some(outcome),
+                Entry::Failed { .. } => None,
+            });
+            let captures: Vec<NodeCapture<'_>> = (outcomes.zip(&sightings))
+                .map(|(outcome, sightings)| NodeCapture {
+                    file: &outcome.header.file,
+                    outcome,
+                    sightings,
+                })
+                .collect();
+            let compare = captures.len() > 1 || !setup.nodes.of_file.is_empty();
+            compare.then(|| ClusterReport::new(&captures, directory, &setup.settings))
+        }
+        _ => None,
+    };
+    if let Some(report) = &cluster {
+        out.borrow_mut().report(report).map_err(OutputError)?;
+        failing |= at_or_above(report.worst(), threshold);
+        inconclusive |= report.status == Status::Inconclusive;
+    }
     let body = Captures {
         topology,
         settings: Some(&setup.settings),
         captures: &entries,
+        cluster: cluster.as_ref(),
     };
     let mut out = out.into_inner();
     out.document("kpcap.analyze/2", &body)

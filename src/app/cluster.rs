@@ -9,6 +9,57 @@ use kpcap::cluster::{Inventory, Plan};
 use kpcap::error::ConfigError;
 use kpcap::pipeline::Reading;
 use kpcap::topology::Topology;
+use std::path::{Path, PathBuf};
+
+/// `--node NAME` (every capture's node) and `--node NAME=FILE` (one
+/// capture's).
+#[derive(Debug, Default)]
+pub struct NodeFlags {
+    pub all: Option<String>,
+    /// (file as given, node).
+    pub of_file: Vec<(PathBuf, String)>,
+}
+
+impl NodeFlags {
+    pub fn parse(values: &[String]) -> Result<NodeFlags, ConfigError> {
+        let mut flags = NodeFlags::default();
+        for value in values {
+            match value.split_once('=') {
+                Some((node, file)) if !node.is_empty() && !file.is_empty() => {
+                    flags.of_file.push((PathBuf::from(file), node.to_string()));
+                }
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        flag: "node",
+                        reason: format!("{value}: expected NAME or NAME=FILE"),
+                    })
+                }
+                None if flags.all.is_some() => {
+                    return Err(ConfigError::Invalid {
+                        flag: "node",
+                        reason: format!(
+                            "{value}: a second node for every capture; use NAME=FILE to name each capture's node"
+                        ),
+                    })
+                }
+                None => flags.all = Some(value.clone()),
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The node `--node NAME=FILE` gives the capture at `path`: the same
+    /// path, or the same file name when only a name was given.
+    pub fn of(&self, path: &Path) -> Option<&str> {
+        (self.of_file.iter())
+            .find(|(file, _)| {
+                file == path
+                    || (file.components().count() == 1
+                        && path.file_name() == Some(file.as_os_str()))
+            })
+            .map(|(_, node)| node.as_str())
+    }
+}
 
 /// The inventory of `--cluster`, if given; its warnings are printed.
 pub fn inventory(args: &TopologyArgs) -> Result<Option<Inventory>> {

@@ -63,6 +63,8 @@ struct Setup {
     chunk_bytes: usize,
     /// Names of the addresses `--cluster` knows.
     names: Option<Directory>,
+    /// `--node`: of every capture, or of named ones.
+    nodes: cluster::NodeFlags,
 }
 
 impl Setup {
@@ -72,14 +74,11 @@ impl Setup {
         if settings.max_flows.is_some() {
             reading.window_bytes = reading.window_bytes.or(Some(BOUNDED_WINDOW_BYTES));
         }
+        let nodes = cluster::NodeFlags::parse(&common.topology.node_name)?;
         let inventory = cluster::inventory(&common.topology)?;
         let plan = inventory.as_ref().map(cluster::plan);
         if let Some(inventory) = &inventory {
-            cluster::name_devices(
-                inventory,
-                common.topology.node_name.as_deref(),
-                &mut reading,
-            )?;
+            cluster::name_devices(inventory, nodes.all.as_deref(), &mut reading)?;
         }
         Ok(Setup {
             topology: topology(&common.topology, plan.as_ref())?,
@@ -87,8 +86,8 @@ impl Setup {
             settings,
             pool: thread_pool(common.threads)?,
             chunk_bytes: common.chunk_bytes,
-            names: (inventory.as_ref())
-                .map(|i| Directory::new(i, common.topology.node_name.as_deref())),
+            names: (inventory.as_ref()).map(|i| Directory::new(i, nodes.all.as_deref())),
+            nodes,
         })
     }
 

@@ -94,6 +94,8 @@ impl Directory {
             );
             directory.nodes.push(NodeAddresses {
                 name: n.name.clone(),
+                roles: n.roles.clone(),
+                pod_cidrs: n.pod_cidrs.clone(),
                 addresses,
                 devices: host.map(|h| h.device_names()).unwrap_or_default(),
             });
@@ -236,6 +238,40 @@ impl Directory {
         self.pods.is_empty() && self.others.is_empty()
     }
 
+    /// The nodes of the dump, in its order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.iter().map(|n| n.name.as_str())
+    }
+
+    /// A node's roles (`control-plane`), empty for a worker or an unknown
+    /// node.
+    pub fn roles(&self, node: &str) -> Vec<String> {
+        (self.nodes.iter())
+            .find(|n| n.name == node)
+            .map(|n| n.roles.clone())
+            .unwrap_or_default()
+    }
+
+    /// The node a pod address belongs to: its pod's node, else the node
+    /// whose pod CIDR holds it.
+    pub fn node_of_pod(&self, addr: IpAddr) -> Option<&str> {
+        if let Some(holders) = self.pods.get(&addr) {
+            if let Some(node) = &self.pod_list[holders[0]].node {
+                return Some(node);
+            }
+        }
+        (self.nodes.iter())
+            .find(|n| n.pod_cidrs.iter().any(|net| net.contains(&addr)))
+            .map(|n| n.name.as_str())
+    }
+
+    /// The node one of whose addresses `addr` is.
+    pub fn node_of_address(&self, addr: IpAddr) -> Option<&str> {
+        (self.nodes.iter())
+            .find(|n| n.addresses.contains(&addr))
+            .map(|n| n.name.as_str())
+    }
+
     /// The node a capture was taken on: `--node`, else the node whose
     /// addresses send or receive the most of `packets_between` (packets
     /// per (source, destination)), if any does.
@@ -243,10 +279,24 @@ impl Directory {
         &self,
         packets_between: impl Iterator<Item = ((IpAddr, IpAddr), u64)>,
     ) -> Option<CaptureNode> {
-        if let Some(name) = &self.given_node {
+        self.capture_node_given(None, packets_between)
+    }
+
+    /// `capture_node`, where `assigned` (`--node NAME=FILE`) wins over
+    /// `--node` and the traffic.
+    pub fn capture_node_given(
+        &self,
+        assigned: Option<&str>,
+        packets_between: impl Iterator<Item = ((IpAddr, IpAddr), u64)>,
+    ) -> Option<CaptureNode> {
+        let given = match assigned {
+            Some(name) => Some((name, "--node NAME=FILE")),
+            None => self.given_node.as_deref().map(|name| (name, "--node")),
+        };
+        if let Some((name, how)) = given {
             return Some(CaptureNode {
-                name: name.clone(),
-                how: "--node".into(),
+                name: name.to_string(),
+                how: how.into(),
                 devices: (self.nodes.iter())
                     .find(|n| &n.name == name)
                     .map(|n| n.devices.clone())
@@ -289,6 +339,8 @@ pub struct NodeNetwork {
 #[derive(Debug, Clone)]
 struct NodeAddresses {
     name: String,
+    roles: Vec<String>,
+    pod_cidrs: Vec<ipnet::IpNet>,
     addresses: Vec<IpAddr>,
     devices: BTreeMap<DeviceKey, String>,
 }

@@ -261,7 +261,7 @@ impl Names<'_> {
 
 /// One finding table: a row per group, at most `layout.limit` of them (0
 /// = all), and a line saying how many more; `empty` when there are none.
-fn block<G>(
+pub(super) fn block<G>(
     groups: &[G],
     layout: &Layout,
     empty: &str,
@@ -353,26 +353,54 @@ fn render_verdict(outcome: &Outcome, layout: &Layout) -> String {
         paint(status, status_tone(outcome.verdict.status), layout)
     );
     for cause in &outcome.verdict.causes {
-        let tag = format!("[{}]", cause.severity.label());
-        let _ = writeln!(
-            out,
-            "\n  {}. {} {}",
-            cause.rank,
-            paint(&tag, severity_tone(cause.severity), layout),
-            cause.title
+        out += &render_cause(
+            CauseText {
+                rank: cause.rank,
+                severity: cause.severity,
+                title: cause.title,
+                summary: &cause.summary,
+                details: &cause.details,
+                remediation: &cause.remediation,
+            },
+            layout,
         );
-        let width = layout.prose_width();
-        out += &wrap(&cause.summary, "     ", width);
-        for detail in &cause.details {
-            out += &wrap(&format!("- {detail}"), "     ", width);
-        }
-        for hint in &cause.remediation {
-            out += &wrap(
-                &format!("fix ({}): {}", hint.cni, hint.hint),
-                "     ",
-                width,
-            );
-        }
+    }
+    out
+}
+
+/// What a ranked cause shows, whichever verdict it is from.
+pub(super) struct CauseText<'a> {
+    pub rank: usize,
+    pub severity: crate::detect::Severity,
+    pub title: &'a str,
+    pub summary: &'a str,
+    pub details: &'a [String],
+    pub remediation: &'a [crate::detect::verdict::Hint],
+}
+
+/// `  1. [failure] Title`, then the summary, details and fixes wrapped
+/// under it.
+pub(super) fn render_cause(cause: CauseText<'_>, layout: &Layout) -> String {
+    let mut out = String::new();
+    let tag = format!("[{}]", cause.severity.label());
+    let _ = writeln!(
+        out,
+        "\n  {}. {} {}",
+        cause.rank,
+        paint(&tag, severity_tone(cause.severity), layout),
+        cause.title
+    );
+    let width = layout.prose_width();
+    out += &wrap(cause.summary, "     ", width);
+    for detail in cause.details {
+        out += &wrap(&format!("- {detail}"), "     ", width);
+    }
+    for hint in cause.remediation {
+        out += &wrap(
+            &format!("fix ({}): {}", hint.cni, hint.hint),
+            "     ",
+            width,
+        );
     }
     out
 }
@@ -383,7 +411,7 @@ const YELLOW: &str = "\u{1b}[1;33m";
 const GREEN: &str = "\u{1b}[1;32m";
 const RESET: &str = "\u{1b}[0m";
 
-fn status_tone(status: Status) -> &'static str {
+pub(super) fn status_tone(status: Status) -> &'static str {
     match status {
         Status::Failure => RED,
         Status::Warning | Status::Inconclusive => YELLOW,
@@ -400,7 +428,7 @@ fn severity_tone(severity: crate::detect::Severity) -> &'static str {
 }
 
 /// `text` in `tone` when the layout is in colour.
-fn paint(text: &str, tone: &str, layout: &Layout) -> String {
+pub(super) fn paint(text: &str, tone: &str, layout: &Layout) -> String {
     if layout.color && !tone.is_empty() {
         format!("{tone}{text}{RESET}")
     } else {

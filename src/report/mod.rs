@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod diff;
 pub mod flows;
 pub mod header;
+pub mod nodes;
 pub mod output;
 pub mod scan;
 mod table;
@@ -32,4 +33,8 @@ pub struct Captures<'a, T: Serialize> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub settings: Option<&'a Settings>,
     pub captures: &'a [T],
+    /// The verdict across nodes, when several nodes' captures were
+    /// analyzed together (analyze with `--cluster`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<&'a crate::nodes::ClusterReport>,
 }

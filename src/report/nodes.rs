@@ -1,0 +1,183 @@
+//! The cluster section of `analyze` over several nodes' captures: a row per
+//! node, the captures' clocks, the verdict across nodes, and the paths of
+//! failed connections between nodes. JSON is the `cluster` object of the
+//! analyze document; NDJSON one line per node, cause, clock and path.
+
+use super::analyze::{block, paint, render_cause, short_list, status_tone, CauseText};
+use super::output::{ndjson_line, Layout, Report};
+use crate::detect::verdict::Status;
+use crate::nodes::{ClusterReport, PathGroup};
+use crate::time::Timestamp;
+use serde_json::json;
+use std::fmt::Write;
+
+impl Report for ClusterReport {
+    fn table(&self, layout: &Layout) -> String {
+        render(self, layout)
+    }
+
+    fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let summary = json!({
+            "type": "cluster",
+            "status": self.status,
+            "nodes": self.nodes.len(),
+            "causes": self.causes.len(),
+            "paths": self.paths.len(),
+            "not_compared": self.not_compared,
+        });
+        ndjson_line(out, &summary)?;
+        let tagged = |kind: &str, value: serde_json::Value| {
+            let mut value = value;
+            value["type"] = json!(kind);
+            value
+        };
+        for node in &self.nodes {
+            ndjson_line(out, &tagged("node", json!(node)))?;
+        }
+        for clock in &self.clocks {
+            ndjson_line(out, &tagged("clock", json!(clock)))?;
+        }
+        for cause in &self.causes {
+            ndjson_line(out, &tagged("cluster_cause", json!(cause)))?;
+        }
+        for path in &self.paths {
+            ndjson_line(out, &tagged("path", json!(path)))?;
+        }
+        Ok(())
+    }
+}
+
+pub fn render(report: &ClusterReport, layout: &Layout) -> String {
+    let status = match report.status {
+        Status::Clean => {
+            "CLEAN: every node's capture was judged clean and nothing differs between them"
+        }
+        Status::Inconclusive => {
+            "INCONCLUSIVE: nothing found, but not everything could be compared (see the last cause)"
+        }
+        Status::Warning => "WARNING",
+        Status::Failure => "FAILURE",
+    };
+    let captured = report.nodes.iter().filter(|n| !n.files.is_empty()).count();
+    let mut out = format!(
+        "\nCLUSTER   {} ({} nodes, {captured} captured)\n",
+        paint(status, status_tone(report.status), layout),
+        report.nodes.len()
+    );
+    out += "\nNODES\n";
+    let headers = [
+        "node",
+        "role",
+        "capture",
+        "egress NICs",
+        "masqueraded",
+        "pods leaving unmasqueraded",
+        "pods SNATed",
+        "failed SYNs",
+        "DNS timeouts",
+        "verdict",
+    ];
+    out += &block(
+        &report.nodes,
+        &Layout {
+            limit: 0,
+            ..*layout
+        },
+        "  none\n",
+        &headers,
+        |n| {
+            vec![
+                n.name.clone(),
+                n.role.clone(),
+                short_list(&n.files, 2),
+                n.egress_nics.join(", "),
+                n.masquerading.label().to_string(),
+                short_list(&n.pods_unmasqueraded, 3),
+                short_list(&n.pods_masqueraded, 3),
+                n.failed_syns.to_string(),
+                n.dns_timeouts.to_string(),
+                n.status.map(|s| s.label()).unwrap_or("-").to_string(),
+            ]
+        },
+    );
+    if report.clocks.len() > 1 {
+        let clocks: Vec<String> = (report.clocks.iter().enumerate())
+            .map(|(i, c)| match (i, c.offset_ns) {
+                (0, _) => format!("{} ({}) is the reference", c.file, c.node),
+                (_, Some(_)) => format!(
+                    "{} ({}) {} ({} connections seen in both)",
+                    c.file,
+                    c.node,
+                    c.label(),
+                    c.matched_flows
+                ),
+                (_, None) => format!(
+                    "{} ({}) unknown (no connection seen in both)",
+                    c.file, c.node
+                ),
+            })
+            .collect();
+        let _ = writeln!(out, "clocks    {}", clocks.join("; "));
+    }
+    out += "\nVERDICT ACROSS NODES\n";
+    if report.causes.is_empty() {
+        out += "  no cause: the nodes' captures agree\n";
+    }
+    for cause in &report.causes {
+        out += &render_cause(
+            CauseText {
+                rank: cause.rank,
+                severity: cause.severity,
+                title: cause.title,
+                summary: &cause.summary,
+                details: &cause.details,
+                remediation: &cause.remediation,
+            },
+            layout,
+        );
+    }
+    let start = report.start.unwrap_or_default();
+    out += "\nPATHS BETWEEN NODES (failed connections followed across the captures)\n";
+    let headers = [
+        "conclusion",
+        "client",
+        "client node",
+        "server",
+        "server node",
+        "port",
+        "conns",
+        "first",
+        "where it died",
+    ];
+    out += &block(
+        &report.paths,
+        layout,
+        "  none\n",
+        &headers,
+        |p: &PathGroup| {
+            vec![
+                p.conclusion.label().to_string(),
+                p.client.to_string(),
+                p.client_node.clone().unwrap_or_default(),
+                p.server.to_string(),
+                p.server_node.clone().unwrap_or_default(),
+                format!("{}/{}", p.protocol, p.port),
+                p.connections.to_string(),
+                relative(p.first, start),
+                p.said.clone(),
+            ]
+        },
+    );
+    if report.paths_left_out > 0 {
+        let _ = writeln!(
+            out,
+            "... {} more path groups left out of the report",
+            report.paths_left_out
+        );
+    }
+    out
+}
+
+fn relative(t: Timestamp, start: Timestamp) -> String {
+    format!("+{:.3}s", t.since(start) as f64 / 1e9)
+}
