@@ -386,6 +386,9 @@ pub struct SynthArgs {
     /// nodes' (e.g. 2s).
     #[arg(long, default_value = "0s", value_parser = parse_duration)]
     pub skew: std::time::Duration,
+    /// incident-nodes: what breaks between the workers.
+    #[arg(long, value_enum, default_value = "underlay")]
+    pub fault: FaultArg,
     /// Seed of the generator: same seed, same bytes.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -443,6 +446,16 @@ pub enum ScenarioArg {
     HostileManyInterfaces,
     /// Hostile: SYNs from a new spoofed source each.
     HostileSynFlood,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FaultArg {
+    /// VXLAN from k3s-w1 to k3s-w2 is dropped between the nodes.
+    Underlay,
+    /// The web pod on k3s-w2 does not answer.
+    DestinationPod,
+    /// VXLAN from k3s-w2 to k3s-w1 is dropped (answers do not return).
+    ReturnPath,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -12,7 +12,7 @@ fn layer(module: &str) -> Option<u8> {
         "flow" | "pipeline" => 2,
         "detect" => 3,
         "analysis" => 4,
-        "scan" | "diff" => 5,
+        "scan" | "diff" | "nodes" => 5,
         "report" => 6,
         "main" | "cli" | "app" | "fuzzing" | "lib" => 7,
         _ => return None,

@@ -113,7 +113,7 @@ impl Sightings {
         let mut sightings = Sightings::default();
         if kept.len() > MAX_FLOW_SIGHTINGS {
             // Unanswered flows are what a path is traced for.
-            kept.sort_by(|a, b| (a.answered, order(a)).cmp(&(b.answered, order(b))));
+            kept.sort_by_key(|s| (s.answered, order(s)));
             sightings.flows_left_out = (kept.len() - MAX_FLOW_SIGHTINGS) as u64;
             kept.truncate(MAX_FLOW_SIGHTINGS);
         }

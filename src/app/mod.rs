@@ -8,8 +8,8 @@ mod progress;
 mod scan;
 
 use crate::cli::{
-    Cli, ColorArg, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FloorArgs, GlobalArgs,
-    OutputFormat, PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
+    Cli, ColorArg, Command, CommonArgs, ContainerArg, DetectorArgs, FailOn, FaultArg, FloorArgs,
+    GlobalArgs, OutputFormat, PresetArg, ScenarioArg, SynthArgs, TopologyArgs, ViewArg,
 };
 use anyhow::{Context, Result};
 use ipnet::IpNet;
@@ -292,7 +292,12 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
         }
         ScenarioArg::IncidentNodes => {
             let skew = args.skew.as_nanos().min(u64::MAX as u128) as u64;
-            synth::write_nodes(&args.output, args.seed, skew)
+            let fault = match args.fault {
+                FaultArg::Underlay => synth::Fault::Underlay,
+                FaultArg::DestinationPod => synth::Fault::DestinationPod,
+                FaultArg::ReturnPath => synth::Fault::ReturnPath,
+            };
+            synth::write_nodes(&args.output, args.seed, skew, fault)
                 .with_context(|| format!("writing {}", args.output.display()))?;
             let dir = args.output.display();
             eprintln!("kpcap: wrote k3s-cp.pcap, k3s-w1.pcap, k3s-w2.pcap and cluster/ to {dir}");

@@ -298,7 +298,7 @@ impl Directory {
                 name: name.to_string(),
                 how: how.into(),
                 devices: (self.nodes.iter())
-                    .find(|n| &n.name == name)
+                    .find(|n| n.name == name)
                     .map(|n| n.devices.clone())
                     .unwrap_or_default(),
             });

@@ -18,7 +18,7 @@ pub use cluster::write as write_cluster;
 pub use hostile::Hostile;
 pub use incident::{Phase, View, IFNAMES};
 pub use mixed::START;
-pub use nodes::write as write_nodes;
+pub use nodes::{write as write_nodes, Fault};
 pub use writer::{CaptureWriter, Container, Link};
 
 use rand::SeedableRng;

@@ -23,6 +23,7 @@ use super::frame::{dns_message, ethernet, rewrite, sll2, udp_packet, vxlan};
 use super::tcp::TcpScript;
 use super::writer::{CaptureWriter, Container, Link};
 use super::START;
+use crate::decode::tcp_flags::{ACK, SYN};
 use crate::time::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -232,9 +233,27 @@ enum Route {
     Underlay { from: usize, to: usize },
 }
 
-/// The path from k3s-w1 to k3s-w2 drops VXLAN.
-fn dropped(from: usize, to: usize) -> bool {
-    from == W1 && to == W2
+/// What breaks between the workers (besides masquerading).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// VXLAN from k3s-w1 to k3s-w2 is dropped between the nodes.
+    Underlay,
+    /// The web pod on k3s-w2 does not answer.
+    DestinationPod,
+    /// VXLAN from k3s-w2 to k3s-w1 is dropped: the web pod's answers
+    /// never return, k3s-w2's queries never reach CoreDNS.
+    ReturnPath,
+}
+
+impl Fault {
+    /// The path from node `from` to node `to` drops VXLAN.
+    fn drops(self, from: usize, to: usize) -> bool {
+        match self {
+            Fault::Underlay => from == W1 && to == W2,
+            Fault::ReturnPath => from == W2 && to == W1,
+            Fault::DestinationPod => false,
+        }
+    }
 }
 
 /// One copy of a packet as a node's `-i any` capture records it.
@@ -249,7 +268,7 @@ struct Copy {
     ip: Vec<u8>,
 }
 
-fn copies(at: u64, ip: &[u8], route: Route) -> Vec<Copy> {
+fn copies(at: u64, ip: &[u8], route: Route, fault: Fault) -> Vec<Copy> {
     let copy = |node, at, ifindex, outgoing, address, ip: Vec<u8>| Copy {
         node,
         at,
@@ -327,7 +346,7 @@ fn copies(at: u64, ip: &[u8], route: Route) -> Vec<Copy> {
                     tunnelled.clone(),
                 ),
             ];
-            if !dropped(from.0, to.0) {
+            if !fault.drops(from.0, to.0) {
                 let arrives = later + WIRE_NS;
                 out.push(copy(
                     to.0,
@@ -401,7 +420,7 @@ fn octets(addr: IpAddr) -> [u8; 4] {
     }
 }
 
-fn script(seed: u64) -> Script {
+fn script(seed: u64, fault: Fault) -> Script {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x3_0de5);
     let body = (0..1448).map(|_| rng.gen()).collect();
     let mut s = Script {
@@ -412,10 +431,10 @@ fn script(seed: u64) -> Script {
     let coredns = (W1, 0);
     let coredns_ip = pod_ip(W1, 0);
 
-    for node in 0..NODES.len() {
+    for (node, spec) in NODES.iter().enumerate() {
         // The node's own HTTPS: answered everywhere.
         let offset = 300 + node as u64 * 700;
-        for (i, at) in (offset..DURATION / MS - 1000).step_by(4000).enumerate() {
+        for (i, at) in (offset..DURATION / MS - 1000).step_by(8000).enumerate() {
             let server = if i % 2 == 0 { CLOUDFLARE } else { GITHUB };
             let client = (node_ip(node), s.port());
             s.session(at * MS, 12 * MS, client, (server.into(), 443), |_| {
@@ -425,7 +444,7 @@ fn script(seed: u64) -> Script {
         // Cilium's health checks to every other node: answered.
         for other in (0..NODES.len()).filter(|o| *o != node) {
             let offset = 900 + (node * 3 + other) as u64 * 310;
-            for at in (offset..DURATION / MS - 1000).step_by(5000) {
+            for at in (offset..DURATION / MS - 1000).step_by(10_000) {
                 let client = (node_ip(node), s.port());
                 let server = (node_ip(other), CILIUM_HEALTH_PORT);
                 s.session(at * MS, MS, client, server, |from_client| {
@@ -445,13 +464,13 @@ fn script(seed: u64) -> Script {
         }
         // Pods pulling from GitHub every 5 s: SNATed and answered where the
         // node masquerades, unanswered SYNs where it does not.
-        for (pod, spec) in NODES[node].pods.iter().enumerate() {
-            for (d, server) in spec.egress.iter().enumerate() {
+        for (pod, pod_spec) in spec.pods.iter().enumerate() {
+            for (d, server) in pod_spec.egress.iter().enumerate() {
                 for (round, at) in (2000..24_000).step_by(5000).enumerate() {
                     let at = (at + (node * 400 + pod * 90 + d * 150) as u64) * MS;
                     let client = (pod_ip(node, pod), s.port());
                     let server = (IpAddr::from(*server), 443);
-                    if NODES[node].masquerades {
+                    if spec.masquerades {
                         let port = 20_000 + (round * 8 + pod * 2 + d) as u16;
                         s.session(at, 12 * MS, client, server, |from_client| {
                             if from_client {
@@ -511,7 +530,10 @@ fn script(seed: u64) -> Script {
                 to: client_pod,
             };
             s.events.push((at * MS, query, out));
-            s.events.push((at * MS + MS, reply, back));
+            // CoreDNS answers only what reached it.
+            if !fault.drops(client_pod.0, coredns.0) {
+                s.events.push((at * MS + MS, reply, back));
+            }
         }
     }
 
@@ -539,22 +561,45 @@ fn script(seed: u64) -> Script {
     }
     for at in (5000..26_000).step_by(10_000) {
         let client = (probe_ip, s.port());
-        let route = Route::Overlay {
+        let server = (pod_ip(W2, 1), 8080);
+        let to_web = Route::Overlay {
             from: probe,
             to: web,
         };
-        s.unanswered(at * MS, client, (pod_ip(W2, 1), 8080), route);
+        match fault {
+            Fault::Underlay | Fault::DestinationPod => {
+                s.unanswered(at * MS, client, server, to_web)
+            }
+            Fault::ReturnPath => {
+                // Each SYN is answered; the SYN-ACKs are lost on the way.
+                let mut script = TcpScript::new(client, server, &mut s.rng);
+                let back = Route::Overlay {
+                    from: web,
+                    to: probe,
+                };
+                for delay in [0, 1, 3, 7] {
+                    script.send(true, SYN, &[]);
+                    script.send(false, SYN | ACK, &[]);
+                    script.client_seq = script.client_seq.wrapping_sub(1);
+                    script.server_seq = script.server_seq.wrapping_sub(1);
+                    let [syn, syn_ack] = [0, 1].map(|_| script.packets.remove(0));
+                    s.events.push((at * MS + delay * SECOND, syn, to_web));
+                    s.events
+                        .push((at * MS + delay * SECOND + MS, syn_ack, back));
+                }
+            }
+        }
     }
     s
 }
 
 /// Writes each node's capture into `dir` (`k3s-cp.pcap`, ...), k3s-w2's
 /// clock `skew_ns` ahead of the others.
-pub fn write_captures(dir: &Path, seed: u64, skew_ns: u64) -> std::io::Result<()> {
-    let script = script(seed);
+pub fn write_captures(dir: &Path, seed: u64, skew_ns: u64, fault: Fault) -> std::io::Result<()> {
+    let script = script(seed, fault);
     let mut per_node: Vec<Vec<Copy>> = (0..NODES.len()).map(|_| Vec::new()).collect();
     for (at, ip, route) in &script.events {
-        for copy in copies(*at, ip, *route) {
+        for copy in copies(*at, ip, *route, fault) {
             per_node[copy.node].push(copy);
         }
     }
@@ -681,9 +726,9 @@ pub fn ip_addr(node: usize) -> Value {
 
 /// Writes the three captures into `dir` and the cluster files into
 /// `dir/cluster`: `cluster.json` and each node's `ip-NODE.json`.
-pub fn write(dir: &Path, seed: u64, skew_ns: u64) -> std::io::Result<()> {
+pub fn write(dir: &Path, seed: u64, skew_ns: u64, fault: Fault) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("cluster"))?;
-    write_captures(dir, seed, skew_ns)?;
+    write_captures(dir, seed, skew_ns, fault)?;
     let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("JSON") + "\n";
     std::fs::write(dir.join("cluster").join("cluster.json"), pretty(&dump()))?;
     for (n, spec) in NODES.iter().enumerate() {
