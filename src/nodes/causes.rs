@@ -4,9 +4,9 @@
 //! two nodes that break, one node's pods failing against cluster DNS that
 //! answers the others, and, last, what could not be compared.
 
+use super::capture::NodeCapture;
 use super::paths::{Conclusion, PathGroup};
 use super::rows::{Masquerading, NodeRow};
-use super::NodeCapture;
 use crate::analysis::cni_hint;
 use crate::cluster::Directory;
 use crate::decode::TunnelKind;

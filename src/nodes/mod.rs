@@ -4,42 +4,26 @@
 //! comparison shows ("the control plane works by chance"). Reads outcomes
 //! and sightings; judges no traffic of its own.
 
+mod capture;
 mod causes;
 mod paths;
 mod rows;
 mod skew;
 
+pub use capture::NodeCapture;
 pub use causes::NodeCause;
 pub use paths::{Conclusion, PathFlow, PathGroup, PathSighting, MAX_PATH_GROUPS};
 pub use rows::{Masquerading, NodeRow};
 pub use skew::Skew;
 
-use crate::analysis::{Outcome, Sightings};
 use crate::cluster::Directory;
 use crate::detect::verdict::Status;
 use crate::detect::{Settings, Severity};
 use crate::time::Timestamp;
+use capture::Attributed;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-
-/// One analyzed capture, with what it saw for the comparison.
-pub struct NodeCapture<'a> {
-    /// How reports name it.
-    pub file: &'a str,
-    pub outcome: &'a Outcome,
-    pub sightings: &'a Sightings,
-}
-
-impl NodeCapture<'_> {
-    fn node(&self) -> Option<&str> {
-        self.outcome.header.node.as_ref().map(|n| n.name.as_str())
-    }
-
-    fn span(&self) -> Option<(Timestamp, Timestamp)> {
-        Some((self.outcome.header.first?, self.outcome.header.last?))
-    }
-}
 
 /// The cluster section of a report: the verdict across nodes.
 #[derive(Debug, Clone, Serialize)]
@@ -62,12 +46,6 @@ pub struct ClusterReport {
     pub paths_left_out: u64,
     /// What could not be compared, and why.
     pub not_compared: Vec<String>,
-}
-
-/// The captures of one node, first by file name: the one compared.
-struct Attributed<'c, 'a> {
-    node: String,
-    captures: Vec<&'c NodeCapture<'a>>,
 }
 
 impl ClusterReport {

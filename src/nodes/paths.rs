@@ -14,8 +14,8 @@
 //! A server node's capture that does not cover the whole connection (on
 //! the compared clocks) is inconclusive for it, not a "never arrived".
 
+use super::capture::NodeCapture;
 use super::skew::{convert, Skew};
-use super::NodeCapture;
 use crate::analysis::{FlowSighting, SeenOn};
 use crate::cluster::Directory;
 use crate::decode::TunnelKind;
@@ -468,5 +468,76 @@ fn left_on(seen_on: &[SeenOn]) -> String {
             }
         }
         None => device.device.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::Tunnel;
+
+    fn device(name: &str, kind: InterfaceKind, tunnel: Option<TunnelKind>) -> SeenOn {
+        SeenOn {
+            device: name.into(),
+            kind,
+            tunnel: tunnel.map(|kind| Tunnel {
+                kind,
+                vni: 2,
+                outer_src: IpAddr::from([10, 50, 10, 21]),
+                outer_dst: IpAddr::from([10, 50, 10, 22]),
+            }),
+        }
+    }
+
+    #[test]
+    fn where_a_connection_left_names_the_nic_and_its_tunnel() {
+        let lxc = device("lxc1", InterfaceKind::PodSide, None);
+        let vxlan = device("ens19", InterfaceKind::Nic, Some(TunnelKind::Vxlan));
+        let ipip = device("eth0", InterfaceKind::Nic, Some(TunnelKind::Ipip));
+        let plain = device("ens19", InterfaceKind::Nic, None);
+        assert_eq!(left_on(&[vxlan, lxc.clone()]), "ens19 in VXLAN VNI 2");
+        assert_eq!(left_on(&[ipip]), "eth0 in IP-in-IP");
+        assert_eq!(left_on(&[lxc.clone(), plain]), "ens19");
+        assert_eq!(left_on(&[lxc]), "lxc1");
+        assert_eq!(left_on(&[]), "capture");
+    }
+
+    fn flow(protocol: u8, port: u16, syns: u32, last: u64) -> FlowSighting {
+        FlowSighting {
+            protocol,
+            client: Endpoint {
+                addr: IpAddr::from([10, 42, 1, 12]),
+                port: 40000,
+            },
+            server: Endpoint {
+                addr: IpAddr::from([10, 42, 2, 23]),
+                port,
+            },
+            fingerprint: 1,
+            first: Timestamp(0),
+            last: Timestamp(last),
+            sent: 1,
+            syns,
+            answered: false,
+            refused: false,
+            seen_on: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn only_syns_and_queries_old_enough_to_judge_are_followed() {
+        let settings = Settings::default();
+        let end = Some(Timestamp(10_000_000_000));
+        let old = 1_000_000_000;
+        assert!(failed(&flow(6, 8080, 1, old), end, &settings));
+        assert!(!failed(&flow(6, 8080, 0, old), end, &settings), "no SYN");
+        let young = 10_000_000_000 - settings.syn_grace_ns + 1;
+        assert!(
+            !failed(&flow(6, 8080, 1, young), end, &settings),
+            "younger than the grace"
+        );
+        assert!(failed(&flow(17, 53, 0, old), end, &settings));
+        assert!(!failed(&flow(17, 8472, 0, old), end, &settings), "not DNS");
+        assert!(!failed(&flow(6, 8080, 1, old), None, &settings), "no end");
     }
 }

@@ -2,7 +2,7 @@
 //! leaving (masqueraded or not), its SYN and DNS failures and its verdict,
 //! from its capture's outcome.
 
-use super::Attributed;
+use super::capture::Attributed;
 use crate::cluster::Directory;
 use crate::detect::verdict::Status;
 use crate::interface::InterfaceKind;
@@ -176,5 +176,33 @@ fn row(attributed: &Attributed<'_, '_>, directory: &Directory) -> NodeRow {
         dns_timeouts: outcome.findings.dns.counts.timed_out,
         status: Some(outcome.verdict.status),
         causes: outcome.verdict.causes.iter().map(|c| c.id).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_read_as_an_sre_says_them() {
+        let roles = |r: &[&str]| role(&r.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(roles(&["control-plane", "etcd", "master"]), "control-plane");
+        assert_eq!(roles(&["master"]), "control-plane");
+        assert_eq!(roles(&[]), "worker");
+        assert_eq!(roles(&["ingress", "gpu"]), "ingress,gpu");
+    }
+
+    #[test]
+    fn only_snat_seen_or_node_sources_count_as_working() {
+        assert!(Masquerading::Yes.works());
+        assert!(Masquerading::NodeOnly.works());
+        for other in [
+            Masquerading::No,
+            Masquerading::NoEgress,
+            Masquerading::Unknown,
+            Masquerading::NotCaptured,
+        ] {
+            assert!(!other.works(), "{other:?}");
+        }
     }
 }

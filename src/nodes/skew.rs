@@ -5,7 +5,7 @@
 //! One-way latency biases each sample by well under a millisecond, in
 //! both directions, so the median is the skew.
 
-use super::NodeCapture;
+use super::capture::NodeCapture;
 use crate::analysis::FlowSighting;
 use crate::flow::Endpoint;
 use crate::time::Timestamp;
@@ -104,6 +104,8 @@ pub(super) fn estimate(
     if let Some(first) = offsets.first_mut() {
         *first = Some((0, 0));
     }
+    // Pairs compared once each, however long the chain.
+    let mut tried = rustc_hash::FxHashSet::default();
     loop {
         let mut progress = false;
         for i in 0..compared.len() {
@@ -111,7 +113,8 @@ pub(super) fn estimate(
                 continue;
             }
             let known = (0..compared.len()).filter_map(|j| offsets[j].map(|o| (j, o.0)));
-            for (j, base) in known.collect::<Vec<_>>() {
+            let untried: Vec<(usize, i64)> = known.filter(|(j, _)| tried.insert((*j, i))).collect();
+            for (j, base) in untried {
                 let node = compared[j].node();
                 let sent_by_j = |key: &Key| node_of(key.1.addr).as_deref() == node;
                 if let Some((offset, count)) = offset(&indexes[j], &indexes[i], sent_by_j) {
@@ -180,4 +183,82 @@ pub(super) fn not_overlapping(compared: &[&NodeCapture<'_>], clocks: &[Skew]) ->
         }
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(last: u8, port: u16) -> Endpoint {
+        Endpoint {
+            addr: IpAddr::from([10, 50, 10, last]),
+            port,
+        }
+    }
+
+    /// Connections (client host, fingerprint, time seen by a, by b).
+    fn indexes(
+        seen: &[(u8, u64, u64, u64)],
+    ) -> (
+        FxHashMap<Key, Option<Timestamp>>,
+        FxHashMap<Key, Option<Timestamp>>,
+    ) {
+        let (mut a, mut b) = (FxHashMap::default(), FxHashMap::default());
+        for &(client, fingerprint, ta, tb) in seen {
+            let key = (
+                6,
+                endpoint(client, 40000),
+                endpoint(99 - client, 4240),
+                fingerprint,
+            );
+            a.insert(key, Some(Timestamp(ta)));
+            b.insert(key, Some(Timestamp(tb)));
+        }
+        (a, b)
+    }
+
+    #[test]
+    fn latency_cancels_between_the_two_directions() {
+        // b's clock is 2 s ahead; each way takes 300 us.
+        let skew = 2_000_000_000;
+        let latency = 300_000;
+        let seen = [
+            (11, 1, 1_000, 1_000 + skew + latency),
+            (11, 2, 5_000, 5_000 + skew + latency),
+            (88, 3, 9_000 + latency, 9_000 + skew),
+        ];
+        let (a, b) = indexes(&seen);
+        let from_a = |key: &Key| key.1.addr == IpAddr::from([10, 50, 10, 11]);
+        assert_eq!(offset(&a, &b, from_a), Some((skew as i64, 3)));
+        // One direction only: the latency stays in.
+        let (a, b) = indexes(&seen[..2]);
+        assert_eq!(offset(&a, &b, from_a), Some(((skew + latency) as i64, 2)));
+    }
+
+    #[test]
+    fn a_connection_seen_twice_in_one_capture_is_no_sample() {
+        let (mut a, b) = indexes(&[(11, 1, 1_000, 2_000)]);
+        assert!(offset(&a, &b, |_| true).is_some());
+        for t in a.values_mut() {
+            *t = None;
+        }
+        assert_eq!(offset(&a, &b, |_| true), None);
+    }
+
+    #[test]
+    fn labels_show_milliseconds_and_the_sign() {
+        let skew = |offset_ns| Skew {
+            file: String::new(),
+            node: String::new(),
+            against: String::new(),
+            offset_ns,
+            matched_flows: 0,
+        };
+        assert_eq!(skew(Some(2_000_400_000)).label(), "+2.000s");
+        assert_eq!(skew(Some(-4_000_000)).label(), "-0.004s");
+        assert_eq!(skew(None).label(), "unknown");
+        let (early, late) = (skew(Some(0)), skew(Some(2_000_000_000)));
+        assert_eq!(convert(Timestamp(10), &early, &late), 2_000_000_010);
+        assert_eq!(convert(Timestamp(2_000_000_010), &late, &early), 10);
+    }
 }
