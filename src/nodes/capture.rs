@@ -1,5 +1,5 @@
 //! One node's capture as the comparison reads it: its outcome and its
-//! sightings, and the captures attributed to one node.
+//! sightings.
 
 use crate::analysis::{Outcome, Sightings};
 use crate::time::Timestamp;
@@ -20,10 +20,4 @@ impl NodeCapture<'_> {
     pub(super) fn span(&self) -> Option<(Timestamp, Timestamp)> {
         Some((self.outcome.header.first?, self.outcome.header.last?))
     }
-}
-
-/// The captures of one node, first by file name: the one compared.
-pub(super) struct Attributed<'c, 'a> {
-    pub(super) node: String,
-    pub(super) captures: Vec<&'c NodeCapture<'a>>,
 }

@@ -4,15 +4,14 @@
 //! two nodes that break, one node's pods failing against cluster DNS that
 //! answers the others, and, last, what could not be compared.
 
-use super::capture::NodeCapture;
+use super::facts::{Masquerading, NodeSeen};
 use super::paths::{Conclusion, PathGroup};
-use super::rows::{Masquerading, NodeRow};
+use super::rows::NodeRow;
 use crate::analysis::cni_hint;
 use crate::cluster::Directory;
 use crate::decode::TunnelKind;
-use crate::detect::dns::DnsOutcome;
 use crate::detect::verdict::Hint;
-use crate::detect::{Settings, Severity};
+use crate::detect::Severity;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -53,17 +52,18 @@ impl NodeCause {
     }
 }
 
+/// The causes from the nodes' rows and, where the captures were read
+/// together, the paths between them; `directory` adds the CNI's settings
+/// and names.
 pub(super) fn causes(
     rows: &[NodeRow],
-    compared: &[&NodeCapture<'_>],
     paths: &[PathGroup],
-    directory: &Directory,
-    settings: &Settings,
+    directory: Option<&Directory>,
 ) -> Vec<NodeCause> {
     let mut causes = Vec::new();
-    causes.extend(masquerading(rows, compared, directory));
+    causes.extend(masquerading(rows, directory));
     causes.extend(broken_paths(paths));
-    causes.extend(dns_on_some_nodes(compared, paths, directory, settings));
+    causes.extend(dns_on_some_nodes(rows, paths, directory));
     causes
 }
 
@@ -97,21 +97,9 @@ fn list<T: ToString>(items: impl IntoIterator<Item = T>) -> String {
         .join(", ")
 }
 
-fn capture_of<'c, 'a>(
-    compared: &'c [&'c NodeCapture<'a>],
-    node: &str,
-) -> Option<&'c NodeCapture<'a>> {
-    compared.iter().copied().find(|c| c.node() == Some(node))
-}
-
-fn masquerading(
-    rows: &[NodeRow],
-    compared: &[&NodeCapture<'_>],
-    directory: &Directory,
-) -> Option<NodeCause> {
-    let failing: Vec<&NodeRow> = rows
-        .iter()
-        .filter(|r| r.masquerading == Masquerading::No)
+fn masquerading(rows: &[NodeRow], directory: Option<&Directory>) -> Option<NodeCause> {
+    let failing: Vec<&NodeRow> = (rows.iter())
+        .filter(|r| r.masquerading() == Masquerading::No)
         .collect();
     if failing.is_empty() {
         return None;
@@ -120,39 +108,29 @@ fn masquerading(
     let mut destinations: BTreeSet<IpAddr> = BTreeSet::new();
     let mut replies = 0;
     let mut pods = BTreeSet::new();
-    for row in &failing {
-        let Some(capture) = capture_of(compared, &row.name) else {
-            continue;
-        };
-        for group in &capture.outcome.findings.unmasqueraded_egress.groups {
-            destinations.insert(group.destination);
-            replies += group.replies;
-            pods.insert(group.pod);
-        }
+    for seen in failing.iter().filter_map(|r| r.seen.as_ref()) {
+        destinations.extend(seen.unreached.keys().copied());
+        replies += seen.unreached.values().sum::<u64>();
+        pods.extend(seen.pods_unmasqueraded.iter().copied());
     }
     // Nodes seen masquerading, or answered by those same destinations.
     let mut working: Vec<(&NodeRow, u64)> = Vec::new();
-    for row in rows.iter().filter(|r| r.masquerading.works()) {
-        let Some(capture) = capture_of(compared, &row.name) else {
-            continue;
-        };
-        let external = &capture.sightings.external;
+    for row in rows.iter().filter(|r| r.masquerading().works()) {
+        let Some(seen) = &row.seen else { continue };
         let answered: u64 = (destinations.iter())
-            .filter_map(|d| external.get(d))
-            .map(|r| r.node_answered + r.pod_answered)
+            .filter_map(|d| seen.answered.get(d))
             .sum();
-        if answered > 0 || row.masquerading == Masquerading::Yes {
+        if answered > 0 || seen.masquerading == Masquerading::Yes {
             working.push((row, answered));
         }
     }
     let failing_names = with_roles(&failing);
-    let left_on: BTreeSet<String> = failing
-        .iter()
-        .flat_map(|r| r.pod_source_nics.iter().cloned())
+    let left_on: BTreeSet<String> = (failing.iter().filter_map(|r| r.seen.as_ref()))
+        .flat_map(|s| s.pod_source_nics.iter().cloned())
         .collect();
     let failing_set: BTreeSet<&str> = failing.iter().map(|r| r.name.as_str()).collect();
     let mut cause = if working.is_empty() {
-        let captured = rows.iter().filter(|r| r.status.is_some()).count();
+        let captured = rows.iter().filter(|r| r.seen.is_some()).count();
         if failing.len() < captured || captured < 2 {
             return None;
         }
@@ -210,21 +188,22 @@ fn masquerading(
         cause.evidence.insert("answered_flows_elsewhere", answered);
         cause.nodes.insert("working", names(&working_rows));
         for row in &working_rows {
-            cause.details.push(match row.masquerading {
+            let Some(seen) = &row.seen else { continue };
+            cause.details.push(match seen.masquerading {
                 Masquerading::Yes => format!(
                     "{} ({}): {} {} left SNATed to {} on {}.",
                     row.name,
                     row.role,
-                    pods_word(row.pods_masqueraded.len()),
-                    list(&row.pods_masqueraded),
-                    list(&row.translated_to),
-                    or_unknown(&row.egress_nics)
+                    pods_word(seen.pods_masqueraded.len()),
+                    list(&seen.pods_masqueraded),
+                    list(&seen.translated_to),
+                    or_unknown(&seen.egress_nics)
                 ),
                 _ => format!(
                     "{} ({}): no pod source left it; its own addresses reached these destinations on {} and were answered (pods SNATed to the node look the same on a NIC).",
                     row.name,
                     row.role,
-                    or_unknown(&row.egress_nics)
+                    or_unknown(&seen.egress_nics)
                 ),
             });
         }
@@ -239,26 +218,28 @@ fn masquerading(
         .insert("destinations", destinations.len() as u64);
     cause.nodes.insert("failing", names(&failing));
     for row in &failing {
+        let Some(seen) = &row.seen else { continue };
         cause.details.push(format!(
             "{} ({}): {} {} left {} with their own addresses.",
             row.name,
             row.role,
-            pods_word(row.pods_unmasqueraded.len()),
-            list(&row.pods_unmasqueraded),
-            or_unknown(&row.pod_source_nics)
+            pods_word(seen.pods_unmasqueraded.len()),
+            list(&seen.pods_unmasqueraded),
+            or_unknown(&seen.pod_source_nics)
         ));
     }
-    let all: Vec<&NodeRow> = rows.iter().filter(|r| r.status.is_some()).collect();
+    let Some(directory) = directory else {
+        return Some(cause);
+    };
+    let all: Vec<&NodeRow> = rows.iter().filter(|r| r.seen.is_some()).collect();
     if let Some(detail) = nic_difference(&all, directory) {
         cause.details.push(detail);
     }
     if let Some(hint) = cni_hint(directory, &failing_set, &left_on) {
         cause.remediation.push(hint);
     }
-    let devices = directory
-        .cni
-        .iter()
-        .find(|s| s.source == "cilium-config" && s.key == "devices");
+    let devices =
+        (directory.cni.iter()).find(|s| s.source == "cilium-config" && s.key == "devices");
     if devices.is_some_and(|d| d.value == "unset") {
         cause.details.push(
             "cilium-config sets no devices: each node's agent picks its own egress device, which is how one node can masquerade on the right NIC and another not.".into(),
@@ -286,13 +267,14 @@ fn or_unknown(items: &[String]) -> String {
 /// What differs in the nodes' egress: the NIC each used, and its network.
 fn nic_difference(rows: &[&NodeRow], directory: &Directory) -> Option<String> {
     let used: Vec<(&NodeRow, String)> = (rows.iter())
-        .map(|r| {
-            let nics = if r.pod_source_nics.is_empty() {
-                &r.egress_nics
+        .filter_map(|r| {
+            let seen = r.seen.as_ref()?;
+            let nics = if seen.pod_source_nics.is_empty() {
+                &seen.egress_nics
             } else {
-                &r.pod_source_nics
+                &seen.pod_source_nics
             };
-            (*r, list(nics))
+            Some((*r, list(nics)))
         })
         .filter(|(_, nics)| !nics.is_empty())
         .collect();
@@ -421,59 +403,39 @@ fn broken_paths(paths: &[PathGroup]) -> Vec<NodeCause> {
 /// Pods on some nodes time out against cluster DNS (a pod or a service
 /// address) that answers pods on other nodes.
 fn dns_on_some_nodes(
-    compared: &[&NodeCapture<'_>],
+    rows: &[NodeRow],
     paths: &[PathGroup],
-    directory: &Directory,
-    settings: &Settings,
+    directory: Option<&Directory>,
 ) -> Option<NodeCause> {
-    let in_cluster = |addr: IpAddr| {
-        directory
-            .name(addr, None)
-            .is_some_and(|n| n.kind == "pod" || n.kind == "service")
-            || directory.node_of_pod(addr).is_some()
+    let seen = || {
+        rows.iter()
+            .filter_map(|r| Some((r.name.as_str(), r.seen.as_ref()?)))
     };
-    let is_pod = |addr: IpAddr| directory.node_of_pod(addr).is_some();
-    // Per node: (timed-out queries, answered query flows, servers).
-    let mut failing: Vec<(&str, u64, BTreeSet<IpAddr>)> = Vec::new();
-    let mut working: Vec<(&str, u64, BTreeSet<IpAddr>)> = Vec::new();
-    for capture in compared {
-        let Some(node) = capture.node() else { continue };
-        let mut timed_out = 0;
-        let mut failed_servers = BTreeSet::new();
-        for group in &capture.outcome.findings.dns.groups {
-            if group.outcome == DnsOutcome::TimedOut
-                && is_pod(group.client)
-                && in_cluster(group.server)
-            {
-                timed_out += group.count;
-                failed_servers.insert(group.server);
-            }
-        }
-        let answered: Vec<IpAddr> = (capture.sightings.flows.iter())
-            .filter(|f| f.protocol == 17 && settings.dns_ports.contains(&f.server.port))
-            .filter(|f| f.answered && is_pod(f.client.addr) && in_cluster(f.server.addr))
-            .filter(|f| directory.node_of_pod(f.client.addr) == Some(node))
-            .map(|f| f.server.addr)
-            .collect();
-        if timed_out > 0 {
-            failing.push((node, timed_out, failed_servers));
-        } else if !answered.is_empty() {
-            working.push((node, answered.len() as u64, answered.into_iter().collect()));
-        }
-    }
+    let failing: Vec<(&str, &NodeSeen)> = seen()
+        .filter(|(_, s)| !s.cluster_dns_timeouts.is_empty())
+        .collect();
+    let working: Vec<(&str, &NodeSeen)> = seen()
+        .filter(|(_, s)| s.cluster_dns_timeouts.is_empty() && !s.cluster_dns_answered.is_empty())
+        .collect();
     if failing.is_empty() || working.is_empty() {
         return None;
     }
-    let servers: BTreeSet<IpAddr> = failing.iter().flat_map(|f| f.2.iter().copied()).collect();
-    let label = |addr: &IpAddr| match directory.name(*addr, None) {
+    let servers: BTreeSet<IpAddr> = (failing.iter())
+        .flat_map(|(_, s)| s.cluster_dns_timeouts.keys().copied())
+        .collect();
+    let label = |addr: &IpAddr| match directory.and_then(|d| d.name(*addr, None)) {
         Some(name) => match &name.node {
             Some(node) => format!("{addr} {} on {node}", name.label()),
             None => format!("{addr} {}", name.label()),
         },
         None => addr.to_string(),
     };
-    let timeouts: u64 = failing.iter().map(|f| f.1).sum();
-    let answered: u64 = working.iter().map(|w| w.1).sum();
+    let timeouts: u64 = (failing.iter())
+        .map(|(_, s)| s.cluster_dns_timeouts.values().sum::<u64>())
+        .sum();
+    let answered: u64 = (working.iter())
+        .map(|(_, s)| s.cluster_dns_answered.values().sum::<u64>())
+        .sum();
     let failing_nodes: Vec<String> = failing.iter().map(|f| f.0.to_string()).collect();
     let working_nodes: Vec<String> = working.iter().map(|w| w.0.to_string()).collect();
     let mut cause = NodeCause::new(

@@ -86,17 +86,21 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
         "  none\n",
         &headers,
         |n| {
+            let seen = n.seen.as_ref();
+            let nics = seen.map(|s| s.egress_nics.join(", "));
+            let unmasqueraded = seen.map(|s| short_list(&s.pods_unmasqueraded, 3));
+            let snated = seen.map(|s| short_list(&s.pods_masqueraded, 3));
             vec![
                 n.name.clone(),
                 n.role.clone(),
                 short_list(&n.files, 2),
-                n.egress_nics.join(", "),
-                n.masquerading.label().to_string(),
-                short_list(&n.pods_unmasqueraded, 3),
-                short_list(&n.pods_masqueraded, 3),
-                n.failed_syns.to_string(),
-                n.dns_timeouts.to_string(),
-                n.status.map(|s| s.label()).unwrap_or("-").to_string(),
+                nics.unwrap_or_default(),
+                n.masquerading().label().to_string(),
+                unmasqueraded.unwrap_or_default(),
+                snated.unwrap_or_default(),
+                seen.map_or("-".into(), |s| s.failed_syns.to_string()),
+                seen.map_or("-".into(), |s| s.dns_timeouts.to_string()),
+                n.status().map_or("-", |s| s.label()).to_string(),
             ]
         },
     );
@@ -168,6 +172,9 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
             ]
         },
     );
+    for note in &report.notes {
+        let _ = writeln!(out, "note      {note}");
+    }
     if report.paths_left_out > 0 {
         let _ = writeln!(
             out,
