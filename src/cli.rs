@@ -215,6 +215,11 @@ pub struct MergeArgs {
     /// Aggregate findings to show in the table (0 = all).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
+    /// The cluster's files the shards were scanned with (`scan
+    /// --cluster`): their CNI settings and NICs in the verdict across
+    /// nodes, as in the whole scan's.
+    #[arg(long = "cluster", value_name = "PATH")]
+    pub cluster: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -438,3 +438,54 @@ fn ndjson_has_the_cluster_lines_and_fail_on_reads_the_cluster_verdict() {
     let never = analyze(&captures, &cluster, &["--fail-on", "never"]);
     assert_eq!(never.status.code(), Some(0));
 }
+
+#[test]
+fn scan_compares_the_nodes_of_its_files_and_a_merge_of_shards_agrees() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/incident-nodes");
+    let dir = dir.display().to_string();
+    let cluster = format!("{dir}/cluster");
+    let whole = kpcap(&["scan", &dir, "--cluster", &cluster, "--format", "json"]);
+    assert_eq!(whole.status.code(), Some(1), "{}", stderr(&whole));
+    let whole = json(&whole);
+    let section = &whole["cluster"];
+    let nodes: Vec<&str> = section["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["masquerading"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["yes", "no", "no"]);
+    assert_eq!(
+        section["causes"][0]["id"],
+        "masquerading_differs_between_nodes"
+    );
+    assert_eq!(
+        strings(&section["causes"][0]["nodes"]["working"]),
+        ["k3s-cp"]
+    );
+    assert_eq!(section["paths_followed"], false);
+    let scratch = scratch("scan-shards");
+    let mut shards = Vec::new();
+    for index in ["1/2", "2/2"] {
+        let file = scratch.join(format!("shard-{}.json", &index[..1]));
+        let out = kpcap(&[
+            "scan",
+            &dir,
+            "--cluster",
+            &cluster,
+            "--shard",
+            index,
+            "--format",
+            "json",
+            "--output",
+            file.to_str().unwrap(),
+        ]);
+        assert!(out.status.code().unwrap() < 2, "{}", stderr(&out));
+        shards.push(file.display().to_string());
+    }
+    let mut args = vec!["merge", "--format", "json", "--cluster", &cluster];
+    args.extend(shards.iter().map(String::as_str));
+    let merged = json(&kpcap(&args));
+    assert_eq!(merged["cluster"], whole["cluster"]);
+    assert_eq!(merged["files"], whole["files"]);
+}

@@ -239,6 +239,28 @@ impl<'a> Analyzer<'a> {
         })
     }
 
+    /// `analyze` of a capture of a node, with its sightings (`node_outcome`).
+    pub fn analyze_node(
+        &self,
+        name: &str,
+        parts: &[PathBuf],
+        assigned: Option<&str>,
+    ) -> Result<(Outcome, Sightings), FileError> {
+        let (mut observations, info) = self.observe(parts)?;
+        Ok(self.node_outcome(name, parts, &mut observations, &info, assigned))
+    }
+
+    /// `analyze_node` of a capture that cannot be opened twice.
+    pub fn analyze_node_once(
+        &self,
+        name: &str,
+        input: Input,
+        assigned: Option<&str>,
+    ) -> Result<(Outcome, Sightings), CaptureError> {
+        let (mut observations, info) = self.observe_once(input)?;
+        Ok(self.node_outcome(name, &[], &mut observations, &info, assigned))
+    }
+
     /// The whole analysis of one logical capture: findings and verdict.
     /// `name` is how reports name it.
     pub fn analyze(&self, name: &str, parts: &[PathBuf]) -> Result<Outcome, FileError> {

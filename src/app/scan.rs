@@ -1,6 +1,7 @@
 //! `scan` (files and directories in parallel, one line each, findings
 //! across files) and `merge` (shard reports into one).
 
+use super::cluster::NodeFlags;
 use super::{at_or_above, output, threshold, OutputError, Setup};
 use crate::cli::{FailOn, GlobalArgs, MergeArgs, ScanArgs};
 use anyhow::{Context, Result};
@@ -9,7 +10,8 @@ use kpcap::analysis::Analyzer;
 use kpcap::capture::archive;
 use kpcap::detect::Evidence;
 use kpcap::error::CaptureError;
-use kpcap::report::scan::{file_value, ScanOutput};
+use kpcap::nodes::{ClusterReport, NodeCapture, NodeFacts};
+use kpcap::report::scan::{file_value, ScanBody, ScanOutput};
 use kpcap::scan::{self, Digest, FileLine, Found, ScanDocument, ScanReport, Shard, Status};
 use rayon::prelude::*;
 use std::io::IsTerminal;
@@ -52,7 +54,7 @@ pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
             return ScanReport::empty(cidrs.clone(), settings.clone());
         }
         let lines = match found {
-            Found::File(path) => scan_path(&analyzer, path),
+            Found::File(path) => scan_path(&analyzer, path, &setup.nodes),
             Found::Line(line) => vec![(**line).clone()],
         };
         let mut reports = Vec::with_capacity(lines.len());
@@ -104,14 +106,28 @@ pub fn scan(args: ScanArgs, global: &GlobalArgs) -> Result<i32> {
         return Err(OutputError(e).into());
     }
     let mut out = out.into_inner().expect("stdout lock");
+    let cluster = report.nodes(setup.names.as_ref());
+    print(&mut out, &report, cluster.as_ref(), true)?;
+    out.into_inner().finish()?;
+    Ok(exit_code(&report, cluster.as_ref(), args.fail_on))
+}
+
+/// The report in the table or NDJSON form, then as a JSON document.
+fn print<W: std::io::Write>(
+    out: &mut kpcap::report::Output<W>,
+    report: &ScanReport,
+    cluster: Option<&ClusterReport>,
+    files_streamed: bool,
+) -> Result<()> {
     let printed = ScanOutput {
-        report: &report,
-        files_streamed: true,
+        report,
+        files_streamed,
+        cluster,
     };
     out.report(&printed).map_err(OutputError)?;
-    out.document(scan::SCHEMA, &report).map_err(OutputError)?;
-    out.into_inner().finish()?;
-    Ok(exit_code(&report, args.fail_on))
+    let body = ScanBody { report, cluster };
+    out.document(scan::SCHEMA, &body).map_err(OutputError)?;
+    Ok(())
 }
 
 /// The shard of `--shard I/N`, or of `--shard-from-env VAR/N` (VAR holds
@@ -175,11 +191,22 @@ fn is_large(path: &Path) -> bool {
 
 /// Analyzes one file into its line, or a tar archive into a line per
 /// member (`archive.tar:member.pcap`); never fails.
-fn scan_path(analyzer: &Analyzer<'_>, path: &Path) -> Vec<FileLine> {
+fn scan_path(analyzer: &Analyzer<'_>, path: &Path, nodes: &NodeFlags) -> Vec<FileLine> {
     let file = scan::file_name(path);
     if !archive::is_tar(path) {
-        let result = analyzer.analyze(&file, &[path.to_path_buf()]);
-        return vec![file_line(file, result.map_err(|e| e.source))];
+        let line = match analyzer.names {
+            // With the cluster's files: the node's facts in the digest.
+            Some(directory) => {
+                let assigned = nodes.of(path);
+                let result = analyzer.analyze_node(&file, &[path.to_path_buf()], assigned);
+                node_line(file, result.map_err(|e| e.source), directory, analyzer)
+            }
+            None => {
+                let result = analyzer.analyze(&file, &[path.to_path_buf()]);
+                file_line(file, result.map_err(|e| e.source))
+            }
+        };
+        return vec![line];
     }
     let mut members = match archive::Members::open(path, analyzer.chunk_bytes) {
         Ok(members) => members,
@@ -190,8 +217,20 @@ fn scan_path(analyzer: &Analyzer<'_>, path: &Path) -> Vec<FileLine> {
         match members.next_member() {
             Ok(Some(member)) => {
                 let name = format!("{file}:{}", member.name);
-                let result = (member.input).and_then(|input| analyzer.analyze_once(&name, input));
-                lines.push(file_line(name, result));
+                let line = match analyzer.names {
+                    Some(directory) => {
+                        let assigned = nodes.of(Path::new(&name));
+                        let result = (member.input)
+                            .and_then(|input| analyzer.analyze_node_once(&name, input, assigned));
+                        node_line(name, result, directory, analyzer)
+                    }
+                    None => {
+                        let result =
+                            (member.input).and_then(|input| analyzer.analyze_once(&name, input));
+                        file_line(name, result)
+                    }
+                };
+                lines.push(line);
             }
             Ok(None) => break,
             Err(e) => {
@@ -201,6 +240,32 @@ fn scan_path(analyzer: &Analyzer<'_>, path: &Path) -> Vec<FileLine> {
         }
     }
     lines
+}
+
+/// A file's line from its analysis as a capture of a node: its digest
+/// carries the node's facts.
+fn node_line(
+    file: String,
+    result: Result<(kpcap::analysis::Outcome, kpcap::analysis::Sightings), CaptureError>,
+    directory: &kpcap::cluster::Directory,
+    analyzer: &Analyzer<'_>,
+) -> FileLine {
+    match result {
+        Ok((outcome, sightings)) => {
+            let capture = NodeCapture {
+                file: &file,
+                outcome: &outcome,
+                sightings: &sightings,
+            };
+            let facts = NodeFacts::of(&capture, directory, analyzer.settings);
+            let mut line = file_line(file.clone(), Ok(outcome));
+            if let Some(digest) = &mut line.digest {
+                digest.node = facts;
+            }
+            line
+        }
+        Err(e) => file_line(file, Err(e)),
+    }
 }
 
 /// A file's line from its analysis.
@@ -286,11 +351,14 @@ fn progress_bar(files: u64, quiet: bool) -> ProgressBar {
 /// Bit 1: a finding at or above `--fail-on`; bit 2: an unreadable file;
 /// bit 3: nothing analyzed, or a file's verdict inconclusive (not with
 /// `--fail-on never`). README, "Exit codes".
-fn exit_code(report: &ScanReport, fail_on: FailOn) -> i32 {
+fn exit_code(report: &ScanReport, cluster: Option<&ClusterReport>, fail_on: FailOn) -> i32 {
     let a = &report.aggregate;
     let threshold = threshold(fail_on);
-    let findings = at_or_above(a.worst, threshold);
-    let unsure = threshold.is_some() && (a.analyzed == 0 || a.inconclusive > 0);
+    let findings = at_or_above(a.worst, threshold)
+        || at_or_above(cluster.and_then(ClusterReport::worst), threshold);
+    let inconclusive =
+        cluster.is_some_and(|c| c.status == kpcap::detect::verdict::Status::Inconclusive);
+    let unsure = threshold.is_some() && (a.analyzed == 0 || a.inconclusive > 0 || inconclusive);
     i32::from(findings) | if a.errors > 0 { 2 } else { 0 } | if unsure { 4 } else { 0 }
 }
 
@@ -355,12 +423,20 @@ pub fn merge(args: MergeArgs, global: &GlobalArgs) -> Result<i32> {
         report.shards.clear();
     }
     let mut out = output(args.format, args.limit, args.output.as_deref(), global)?;
-    let printed = ScanOutput {
-        report: &report,
-        files_streamed: false,
+    // Recomputed from the merged files' node facts; the dump adds its
+    // nodes without captures and the CNI's settings.
+    let directory = match args.cluster.is_empty() {
+        true => None,
+        false => {
+            let inventory = kpcap::cluster::Inventory::load(&args.cluster).context("--cluster")?;
+            for warning in &inventory.warnings {
+                eprintln!("kpcap: warning: {warning}");
+            }
+            Some(kpcap::cluster::Directory::new(&inventory, None))
+        }
     };
-    out.report(&printed).map_err(OutputError)?;
-    out.document(scan::SCHEMA, &report).map_err(OutputError)?;
+    let cluster = report.nodes(directory.as_ref());
+    print(&mut out, &report, cluster.as_ref(), false)?;
     out.into_inner().finish()?;
-    Ok(exit_code(&report, args.fail_on))
+    Ok(exit_code(&report, cluster.as_ref(), args.fail_on))
 }

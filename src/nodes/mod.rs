@@ -43,6 +43,9 @@ pub struct ClusterReport {
     pub clocks: Vec<Skew>,
     /// Connections that failed, followed across the captures.
     pub paths: Vec<PathGroup>,
+    /// Whether paths and clocks were followed (the captures read
+    /// together, not a scan's digests).
+    pub paths_followed: bool,
     /// Path groups past `MAX_PATH_GROUPS`, least severe first, left out.
     pub paths_left_out: u64,
     /// What could not be compared, and why.
@@ -113,6 +116,7 @@ impl ClusterReport {
         let mut report = assemble(&files, &known, Some(directory), paths, extra);
         report.start = start;
         report.clocks = clocks;
+        report.paths_followed = true;
         report.paths_left_out = paths_left_out;
         report
     }
@@ -216,6 +220,7 @@ fn assemble(
         causes,
         clocks: Vec::new(),
         paths,
+        paths_followed: false,
         paths_left_out: 0,
         not_compared,
         notes: Vec::new(),

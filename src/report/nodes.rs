@@ -142,6 +142,12 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
     }
     let start = report.start.unwrap_or_default();
     out += "\nPATHS BETWEEN NODES (failed connections followed across the captures)\n";
+    if !report.paths_followed {
+        for note in &report.notes {
+            let _ = writeln!(out, "  not followed: {note}");
+        }
+        return out;
+    }
     let headers = [
         "conclusion",
         "client",
@@ -172,9 +178,6 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
             ]
         },
     );
-    for note in &report.notes {
-        let _ = writeln!(out, "note      {note}");
-    }
     if report.paths_left_out > 0 {
         let _ = writeln!(
             out,

@@ -3,9 +3,11 @@
 use super::analyze::short_list;
 use super::output::{ndjson_line, Layout, Report};
 use super::table::{printable, Sheet};
+use crate::nodes::ClusterReport;
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
 use crate::time::format_span;
 use indicatif::HumanCount;
+use serde::Serialize;
 use serde_json::json;
 use std::fmt::Write;
 
@@ -14,11 +16,26 @@ use std::fmt::Write;
 pub struct ScanOutput<'a> {
     pub report: &'a ScanReport,
     pub files_streamed: bool,
+    /// The verdict across nodes, when the files belong to nodes.
+    pub cluster: Option<&'a ClusterReport>,
+}
+
+/// The JSON document's body: the report, and the verdict across nodes.
+#[derive(Serialize)]
+pub struct ScanBody<'a> {
+    #[serde(flatten)]
+    pub report: &'a ScanReport,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<&'a ClusterReport>,
 }
 
 impl Report for ScanOutput<'_> {
     fn table(&self, layout: &Layout) -> String {
-        render(self.report, layout)
+        let mut out = render(self.report, layout);
+        if let Some(cluster) = self.cluster {
+            out += &super::nodes::render(cluster, layout);
+        }
+        out
     }
 
     fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
@@ -33,7 +50,11 @@ impl Report for ScanOutput<'_> {
             "cidrs": self.report.cidrs,
             "aggregate": self.report.aggregate,
         });
-        ndjson_line(out, &aggregate)
+        ndjson_line(out, &aggregate)?;
+        match self.cluster {
+            Some(cluster) => cluster.ndjson(out),
+            None => Ok(()),
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub use crate::detect::brief::{Counts, Finding, FindingKind};
 use crate::analysis::Outcome;
 use crate::detect::verdict::Status;
 use crate::detect::Severity;
+use crate::nodes::NodeFacts;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -53,6 +54,10 @@ pub struct Digest {
     /// Pods seen both before and after SNAT: what each was translated to.
     pub masqueraded: BTreeMap<IpAddr, Vec<IpAddr>>,
     pub warnings: Vec<String>,
+    /// With `--cluster`: the node it was captured on, and what the
+    /// comparison of nodes needs of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeFacts>,
 }
 
 impl Digest {
@@ -78,6 +83,7 @@ impl Digest {
             findings: brief.findings,
             masqueraded: brief.masqueraded,
             warnings: header.warnings.clone(),
+            node: None,
         }
     }
 }

@@ -9,7 +9,9 @@ pub mod digest;
 
 pub use digest::{Counts, Digest, Finding, FindingKind};
 
+use crate::cluster::Directory;
 use crate::detect::Severity;
+use crate::nodes::{ClusterReport, FileFacts};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -280,6 +282,24 @@ impl ScanReport {
         self.shards.sort();
         self.aggregate = self.aggregate.merge(other.aggregate);
         Ok(self)
+    }
+}
+
+impl ScanReport {
+    /// The verdict across nodes of its analyzed files, when at least two
+    /// of them were and one belongs to a node (`--cluster`).
+    pub fn nodes(&self, directory: Option<&Directory>) -> Option<ClusterReport> {
+        let analyzed: Vec<FileFacts<'_>> = (self.files.iter())
+            .filter_map(|line| {
+                let digest = line.digest.as_ref()?;
+                Some(FileFacts {
+                    file: &line.file,
+                    facts: digest.node.as_ref(),
+                })
+            })
+            .collect();
+        let any_node = analyzed.iter().any(|f| f.facts.is_some());
+        (any_node && analyzed.len() > 1).then(|| ClusterReport::of_scan(&analyzed, directory))
     }
 }
 
