@@ -89,8 +89,8 @@ impl ClusterReport {
         let known = known_nodes(directory);
         let attributed = attribute(&files);
         // The first capture of each node, by file name, is compared.
-        let compared: Vec<&NodeCapture<'_>> = (attributed.iter())
-            .filter_map(|(_, list)| captures.iter().find(|c| c.file == list[0].file))
+        let compared: Vec<&NodeCapture<'_>> = (attributed.values())
+            .filter_map(|list| captures.iter().find(|c| c.file == list[0].file))
             .collect();
         let node_of = |addr: IpAddr| {
             (directory.node_of_pod(addr))

@@ -71,7 +71,7 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
         "capture",
         "egress NICs",
         "masqueraded",
-        "pods leaving unmasqueraded",
+        "pods unmasqueraded",
         "pods SNATed",
         "failed SYNs",
         "DNS timeouts",

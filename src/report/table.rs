@@ -39,11 +39,16 @@ const FLEXIBLE: &[&str] = &[
     "subject",
     "file",
     "name",
+    "capture",
+    "where it died",
+    "pods unmasqueraded",
+    "pods SNATed",
+    "egress NICs",
 ];
 
 /// Columns cut at their start rather than their end: what tells two
 /// files apart is the end of their path.
-const CUT_AT_START: &[&str] = &["file"];
+const CUT_AT_START: &[&str] = &["file", "capture"];
 
 /// The narrowest a free-text column is cut to.
 const MIN_FLEXIBLE: usize = 12;
@@ -53,6 +58,14 @@ const MIN_FLEXIBLE: usize = 12;
 const HIDDEN_FIRST: &[&str] = &[
     "first",
     "last",
+    "capture",
+    "egress NICs",
+    "pods SNATed",
+    "failed SYNs",
+    "DNS timeouts",
+    "client node",
+    "server node",
+    "conns",
     "span",
     "replies",
     "kind",
