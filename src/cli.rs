@@ -48,12 +48,14 @@ pub enum ColorArg {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Diagnose the capture: SNAT failures, unanswered SYNs, DNS timeouts,
-    /// ClusterIPs on the wire, and a ranked verdict. Exit code 1 when
-    /// something at or above --fail-on was found.
+    /// ClusterIPs on the wire, and a ranked verdict; with --cluster and
+    /// several nodes' captures, a verdict across the nodes. Exit code 1
+    /// when something at or above --fail-on was found.
     #[command(after_help = "\
 Examples:
   kpcap analyze node.pcap
   kpcap analyze node.pcap --cluster cluster.json --cluster ip-node1.json
+  kpcap analyze --cluster cluster/ cp.pcap w1.pcap w2.pcap   # and the verdict across nodes
   kpcap analyze node.pcap.gz --pod-cidr 10.244.0.0/16 --service-cidr 10.96.0.0/12 --node-cidr 192.168.1.0/24
   kpcap analyze captures.tar.gz --format json --output report.json
   tcpdump -i any -w - | kpcap analyze -

@@ -118,7 +118,13 @@ fn reports_and_help_fit_80_and_120_columns() {
     let incident = testdata("incident-before.pcapng");
     let testdata_dir = testdata("");
     let cluster = testdata("incident-cluster");
-    let runs: [&[&str]; 5] = [
+    let nodes: Vec<String> = ["k3s-cp", "k3s-w1", "k3s-w2"]
+        .iter()
+        .map(|n| testdata(&format!("incident-nodes/{n}.pcap")))
+        .collect();
+    let nodes_cluster = testdata("incident-nodes/cluster");
+    let nodes_dir = testdata("incident-nodes");
+    let runs: [&[&str]; 7] = [
         &[
             "analyze",
             &incident,
@@ -131,6 +137,15 @@ fn reports_and_help_fit_80_and_120_columns() {
         &["scan", &testdata_dir],
         &["analyze", "--help"],
         &["flows", &incident, "--by", "5tuple"],
+        &[
+            "analyze",
+            "--cluster",
+            &nodes_cluster,
+            &nodes[0],
+            &nodes[1],
+            &nodes[2],
+        ],
+        &["scan", &nodes_dir, "--cluster", &nodes_cluster],
     ];
     // Errors and warnings are one line each, whatever the width: stdout is
     // what must fit.

@@ -120,8 +120,10 @@ impl NodeFacts {
         let node = capture.outcome.header.node.as_ref()?;
         let outcome = capture.outcome;
         let egress = &outcome.findings.unmasqueraded_egress;
-        let nics = (egress.interfaces.iter())
-            .filter(|i| i.kind == InterfaceKind::Nic || i.carries_pod_sources);
+        // NICs, and a capture's unnamed interface (a classic pcap of one).
+        let nics = (egress.interfaces.iter()).filter(|i| {
+            matches!(i.kind, InterfaceKind::Nic | InterfaceKind::Unknown) || i.carries_pod_sources
+        });
         let egress_nics: Vec<String> = (nics.clone())
             .filter(|i| i.packets_by_source.values().any(|p| *p > 0))
             .map(|i| i.interface.clone())

@@ -109,8 +109,9 @@ impl ClusterReport {
         let mut extra = skew::not_overlapping(&compared, &clocks);
         if compared.len() < 2 {
             extra.push(format!(
-                "{} of the captures belong to a node of the cluster files: nothing to compare across nodes",
-                compared.len()
+                "captures of {} node{} only: nothing to compare across nodes",
+                compared.len(),
+                if compared.len() == 1 { "" } else { "s" }
             ));
         }
         let mut report = assemble(&files, &known, Some(directory), paths, extra);
