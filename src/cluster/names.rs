@@ -116,6 +116,7 @@ impl Directory {
                         node: node.clone(),
                         nic: nic.name.clone(),
                         net: net.trunc(),
+                        address: net.addr(),
                     });
                 }
             }
@@ -333,6 +334,8 @@ pub struct NodeNetwork {
     pub node: String,
     pub nic: String,
     pub net: ipnet::IpNet,
+    /// The node's own address on it.
+    pub address: IpAddr,
 }
 
 /// A node's addresses and device names.

@@ -285,7 +285,7 @@ fn nic_difference(rows: &[&NodeRow], directory: &Directory) -> Option<String> {
         .map(|(row, nics)| {
             let networks: Vec<String> = (directory.networks.iter())
                 .filter(|n| n.node == row.name && nics.split(", ").any(|nic| nic == n.nic))
-                .map(|n| n.net.to_string())
+                .map(|n| format!("{}/{}", n.address, n.net.prefix_len()))
                 .collect();
             let all = directory.nics.get(&row.name).map(|n| n.len()).unwrap_or(0);
             let of = if all > 1 {
