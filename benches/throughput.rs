@@ -1,17 +1,22 @@
 //! Throughput of `flows` and `analyze` against the memory-read floor, in
-//! bytes/s, over two generated captures written once under
-//! `target/bench-data/` (never committed):
+//! bytes/s, over three generated captures written once under
+//! `target/bench-data/` (never committed), each announced with its
+//! locality (distinct flows per 10 000 consecutive packets):
 //!
-//! - `mixed`: a busy node's egress NIC, 60-1514 byte frames (about 450 on
-//!   average), ~150k flows per GiB: handshakes, DNS, VXLAN, unanswered
-//!   SYNs, pod egress;
+//! - `busy`: a busy node's NIC, thousands of flows active at once (~3 300
+//!   distinct flows per 10 000 packets), ~190k flows and ~2.5M packets per
+//!   GiB: the headline capture;
+//! - `mixed`: an egress NIC with 48 conversations at a time, 60-1514 byte
+//!   frames (about 450 on average), ~150k flows per GiB: handshakes, DNS,
+//!   VXLAN, unanswered SYNs, pod egress;
 //! - `small`: DNS lookups, SYNs and bare ACKs, about 70-byte frames.
 //!
 //! Each iteration is the whole job on the file: map, index, analyze. The
 //! `floor` in the same group maps the file and reads every byte once with
 //! the same thread count; analyze/floor is the figure that matters.
 //!
-//! `cargo bench --bench throughput` (`-- mixed`, `-- small`, `-- analyze`)
+//! `cargo bench --bench throughput` (`-- busy`, `-- mixed`, `-- small`,
+//! `-- analyze`)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kpcap::analysis::{flow_table, Analyzer};
@@ -58,6 +63,16 @@ fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
     let path = bench_capture(name, scenario);
     let bytes = std::fs::metadata(&path).expect("bench capture").len();
     let reading = Reading::default();
+    let input = Input::open(&path, DEFAULT_CHUNK_BYTES).expect("valid");
+    let l = kpcap::analysis::locality(input, &reading).expect("valid");
+    eprintln!(
+        "{name}: {bytes} bytes, {} IP packets, {} flows, {:.0} distinct flows per {} consecutive packets (at least {})",
+        l.packets,
+        l.flows,
+        l.mean,
+        kpcap::analysis::WINDOW,
+        l.min
+    );
     let settings = Settings::default();
     let topology = Topology::preset(Preset::K3s, true);
     let mut group = c.benchmark_group(name);
@@ -90,6 +105,10 @@ fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
     group.finish();
 }
 
+fn busy(c: &mut Criterion) {
+    group(c, "busy", Scenario::Busy { bytes: 1 << 30 });
+}
+
 fn mixed(c: &mut Criterion) {
     group(
         c,
@@ -112,5 +131,5 @@ fn small(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, mixed, small);
+criterion_group!(benches, busy, mixed, small);
 criterion_main!(benches);

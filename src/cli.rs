@@ -114,6 +114,10 @@ Examples:
     /// checksum). What `bench/compare.sh` compares kpcap with.
     #[command(hide = true)]
     Floor(FloorArgs),
+    /// Benchmark figure: distinct flows per 10 000 consecutive packets
+    /// (how interleaved a capture's flows are), and its packets and flows.
+    #[command(hide = true)]
+    Locality(FloorArgs),
 }
 
 #[derive(Debug, Args)]
@@ -372,7 +376,7 @@ pub struct SynthArgs {
     /// What traffic to generate.
     #[arg(long, value_enum, default_value = "mixed")]
     pub scenario: ScenarioArg,
-    /// Approximate size of the capture, e.g. 64M, 1G (mixed and small).
+    /// Approximate size of the capture, e.g. 64M, 1G (mixed, small, busy).
     #[arg(long, default_value = "16M")]
     pub size: String,
     /// Repeat this many distinct conversations (the same hosts and ports,
@@ -410,6 +414,9 @@ pub enum ScenarioArg {
     Mixed,
     /// Small frames (about 100 bytes): DNS lookups, SYNs, bare ACKs.
     Small,
+    /// A busy node's NIC: thousands of flows active at once (consecutive
+    /// packets rarely share a flow), the mixed protocol mix at real sizes.
+    Busy,
     /// The incident on ens19: pod egress leaves unmasqueraded.
     IncidentBefore,
     /// The same workload after the fix: SNATed to the node, answered.

@@ -9,12 +9,14 @@ mod coverage;
 mod header;
 #[cfg(test)]
 mod hostile_steps;
+mod locality;
 mod names;
 mod outcome;
 mod sightings;
 
 pub use coverage::{Coverage, DetectorRun, UnreadInterface};
 pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
+pub use locality::{locality, Locality, WINDOW};
 pub use names::cni_hint;
 pub use outcome::Outcome;
 pub use sightings::{FlowSighting, Reach, SeenOn, Sightings, MAX_FLOW_SIGHTINGS};

@@ -35,6 +35,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Diff(args) => diff::diff(args, global),
         Command::Synth(args) => synthesize(args),
         Command::Floor(args) => floor(args),
+        Command::Locality(args) => locality(args),
         Command::Completions(args) => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut out = std::io::stdout().lock();
@@ -258,6 +259,28 @@ fn floor(args: FloorArgs) -> Result<i32> {
     Ok(0)
 }
 
+fn locality(args: FloorArgs) -> Result<i32> {
+    let pool = thread_pool(args.threads)?;
+    let input = kpcap::capture::Input::open(&args.file, kpcap::capture::DEFAULT_CHUNK_BYTES)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let reading = Reading::default();
+    let l = pool
+        .install(|| kpcap::analysis::locality(input, &reading))
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    writeln!(
+        std::io::stdout(),
+        "{} IP packets, {} flows; distinct flows per {} consecutive packets: {:.0} on average, {} at least ({} runs)",
+        l.packets,
+        l.flows,
+        kpcap::analysis::WINDOW,
+        l.mean,
+        l.min,
+        l.windows
+    )
+    .map_err(OutputError)?;
+    Ok(0)
+}
+
 fn synthesize(args: SynthArgs) -> Result<i32> {
     let size = synth::parse_size(&args.size).map_err(|e| anyhow::anyhow!("--size: {e}"))?;
     let container = match args.container {
@@ -280,6 +303,7 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
             bytes: size,
             conversations: args.conversations,
         },
+        ScenarioArg::Busy => synth::Scenario::Busy { bytes: size },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
         ScenarioArg::IncidentLanLeak => synth::Scenario::Incident(synth::Phase::AfterLanLeak, view),

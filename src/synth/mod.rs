@@ -2,6 +2,7 @@
 //! It makes the test data and the large benchmark inputs, which are never
 //! committed.
 
+mod busy;
 mod cluster;
 pub mod frame;
 mod hostile;
@@ -52,6 +53,9 @@ pub enum Scenario {
     },
     /// Two nodes' pod-to-pod traffic in an overlay tunnel, seen on ens19.
     Overlay(TunnelKind),
+    /// A busy node's NIC, about `bytes` long: thousands of flows active
+    /// at once.
+    Busy { bytes: u64 },
     /// A hostile input of about `bytes` (the container is the class's).
     Hostile { class: Hostile, bytes: u64 },
 }
@@ -84,6 +88,11 @@ pub fn write<W: Write>(
         Scenario::Overlay(kind) => {
             let mut writer = CaptureWriter::new(out, container, "ens19")?;
             overlay::write(&mut writer, kind, seed)?;
+            Ok(writer.into_inner())
+        }
+        Scenario::Busy { bytes } => {
+            let mut writer = CaptureWriter::new(out, container, "ens19")?;
+            busy::write(&mut writer, bytes, seed)?;
             Ok(writer.into_inner())
         }
         Scenario::Hostile { class, bytes } => hostile::write(out, class, bytes, seed),
