@@ -75,6 +75,9 @@ impl<'a, B: Serialize> Document<'a, B> {
     }
 }
 
+/// Bytes of JSON gathered before they go to the writer.
+const JSON_BUFFER: usize = 1 << 20;
+
 /// A run's output: reports are written as they are ready (tables and
 /// NDJSON), a JSON document at the end.
 pub struct Output<W: Write> {
@@ -129,8 +132,13 @@ impl<W: Write> Output<W> {
     /// Writes the run's JSON document, if the format is JSON.
     pub fn document(&mut self, schema: &'static str, body: &impl Serialize) -> io::Result<()> {
         if self.format == Format::Json {
-            serde_json::to_writer_pretty(&mut self.out, &Document::new(schema, body))?;
-            writeln!(self.out)?;
+            // serde_json writes a document in pieces of a few bytes: into
+            // a buffer of its own, each is a copy, not a call through
+            // the writer's dispatch.
+            let mut out = io::BufWriter::with_capacity(JSON_BUFFER, &mut self.out);
+            serde_json::to_writer_pretty(&mut out, &Document::new(schema, body))?;
+            writeln!(out)?;
+            out.flush()?;
         }
         self.out.flush()
     }
