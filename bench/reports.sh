@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes every report kpcap makes (analyze, flows, scan, merge, diff; table,
-# JSON, NDJSON) of testdata/ and of generated mixed and small captures into
+# JSON, NDJSON) of testdata/ and of generated mixed, small and busy captures into
 # OUT_DIR, one file per command with its exit code and stderr beside it.
 # Two binaries' report folders are compared with `diff -r`:
 #
@@ -21,6 +21,7 @@ cd "$root"
 
 [ -f "$cache/mixed.pcap" ] || "$kpcap" synth --scenario mixed --size 64M -o "$cache/mixed.pcap"
 [ -f "$cache/small.pcap" ] || "$kpcap" synth --scenario small --size 32M -o "$cache/small.pcap"
+[ -f "$cache/busy.pcap" ] || "$kpcap" synth --scenario busy --size 64M -o "$cache/busy.pcap"
 
 # run NAME ARGS...: stdout to NAME.out, stderr to NAME.err, exit code to NAME.rc
 run() {
@@ -34,7 +35,8 @@ run() {
   case $name in scan.*.ndjson) sort -o "$out/$name.out" "$out/$name.out" ;; esac
 }
 
-captures=(testdata/*.pcap testdata/*.pcapng testdata/*.gz "$cache/mixed.pcap" "$cache/small.pcap")
+captures=(testdata/*.pcap testdata/*.pcapng testdata/*.gz testdata/incident-nodes/*.pcap
+  "$cache/mixed.pcap" "$cache/small.pcap" "$cache/busy.pcap")
 for f in "${captures[@]}"; do
   n=$(basename "$f")
   for fmt in table json ndjson; do
@@ -56,6 +58,10 @@ for fmt in table json ndjson; do
   run "diff.reverse.$fmt" diff --format "$fmt" testdata/incident-after.pcapng testdata/incident-before.pcapng
 done
 run analyze.two-nics.ens19 analyze --interface ens19 testdata/incident-before-two-nics.pcapng
+for fmt in table json ndjson; do
+  run "analyze.nodes.$fmt" analyze --format "$fmt" --cluster testdata/incident-nodes/cluster testdata/incident-nodes/*.pcap
+  run "scan.nodes.$fmt" scan -q --format "$fmt" --cluster testdata/incident-nodes/cluster testdata/incident-nodes
+done
 run analyze.node-cidr analyze --node-cidr 10.50.10.0/24 testdata/incident-before.pcapng
 
 # Shards of a scan, and their merge.

@@ -218,6 +218,7 @@ impl Flow {
             crossings: Default::default(),
             crossings_capped: false,
             fingerprint: event.fingerprint,
+            pair_slots: Default::default(),
         }
     }
 

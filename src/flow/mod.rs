@@ -12,5 +12,7 @@ mod table;
 pub use evict::evict_idle;
 pub use key::{ports, protocol_name, Direction, Endpoint, FlowKey};
 pub use map::{partition_of, Partition, Partitioned, PartitionedMap, PARTITIONS};
-pub use stats::{min_option, Crossing, Flow, PairStats, Protocols, Side, TcpState, MAX_CROSSINGS};
+pub use stats::{
+    min_option, Crossing, Flow, PairSlots, PairStats, Protocols, Side, TcpState, MAX_CROSSINGS,
+};
 pub use table::{merge_maps, FlowMap, FlowTable, PairMap, Summary};

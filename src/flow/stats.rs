@@ -153,6 +153,44 @@ pub struct Flow {
     /// UDP payload hash); 0 when unknown. Pairs a flow's pre- and post-NAT
     /// copies in `-i any` captures.
     pub fingerprint: u64,
+    /// Where its address pairs sit in its partition's pair map.
+    pub pair_slots: PairSlots,
+}
+
+/// Where a flow's two address pairs (by `Direction`) sit in its
+/// partition's pair map, so that a packet updates its pair without
+/// hashing and probing: with thousands of conversations at once, the
+/// pair lookup was a cache miss per packet. A slot is a hint, checked
+/// against the pair's key before use (eviction and merges move pairs);
+/// it is no part of what a flow is, so flows compare equal without it.
+#[derive(Debug, Clone, Copy)]
+pub struct PairSlots([u32; 2]);
+
+impl Default for PairSlots {
+    fn default() -> Self {
+        PairSlots([u32::MAX; 2])
+    }
+}
+
+impl PartialEq for PairSlots {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for PairSlots {}
+
+impl PairSlots {
+    #[inline]
+    pub fn get(&self, direction: Direction) -> Option<usize> {
+        let slot = self.0[direction.index()];
+        (slot != u32::MAX).then_some(slot as usize)
+    }
+
+    #[inline]
+    pub fn set(&mut self, direction: Direction, slot: usize) {
+        self.0[direction.index()] = u32::try_from(slot).unwrap_or(u32::MAX);
+    }
 }
 
 impl Flow {

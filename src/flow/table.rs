@@ -282,6 +282,31 @@ impl<K: Partitioned, const N: usize> Remembered<K, N> {
     }
 }
 
+/// Counts `event` in its address pair: at `hint` if the pair is still
+/// there, else found (or added) by key. Returns where it is.
+#[inline]
+fn apply_pair(
+    pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
+    recent: &mut Recent,
+    event: &FlowEvent,
+    key: (IpAddr, IpAddr),
+    hint: Option<usize>,
+) -> usize {
+    if let Some(at) = hint {
+        if let Some((held, stats)) = pairs.get_index_mut(at) {
+            if *held == key {
+                stats.merge(&event.pair());
+                return at;
+            }
+        }
+    }
+    let (at, created) = recent.pairs.index(pairs, key, || event.pair());
+    if !created {
+        pairs[at].merge(&event.pair());
+    }
+    at
+}
+
 /// Updates a partition's flow and pair with one event. One partition sees
 /// its events in file order, so the event that creates a flow is its first;
 /// only `merge` has to compare.
@@ -292,20 +317,22 @@ fn apply(
     event: &FlowEvent,
     batch: &Batch,
 ) {
-    if !event.duplicate {
-        let key = (event.src.addr, event.dst.addr);
-        let (at, created) = recent.pairs.index(pairs, key, || event.pair());
-        if !created {
-            pairs[at].merge(&event.pair());
-        }
-    }
+    let pair = (event.src.addr, event.dst.addr);
     let Some((key, direction)) = event.key() else {
+        if !event.duplicate {
+            apply_pair(pairs, recent, event, pair, None);
+        }
         return;
     };
     let (at, _) = recent
         .flow
         .index(flows, key, || Flow::first(event, direction));
     let flow = &mut flows[at];
+    if !event.duplicate {
+        let hint = flow.pair_slots.get(direction);
+        let slot = apply_pair(pairs, recent, event, pair, hint);
+        flow.pair_slots.set(direction, slot);
+    }
     flow.first_ts = flow.first_ts.min(event.ts);
     flow.last_ts = flow.last_ts.max(event.ts);
     flow.cross(event, batch, direction);
