@@ -362,6 +362,9 @@ pub enum OutputFormat {
     /// One JSON value per line: per capture for `flows`, per cause and
     /// finding group for `analyze`, per file as it finishes for `scan`.
     Ndjson,
+    /// GitHub-flavoured Markdown, for an incident ticket: the verdict,
+    /// then the finding tables.
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

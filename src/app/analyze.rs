@@ -247,7 +247,7 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
     // A table shows one flow per pod egress group and counts the queries
     // each DNS rcode answered.
     let evidence = match args.common.format {
-        OutputFormat::Table => Evidence::Brief,
+        OutputFormat::Table | OutputFormat::Markdown => Evidence::Brief,
         OutputFormat::Json | OutputFormat::Ndjson => Evidence::All,
     };
     let (analyzer, pool, topology) = (setup.analyzer(evidence), &setup.pool, &setup.topology);

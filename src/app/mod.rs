@@ -428,6 +428,7 @@ fn output(
         OutputFormat::Table => Format::Table,
         OutputFormat::Json => Format::Json,
         OutputFormat::Ndjson => Format::Ndjson,
+        OutputFormat::Markdown => Format::Markdown,
     };
     let terminal = file.is_none() && std::io::stdout().is_terminal();
     let layout = Layout {
@@ -438,6 +439,7 @@ fn output(
             ColorArg::Never => false,
             ColorArg::Auto => terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         },
+        markdown: format == Format::Markdown,
     };
     let sink = match file {
         None => Sink::Stdout(std::io::BufWriter::new(std::io::stdout())),

@@ -2,7 +2,7 @@
 //! JSON form carries the same content plus every item behind each group;
 //! NDJSON puts one cause or finding group per line.
 
-use super::output::{ndjson_line, Layout, Report};
+use super::output::{fields, markdown_text, ndjson_line, title, Layout, Report};
 use super::table::Sheet;
 use super::CaptureReport;
 use crate::analysis::{Coverage, Outcome};
@@ -54,8 +54,13 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
 
 /// Human report; each table shows at most `layout.limit` groups (0 = all).
 pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String {
-    let mut out = super::header::render(&outcome.header, topology);
-    out += &render_coverage(&outcome.coverage);
+    let mut out = String::new();
+    if layout.markdown {
+        let _ = writeln!(out, "## {}\n", markdown_text(&outcome.header.file));
+    }
+    let mut head = super::header::render(&outcome.header, topology);
+    head += &render_coverage(&outcome.coverage);
+    out += &fields(&head, layout);
     out.push('\n');
     out += &render_verdict(outcome, layout);
     let start = outcome.header.first.unwrap_or_default();
@@ -64,7 +69,10 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
     let names = Names(&outcome.names);
     let a = |addr: &IpAddr| names.cell(addr);
 
-    out += "\nUNMASQUERADED POD EGRESS (pod source -> external destination)\n";
+    out += &title(
+        "UNMASQUERADED POD EGRESS (pod source -> external destination)",
+        layout,
+    );
     let headers = [
         "severity",
         "pod",
@@ -100,16 +108,18 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
 
     let syns = &findings.tcp_syns;
     let c = &syns.counts;
-    let _ = writeln!(
-        out,
-        "\nTCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive{})",
-        c.syn_flows,
-        c.answered,
-        c.unanswered,
-        c.refused,
-        c.unreachable,
-        c.inconclusive,
-        nat_copies(c.post_nat_copies)
+    out += &title(
+        &format!(
+            "TCP SYNS ({} SYN flows: {} answered, {} unanswered, {} refused, {} unreachable, {} inconclusive{})",
+            c.syn_flows,
+            c.answered,
+            c.unanswered,
+            c.refused,
+            c.unreachable,
+            c.inconclusive,
+            nat_copies(c.post_nat_copies)
+        ),
+        layout,
     );
     let headers = [
         "severity",
@@ -158,16 +168,18 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
 
     let dns = &findings.dns;
     let c = &dns.counts;
-    let _ = writeln!(
-        out,
-        "\nDNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses{})",
-        c.queries,
-        c.query_keys,
-        c.answered,
-        c.timed_out,
-        c.inconclusive,
-        c.unsolicited_responses,
-        nat_copies(c.post_nat_copies)
+    out += &title(
+        &format!(
+            "DNS ({} queries, {} keys: {} answered, {} timed out, {} inconclusive; {} unsolicited responses{})",
+            c.queries,
+            c.query_keys,
+            c.answered,
+            c.timed_out,
+            c.inconclusive,
+            c.unsolicited_responses,
+            nat_copies(c.post_nat_copies)
+        ),
+        layout,
     );
     let headers = [
         "severity", "outcome", "client", "server", "queries", "packets", "names", "first", "last",
@@ -190,7 +202,10 @@ pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String
         ]
     });
 
-    out += "\nSERVICE VIPS ON THE WIRE (destination in the service CIDR)\n";
+    out += &title(
+        "SERVICE VIPS ON THE WIRE (destination in the service CIDR)",
+        layout,
+    );
     let headers = [
         "severity",
         "source",
@@ -282,11 +297,18 @@ pub(super) fn block<G>(
     }
     let mut out = table.render(layout) + "\n";
     if shown < groups.len() {
-        let _ = writeln!(
-            out,
+        let more = format!(
             "... {} more groups (--limit 0 shows all, --format json lists every item)",
             groups.len() - shown
         );
+        match layout.markdown {
+            true => {
+                let _ = writeln!(out, "\n_{}_", markdown_text(&more));
+            }
+            false => {
+                let _ = writeln!(out, "{more}");
+            }
+        }
     }
     out
 }
@@ -347,11 +369,15 @@ fn render_verdict(outcome: &Outcome, layout: &Layout) -> String {
         Status::Warning => "WARNING",
         Status::Failure => "FAILURE",
     };
-    let _ = writeln!(
-        out,
-        "VERDICT   {}",
-        paint(status, status_tone(outcome.verdict.status), layout)
-    );
+    if layout.markdown {
+        let _ = writeln!(out, "### Verdict: {}", markdown_text(status));
+    } else {
+        let _ = writeln!(
+            out,
+            "VERDICT   {}",
+            paint(status, status_tone(outcome.verdict.status), layout)
+        );
+    }
     for cause in &outcome.verdict.causes {
         out += &render_cause(
             CauseText {
@@ -382,6 +408,29 @@ pub(super) struct CauseText<'a> {
 /// under it.
 pub(super) fn render_cause(cause: CauseText<'_>, layout: &Layout) -> String {
     let mut out = String::new();
+    if layout.markdown {
+        // A numbered item: the summary, details and fixes indented under it.
+        let _ = writeln!(
+            out,
+            "\n{}. **\\[{}\\] {}**\n\n   {}\n",
+            cause.rank,
+            cause.severity.label(),
+            markdown_text(cause.title),
+            markdown_text(cause.summary)
+        );
+        for detail in cause.details {
+            let _ = writeln!(out, "   - {}", markdown_text(detail));
+        }
+        for hint in cause.remediation {
+            let _ = writeln!(
+                out,
+                "   - **fix ({}):** {}",
+                markdown_text(hint.cni),
+                markdown_text(&hint.hint)
+            );
+        }
+        return out;
+    }
     let tag = format!("[{}]", cause.severity.label());
     let _ = writeln!(
         out,
@@ -493,8 +542,10 @@ fn nat_copies(copies: u64) -> String {
 /// Which interfaces carried traffic to external destinations, and from
 /// which source classes: the answer to "which NIC did pod egress use?".
 fn render_egress_interfaces(rows: &[EgressInterface], layout: &Layout) -> String {
-    let mut out =
-        String::from("\nEGRESS INTERFACES (packets to external destinations, by source class)\n");
+    let mut out = title(
+        "EGRESS INTERFACES (packets to external destinations, by source class)",
+        layout,
+    );
     if rows.is_empty() {
         out += "  none\n";
         return out;
@@ -543,8 +594,10 @@ fn render_masqueraded(pods: &[MasqueradedPod], layout: &Layout) -> String {
     if pods.is_empty() {
         return String::new();
     }
-    let mut out =
-        String::from("\nMASQUERADED POD EGRESS (pre- and post-NAT copies of a flow paired)\n");
+    let mut out = title(
+        "MASQUERADED POD EGRESS (pre- and post-NAT copies of a flow paired)",
+        layout,
+    );
     let mut table = Sheet::new(&["pod", "flows", "left", "as", "then left", "as"]);
     for pod in pods {
         table.add_row(vec![

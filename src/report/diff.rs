@@ -2,7 +2,7 @@
 //! persists and what is new, one line each.
 
 use super::analyze::short_list;
-use super::output::{ndjson_line, Document, Layout, Report};
+use super::output::{fields, markdown_text, ndjson_line, Document, Layout, Report};
 use super::table::Sheet;
 use crate::diff::{Change, Diff};
 use crate::scan::{Digest, FindingKind};
@@ -43,15 +43,20 @@ impl Report for DiffReport {
 pub fn render(report: &DiffReport, layout: &Layout) -> String {
     let mut out = String::new();
     let diff = &report.diff;
+    let mut sides = String::new();
     for (label, side) in [("before", &report.before), ("after ", &report.after)] {
         let (file, d) = (&side.file, &side.digest);
         let _ = writeln!(
-            out,
+            sides,
             "{label}    {file} ({} packets, {})",
             HumanCount(d.packets),
             format_span((d.duration_seconds * 1e9) as u64)
         );
     }
+    if layout.markdown {
+        out += "## kpcap diff\n\n";
+    }
+    out += &fields(&sides, layout);
     let mut table = Sheet::new(&["", "before", "after", ""]);
     for c in &diff.counts {
         let trend = match (c.before, c.after) {
@@ -73,9 +78,16 @@ pub fn render(report: &DiffReport, layout: &Layout) -> String {
         ("PERSISTS", &diff.persists),
         ("NEW", &diff.new),
     ] {
-        let _ = writeln!(out, "\n{title} ({})", changes.len());
+        out += &super::output::title(&format!("{title} ({})", changes.len()), layout);
         for change in changes.iter() {
-            let _ = writeln!(out, "  {}", describe(change));
+            match layout.markdown {
+                true => {
+                    let _ = writeln!(out, "- {}", markdown_text(&describe(change)));
+                }
+                false => {
+                    let _ = writeln!(out, "  {}", describe(change));
+                }
+            }
         }
     }
     let verdict = if diff.resolved {
@@ -88,7 +100,14 @@ pub fn render(report: &DiffReport, layout: &Layout) -> String {
     } else {
         "NOT RESOLVED: a failure of BEFORE persists, or something got worse".to_string()
     };
-    let _ = writeln!(out, "\nVERDICT   {verdict}");
+    match layout.markdown {
+        true => {
+            let _ = writeln!(out, "\n### Verdict: {}", markdown_text(&verdict));
+        }
+        false => {
+            let _ = writeln!(out, "\nVERDICT   {verdict}");
+        }
+    }
     out
 }
 

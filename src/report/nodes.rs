@@ -4,7 +4,7 @@
 //! analyze document; NDJSON one line per node, cause, clock and path.
 
 use super::analyze::{block, paint, render_cause, short_list, status_tone, CauseText};
-use super::output::{ndjson_line, Layout, Report};
+use super::output::{fields, markdown_text, ndjson_line, title, Layout, Report};
 use crate::detect::verdict::Status;
 use crate::nodes::{ClusterReport, PathGroup};
 use crate::time::Timestamp;
@@ -59,12 +59,19 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
         Status::Failure => "FAILURE",
     };
     let captured = report.nodes.iter().filter(|n| !n.files.is_empty()).count();
-    let mut out = format!(
-        "\nCLUSTER   {} ({} nodes, {captured} captured)\n",
-        paint(status, status_tone(report.status), layout),
-        report.nodes.len()
-    );
-    out += "\nNODES\n";
+    let mut out = match layout.markdown {
+        true => format!(
+            "\n## Across nodes: {} ({} nodes, {captured} captured)\n",
+            markdown_text(status),
+            report.nodes.len()
+        ),
+        false => format!(
+            "\nCLUSTER   {} ({} nodes, {captured} captured)\n",
+            paint(status, status_tone(report.status), layout),
+            report.nodes.len()
+        ),
+    };
+    out += &title("NODES", layout);
     let headers = [
         "node",
         "role",
@@ -121,9 +128,9 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
                 ),
             })
             .collect();
-        let _ = writeln!(out, "clocks    {}", clocks.join("; "));
+        out += &fields(&format!("clocks    {}\n", clocks.join("; ")), layout);
     }
-    out += "\nVERDICT ACROSS NODES\n";
+    out += &title("VERDICT ACROSS NODES", layout);
     if report.causes.is_empty() {
         out += "  no cause: the nodes' captures agree\n";
     }
@@ -141,7 +148,10 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
         );
     }
     let start = report.start.unwrap_or_default();
-    out += "\nPATHS BETWEEN NODES (failed connections followed across the captures)\n";
+    out += &title(
+        "PATHS BETWEEN NODES (failed connections followed across the captures)",
+        layout,
+    );
     if !report.paths_followed {
         for note in &report.notes {
             let _ = writeln!(out, "  not followed: {note}");

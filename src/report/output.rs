@@ -17,6 +17,8 @@ pub enum Format {
     Json,
     /// One JSON value per line.
     Ndjson,
+    /// GitHub-flavoured Markdown: the human report, for a ticket.
+    Markdown,
 }
 
 /// How human tables are laid out.
@@ -29,6 +31,9 @@ pub struct Layout {
     pub width: Option<usize>,
     /// Severities in colour (ANSI escapes).
     pub color: bool,
+    /// Markdown instead of a terminal's text: headings, pipe tables,
+    /// lists (`Format::Markdown`).
+    pub markdown: bool,
 }
 
 /// Where prose wraps when no width is given.
@@ -109,6 +114,15 @@ impl<W: Write> Output<W> {
                 self.out.write_all(text.as_bytes())?
             }
             Format::Ndjson => report.ndjson(&mut self.out)?,
+            Format::Markdown => {
+                let layout = Layout {
+                    width: None,
+                    color: false,
+                    markdown: true,
+                    ..self.layout
+                };
+                self.out.write_all(report.table(&layout).as_bytes())?
+            }
             Format::Json => return Ok(()),
         }
         self.out.flush()
@@ -148,6 +162,73 @@ impl<W: Write> Output<W> {
 /// continuation lines indented under where its text began (`cidrs     `
 /// lines under their value). Table lines, already fitted, and words
 /// longer than a line are left whole: an address is never split.
+/// A section's title: a line of its own on a terminal, a heading in
+/// Markdown.
+pub fn title(text: &str, layout: &Layout) -> String {
+    if layout.markdown {
+        format!("\n### {}\n\n", markdown_text(text))
+    } else {
+        format!("\n{text}\n")
+    }
+}
+
+/// Lines of `key      value` fields (a header, coverage): as they are on
+/// a terminal, a list with the keys in bold in Markdown.
+pub fn fields(text: &str, layout: &Layout) -> String {
+    if !layout.markdown {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        match (
+            line.starts_with(' '),
+            trimmed.split_once(char::is_whitespace),
+        ) {
+            (true, _) => out += &format!("  {}\n", markdown_text(trimmed)),
+            (false, Some((key, value))) => {
+                out += &format!(
+                    "- **{}** {}\n",
+                    markdown_text(key),
+                    markdown_text(value.trim_start())
+                )
+            }
+            (false, None) if !trimmed.is_empty() => {
+                out += &format!("- {}\n", markdown_text(trimmed))
+            }
+            _ => out.push('\n'),
+        }
+    }
+    out
+}
+
+/// `text` with what Markdown would read as markup escaped: it is shown
+/// as written.
+pub fn markdown_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let chars: Vec<char> = text.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        let word = |at: Option<&char>| at.is_some_and(|c| c.is_alphanumeric());
+        // `_` inside a word (`no_reply`) is no emphasis in GitHub's
+        // Markdown; `#` only starts a heading at the start.
+        let escape = match c {
+            '\\' | '`' | '*' | '[' | ']' | '|' | '<' => true,
+            '_' => !(i > 0 && word(chars.get(i - 1)) && word(chars.get(i + 1))),
+            '#' => i == 0,
+            _ => false,
+        };
+        match c {
+            '\n' | '\r' => out.push(' '),
+            _ if escape => {
+                out.push('\\');
+                out.push(c);
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn fit_lines(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {

@@ -1,7 +1,7 @@
 //! The `scan` report: one line per file, then the findings across files.
 
 use super::analyze::short_list;
-use super::output::{ndjson_line, Layout, Report};
+use super::output::{fields, markdown_text, ndjson_line, title, Layout, Report};
 use super::table::{printable, Sheet};
 use crate::nodes::ClusterReport;
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
@@ -74,8 +74,9 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
     let limit = layout.limit;
     let mut out = String::new();
     let a = &report.aggregate;
+    let mut head = String::new();
     let _ = writeln!(
-        out,
+        head,
         "scan      {}: {} analyzed, {} not captures, {} unreadable; {} packets",
         files(a.files),
         a.analyzed,
@@ -83,39 +84,64 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
         a.errors,
         HumanCount(a.packets)
     );
-    let _ = writeln!(out, "cidrs     {}", report.cidrs);
+    let _ = writeln!(head, "cidrs     {}", report.cidrs);
+    if layout.markdown {
+        out += "## kpcap scan\n\n";
+    }
+    out += &fields(&head, layout);
     out.push('\n');
     out += &render_files(&report.files, layout);
 
     let status = a.verdict().to_uppercase();
-    let _ = write!(
-        out,
-        "\nVERDICT ACROSS FILES   {status}: findings in {} of {} analyzed",
+    let mut verdict = format!(
+        "{status}: findings in {} of {} analyzed",
         a.files_with_findings,
         files(a.analyzed)
     );
     if a.inconclusive > 0 {
-        let _ = write!(out, "; {} could not judge everything", a.inconclusive);
+        let _ = write!(verdict, "; {} could not judge everything", a.inconclusive);
     }
     if a.analyzed == 0 {
-        out += "; no capture was analyzed";
+        verdict += "; no capture was analyzed";
     }
-    out.push('\n');
+    match layout.markdown {
+        true => {
+            let _ = writeln!(
+                out,
+                "\n### Verdict across files: {}\n",
+                markdown_text(&verdict)
+            );
+        }
+        false => {
+            let _ = writeln!(out, "\nVERDICT ACROSS FILES   {verdict}");
+        }
+    }
     for cause in &a.causes {
-        let _ = writeln!(
-            out,
-            "  {:<32} in {} of {} ({})",
+        let line = format!(
+            "{:<32} in {} of {} ({})",
             cause.id,
             cause.files.len(),
             files(a.analyzed),
             short_list(&cause.files, 3)
         );
+        match layout.markdown {
+            true => {
+                let _ = writeln!(out, "- {}", markdown_text(&line));
+            }
+            false => {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
     }
     if a.findings.is_empty() {
-        out += "\nFINDINGS ACROSS FILES\n  none\n";
+        out += &title("FINDINGS ACROSS FILES", layout);
+        out += "  none\n";
         return out;
     }
-    out += "\nFINDINGS ACROSS FILES (one line per subject, with the files that show it)\n";
+    out += &title(
+        "FINDINGS ACROSS FILES (one line per subject, with the files that show it)",
+        layout,
+    );
     let mut table = Sheet::new(&[
         "severity", "finding", "subject", "files", "count", "details", "in",
     ]);

@@ -134,6 +134,9 @@ impl Sheet {
     /// The table as lines (no trailing newline), fitted to `layout.width`
     /// if there is one, followed by a line naming the hidden columns.
     pub fn render(&self, layout: &Layout) -> String {
+        if layout.markdown {
+            return self.markdown();
+        }
         let plan = match layout.width {
             Some(width) => self.fit(width),
             None => Plan::whole(self.headers.len()),
@@ -195,6 +198,21 @@ impl Sheet {
             );
         }
         out
+    }
+
+    /// The table as GitHub-flavoured Markdown: every column, every cell
+    /// (cut to `MAX_CELL_CHARS` as on a terminal), markup escaped.
+    fn markdown(&self) -> String {
+        let row = |cells: &mut dyn Iterator<Item = &String>| {
+            let cells: Vec<String> = cells.map(|c| super::output::markdown_text(c)).collect();
+            format!("| {} |", cells.join(" | "))
+        };
+        let mut lines = vec![row(&mut self.headers.iter())];
+        lines.push(format!("|{}", "---|".repeat(self.headers.len())));
+        for cells in &self.rows {
+            lines.push(row(&mut cells.iter()));
+        }
+        lines.join("\n")
     }
 
     /// Characters each column needs: its widest cell and its header, or
@@ -439,6 +457,7 @@ mod fit_tests {
             limit: 0,
             width,
             color: false,
+            markdown: false,
         })
     }
 
@@ -495,6 +514,7 @@ mod fit_tests {
             limit: 0,
             width: None,
             color,
+            markdown: false,
         };
         assert!(!sheet().render(&layout(false)).contains('\u{1b}'));
         assert!(sheet().render(&layout(true)).contains('\u{1b}'));
