@@ -365,6 +365,9 @@ pub enum OutputFormat {
     /// GitHub-flavoured Markdown, for an incident ticket: the verdict,
     /// then the finding tables.
     Markdown,
+    /// One self-contained HTML page (no script, no request): the verdict,
+    /// a timeline, the finding tables and their items.
+    Html,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

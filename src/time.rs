@@ -88,3 +88,118 @@ mod tests {
         assert_eq!(Timestamp(5).since(Timestamp(9)), 0);
     }
 }
+
+/// Counts by second of the capture's clock, for a timeline. Bounded: past
+/// `MAX_SECONDS` distinct buckets (a crafted capture's timestamps can be
+/// anywhere) buckets double in width until they fit, and merging takes
+/// the wider of two, so the result is the same however the counts were
+/// split: the narrowest power-of-two width that fits them all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// Buckets are `2^shift` seconds wide.
+    shift: u32,
+    counts: std::collections::BTreeMap<u64, u64>,
+}
+
+/// Distinct buckets a histogram keeps (a day of seconds is 86 400).
+pub const MAX_SECONDS: usize = 1 << 17;
+
+impl Histogram {
+    #[inline]
+    pub fn add(&mut self, ts: Timestamp, n: u64) {
+        self.add_second(ts.0 / 1_000_000_000, n);
+    }
+
+    /// Adds `n` at second `second` (since the epoch).
+    pub fn add_second(&mut self, second: u64, n: u64) {
+        *self.counts.entry(second >> self.shift).or_default() += n;
+        if self.counts.len() > MAX_SECONDS {
+            self.widen(self.shift + 1);
+        }
+    }
+
+    fn widen(&mut self, shift: u32) {
+        let mut shift = shift.max(self.shift);
+        loop {
+            let by = shift - self.shift;
+            let mut wider = std::collections::BTreeMap::new();
+            for (&key, &n) in &self.counts {
+                *wider.entry(key >> by).or_default() += n;
+            }
+            self.counts = wider;
+            self.shift = shift;
+            if self.counts.len() <= MAX_SECONDS {
+                return;
+            }
+            shift += 1;
+        }
+    }
+
+    pub fn merge(&mut self, other: Histogram) {
+        let shift = self.shift.max(other.shift);
+        self.widen(shift);
+        let by = shift - other.shift;
+        for (key, n) in other.counts {
+            *self.counts.entry(key >> by).or_default() += n;
+        }
+        if self.counts.len() > MAX_SECONDS {
+            self.widen(self.shift + 1);
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.values().sum()
+    }
+
+    /// The counts in `buckets` buckets of `width` seconds from second
+    /// `start` (a count falls in the bucket its bucket's start falls in;
+    /// before `start`, in the first; after the last, in the last).
+    pub fn binned(&self, start: u64, width: u64, buckets: usize) -> Vec<u64> {
+        let mut out = vec![0; buckets];
+        if buckets == 0 {
+            return out;
+        }
+        let width = width.max(1);
+        for (&key, &n) in &self.counts {
+            let second = key << self.shift;
+            let at = (second.saturating_sub(start) / width) as usize;
+            out[at.min(buckets - 1)] += n;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_second_and_rebins() {
+        let mut h = Histogram::default();
+        for (s, n) in [(100, 1), (100, 2), (101, 5), (160, 1)] {
+            h.add(Timestamp(s * 1_000_000_000 + 5), n);
+        }
+        assert_eq!(h.total(), 9);
+        assert_eq!(h.binned(100, 30, 3), vec![8, 0, 1]);
+        assert_eq!(h.binned(100, 1, 2), vec![3, 6]);
+    }
+
+    #[test]
+    fn too_many_seconds_widen_the_buckets_the_same_way_whatever_the_split() {
+        let seconds: Vec<u64> = (0..(MAX_SECONDS as u64 * 3)).map(|i| i * 7).collect();
+        let mut whole = Histogram::default();
+        let (mut a, mut b) = (Histogram::default(), Histogram::default());
+        for (i, s) in seconds.iter().enumerate() {
+            whole.add_second(*s, 1);
+            if i % 3 == 0 {
+                a.add_second(*s, 1)
+            } else {
+                b.add_second(*s, 1)
+            }
+        }
+        a.merge(b);
+        assert!(whole.counts.len() <= MAX_SECONDS);
+        assert_eq!(whole.total(), seconds.len() as u64);
+        assert_eq!(a, whole);
+    }
+}

@@ -13,6 +13,7 @@ mod locality;
 mod names;
 mod outcome;
 mod sightings;
+mod timeline;
 
 pub use coverage::{Coverage, DetectorRun, UnreadInterface};
 pub use header::{CaptureHeader, InterfaceInfo, InterfaceUse};
@@ -20,6 +21,7 @@ pub use locality::{locality, Locality, WINDOW};
 pub use names::cni_hint;
 pub use outcome::Outcome;
 pub use sightings::{FlowSighting, Reach, SeenOn, Sightings, MAX_FLOW_SIGHTINGS};
+pub use timeline::{Timeline, MAX_BUCKETS};
 
 use crate::capture::{CaptureInfo, Input};
 use crate::cluster::Directory;
@@ -361,6 +363,7 @@ impl<'a> Analyzer<'a> {
             span_seconds: header.duration_seconds,
             unread_interfaces: unread_interfaces(info, &observations.flows.summary),
         });
+        let timeline = Timeline::new(&observations.flows.summary, &findings);
         let mut verdict = verdict::correlate(&findings);
         verdict::qualify(&mut verdict, &coverage.unjudged);
         let names = match self.names {
@@ -377,6 +380,7 @@ impl<'a> Analyzer<'a> {
             verdict,
             findings,
             names,
+            timeline,
         };
         (outcome, sightings)
     }

@@ -2,7 +2,7 @@
 //! digest, diff, the fuzzing entry points). Computed once, in
 //! `Analyzer::outcome`; nothing above this module judges traffic.
 
-use super::{CaptureHeader, Coverage};
+use super::{CaptureHeader, Coverage, Timeline};
 use crate::cluster::AddressName;
 use crate::detect::verdict::Verdict;
 use crate::detect::{Findings, Severity};
@@ -24,6 +24,8 @@ pub struct Outcome {
     /// (absent without `--cluster`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub names: BTreeMap<IpAddr, AddressName>,
+    /// Per time bucket, packets and failures: when it broke.
+    pub timeline: Timeline,
 }
 
 impl Outcome {

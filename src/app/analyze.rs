@@ -248,7 +248,7 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
     // each DNS rcode answered.
     let evidence = match args.common.format {
         OutputFormat::Table | OutputFormat::Markdown => Evidence::Brief,
-        OutputFormat::Json | OutputFormat::Ndjson => Evidence::All,
+        OutputFormat::Json | OutputFormat::Ndjson | OutputFormat::Html => Evidence::All,
     };
     let (analyzer, pool, topology) = (setup.analyzer(evidence), &setup.pool, &setup.topology);
     let threshold = threshold(args.fail_on);

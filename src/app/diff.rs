@@ -21,7 +21,11 @@ pub fn diff(args: DiffArgs, global: &GlobalArgs) -> Result<i32> {
             eprintln!("kpcap: warning: {file}: {warning}");
         }
         let digest = Digest::of(&outcome);
-        Ok(Compared { file, digest })
+        Ok(Compared {
+            file,
+            digest,
+            timeline: outcome.timeline,
+        })
     };
     let (before, after) = (digest(&args.before)?, digest(&args.after)?);
     let diff = Diff::between(&before.digest, &after.digest);

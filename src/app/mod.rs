@@ -429,6 +429,7 @@ fn output(
         OutputFormat::Json => Format::Json,
         OutputFormat::Ndjson => Format::Ndjson,
         OutputFormat::Markdown => Format::Markdown,
+        OutputFormat::Html => Format::Html,
     };
     let terminal = file.is_none() && std::io::stdout().is_terminal();
     let layout = Layout {

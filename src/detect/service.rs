@@ -8,7 +8,7 @@
 use super::brief::{BriefBuilder, FindingKind, FindingSet};
 use super::{Context, FlowItem, Severity};
 use crate::flow::{Direction, FlowTable};
-use crate::time::Timestamp;
+use crate::time::{Histogram, Timestamp};
 use crate::topology::AddrClass;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +35,10 @@ pub struct ServiceGroup {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServiceFindings {
     pub groups: Vec<ServiceGroup>,
+    /// Packets to service addresses by the second of their flow's first
+    /// packet, for the timeline.
+    #[serde(skip)]
+    pub packet_starts: Histogram,
 }
 
 impl FindingSet for ServiceFindings {
@@ -55,11 +59,13 @@ impl FindingSet for ServiceFindings {
 
 pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
     let mut groups: BTreeMap<(IpAddr, IpAddr), Vec<(FlowItem, u64)>> = BTreeMap::new();
+    let mut packet_starts = Histogram::default();
     for (key, flow) in &flows.flows {
         for direction in [Direction::Lo, Direction::Hi] {
             let (from, to) = key.endpoints(direction);
             let sent = flow.sides[direction.index()].packets;
             if sent > 0 && context.topology.classify(to.addr) == AddrClass::Service {
+                packet_starts.add(flow.first_ts, sent);
                 groups
                     .entry((from.addr, to.addr))
                     .or_default()
@@ -119,7 +125,10 @@ pub fn find(flows: &FlowTable, context: &Context<'_>) -> ServiceFindings {
             .cmp(&(a.severity, a.packets))
             .then_with(|| (a.source, a.service).cmp(&(b.source, b.service)))
     });
-    ServiceFindings { groups }
+    ServiceFindings {
+        groups,
+        packet_starts,
+    }
 }
 
 #[cfg(test)]

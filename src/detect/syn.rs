@@ -12,7 +12,7 @@ use crate::decode::{Packet, Transport, PROTO_TCP};
 use crate::flow::{
     merge_maps, min_option, partition_of, Endpoint, Flow, FlowKey, FlowTable, PARTITIONS,
 };
-use crate::time::Timestamp;
+use crate::time::{Histogram, Timestamp};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
@@ -224,6 +224,10 @@ pub struct SynFindings {
     /// Groups and flows the list leaves out, by outcome (all are in
     /// `counts`).
     pub omitted: OmittedByOutcome,
+    /// Unanswered and unreachable SYN flows by the second of their first
+    /// packet, for the timeline (those `--max-flows` evicted are not in it).
+    #[serde(skip)]
+    pub failed_starts: Histogram,
 }
 
 impl FindingSet for SynFindings {
@@ -378,11 +382,12 @@ pub fn find(
     // to the list as it is merged, so the ranks held stay in proportion to
     // the list, not to the groups (the first of all is the first of the
     // firsts of each share).
-    let (mut counts, mut ranks, mut omitted) = (partitions.par_iter())
+    let (mut counts, mut ranks, mut omitted, failed_starts) = (partitions.par_iter())
         .zip(&retired_by_partition)
         .map(|(partition, retired_here)| {
             let mut counts = SynCounts::default();
             let mut tallies: FxHashMap<GroupKey, u64> = FxHashMap::default();
+            let mut starts = Histogram::default();
             crate::ops::step(partition.len());
             for (key, flow) in partition {
                 let Some((flow_counts, outcome)) = finding(key, flow) else {
@@ -391,6 +396,9 @@ pub fn find(
                 counts.add(&flow_counts);
                 if let Some((outcome, _)) = outcome {
                     *tallies.entry(group_key(key, flow, outcome)).or_default() += 1;
+                    if outcome.severity() == Severity::Failure {
+                        starts.add(flow.first_ts, 1);
+                    }
                 }
             }
             for (key, group) in retired_here {
@@ -405,20 +413,29 @@ pub fn find(
                 .collect();
             let mut omitted = OmittedByOutcome::new();
             keep_first(&mut ranks, MAX_GROUPS, &mut omitted);
-            (counts, ranks, omitted)
+            (counts, ranks, omitted, starts)
         })
         .reduce(
-            || (SynCounts::default(), Vec::new(), OmittedByOutcome::new()),
-            |(mut counts, mut ranks, mut omitted), (c, r, o)| {
+            || {
+                let empty = (SynCounts::default(), Vec::new());
+                (
+                    empty.0,
+                    empty.1,
+                    OmittedByOutcome::new(),
+                    Histogram::default(),
+                )
+            },
+            |(mut counts, mut ranks, mut omitted, mut starts), (c, r, o, s)| {
                 counts.add(&c);
                 ranks.extend(r);
+                starts.merge(s);
                 for (outcome, o) in o {
                     let into = omitted.entry(outcome).or_default();
                     into.groups += o.groups;
                     into.flows += o.flows;
                 }
                 keep_first(&mut ranks, MAX_GROUPS, &mut omitted);
-                (counts, ranks, omitted)
+                (counts, ranks, omitted, starts)
             },
         );
     counts.add(&retired.counts);
@@ -473,6 +490,7 @@ pub fn find(
         counts,
         groups,
         omitted,
+        failed_starts,
     }
 }
 

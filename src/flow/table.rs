@@ -9,7 +9,7 @@ use super::stats::{min_option, Flow, PairStats};
 use crate::decode::{tcp_flags, Problem};
 use crate::interface::Via;
 use crate::observe::{Seen, Settle};
-use crate::time::Timestamp;
+use crate::time::{Histogram, Timestamp};
 use indexmap::map::Entry;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -36,7 +36,54 @@ pub struct Summary {
     pub per_interface: BTreeMap<Via, u64>,
     /// Copies of a packet already seen on another interface (`-i any`).
     pub duplicates: u64,
+    /// Records by second, for the timeline (`packets_by_second`).
+    seconds: SecondCounter,
 }
+
+/// A histogram by second whose current second's count is kept apart,
+/// since most records fall in the second of the one before. Two are equal
+/// when their counts are, however they were split.
+#[derive(Debug, Clone, Default)]
+struct SecondCounter {
+    done: Histogram,
+    second: u64,
+    in_second: u64,
+}
+
+impl SecondCounter {
+    #[inline]
+    fn count(&mut self, ts: Timestamp) {
+        let second = ts.0 / 1_000_000_000;
+        if second != self.second && self.in_second > 0 {
+            self.done
+                .add_second(self.second, std::mem::take(&mut self.in_second));
+        }
+        self.second = second;
+        self.in_second += 1;
+    }
+
+    fn histogram(&self) -> Histogram {
+        let mut all = self.done.clone();
+        if self.in_second > 0 {
+            all.add_second(self.second, self.in_second);
+        }
+        all
+    }
+
+    fn merge(&mut self, other: &SecondCounter) {
+        let mut all = std::mem::take(self).histogram();
+        all.merge(other.histogram());
+        self.done = all;
+    }
+}
+
+impl PartialEq for SecondCounter {
+    fn eq(&self, other: &Self) -> bool {
+        self.histogram() == other.histogram()
+    }
+}
+
+impl Eq for SecondCounter {}
 
 impl Summary {
     /// Records per capture interface (its `-i any` devices together).
@@ -48,7 +95,13 @@ impl Summary {
         packets
     }
 
+    /// Records by second.
+    pub fn packets_by_second(&self) -> Histogram {
+        self.seconds.histogram()
+    }
+
     fn merge(&mut self, other: &Summary) {
+        self.seconds.merge(&other.seconds);
         self.packets += other.packets;
         self.captured_bytes += other.captured_bytes;
         self.wire_bytes += other.wire_bytes;
@@ -135,6 +188,7 @@ impl FlowTable {
         let (record, packet) = (&seen.record, &seen.packet);
         let s = &mut self.summary;
         s.packets += 1;
+        s.seconds.count(record.ts);
         s.captured_bytes += record.data.len() as u64;
         s.wire_bytes += record.orig_len as u64;
         if !packet.problem.is_some_and(|p| p.unreadable()) {

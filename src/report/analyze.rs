@@ -30,7 +30,27 @@ impl Report for CaptureReport<'_, Outcome> {
         }
         Ok(())
     }
+
+    /// The report with its timeline after the verdict, and every finding's
+    /// items in collapsed sections at the end.
+    fn html(&self, layout: &Layout) -> String {
+        let markdown = render(self.of, self.topology, &layout.as_markdown());
+        let (head, rest) = match markdown.find(FINDINGS_START) {
+            Some(at) => markdown.split_at(at),
+            None => (markdown.as_str(), ""),
+        };
+        let mut out = super::html::from_markdown(head);
+        out += "<h3>Timeline</h3>\n";
+        out += &super::html::timeline_svg(&self.of.timeline, &self.of.header.file);
+        out += &super::html::from_markdown(rest);
+        out += &super::html::items(self.of);
+        out
+    }
 }
+
+/// Where the finding tables start in the Markdown report: the timeline
+/// goes before.
+const FINDINGS_START: &str = "\n### UNMASQUERADED POD EGRESS";
 
 /// Wraps `text` at `width` columns, indenting every line by `indent`.
 fn wrap(text: &str, indent: &str, width: usize) -> String {

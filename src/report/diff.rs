@@ -19,6 +19,9 @@ pub const SCHEMA: &str = "kpcap.diff/2";
 pub struct Compared {
     pub file: String,
     pub digest: Digest,
+    /// When its failures happened (drawn by the HTML report).
+    #[serde(skip)]
+    pub timeline: crate::analysis::Timeline,
 }
 
 /// The `diff` report: both sides and what changed.
@@ -37,6 +40,17 @@ impl Report for DiffReport {
     /// The whole document on one line.
     fn ndjson(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         ndjson_line(out, &Document::new(SCHEMA, self))
+    }
+
+    /// The comparison, then the two timelines one above the other.
+    fn html(&self, layout: &Layout) -> String {
+        let mut out = super::html::from_markdown(&render(self, &layout.as_markdown()));
+        out += "<h3>Timelines</h3>\n";
+        for (label, side) in [("before", &self.before), ("after", &self.after)] {
+            let caption = format!("{label}: {}", side.file);
+            out += &super::html::timeline_svg(&side.timeline, &caption);
+        }
+        out
     }
 }
 

@@ -6,6 +6,7 @@ pub mod analyze;
 pub mod diff;
 pub mod flows;
 pub mod header;
+pub mod html;
 pub mod nodes;
 pub mod output;
 pub mod scan;

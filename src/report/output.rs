@@ -19,6 +19,8 @@ pub enum Format {
     Ndjson,
     /// GitHub-flavoured Markdown: the human report, for a ticket.
     Markdown,
+    /// One self-contained HTML page for the whole run (`report::html`).
+    Html,
 }
 
 /// How human tables are laid out.
@@ -40,6 +42,16 @@ pub struct Layout {
 pub const PROSE_WIDTH: usize = 100;
 
 impl Layout {
+    /// This layout for Markdown: no width, no colour.
+    pub fn as_markdown(&self) -> Layout {
+        Layout {
+            width: None,
+            color: false,
+            markdown: true,
+            ..*self
+        }
+    }
+
     /// The width prose is wrapped at.
     pub fn prose_width(&self) -> usize {
         self.width.unwrap_or(PROSE_WIDTH)
@@ -53,6 +65,11 @@ pub trait Report {
     fn table(&self, layout: &Layout) -> String;
     /// The report's NDJSON lines, each written with `ndjson_line`.
     fn ndjson(&self, out: &mut dyn Write) -> io::Result<()>;
+
+    /// The report's part of an HTML page: its Markdown, rendered.
+    fn html(&self, layout: &Layout) -> String {
+        super::html::from_markdown(&self.table(&layout.as_markdown()))
+    }
 }
 
 /// Writes `value` as one compact JSON line.
@@ -89,6 +106,8 @@ pub struct Output<W: Write> {
     out: W,
     pub format: Format,
     pub layout: Layout,
+    /// The page's parts so far (`Format::Html`), written by `document`.
+    html: String,
 }
 
 impl<W: Write> Output<W> {
@@ -97,6 +116,7 @@ impl<W: Write> Output<W> {
             out,
             format,
             layout,
+            html: String::new(),
         }
     }
 
@@ -115,13 +135,12 @@ impl<W: Write> Output<W> {
             }
             Format::Ndjson => report.ndjson(&mut self.out)?,
             Format::Markdown => {
-                let layout = Layout {
-                    width: None,
-                    color: false,
-                    markdown: true,
-                    ..self.layout
-                };
+                let layout = self.layout.as_markdown();
                 self.out.write_all(report.table(&layout).as_bytes())?
+            }
+            Format::Html => {
+                self.html.push_str(&report.html(&self.layout));
+                return Ok(());
             }
             Format::Json => return Ok(()),
         }
@@ -145,6 +164,12 @@ impl<W: Write> Output<W> {
 
     /// Writes the run's JSON document, if the format is JSON.
     pub fn document(&mut self, schema: &'static str, body: &impl Serialize) -> io::Result<()> {
+        if self.format == Format::Html {
+            let title = format!("kpcap {}", schema.trim_start_matches("kpcap."));
+            let title = title.split('/').next().unwrap_or("kpcap").to_string();
+            let page = super::html::page(&title, &std::mem::take(&mut self.html));
+            self.out.write_all(page.as_bytes())?;
+        }
         if self.format == Format::Json {
             // serde_json writes a document in pieces of a few bytes: into
             // a buffer of its own, each is a copy, not a call through

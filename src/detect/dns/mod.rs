@@ -20,7 +20,7 @@ use super::{old_enough, Context, Evidence, Severity};
 use crate::decode::dns::{self, rcode};
 use crate::decode::{PROTO_TCP, PROTO_UDP};
 use crate::flow::{merge_maps, min_option, Endpoint, FlowKey};
-use crate::time::Timestamp;
+use crate::time::{Histogram, Timestamp};
 use log::Message;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -143,6 +143,10 @@ pub struct DnsFindings {
     /// What the log's bounds left out (reported under coverage).
     #[serde(skip)]
     pub capped: DnsCapped,
+    /// Timed-out queries by the second of their first copy, for the
+    /// timeline.
+    #[serde(skip)]
+    pub timeout_starts: Histogram,
 }
 
 impl FindingSet for DnsFindings {
@@ -369,6 +373,8 @@ struct Judged {
     responses_by_rcode: [u64; 16],
     groups: FxHashMap<(IpAddr, IpAddr, DnsOutcome), Items>,
     rcodes: RcodeTallies,
+    /// Timed-out keys by the second of their first query.
+    timeouts: Histogram,
 }
 
 impl Judged {
@@ -379,6 +385,7 @@ impl Judged {
             std::mem::swap(&mut self, &mut other);
         }
         self.counts.add(other.counts);
+        self.timeouts.merge(other.timeouts);
         for (into, from) in self
             .responses_by_rcode
             .iter_mut()
@@ -463,6 +470,7 @@ impl Judged {
         } else if old_enough(last_query, judge.capture_end, judge.timeout) {
             counts.timed_out += 1;
             counts.answered_late += u64::from(late);
+            self.timeouts.add(first, 1);
             DnsOutcome::TimedOut
         } else {
             counts.inconclusive += 1;
@@ -577,6 +585,7 @@ pub fn find(
         .reduce(Judged::default, Judged::merge)
         .merge(retired);
     let groups = std::mem::take(&mut judged.groups);
+    let timeout_starts = std::mem::take(&mut judged.timeouts);
     let (counts, rcodes) = judged.finish();
     let mut groups: Vec<DnsGroup> = (groups.into_par_iter())
         .map(|((client, server, outcome), items)| dns_group(client, server, outcome, items))
@@ -610,6 +619,7 @@ pub fn find(
         groups,
         rcodes,
         capped,
+        timeout_starts,
     }
 }
 

@@ -26,7 +26,7 @@ use super::{Context, Evidence, FlowItem, Severity};
 use crate::decode::Tunnel;
 use crate::flow::{Crossing, Direction, Endpoint, Flow, FlowKey, FlowTable, Partition};
 use crate::interface::{InterfaceKind, InterfaceNames, Label, Via};
-use crate::time::Timestamp;
+use crate::time::{Histogram, Timestamp};
 use crate::topology::AddrClass;
 use interfaces::egress_interfaces;
 use ipnet::IpNet;
@@ -133,6 +133,10 @@ pub struct EgressFindings {
     pub contrast: Contrast,
     /// Per interface, what went to external destinations.
     pub interfaces: Vec<EgressInterface>,
+    /// Unmasqueraded pod packets by the second of their flow's first
+    /// packet, for the timeline.
+    #[serde(skip)]
+    pub pod_packet_starts: Histogram,
 }
 
 impl FindingSet for EgressFindings {
@@ -254,6 +258,9 @@ struct Scan {
     masqueraded: BTreeMap<IpAddr, PodTally>,
     stayed_inside: BTreeMap<IpAddr, PodTally>,
     copies: FxHashSet<FlowKey>,
+    /// Packets from the pod of each unmasqueraded flow, by the second of
+    /// the flow's first packet.
+    starts: Histogram,
 }
 
 impl Scan {
@@ -261,6 +268,7 @@ impl Scan {
     fn concat(scans: Vec<Scan>) -> Scan {
         let mut all = Scan::default();
         for scan in scans {
+            all.starts.merge(scan.starts);
             for (into, from) in [
                 (&mut all.masqueraded, scan.masqueraded),
                 (&mut all.stayed_inside, scan.stayed_inside),
@@ -387,6 +395,8 @@ fn scan_partition(
             tally.seen_on.extend(crossed(flow, pod_direction, |_| true));
             continue;
         }
+        let sent = flow.sides[pod_direction.index()].packets;
+        scan.starts.add(flow.first_ts, sent);
         groups
             .entry((pod, external.addr, key.protocol, external.port))
             .or_default()
@@ -476,6 +486,7 @@ impl Scanned<'_> {
             groups,
             contrast,
             interfaces: egress_interfaces(flows, context),
+            pod_packet_starts: scan.starts,
         }
     }
 }
