@@ -2,8 +2,8 @@
 //! report rendered (pulldown-cmark), severities coloured, the timeline
 //! drawn as inline SVG, every finding's items in collapsed sections (up
 //! to `MAX_GROUPS` groups of `MAX_ITEMS` items each, said when cut). No
-//! script, no font, no request: it opens from `file://` and as an email
-//! attachment, and prints.
+//! script, no font, no request (and a Content-Security-Policy that forbids
+//! any): it opens from `file://` and as an email attachment, and prints.
 
 use crate::analysis::{Outcome, Timeline};
 use crate::time::Timestamp;
@@ -51,6 +51,7 @@ pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n{body}\
          <footer>kpcap {} — a self-contained report: no script, no request.</footer>\n</body>\n</html>\n",
         escape(title),
