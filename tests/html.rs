@@ -90,11 +90,7 @@ fn diff_draws_both_timelines() {
 #[test]
 fn several_nodes_scan_and_flows_make_pages_too() {
     let nodes = testdata("incident-nodes");
-    let cluster = format!("{nodes}/cluster");
-    let captures: Vec<String> = ["k3s-cp", "k3s-w1", "k3s-w2"]
-        .iter()
-        .map(|n| format!("{nodes}/{n}.pcap"))
-        .collect();
+    let (captures, cluster) = incident_nodes();
     let mut args = vec!["analyze", "--cluster", &cluster];
     args.extend(captures.iter().map(String::as_str));
     let (_, text) = page(&args, "nodes.html");

@@ -124,12 +124,7 @@ fn scan_diff_and_the_verdict_across_nodes_render_too() {
     let page = to_html(&diff);
     assert!(page.contains("<h3>FIXED (7)</h3>"), "{page}");
     assert!(page.contains("<h3>Verdict: RESOLVED"), "{page}");
-    let nodes = testdata("incident-nodes");
-    let cluster = format!("{nodes}/cluster");
-    let captures: Vec<String> = ["k3s-cp", "k3s-w1", "k3s-w2"]
-        .iter()
-        .map(|n| format!("{nodes}/{n}.pcap"))
-        .collect();
+    let (captures, cluster) = incident_nodes();
     let mut args = vec!["analyze", "--cluster", &cluster, "--format", "markdown"];
     args.extend(captures.iter().map(String::as_str));
     let text = markdown(&args);

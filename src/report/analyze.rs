@@ -399,19 +399,35 @@ fn render_verdict(outcome: &Outcome, layout: &Layout) -> String {
         );
     }
     for cause in &outcome.verdict.causes {
-        out += &render_cause(
-            CauseText {
-                rank: cause.rank,
-                severity: cause.severity,
-                title: cause.title,
-                summary: &cause.summary,
-                details: &cause.details,
-                remediation: &cause.remediation,
-            },
-            layout,
-        );
+        out += &render_cause(CauseText::from(cause), layout);
     }
     out
+}
+
+impl<'a> From<&'a crate::detect::verdict::Cause> for CauseText<'a> {
+    fn from(cause: &'a crate::detect::verdict::Cause) -> Self {
+        CauseText {
+            rank: cause.rank,
+            severity: cause.severity,
+            title: cause.title,
+            summary: &cause.summary,
+            details: &cause.details,
+            remediation: &cause.remediation,
+        }
+    }
+}
+
+impl<'a> From<&'a crate::nodes::NodeCause> for CauseText<'a> {
+    fn from(cause: &'a crate::nodes::NodeCause) -> Self {
+        CauseText {
+            rank: cause.rank,
+            severity: cause.severity,
+            title: cause.title,
+            summary: &cause.summary,
+            details: &cause.details,
+            remediation: &cause.remediation,
+        }
+    }
 }
 
 /// What a ranked cause shows, whichever verdict it is from.

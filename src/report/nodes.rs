@@ -135,17 +135,7 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
         out += "  no cause: the nodes' captures agree\n";
     }
     for cause in &report.causes {
-        out += &render_cause(
-            CauseText {
-                rank: cause.rank,
-                severity: cause.severity,
-                title: cause.title,
-                summary: &cause.summary,
-                details: &cause.details,
-                remediation: &cause.remediation,
-            },
-            layout,
-        );
+        out += &render_cause(CauseText::from(cause), layout);
     }
     let start = report.start.unwrap_or_default();
     out += &title(

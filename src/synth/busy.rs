@@ -10,9 +10,7 @@
 use super::frame::{dns_message, ethernet, ip_packet, udp_packet, vxlan, L4};
 use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
-use super::START;
 use crate::decode::tcp_flags::{ACK, RST, SYN};
-use crate::time::Timestamp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -247,22 +245,8 @@ pub fn write<W: Write>(
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xb05e);
     let hosts = Hosts::new(&mut rng);
     let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
-    let mut active: Vec<Conversation> = Vec::with_capacity(ACTIVE);
-    let mut now = START;
-    while out.bytes_written < target_bytes {
-        while active.len() < ACTIVE {
-            active.push(conversation(&mut rng, &hosts, &body));
-        }
-        let pick = rng.gen_range(0..active.len());
-        match active[pick].frames.pop_front() {
-            Some(frame) => {
-                out.write(now, &frame)?;
-                now = Timestamp(now.0 + rng.gen_range(2_000..35_000));
-            }
-            None => {
-                active.swap_remove(pick);
-            }
-        }
-    }
+    super::write_interleaved(out, target_bytes, ACTIVE, &mut rng, 2_000..35_000, |rng| {
+        conversation(rng, &hosts, &body).frames
+    })?;
     Ok(())
 }

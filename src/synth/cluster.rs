@@ -279,11 +279,14 @@ pub fn ip_addr() -> Value {
     Value::Array(links)
 }
 
+/// Writes `value` to `path` as kubectl and `ip -j -p` print JSON.
+pub(super) fn write_json(path: &Path, value: &Value) -> std::io::Result<()> {
+    std::fs::write(path, serde_json::to_string_pretty(value)? + "\n")
+}
+
 /// Writes `cluster.json` and `ip-k3s-w1.json` into `dir`.
 pub fn write(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("JSON") + "\n";
-    std::fs::write(dir.join("cluster.json"), pretty(&dump()))?;
-    std::fs::write(dir.join("ip-k3s-w1.json"), pretty(&ip_addr()))?;
-    Ok(())
+    write_json(&dir.join("cluster.json"), &dump())?;
+    write_json(&dir.join("ip-k3s-w1.json"), &ip_addr())
 }

@@ -200,28 +200,21 @@ pub fn write<W: Write>(
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
     let mut dns_id = 0u16;
-    let mut active: Vec<Conversation> = Vec::new();
     let mut started = 0u64;
-    let mut now = START;
-    while out.bytes_written < target_bytes {
-        while active.len() < CONCURRENT {
+    super::write_interleaved(
+        out,
+        target_bytes,
+        CONCURRENT,
+        &mut rng,
+        10_000..400_000,
+        |rng| {
             let next = match repeat {
                 Some(n) => conversation(&mut super::replayed(seed, started, n), &body, &mut dns_id),
-                None => conversation(&mut rng, &body, &mut dns_id),
+                None => conversation(rng, &body, &mut dns_id),
             };
-            active.push(next);
             started += 1;
-        }
-        let pick = rng.gen_range(0..active.len());
-        match active[pick].frames.pop_front() {
-            Some(frame) => {
-                out.write(now, &frame)?;
-                now = Timestamp(now.0 + rng.gen_range(10_000..400_000));
-            }
-            None => {
-                active.swap_remove(pick);
-            }
-        }
-    }
+            next.frames
+        },
+    )?;
     Ok(())
 }

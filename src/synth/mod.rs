@@ -34,6 +34,41 @@ fn replayed(seed: u64, started: u64, repeat: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// Frames of one conversation, made up front and drained interleaved.
+pub(crate) type Frames = std::collections::VecDeque<Vec<u8>>;
+
+/// Writes interleaved conversations until about `target_bytes` are out:
+/// `active` of them in progress, each packet from one picked at random
+/// (new ones from `next`, with the same random stream), `gap_ns` apart.
+pub(crate) fn write_interleaved<W: Write>(
+    out: &mut CaptureWriter<W>,
+    target_bytes: u64,
+    active: usize,
+    rng: &mut ChaCha8Rng,
+    gap_ns: std::ops::Range<u64>,
+    mut next: impl FnMut(&mut ChaCha8Rng) -> Frames,
+) -> std::io::Result<()> {
+    use rand::Rng;
+    let mut conversations: Vec<Frames> = Vec::with_capacity(active);
+    let mut now = START;
+    while out.bytes_written < target_bytes {
+        while conversations.len() < active {
+            conversations.push(next(rng));
+        }
+        let pick = rng.gen_range(0..conversations.len());
+        match conversations[pick].pop_front() {
+            Some(frame) => {
+                out.write(now, &frame)?;
+                now = crate::time::Timestamp(now.0 + rng.gen_range(gap_ns.clone()));
+            }
+            None => {
+                conversations.swap_remove(pick);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Copy)]
 pub enum Scenario {
     /// A busy node's mixed traffic, about `bytes` long; with

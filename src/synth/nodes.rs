@@ -18,7 +18,9 @@
 //! node's capture is the copies that pass its devices, with `skew` added to
 //! k3s-w2's clock.
 
-use super::cluster::{addr, cilium_config, link, list, mac, node, pod_on, service, service_cidr};
+use super::cluster::{
+    addr, cilium_config, link, list, mac, node, pod_on, service, service_cidr, write_json,
+};
 use super::frame::{dns_message, ethernet, rewrite, sll2, udp_packet, vxlan};
 use super::tcp::TcpScript;
 use super::writer::{CaptureWriter, Container, Link};
@@ -729,11 +731,10 @@ pub fn ip_addr(node: usize) -> Value {
 pub fn write(dir: &Path, seed: u64, skew_ns: u64, fault: Fault) -> std::io::Result<()> {
     std::fs::create_dir_all(dir.join("cluster"))?;
     write_captures(dir, seed, skew_ns, fault)?;
-    let pretty = |v: &Value| serde_json::to_string_pretty(v).expect("JSON") + "\n";
-    std::fs::write(dir.join("cluster").join("cluster.json"), pretty(&dump()))?;
+    write_json(&dir.join("cluster").join("cluster.json"), &dump())?;
     for (n, spec) in NODES.iter().enumerate() {
         let file = dir.join("cluster").join(format!("ip-{}.json", spec.name));
-        std::fs::write(file, pretty(&ip_addr(n)))?;
+        write_json(&file, &ip_addr(n))?;
     }
     Ok(())
 }

@@ -59,3 +59,14 @@ pub fn scratch(test: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The three nodes' captures of `testdata/incident-nodes` and its cluster
+/// directory.
+pub fn incident_nodes() -> (Vec<String>, String) {
+    let dir = testdata("incident-nodes");
+    let captures = ["k3s-cp", "k3s-w1", "k3s-w2"]
+        .iter()
+        .map(|n| format!("{dir}/{n}.pcap"))
+        .collect();
+    (captures, format!("{dir}/cluster"))
+}
