@@ -12,6 +12,7 @@ use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt::Write;
 use std::net::IpAddr;
 
 /// TCP connections a source opened towards a destination, by outcome.
@@ -161,11 +162,21 @@ impl FlowsReport {
     /// Header and a table; `layout.limit` rows at most (0 = all).
     pub fn render(&self, topology: &Topology, layout: &Layout) -> String {
         let limit = layout.limit;
-        let mut out = super::header::render(&self.header, topology);
-        out += &format!(
-            "flows     {} flows, {} distinct source -> destination address pairs\n\n",
+        let mut head = super::header::render(&self.header, topology);
+        head += &format!(
+            "flows     {} flows, {} distinct source -> destination address pairs\n",
             self.flow_count, self.distinct_src_dst_pairs
         );
+        let mut out = String::new();
+        if layout.markdown {
+            let _ = writeln!(
+                out,
+                "## {}\n",
+                super::output::markdown_text(&self.header.file)
+            );
+        }
+        out += &super::output::fields(&head, layout);
+        out.push('\n');
         let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
         // Tables show times relative to the capture's first packet.
         let start = self.header.first.unwrap_or_default();
