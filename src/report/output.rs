@@ -235,11 +235,17 @@ pub fn markdown_text(text: &str) -> String {
     for (i, &c) in chars.iter().enumerate() {
         let word = |at: Option<&char>| at.is_some_and(|c| c.is_alphanumeric());
         // `_` inside a word (`no_reply`) is no emphasis in GitHub's
-        // Markdown; `#` only starts a heading at the start.
+        // Markdown; `#`, `>`, `-`, `+`, `=` only mean something at the
+        // start of a line, as does `1.` (`1)`), a list.
+        let before = &chars[..i];
+        let at_start = before.iter().all(|c| c.is_whitespace());
+        let digits = before.iter().skip_while(|c| c.is_whitespace());
+        let after_digits = digits.clone().count() > 0 && digits.clone().all(char::is_ascii_digit);
         let escape = match c {
-            '\\' | '`' | '*' | '[' | ']' | '|' | '<' => true,
+            '\\' | '`' | '*' | '[' | ']' | '|' | '<' | '&' => true,
             '_' => !(i > 0 && word(chars.get(i - 1)) && word(chars.get(i + 1))),
-            '#' => i == 0,
+            '#' | '>' | '-' | '+' | '=' => at_start,
+            '.' | ')' => after_digits,
             _ => false,
         };
         match c {
@@ -421,5 +427,70 @@ mod tests {
             "files (a/b.pcap,\n  c/d.pcap,e/f.pcap)\n"
         );
         assert_eq!(visible_width("\u{1b}[31mfailure\u{1b}[0m"), 7);
+    }
+}
+
+#[cfg(test)]
+mod markdown_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// `text` as Markdown escaped and rendered to HTML, and the text the
+    /// HTML shows (tags dropped, entities decoded).
+    fn rendered(text: &str) -> (String, String) {
+        let markdown = format!(
+            "| a |\n|---|\n| {} |\n\n- {}\n",
+            markdown_text(text),
+            markdown_text(text)
+        );
+        let mut html = String::new();
+        let parser =
+            pulldown_cmark::Parser::new_ext(&markdown, pulldown_cmark::Options::ENABLE_TABLES);
+        pulldown_cmark::html::push_html(&mut html, parser);
+        let mut shown = String::new();
+        let mut in_tag = false;
+        for c in html.chars() {
+            match c {
+                '<' => in_tag = true,
+                '>' => in_tag = false,
+                _ if !in_tag => shown.push(c),
+                _ => {}
+            }
+        }
+        let shown = shown
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&");
+        (html, shown)
+    }
+
+    proptest! {
+        /// Whatever a capture puts in a name (a DNS question, an
+        /// interface), a Markdown report shows it as text: no tag, link
+        /// or emphasis of its own, in a table cell and in a list item.
+        #[test]
+        fn cells_and_items_show_any_text_as_written(text in "[a-z0-9 <>&;\"'`*_\\[\\]()|#!+=\\\\:/.-]{0,40}") {
+            let (html, shown) = rendered(&text);
+            let tags: Vec<&str> = html.split('<').skip(1).map(|t| t.split(['>', ' ']).next().unwrap_or("")).collect();
+            for tag in tags {
+                let allowed = ["table", "/table", "thead", "/thead", "tbody", "/tbody", "tr", "/tr",
+                    "th", "/th", "td", "/td", "ul", "/ul", "li", "/li"];
+                prop_assert!(allowed.contains(&tag), "tag <{}> in {}", tag, html);
+            }
+            let flat = text.trim().split_whitespace().collect::<Vec<_>>().join(" ");
+            if !flat.is_empty() {
+                prop_assert!(shown.split_whitespace().collect::<Vec<_>>().join(" ").contains(&flat), "{:?} shown as {:?}", flat, shown);
+            }
+        }
+    }
+
+    #[test]
+    fn a_script_in_a_dns_name_stays_text() {
+        let (html, _) = rendered("<script>alert(1)</script>.evil.example");
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;.evil.example"),
+            "{html}"
+        );
     }
 }
