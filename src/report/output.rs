@@ -478,7 +478,7 @@ mod markdown_tests {
                     "th", "/th", "td", "/td", "ul", "/ul", "li", "/li"];
                 prop_assert!(allowed.contains(&tag), "tag <{}> in {}", tag, html);
             }
-            let flat = text.trim().split_whitespace().collect::<Vec<_>>().join(" ");
+            let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
             if !flat.is_empty() {
                 prop_assert!(shown.split_whitespace().collect::<Vec<_>>().join(" ").contains(&flat), "{:?} shown as {:?}", flat, shown);
             }
