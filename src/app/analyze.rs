@@ -273,16 +273,11 @@ pub fn analyze(args: AnalyzeArgs, global: &GlobalArgs) -> Result<i32> {
     let mut captures = args.captures.clone();
     if across_nodes {
         captures.sort_by_key(|p| display_name(p));
-        for (file, node) in &setup.nodes.of_file {
-            if !captures
-                .iter()
-                .any(|p| setup.nodes.of(p) == Some(node.as_str()))
-            {
-                eprintln!(
-                    "kpcap: warning: --node {node}={}: no capture of that name",
-                    file.display()
-                );
-            }
+        for (file, node) in setup.nodes.unmatched(&captures) {
+            eprintln!(
+                "kpcap: warning: --node {node}={}: no capture of that name",
+                file.display()
+            );
         }
     }
     let sightings = RefCell::new(Vec::new());

@@ -52,13 +52,23 @@ impl NodeFlags {
     /// path, or the same file name when only a name was given.
     pub fn of(&self, path: &Path) -> Option<&str> {
         (self.of_file.iter())
-            .find(|(file, _)| {
-                file == path
-                    || (file.components().count() == 1
-                        && path.file_name() == Some(file.as_os_str()))
-            })
+            .find(|(file, _)| names(file, path))
             .map(|(_, node)| node.as_str())
     }
+
+    /// The `NAME=FILE` flags that name none of `paths`.
+    pub fn unmatched<'a>(
+        &'a self,
+        paths: &'a [PathBuf],
+    ) -> impl Iterator<Item = &'a (PathBuf, String)> {
+        (self.of_file.iter()).filter(|(file, _)| !paths.iter().any(|p| names(file, p)))
+    }
+}
+
+/// Whether `file`, as given to `--node NAME=FILE`, names the capture at
+/// `path`: the same path, or the same file name when only a name was given.
+fn names(file: &Path, path: &Path) -> bool {
+    file == path || (file.components().count() == 1 && path.file_name() == Some(file.as_os_str()))
 }
 
 /// The inventory of `--cluster`, if given; its warnings are printed.

@@ -266,6 +266,13 @@ impl Directory {
             .map(|n| n.name.as_str())
     }
 
+    /// The node `addr` belongs to: a pod's (`node_of_pod`), else the node
+    /// whose address it is.
+    pub fn node_of(&self, addr: IpAddr) -> Option<&str> {
+        self.node_of_pod(addr)
+            .or_else(|| self.node_of_address(addr))
+    }
+
     /// The node one of whose addresses `addr` is.
     pub fn node_of_address(&self, addr: IpAddr) -> Option<&str> {
         (self.nodes.iter())

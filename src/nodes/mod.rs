@@ -92,11 +92,7 @@ impl ClusterReport {
         let compared: Vec<&NodeCapture<'_>> = (attributed.values())
             .filter_map(|list| captures.iter().find(|c| c.file == list[0].file))
             .collect();
-        let node_of = |addr: IpAddr| {
-            (directory.node_of_pod(addr))
-                .or_else(|| directory.node_of_address(addr))
-                .map(str::to_string)
-        };
+        let node_of = |addr: IpAddr| directory.node_of(addr).map(str::to_string);
         let clocks = skew::estimate(&compared, node_of);
         let start = (compared.iter().zip(&clocks))
             .filter_map(|(c, clock)| {

@@ -144,11 +144,7 @@ pub(super) fn trace(
     directory: &Directory,
     settings: &Settings,
 ) -> (Vec<PathGroup>, u64) {
-    let node_of = |addr: IpAddr| {
-        (directory.node_of_pod(addr))
-            .or_else(|| directory.node_of_address(addr))
-            .map(str::to_string)
-    };
+    let node_of = |addr: IpAddr| directory.node_of(addr).map(str::to_string);
     let capture_of: BTreeMap<&str, usize> = (compared.iter().enumerate())
         .filter_map(|(i, c)| Some((c.node()?, i)))
         .collect();
@@ -187,7 +183,7 @@ pub(super) fn trace(
             };
             let found = |j: usize| find(&indexes[j], &candidate, &clocks[i], &clocks[j]);
             let (Some((conclusion, said)), sightings) =
-                conclude(&candidate, compared, clocks, &capture_of, found, settings)
+                conclude(&candidate, compared, clocks, &capture_of, found)
             else {
                 continue;
             };
@@ -320,7 +316,6 @@ fn conclude<'a>(
     clocks: &[Skew],
     capture_of: &BTreeMap<&str, usize>,
     found: impl Fn(usize) -> Option<&'a FlowSighting>,
-    _settings: &Settings,
 ) -> (Option<(Conclusion, String)>, Vec<PathSighting>) {
     let (client, server) = (&candidate.client_node, &candidate.server_node);
     let at_client = capture_of.get(client.as_str()).copied();

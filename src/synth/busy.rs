@@ -10,7 +10,6 @@
 use super::frame::{dns_message, ethernet, ip_packet, udp_packet, vxlan, L4};
 use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
-use crate::decode::tcp_flags::{ACK, RST, SYN};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -223,10 +222,7 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8]) -> Conversatio
             // A refused connection.
             _ => {
                 let server = (hosts.external(rng), 8443);
-                let mut script = TcpScript::new((node(), sport), server, rng);
-                script.send(true, SYN, &[]);
-                script.send(false, RST | ACK, &[]);
-                script.packets
+                TcpScript::new((node(), sport), server, rng).refused()
             }
         };
     Conversation {

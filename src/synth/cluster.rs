@@ -248,6 +248,17 @@ pub(super) fn link(
     })
 }
 
+/// `lo`, as every host's `ip -j addr` starts.
+pub(super) fn loopback() -> Value {
+    link(
+        1,
+        "lo",
+        "loopback",
+        "00:00:00:00:00:00",
+        &[("127.0.0.1".into(), 8)],
+    )
+}
+
 fn device(d: Device, addrs: &[(String, u8)]) -> Value {
     link(d.ifindex, d.name, "ether", &mac(d.mac), addrs)
 }
@@ -256,13 +267,7 @@ fn device(d: Device, addrs: &[(String, u8)]) -> Value {
 /// devices, with the indexes and addresses the `-i any` captures carry.
 pub fn ip_addr() -> Value {
     let mut links = vec![
-        link(
-            1,
-            "lo",
-            "loopback",
-            "00:00:00:00:00:00",
-            &[("127.0.0.1".into(), 8)],
-        ),
+        loopback(),
         device(ENS18, &[(addr(NODE_LAN), 24)]),
         device(ENS19, &[(addr(NODE), 24)]),
         link(4, "cilium_net", "ether", "3a:1e:55:0c:9d:41", &[]),

@@ -6,7 +6,6 @@
 use super::frame::{dns_message, ethernet, ip_packet, udp_packet, vxlan, L4};
 use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
-use crate::decode::tcp_flags::{ACK, RST, SYN};
 use crate::time::Timestamp;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -175,12 +174,7 @@ fn conversation(rng: &mut ChaCha8Rng, body: &[u8], dns_id: &mut u16) -> Conversa
             script.unanswered_syn(2)
         }
         // A refused connection.
-        _ => {
-            let mut script = TcpScript::new((node(rng.gen()), sport), (external(rng), 8443), rng);
-            script.send(true, SYN, &[]);
-            script.send(false, RST | ACK, &[]);
-            script.packets
-        }
+        _ => TcpScript::new((node(rng.gen()), sport), (external(rng), 8443), rng).refused(),
     };
     Conversation {
         frames: packets.iter().map(|ip| ethernet(ip, vlans)).collect(),

@@ -19,7 +19,7 @@
 //! k3s-w2's clock.
 
 use super::cluster::{
-    addr, cilium_config, link, list, mac, node, pod_on, service, service_cidr, write_json,
+    addr, cilium_config, link, list, loopback, mac, node, pod_on, service, service_cidr, write_json,
 };
 use super::frame::{dns_message, ethernet, rewrite, sll2, udp_packet, vxlan};
 use super::tcp::TcpScript;
@@ -671,13 +671,7 @@ pub fn ip_addr(node: usize) -> Value {
     let spec = &NODES[node];
     let last = spec.address[3];
     let mut links = vec![
-        link(
-            1,
-            "lo",
-            "loopback",
-            "00:00:00:00:00:00",
-            &[("127.0.0.1".into(), 8)],
-        ),
+        loopback(),
         link(
             ENS18,
             "ens18",

@@ -2,7 +2,7 @@
 //! would, so handshakes, retransmissions and teardown look genuine.
 
 use super::frame::{ip_packet, L4};
-use crate::decode::tcp_flags::{ACK, FIN, SYN};
+use crate::decode::tcp_flags::{ACK, FIN, RST, SYN};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::net::IpAddr;
@@ -74,6 +74,13 @@ impl TcpScript {
         self.send(true, FIN | ACK, &[]);
         self.send(false, FIN | ACK, &[]);
         self.send(true, ACK, &[]);
+        self.packets
+    }
+
+    /// A SYN answered with RST: nothing listens there.
+    pub fn refused(mut self) -> Vec<Vec<u8>> {
+        self.send(true, SYN, &[]);
+        self.send(false, RST | ACK, &[]);
         self.packets
     }
 
