@@ -154,6 +154,10 @@ pub struct FlowTable {
     /// Events not applied yet: batches in file order, each a list per
     /// partition. All of them come after what `flows` and `pairs` hold.
     pending: Vec<Batch>,
+    /// The interface of the latest records and how many in a row, not
+    /// counted in `summary.per_interface` yet: most captures have one
+    /// interface, and a map update per record was a tree search each.
+    via_run: Option<(Via, u64)>,
 }
 
 pub type FlowMap = PartitionedMap<FlowKey, Flow>;
@@ -196,7 +200,14 @@ impl FlowTable {
             s.last_ts = s.last_ts.max(Some(record.ts));
         }
         crate::ops::step(1);
-        *s.per_interface.entry(seen.via).or_default() += 1;
+        match &mut self.via_run {
+            Some((via, count)) if *via == seen.via => *count += 1,
+            run => {
+                if let Some((via, count)) = run.replace((seen.via, 1)) {
+                    *s.per_interface.entry(via).or_default() += count;
+                }
+            }
+        }
         if seen.duplicate {
             s.duplicates += 1;
         } else {
@@ -231,6 +242,7 @@ impl FlowTable {
     /// Applies the queued events, each partition on its own worker (of
     /// the current rayon pool), in file order within the partition.
     pub fn apply_pending(&mut self) {
+        self.count_via_run();
         let pending = std::mem::take(&mut self.pending);
         if pending.is_empty() {
             return;
@@ -250,6 +262,13 @@ impl FlowTable {
             });
     }
 
+    /// Counts the latest run of records of one interface in the summary.
+    fn count_via_run(&mut self) {
+        if let Some((via, count)) = self.via_run.take() {
+            *self.summary.per_interface.entry(via).or_default() += count;
+        }
+    }
+
     /// Distinct outermost (source, destination) pairs: the pairs of packets
     /// outside tunnels and the underlay pairs of those inside.
     pub fn outermost_pairs(&self) -> usize {
@@ -267,6 +286,8 @@ impl FlowTable {
     /// Applied flows and pairs merge in any order (sums, minima, maxima),
     /// pending events are appended.
     pub fn merge(mut self, mut other: FlowTable) -> FlowTable {
+        self.count_via_run();
+        other.count_via_run();
         let other_applied = !other.flows.is_empty() || !other.pairs.is_empty();
         if !self.pending.is_empty() && other_applied {
             // Applied after `other`'s flows, `self`'s events would not be
