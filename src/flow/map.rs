@@ -10,18 +10,17 @@
 //! once folded in, so a merge's memory peak is the two maps plus one
 //! partition's growth.
 //!
-//! Each partition is an `IndexMap`: entries live densely in a vector and
-//! the hash table holds only indices. A plain hash map spreads its (large)
-//! buckets over the whole table, so all of it is resident however full it
-//! is; here the table is small and the vector's unused capacity is never
-//! touched.
+//! Each partition is a `DenseMap`: entries live densely in a vector and
+//! the hash index holds only positions. A plain hash map spreads its
+//! (large) buckets over the whole table, so all of it is resident however
+//! full it is; here the index is small and the vector's unused capacity is
+//! never touched.
 
+use super::dense::{hash_of, DenseMap};
 use super::key::FlowKey;
 use crate::time::Timestamp;
-use indexmap::map::Entry;
-use indexmap::IndexMap;
 use rayon::prelude::*;
-use rustc_hash::{FxBuildHasher, FxHasher};
+use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -60,7 +59,7 @@ impl Partitioned for (IpAddr, IpAddr) {
     }
 }
 
-pub type Partition<K, V> = IndexMap<K, V, FxBuildHasher>;
+pub type Partition<K, V> = DenseMap<K, V>;
 
 #[derive(Debug, Clone)]
 pub struct PartitionedMap<K, V> {
@@ -76,10 +75,6 @@ impl<K, V> Default for PartitionedMap<K, V> {
 }
 
 impl<K: Partitioned, V> PartitionedMap<K, V> {
-    pub fn entry(&mut self, key: K) -> Entry<'_, K, V> {
-        self.partitions[key.partition()].entry(key)
-    }
-
     pub fn get(&self, key: &K) -> Option<&V> {
         self.partitions[key.partition()].get(key)
     }
@@ -163,10 +158,11 @@ impl<K: Partitioned, V> PartitionedMap<K, V> {
                 std::mem::swap(into, &mut from);
             }
             for (key, value) in from {
-                match into.entry(key) {
-                    Entry::Occupied(mut e) => combine(e.get_mut(), value),
-                    Entry::Vacant(e) => {
-                        e.insert(value);
+                let hash = hash_of(&key);
+                match into.find(hash, &key) {
+                    Some(at) => combine(&mut into[at], value),
+                    None => {
+                        into.find_or_insert(hash, key, || value);
                     }
                 }
             }

@@ -2,6 +2,8 @@
 //! associative, order-independent merge so chunks can be folded in any
 //! order on any number of threads.
 
+mod apply;
+mod dense;
 mod event;
 mod evict;
 mod key;

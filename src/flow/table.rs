@@ -2,15 +2,15 @@
 //! count, a minimum or a maximum, so `merge` is associative and commutative:
 //! the merged table does not depend on how the capture was chunked.
 
-use super::event::{Batch, FlowEvent};
+use super::apply::apply_partition;
+use super::event::Batch;
 use super::key::FlowKey;
-use super::map::{Partition, Partitioned, PartitionedMap};
+use super::map::PartitionedMap;
 use super::stats::{min_option, Flow, PairStats};
-use crate::decode::{tcp_flags, Problem};
+use crate::decode::Problem;
 use crate::interface::Via;
 use crate::observe::{Seen, Settle};
 use crate::time::{Histogram, Timestamp};
-use indexmap::map::Entry;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
@@ -253,12 +253,10 @@ impl FlowTable {
             .zip(self.pairs.partitions_mut().par_iter_mut())
             .enumerate()
             .for_each(|(partition, (flows, pairs))| {
-                let mut recent = Recent::default();
-                for batch in &pending {
-                    for event in &batch.lists[partition] {
-                        apply(flows, pairs, &mut recent, event, batch);
-                    }
-                }
+                let events = (pending.iter())
+                    .flat_map(|batch| batch.lists[partition].iter().map(move |e| (e, batch)));
+                let count = pending.iter().map(|b| b.lists[partition].len()).sum();
+                apply_partition(flows, pairs, events, count);
             });
     }
 
@@ -309,134 +307,11 @@ impl Settle for FlowTable {
     }
 }
 
-/// Where a partition's latest flow and address pairs sit in its maps.
-/// Few conversations are active at once, and each is alone in its
-/// partition most of the time, so a partition's next event is usually
-/// for the flow (and one of the two pairs) of the one before: comparing
-/// the key is cheaper than hashing it and probing the map. Entries are
-/// only appended while events are applied, so an index stays valid.
-#[derive(Default)]
-struct Recent {
-    flow: Remembered<FlowKey, 1>,
-    /// The pairs of the last two packets: a conversation's two directions.
-    pairs: Remembered<(IpAddr, IpAddr), 2>,
-}
-
-/// The places of the last `N` keys looked up in one map, newest last.
-struct Remembered<K, const N: usize>([Option<(K, usize)>; N]);
-
-impl<K, const N: usize> Default for Remembered<K, N> {
-    fn default() -> Self {
-        Remembered(std::array::from_fn(|_| None))
-    }
-}
-
-impl<K: Partitioned, const N: usize> Remembered<K, N> {
-    /// The index of `key` in `map`, inserting `first()` if it is not
-    /// there, and whether it was just inserted.
-    fn index<V>(
-        &mut self,
-        map: &mut Partition<K, V>,
-        key: K,
-        first: impl FnOnce() -> V,
-    ) -> (usize, bool) {
-        if let Some((_, at)) = self.0.iter().flatten().find(|(last, _)| *last == key) {
-            return (*at, false);
-        }
-        let (at, created) = match map.entry(key) {
-            Entry::Occupied(e) => (e.index(), false),
-            Entry::Vacant(e) => {
-                let at = e.index();
-                e.insert(first());
-                (at, true)
-            }
-        };
-        self.0.rotate_left(1);
-        self.0[N - 1] = Some((key, at));
-        (at, created)
-    }
-}
-
-/// Counts `event` in its address pair: at `hint` if the pair is still
-/// there, else found (or added) by key. Returns where it is.
-#[inline]
-fn apply_pair(
-    pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
-    recent: &mut Recent,
-    event: &FlowEvent,
-    key: (IpAddr, IpAddr),
-    hint: Option<usize>,
-) -> usize {
-    if let Some(at) = hint {
-        if let Some((held, stats)) = pairs.get_index_mut(at) {
-            if *held == key {
-                stats.merge(&event.pair());
-                return at;
-            }
-        }
-    }
-    let (at, created) = recent.pairs.index(pairs, key, || event.pair());
-    if !created {
-        pairs[at].merge(&event.pair());
-    }
-    at
-}
-
-/// Updates a partition's flow and pair with one event. One partition sees
-/// its events in file order, so the event that creates a flow is its first;
-/// only `merge` has to compare.
-fn apply(
-    flows: &mut Partition<FlowKey, Flow>,
-    pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
-    recent: &mut Recent,
-    event: &FlowEvent,
-    batch: &Batch,
-) {
-    let pair = (event.src.addr, event.dst.addr);
-    let Some((key, direction)) = event.key() else {
-        if !event.duplicate {
-            apply_pair(pairs, recent, event, pair, None);
-        }
-        return;
-    };
-    let (at, _) = recent
-        .flow
-        .index(flows, key, || Flow::first(event, direction));
-    let flow = &mut flows[at];
-    if !event.duplicate {
-        let hint = flow.pair_slots.get(direction);
-        let slot = apply_pair(pairs, recent, event, pair, hint);
-        flow.pair_slots.set(direction, slot);
-    }
-    flow.first_ts = flow.first_ts.min(event.ts);
-    flow.last_ts = flow.last_ts.max(event.ts);
-    flow.cross(event, batch, direction);
-    if event.duplicate {
-        return;
-    }
-    let side = &mut flow.sides[direction.index()];
-    side.packets += 1;
-    side.bytes += u64::from(event.orig_len);
-    if let Some(flags) = event.tcp_flags {
-        let has = |flag| flags & flag != 0;
-        let (syn, ack) = (has(tcp_flags::SYN), has(tcp_flags::ACK));
-        if syn && !ack {
-            side.syn += 1;
-            side.first_syn_record = side.first_syn_record.min(event.position);
-            side.last_syn_ts = side.last_syn_ts.max(event.ts);
-        }
-        side.syn_ack += (syn && ack) as u32;
-        side.ack += (ack && !syn) as u32;
-        side.rst += has(tcp_flags::RST) as u32;
-        side.fin += has(tcp_flags::FIN) as u32;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::capture::Record;
-    use crate::decode::Decoder;
+    use crate::decode::{tcp_flags, Decoder};
     use crate::synth::frame::{ethernet, ip_packet, L4};
     use crate::time::Timestamp;
 

@@ -338,7 +338,7 @@ impl DnsLog {
             .map(|(partition, lists)| {
                 let mut dropped = 0;
                 for (key, message) in lists.into_iter().flatten() {
-                    dropped += file(partition.entry(key).or_default(), message);
+                    dropped += file(partition.get_or_insert_with(key, Default::default), message);
                 }
                 dropped
             })
