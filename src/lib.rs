@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod observe;
 mod ops;
 pub mod pipeline;
+pub mod prefetch;
 pub mod report;
 pub mod scan;
 pub mod synth;

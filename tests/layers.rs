@@ -7,7 +7,7 @@ use std::path::Path;
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
         "capture" | "cluster" | "decode" | "interface" | "topology" | "time" | "error"
-        | "synth" | "ops" => 0,
+        | "synth" | "ops" | "prefetch" => 0,
         "observe" => 1,
         "flow" | "pipeline" => 2,
         "detect" => 3,

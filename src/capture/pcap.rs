@@ -529,7 +529,6 @@ struct Prefetch<'a> {
 
 impl<'a> Prefetch<'a> {
     const DISTANCE: usize = 4096;
-    const LINE: usize = 64;
 
     fn new(file: &'a [u8], chunk: &Chunk) -> Self {
         Prefetch {
@@ -543,14 +542,8 @@ impl<'a> Prefetch<'a> {
     fn ahead_of(&mut self, offset: usize) {
         let until = (offset + Self::DISTANCE).min(self.end);
         while self.next < until {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `next < end <= file.len()`, so the address lies in the
-            // slice; a prefetch never faults and has no visible effect.
-            unsafe {
-                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                _mm_prefetch::<_MM_HINT_T0>(self.file.as_ptr().add(self.next).cast());
-            }
-            self.next += Self::LINE;
+            crate::prefetch::line(self.file.as_ptr().wrapping_add(self.next));
+            self.next += crate::prefetch::LINE;
         }
     }
 }

@@ -67,8 +67,7 @@ pub(super) fn apply_partition<'a>(
     let mut recent = RecentPairs::default();
     for next in 0..count + 3 * STAGE {
         if let Some((event, _)) = scout.next() {
-            super::dense::prefetch(event as *const FlowEvent as *const u8);
-            super::dense::prefetch((event as *const FlowEvent as *const u8).wrapping_add(64));
+            crate::prefetch::lines_of(event);
         }
         if next < count {
             let Some((event, batch)) = events.next() else {

@@ -106,7 +106,7 @@ impl<K, V> DenseMap<K, V> {
     #[inline]
     pub fn prefetch_slot(&self, hash: u64) {
         if let Some(slot) = self.slots.get(hash as usize & self.mask()) {
-            prefetch(slot as *const Slot as *const u8);
+            crate::prefetch::line(slot);
         }
     }
 
@@ -114,10 +114,7 @@ impl<K, V> DenseMap<K, V> {
     #[inline]
     pub fn prefetch_entry(&self, index: usize) {
         if let Some(entry) = self.entries.get(index) {
-            let start = entry as *const (K, V) as *const u8;
-            for offset in (0..std::mem::size_of::<(K, V)>()).step_by(64) {
-                prefetch(start.wrapping_add(offset));
-            }
+            crate::prefetch::lines_of(entry);
         }
     }
 
@@ -300,18 +297,6 @@ impl<'a, K, V> IntoIterator for &'a DenseMap<K, V> {
     fn into_iter(self) -> Self::IntoIter {
         self.entries.iter().map(|(k, v)| (k, v))
     }
-}
-
-/// Asks the processor to start loading the cache line of `address`.
-#[inline(always)]
-pub fn prefetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint; it never faults, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(address as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 #[cfg(test)]

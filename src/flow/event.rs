@@ -102,6 +102,14 @@ impl Batch {
             list.reserve(LIST_CAPACITY.max(list.len()));
         }
         list.push(FlowEvent::of(seen, ip, tunnel, via));
+        // The list's next event comes about as many records later as
+        // there are partitions: start fetching its slot's lines now, so
+        // that writing it does not wait for them.
+        if list.len() < list.capacity() {
+            let next = list.as_ptr_range().end;
+            crate::prefetch::line(next);
+            crate::prefetch::line(next.cast::<u8>().wrapping_add(size_of::<FlowEvent>() - 1));
+        }
         true
     }
 
