@@ -4,11 +4,19 @@
 //! On a busy node's capture consecutive events rarely share a flow, and
 //! a lookup that waits on memory for the index slot, then the entry, then
 //! the address pair's entry, costs three misses in a row. So each event
-//! goes through stages a few events apart: its key is hashed and its slot
-//! prefetched; the slot is read and the entry it names prefetched; the
-//! entry's pair slot is read and that pair's entry prefetched; then the
-//! event is applied, its lines in cache by then. The stages only read and
-//! hint: whatever the prefetches guessed, the event is applied by key.
+//! goes through stages a few events apart, each starting to load what the
+//! next one reads:
+//! 1. its key is hashed and its flow's slot prefetched;
+//! 2. the slot is read and the flow's entry it names prefetched;
+//! 3. the entry is read for where the event's address pair is, and that
+//!    pair's entry prefetched; if the flow does not know (its first packet
+//!    each way, and packets without a flow), the pair is hashed and its
+//!    slot prefetched;
+//! 4. that slot is read and the pair's entry prefetched;
+//!
+//! then the event is applied, its lines in cache by then. The stages only
+//! read and hint: whatever the prefetches guessed, the event is applied by
+//! key.
 
 use super::dense::hash_of;
 use super::event::{Batch, FlowEvent};
@@ -21,11 +29,14 @@ use std::net::IpAddr;
 /// Events between one stage and the next.
 const STAGE: usize = 4;
 
-/// Events in flight: a power of two above the three stages ahead of the
-/// event applied.
-const RING: usize = 16;
+/// Stages before an event is applied.
+const STAGES: usize = 4;
 
-const _: () = assert!(RING.is_power_of_two() && RING > 3 * STAGE);
+/// Events in flight: a power of two above the stages ahead of the event
+/// applied.
+const RING: usize = 32;
+
+const _: () = assert!(RING.is_power_of_two() && RING > STAGES * STAGE);
 
 /// An event on its way through the stages.
 #[derive(Clone, Copy)]
@@ -37,6 +48,9 @@ struct Upcoming<'a> {
     hash: u64,
     /// Where the flow probably is, if it was there when looked ahead.
     hint: Option<usize>,
+    /// The hash of the address pair, if the flow did not know where the
+    /// pair is when looked ahead.
+    pair_hash: Option<u64>,
 }
 
 impl<'a> Upcoming<'a> {
@@ -48,7 +62,12 @@ impl<'a> Upcoming<'a> {
             key,
             hash: key.map_or(0, |(key, _)| hash_of(&key)),
             hint: None,
+            pair_hash: None,
         }
+    }
+
+    fn pair(&self) -> (IpAddr, IpAddr) {
+        (self.event.src.addr, self.event.dst.addr)
     }
 }
 
@@ -65,7 +84,12 @@ pub(super) fn apply_partition<'a>(
     let mut scout = events.clone().skip(STAGE);
     let mut ring: Vec<Upcoming<'a>> = Vec::with_capacity(RING.min(count));
     let mut recent = RecentPairs::default();
-    for next in 0..count + 3 * STAGE {
+    // The event at `next` enters stage 1; the one `STAGE` before it,
+    // stage 2; and so on.
+    let in_stage = |next: usize, stage: usize| {
+        (next.checked_sub((stage - 1) * STAGE)).filter(|&at| at < count)
+    };
+    for next in 0..count + STAGES * STAGE {
         if let Some((event, _)) = scout.next() {
             crate::prefetch::lines_of(event);
         }
@@ -84,7 +108,7 @@ pub(super) fn apply_partition<'a>(
                 ring[next % RING] = upcoming;
             }
         }
-        if let Some(at) = next.checked_sub(STAGE).filter(|&at| at < count) {
+        if let Some(at) = in_stage(next, 2) {
             let upcoming = &mut ring[at % RING];
             if upcoming.key.is_some() {
                 upcoming.hint = flows.hint(upcoming.hash);
@@ -93,16 +117,30 @@ pub(super) fn apply_partition<'a>(
                 }
             }
         }
-        if let Some(at) = next.checked_sub(2 * STAGE).filter(|&at| at < count) {
-            let upcoming = &ring[at % RING];
-            if let (Some(index), Some((_, direction))) = (upcoming.hint, upcoming.key) {
-                let flow = &flows[index];
-                if let Some(pair) = flow.pair_slots.get(direction) {
-                    pairs.prefetch_entry(pair);
+        if let Some(at) = in_stage(next, 3) {
+            let upcoming = &mut ring[at % RING];
+            let known = match (upcoming.hint, upcoming.key) {
+                (Some(index), Some((_, direction))) => flows[index].pair_slots.get(direction),
+                _ => None,
+            };
+            match known {
+                Some(pair) => pairs.prefetch_entry(pair),
+                None if !upcoming.event.duplicate => {
+                    let hash = hash_of(&upcoming.pair());
+                    pairs.prefetch_slot(hash);
+                    upcoming.pair_hash = Some(hash);
+                }
+                None => {}
+            }
+        }
+        if let Some(at) = in_stage(next, 4) {
+            if let Some(hash) = ring[at % RING].pair_hash {
+                if let Some(index) = pairs.hint(hash) {
+                    pairs.prefetch_entry(index);
                 }
             }
         }
-        if let Some(at) = next.checked_sub(3 * STAGE) {
+        if let Some(at) = next.checked_sub(STAGES * STAGE) {
             apply(flows, pairs, &mut recent, &ring[at % RING]);
         }
     }
@@ -124,28 +162,30 @@ impl RecentPairs {
         &mut self,
         pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
         key: (IpAddr, IpAddr),
+        hash: Option<u64>,
         first: impl FnOnce() -> PairStats,
     ) -> (usize, bool) {
         if let Some((_, at)) = self.0.iter().flatten().find(|(last, _)| *last == key) {
             return (*at, false);
         }
-        let (at, created) = pairs.find_or_insert(hash_of(&key), key, first);
+        let hash = hash.unwrap_or_else(|| hash_of(&key));
+        let (at, created) = pairs.find_or_insert(hash, key, first);
         self.0.rotate_left(1);
         self.0[1] = Some((key, at));
         (at, created)
     }
 }
 
-/// Counts `event` in its address pair: at `hint` if the pair is still
-/// there, else found (or added) by key. Returns where it is.
+/// Counts `upcoming`'s event in its address pair: at `hint` if the pair
+/// is still there, else found (or added) by key. Returns where it is.
 #[inline]
 fn apply_pair(
     pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
     recent: &mut RecentPairs,
-    event: &FlowEvent,
-    key: (IpAddr, IpAddr),
+    upcoming: &Upcoming<'_>,
     hint: Option<usize>,
 ) -> usize {
+    let (event, key) = (upcoming.event, upcoming.pair());
     if let Some(at) = hint {
         if let Some((held, stats)) = pairs.get_index_mut(at) {
             if *held == key {
@@ -154,7 +194,7 @@ fn apply_pair(
             }
         }
     }
-    let (at, created) = recent.index(pairs, key, || event.pair());
+    let (at, created) = recent.index(pairs, key, upcoming.pair_hash, || event.pair());
     if !created {
         pairs[at].merge(&event.pair());
     }
@@ -176,11 +216,11 @@ fn apply(
         key,
         hash,
         hint,
+        ..
     } = *upcoming;
-    let pair = (event.src.addr, event.dst.addr);
     let Some((key, direction)) = key else {
         if !event.duplicate {
-            apply_pair(pairs, recent, event, pair, None);
+            apply_pair(pairs, recent, upcoming, None);
         }
         return;
     };
@@ -194,7 +234,7 @@ fn apply(
     let flow = &mut flows[at];
     if !event.duplicate {
         let hint = flow.pair_slots.get(direction);
-        let slot = apply_pair(pairs, recent, event, pair, hint);
+        let slot = apply_pair(pairs, recent, upcoming, hint);
         flow.pair_slots.set(direction, slot);
     }
     flow.first_ts = flow.first_ts.min(event.ts);

@@ -5,6 +5,7 @@ use crate::decode::{Packet, Transport};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -61,11 +62,35 @@ pub fn ports(packet: &Packet<'_>) -> Option<(u16, u16)> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     pub protocol: u8,
     pub lo: Endpoint,
     pub hi: Endpoint,
+}
+
+/// In two or three words, not field by field: the flow table hashes the
+/// key of every packet, and the derived hash writes each address as a
+/// tagged, length-prefixed run of octets.
+impl Hash for FlowKey {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match (self.lo.addr, self.hi.addr) {
+            (IpAddr::V4(lo), IpAddr::V4(hi)) => {
+                state.write_u64(u64::from(lo.to_bits()) << 32 | u64::from(hi.to_bits()));
+            }
+            (lo, hi) => {
+                let bits = |addr| match addr {
+                    IpAddr::V4(a) => u128::from(a.to_bits()),
+                    IpAddr::V6(a) => a.to_bits(),
+                };
+                state.write_u128(bits(lo));
+                state.write_u128(bits(hi));
+            }
+        }
+        let (lo, hi) = (u64::from(self.lo.port), u64::from(self.hi.port));
+        state.write_u64(lo << 32 | hi << 16 | u64::from(self.protocol));
+    }
 }
 
 impl FlowKey {
@@ -142,5 +167,31 @@ mod tests {
         assert_ne!(d1, d2);
         assert_eq!(k1.sender(d1), a);
         assert_eq!(k2.sender(d2), b);
+    }
+
+    /// Every field counts in the hash: keys differing in any one of them
+    /// (ports swapped included, and either address family) hash apart.
+    #[test]
+    fn every_field_of_a_key_is_hashed() {
+        use std::collections::HashSet;
+        let endpoint = |addr: &str, port| Endpoint {
+            addr: addr.parse().unwrap(),
+            port,
+        };
+        let key = |protocol, lo, hi| FlowKey { protocol, lo, hi };
+        let keys = [
+            key(6, endpoint("10.0.0.1", 1000), endpoint("10.0.0.2", 80)),
+            key(17, endpoint("10.0.0.1", 1000), endpoint("10.0.0.2", 80)),
+            key(6, endpoint("10.0.0.3", 1000), endpoint("10.0.0.2", 80)),
+            key(6, endpoint("10.0.0.1", 1000), endpoint("10.0.0.4", 80)),
+            key(6, endpoint("10.0.0.1", 1001), endpoint("10.0.0.2", 80)),
+            key(6, endpoint("10.0.0.1", 1000), endpoint("10.0.0.2", 81)),
+            key(6, endpoint("10.0.0.1", 80), endpoint("10.0.0.2", 1000)),
+            key(6, endpoint("fd00::1", 1000), endpoint("fd00::2", 80)),
+            key(6, endpoint("fd00::1", 1000), endpoint("fd00::3", 80)),
+            key(6, endpoint("fd01::1", 1000), endpoint("fd00::2", 80)),
+        ];
+        let hashes: HashSet<u64> = keys.iter().map(crate::flow::hash_of).collect();
+        assert_eq!(hashes.len(), keys.len());
     }
 }

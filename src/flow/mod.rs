@@ -11,6 +11,7 @@ mod map;
 mod stats;
 mod table;
 
+pub use dense::hash_of;
 pub use evict::evict_idle;
 pub use key::{ports, protocol_name, Direction, Endpoint, FlowKey};
 pub use map::{partition_of, Partition, Partitioned, PartitionedMap, PARTITIONS};
