@@ -9,6 +9,7 @@ pub mod header;
 pub mod html;
 pub mod nodes;
 pub mod output;
+mod pretty;
 pub mod scan;
 mod table;
 

@@ -175,7 +175,7 @@ impl<W: Write> Output<W> {
             // a buffer of its own, each is a copy, not a call through
             // the writer's dispatch.
             let mut out = io::BufWriter::with_capacity(JSON_BUFFER, &mut self.out);
-            serde_json::to_writer_pretty(&mut out, &Document::new(schema, body))?;
+            super::pretty::to_writer(&mut out, &Document::new(schema, body))?;
             writeln!(out)?;
             out.flush()?;
         }
