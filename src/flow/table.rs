@@ -150,6 +150,8 @@ pub struct FlowTable {
     pub pairs: PairMap,
     /// The outermost (underlay) pairs of tunnelled packets.
     pub underlay_pairs: FxHashSet<(IpAddr, IpAddr)>,
+    /// The underlay pair last added to `underlay_pairs`.
+    last_underlay: Option<(IpAddr, IpAddr)>,
     pub flows: FlowMap,
     /// Events not applied yet: batches in file order, each a list per
     /// partition. All of them come after what `flows` and `pairs` hold.
@@ -221,8 +223,13 @@ impl FlowTable {
                 s.ip_packets += 1;
                 if packet.tunnel.is_some() {
                     s.tunneled_packets += 1;
+                    // Tunnels run between few nodes: most packets come
+                    // through the pair of the one before.
                     if let Some(outer) = packet.outer {
-                        self.underlay_pairs.insert(outer);
+                        if self.last_underlay != Some(outer) {
+                            self.underlay_pairs.insert(outer);
+                            self.last_underlay = Some(outer);
+                        }
                     }
                 }
             }
