@@ -24,6 +24,7 @@ use duplicates::{DuplicateWindow, WINDOW_RECORDS};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 /// How records are read: decoding settings, names for `-i any` devices,
 /// and which interfaces to keep.
@@ -207,7 +208,7 @@ const WINDOW_BYTES: u64 = 32 << 20;
 pub const BOUNDED_WINDOW_BYTES: u64 = 16 << 20;
 
 /// The windows of `chunks`, as index ranges.
-fn windows(chunks: &[Chunk], window_bytes: u64) -> Vec<std::ops::Range<usize>> {
+fn windows(chunks: &[Chunk], window_bytes: u64) -> Vec<Range<usize>> {
     let mut windows = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (index, chunk) in chunks.iter().enumerate() {
@@ -246,20 +247,31 @@ fn fold_chunks<S: Default + Send + Settle>(
             |window| fold_layout(capture, chunks, window, reading, observe, merge, carry);
         let window_bytes = reading.window_bytes.unwrap_or(WINDOW_BYTES).max(1);
         let mut windows = windows(chunks, window_bytes).into_iter();
-        let mut next = windows.next().map(fold_window);
+        let read = |window: Range<usize>| (window.clone(), fold_window(window));
+        // Done with a window's bytes: unmapping them is system time, on
+        // whichever worker settles the window (the one reading the next
+        // window is the busier of the two).
+        let release = |window: Range<usize>| {
+            for chunk in &chunks[window] {
+                capture.release(chunk);
+            }
+        };
+        let mut next = windows.next().map(read);
         // While one window settles into the state, the next one is read:
         // the workers that finish their share of one step early take on
         // the other's instead of waiting at its end.
-        while let Some((window_state, window_walked)) = next.take() {
+        while let Some((window, (window_state, window_walked))) = next.take() {
             walked = walked.then(window_walked);
             if matches!(walked, Walked::Broken) {
+                release(window);
                 break;
             }
             let settle = || {
+                release(window);
                 state = merge(std::mem::take(&mut state), window_state);
                 state.settle();
             };
-            next = rayon::join(settle, || windows.next().map(fold_window)).1;
+            next = rayon::join(settle, || windows.next().map(read)).1;
         }
         (state, walked)
     };
@@ -338,7 +350,7 @@ struct Run<'r, S> {
 fn fold_layout<S: Default + Send>(
     capture: &Capture,
     chunks: &[Chunk],
-    window: std::ops::Range<usize>,
+    window: Range<usize>,
     reading: &Reading,
     observe: &(impl Fn(&mut S, &Seen<'_>) + Sync),
     merge: &(impl Fn(S, S) -> S + Sync + Send),
@@ -382,7 +394,6 @@ fn fold_layout<S: Default + Send>(
                     records += 1;
                     reader.read(record, |seen| observe(state, seen));
                 });
-                capture.release(chunk);
                 progress::read_records(records);
                 let walked = match end {
                     WalkEnd::Clean => Walked::Whole(None),
