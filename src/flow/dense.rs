@@ -13,8 +13,9 @@
 //! Iteration order is insertion order, and `swap_remove` moves the last
 //! entry into the hole, as `IndexMap::swap_remove` does.
 
-use rustc_hash::FxHasher;
-use std::hash::{Hash, Hasher};
+use foldhash::fast::RandomState;
+use std::hash::{BuildHasher, Hash};
+use std::sync::OnceLock;
 
 /// A slot is empty (0), or the low 32 bits of its key's hash above the
 /// entry's position plus one. The hash's bits say where the key's probe
@@ -43,12 +44,15 @@ impl<K, V> Default for DenseMap<K, V> {
     }
 }
 
-/// The hash a `DenseMap` files `key` by.
+/// The hash a `DenseMap` files `key` by: foldhash, seeded at random once
+/// per process. With a fixed hash such as FxHash, keys whose hashes are
+/// equal are easy to compute, and a capture of such flows would turn each
+/// probe into a walk over all of them (quadratic time). Nothing the maps
+/// give out depends on the hash: their order is insertion order.
 #[inline]
 pub fn hash_of<K: Hash>(key: &K) -> u64 {
-    let mut hasher = FxHasher::default();
-    key.hash(&mut hasher);
-    hasher.finish()
+    static STATE: OnceLock<RandomState> = OnceLock::new();
+    STATE.get_or_init(RandomState::default).hash_one(key)
 }
 
 #[inline]
@@ -149,6 +153,7 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
         let mut at = hash as usize & mask;
         let tag = hash & u64::from(u32::MAX);
         loop {
+            crate::ops::step(1);
             let slot = self.slots[at];
             if slot == EMPTY {
                 return Err(at);
@@ -303,6 +308,7 @@ impl<'a, K, V> IntoIterator for &'a DenseMap<K, V> {
 mod tests {
     use super::*;
     use indexmap::IndexMap;
+    use std::hash::Hasher;
 
     /// A key whose hash is chosen, to make long probes and wrap-arounds.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,5 +377,56 @@ mod tests {
             map.prefetch_slot(hash_of(&n));
         }
         assert_eq!(DenseMap::<u64, u64>::default().hint(7), None);
+    }
+
+    /// Flow keys whose FxHash values are all equal (computed the way an
+    /// attacker would: for each pair of ports, the addresses that cancel
+    /// them out) are filed in linear time: probes stay short.
+    #[test]
+    fn keys_crafted_to_collide_under_fxhash_cost_linear_time() {
+        use crate::flow::{Endpoint, FlowKey};
+        use std::net::{IpAddr, Ipv4Addr};
+        const K: u64 = 0xf1357aea2e62a9c5;
+        // K is odd, so it has an inverse modulo 2^64 (Newton's iteration).
+        let mut inverse: u64 = 1;
+        for _ in 0..6 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(K.wrapping_mul(inverse)));
+        }
+        assert_eq!(K.wrapping_mul(inverse), 1);
+        let keys: Vec<FlowKey> = (0..20_000u64)
+            .map(|n| {
+                let (lo_port, hi_port) = (1024 + n % 40_000, 80 + n / 40_000);
+                let ports = lo_port << 32 | hi_port << 16 | 6;
+                // FlowKey's hash writes the addresses, then the ports: under
+                // FxHash equal whenever addresses * K + ports is.
+                let addresses = 12345u64.wrapping_sub(ports).wrapping_mul(inverse);
+                let endpoint = |bits: u64, port: u64| Endpoint {
+                    addr: IpAddr::V4(Ipv4Addr::from_bits(bits as u32)),
+                    port: port as u16,
+                };
+                FlowKey {
+                    protocol: 6,
+                    lo: endpoint(addresses >> 32, lo_port),
+                    hi: endpoint(addresses, hi_port),
+                }
+            })
+            .collect();
+        let fx = |key: &FlowKey| {
+            let mut hasher = rustc_hash::FxHasher::default();
+            key.hash(&mut hasher);
+            hasher.finish()
+        };
+        assert!(
+            keys.iter().all(|k| fx(k) == fx(&keys[0])),
+            "the keys collide"
+        );
+        crate::ops::take();
+        let mut map = DenseMap::default();
+        for (n, key) in keys.iter().enumerate() {
+            map.find_or_insert(hash_of(key), *key, || n);
+        }
+        let steps = crate::ops::take();
+        assert_eq!(map.len(), keys.len());
+        assert!(steps < 4 * keys.len() as u64, "{steps} probes");
     }
 }
