@@ -13,6 +13,9 @@
 #   RUNS=5 THREADS=2 bench/compare.sh 256M small
 #   CONVERSATIONS=2000 bench/compare.sh 128M small   (synth --conversations)
 #   FOLIOS=1 bench/compare.sh    also after re-reading the file as large folios
+#   FRESH=1 bench/compare.sh     write the capture anew first: its pages as
+#                                after writing (a FOLIOS=1 run leaves them as
+#                                large folios, and reading once does not undo it)
 set -euo pipefail
 size=${1:-1G}
 scenario=${2:-busy}
@@ -37,6 +40,7 @@ kpcap=target/release/kpcap
 mkdir -p target/bench-data
 conversations=${CONVERSATIONS:-}
 file=target/bench-data/compare-$scenario-$size${conversations:+-c$conversations}.pcap
+[ "${FRESH:-0}" = 1 ] && rm -f "$file"
 [ -f "$file" ] || "$kpcap" synth --scenario "$scenario" --size "$size" \
   ${conversations:+--conversations "$conversations"} -o "$file" >&2
 bytes=$(stat -L -c %s "$file")
