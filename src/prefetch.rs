@@ -24,10 +24,17 @@ pub fn line<T>(address: *const T) {
 /// Starts loading every cache line of `value`.
 #[inline(always)]
 pub fn lines_of<T>(value: &T) {
-    let start = (value as *const T).cast::<u8>();
-    for offset in (0..std::mem::size_of::<T>()).step_by(LINE) {
-        line(start.wrapping_add(offset));
+    lines_at(value as *const T);
+}
+
+/// Starts loading every cache line of the `T` at `address`, which may be
+/// a slot not written yet.
+#[inline(always)]
+pub fn lines_at<T>(address: *const T) {
+    let start = address.cast::<u8>();
+    // From the start of the line holding the first byte to the last byte.
+    let lead = start as usize % LINE;
+    for offset in (0..lead + std::mem::size_of::<T>()).step_by(LINE) {
+        line(start.wrapping_sub(lead).wrapping_add(offset));
     }
-    // The last line, when `value` starts partway into its first one.
-    line(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
 }

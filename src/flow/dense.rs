@@ -126,30 +126,19 @@ impl<K, V> DenseMap<K, V> {
     /// without comparing keys: where the key probably is, to prefetch.
     #[inline]
     pub fn hint(&self, hash: u64) -> Option<usize> {
-        let mask = self.mask();
-        let mut at = hash as usize & mask;
-        let tag = hash & u64::from(u32::MAX);
-        loop {
-            let slot = *self.slots.get(at)?;
-            if slot == EMPTY {
-                return None;
-            }
-            if slot_hash(slot) == tag {
-                return Some(slot_index(slot));
-            }
-            at = (at + 1) & mask;
-        }
+        self.probe(hash, |_| true).ok().map(|(_, index)| index)
     }
-}
 
-impl<K: Hash + Eq, V> DenseMap<K, V> {
-    /// Where `key`, whose hash is `hash`, sits: (its slot, its position).
+    /// Walks the probe of `hash` from its first slot: the first slot whose
+    /// hash bits match and whose entry `is_match` accepts, as (slot,
+    /// position); else the empty slot the probe ends at (0 while the index
+    /// is not built).
     #[inline]
-    fn find_slot(&self, hash: u64, key: &K) -> Result<(usize, usize), usize> {
-        let mask = self.mask();
+    fn probe(&self, hash: u64, is_match: impl Fn(usize) -> bool) -> Result<(usize, usize), usize> {
         if self.slots.is_empty() {
             return Err(0);
         }
+        let mask = self.mask();
         let mut at = hash as usize & mask;
         let tag = hash & u64::from(u32::MAX);
         loop {
@@ -158,14 +147,20 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
             if slot == EMPTY {
                 return Err(at);
             }
-            if slot_hash(slot) == tag {
-                let index = slot_index(slot);
-                if self.entries[index].0 == *key {
-                    return Ok((at, index));
-                }
+            if slot_hash(slot) == tag && is_match(slot_index(slot)) {
+                return Ok((at, slot_index(slot)));
             }
             at = (at + 1) & mask;
         }
+    }
+}
+
+impl<K: Hash + Eq, V> DenseMap<K, V> {
+    /// Where `key`, whose hash is `hash`, sits: (its slot, its position);
+    /// else the empty slot where it would go.
+    #[inline]
+    fn find_slot(&self, hash: u64, key: &K) -> Result<(usize, usize), usize> {
+        self.probe(hash, |index| self.entries[index].0 == *key)
     }
 
     /// The position of `key`, whose hash is `hash`.
@@ -191,6 +186,18 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
         match self.find_slot(hash, &key) {
             Ok((_, index)) => (index, false),
             Err(at) => (self.insert_at(at, hash, key, first()), true),
+        }
+    }
+
+    /// Adds `value` under `key`, or folds it into the value already there
+    /// with `combine`.
+    pub fn insert_or_combine(&mut self, key: K, value: V, combine: impl FnOnce(&mut V, V)) {
+        let hash = hash_of(&key);
+        match self.find_slot(hash, &key) {
+            Ok((_, index)) => combine(&mut self.entries[index].1, value),
+            Err(at) => {
+                self.insert_at(at, hash, key, value);
+            }
         }
     }
 
@@ -222,14 +229,12 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
         self.slots = vec![EMPTY; size];
-        let mask = size - 1;
-        for (index, (key, _)) in self.entries.iter().enumerate() {
-            let hash = hash_of(key);
-            let mut at = hash as usize & mask;
-            while self.slots[at] != EMPTY {
-                at = (at + 1) & mask;
+        for index in 0..self.entries.len() {
+            let hash = hash_of(&self.entries[index].0);
+            // Keys are distinct: each probe ends at an empty slot.
+            if let Err(at) = self.probe(hash, |_| false) {
+                self.slots[at] = slot(hash, index);
             }
-            self.slots[at] = slot(hash, index);
         }
     }
 

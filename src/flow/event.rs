@@ -106,9 +106,7 @@ impl Batch {
         // there are partitions: start fetching its slot's lines now, so
         // that writing it does not wait for them.
         if list.len() < list.capacity() {
-            let next = list.as_ptr_range().end;
-            crate::prefetch::line(next);
-            crate::prefetch::line(next.cast::<u8>().wrapping_add(size_of::<FlowEvent>() - 1));
+            crate::prefetch::lines_at(list.as_ptr_range().end);
         }
         true
     }

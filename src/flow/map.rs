@@ -16,7 +16,7 @@
 //! full it is; here the index is small and the vector's unused capacity is
 //! never touched.
 
-use super::dense::{hash_of, DenseMap};
+use super::dense::DenseMap;
 use super::key::FlowKey;
 use crate::time::Timestamp;
 use rayon::prelude::*;
@@ -158,13 +158,7 @@ impl<K: Partitioned, V> PartitionedMap<K, V> {
                 std::mem::swap(into, &mut from);
             }
             for (key, value) in from {
-                let hash = hash_of(&key);
-                match into.find(hash, &key) {
-                    Some(at) => combine(&mut into[at], value),
-                    None => {
-                        into.find_or_insert(hash, key, || value);
-                    }
-                }
+                into.insert_or_combine(key, value, combine);
             }
         }
     }
