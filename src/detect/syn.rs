@@ -417,10 +417,9 @@ pub fn find(
         })
         .reduce(
             || {
-                let empty = (SynCounts::default(), Vec::new());
                 (
-                    empty.0,
-                    empty.1,
+                    SynCounts::default(),
+                    Vec::new(),
                     OmittedByOutcome::new(),
                     Histogram::default(),
                 )

@@ -187,36 +187,50 @@ pub fn timeline_svg(timeline: &Timeline, caption: &str) -> String {
     svg
 }
 
-/// One collapsed section per finding group with its items.
-fn section(out: &mut String, title: &str, groups: Vec<(String, Vec<String>, u64)>) {
+/// A finding group as a page lists it: its heading, its first
+/// `MAX_ITEMS` items, and how many items it has in all.
+struct Listed {
+    head: String,
+    items: Vec<String>,
+    count: u64,
+}
+
+/// The first `MAX_ITEMS` of `items`, as `show` writes them.
+fn first_items<T>(items: &[T], show: impl Fn(&T) -> String) -> Vec<String> {
+    items.iter().take(MAX_ITEMS).map(show).collect()
+}
+
+/// One collapsed section per finding group with its items: the first
+/// `MAX_GROUPS` of `groups`, each as `list` writes it (only those are
+/// written out).
+fn section<G>(out: &mut String, title: &str, groups: &[G], list: impl Fn(&G) -> Listed) {
     if groups.is_empty() {
         return;
     }
     let _ = writeln!(out, "<h3>{}</h3>", escape(title));
-    let total = groups.len();
-    for (summary, items, count) in groups.into_iter().take(MAX_GROUPS) {
+    for Listed { head, items, count } in groups.iter().take(MAX_GROUPS).map(list) {
         let _ = write!(
             out,
             "<details><summary>{} ({count} items)</summary><ul>",
-            escape(&summary)
+            escape(&head)
         );
-        for item in items.iter().take(MAX_ITEMS) {
+        for item in &items {
             let _ = write!(out, "<li>{}</li>", escape(item));
         }
-        if count > MAX_ITEMS.min(items.len()) as u64 {
+        if count > items.len() as u64 {
             let _ = write!(
                 out,
                 "<li>… {} more (a page lists {MAX_ITEMS} per group; --format json has them all)</li>",
-                count - MAX_ITEMS.min(items.len()) as u64
+                count - items.len() as u64
             );
         }
         out.push_str("</ul></details>\n");
     }
-    if total > MAX_GROUPS {
+    if groups.len() > MAX_GROUPS {
         let _ = writeln!(
             out,
             "<p>… {} more groups (a page lists {MAX_GROUPS}; --format json has them all).</p>",
-            total - MAX_GROUPS
+            groups.len() - MAX_GROUPS
         );
     }
 }
@@ -230,78 +244,60 @@ pub fn items(outcome: &Outcome) -> String {
     section(
         &mut out,
         "Unmasqueraded pod egress",
-        (f.unmasqueraded_egress.groups.iter())
-            .map(|g| {
-                let head = format!(
-                    "[{}] {} -> {} {}/{}",
-                    g.severity.label(),
-                    g.pod,
-                    g.destination,
-                    g.protocol,
-                    g.port
-                );
-                (
-                    head,
-                    g.items.iter().map(|i| i.to_string()).collect(),
-                    g.flows,
-                )
-            })
-            .collect(),
+        &f.unmasqueraded_egress.groups,
+        |g| Listed {
+            head: format!(
+                "[{}] {} -> {} {}/{}",
+                g.severity.label(),
+                g.pod,
+                g.destination,
+                g.protocol,
+                g.port
+            ),
+            items: first_items(&g.items, |i| i.to_string()),
+            count: g.flows,
+        },
     );
-    section(
-        &mut out,
-        "TCP SYNs",
-        (f.tcp_syns.groups.iter())
-            .map(|g| {
-                let head = format!(
-                    "[{}] {} {} -> {}",
-                    g.severity.label(),
-                    g.outcome.label(),
-                    g.source,
-                    g.destination
-                );
-                let items = g.items.iter().map(|i| i.flow.to_string()).collect();
-                (head, items, g.flows)
-            })
-            .collect(),
-    );
-    section(
-        &mut out,
-        "DNS",
-        (f.dns.groups.iter())
-            .map(|g| {
-                let head = format!(
-                    "[{}] {} {} -> {}",
-                    g.severity.label(),
-                    g.outcome.label(),
-                    g.client,
-                    g.server
-                );
-                let items = (g.items.iter())
-                    .map(|i| {
-                        let name = i.name.as_deref().map(|n| n.to_string()).unwrap_or_default();
-                        format!(
-                            "{} {} -> {} id {:#06x} {name}",
-                            at(i.first),
-                            i.client,
-                            i.server,
-                            i.id
-                        )
-                    })
-                    .collect();
-                (head, items, g.count)
-            })
-            .collect(),
-    );
+    section(&mut out, "TCP SYNs", &f.tcp_syns.groups, |g| Listed {
+        head: format!(
+            "[{}] {} {} -> {}",
+            g.severity.label(),
+            g.outcome.label(),
+            g.source,
+            g.destination
+        ),
+        items: first_items(&g.items, |i| i.flow.to_string()),
+        count: g.flows,
+    });
+    section(&mut out, "DNS", &f.dns.groups, |g| Listed {
+        head: format!(
+            "[{}] {} {} -> {}",
+            g.severity.label(),
+            g.outcome.label(),
+            g.client,
+            g.server
+        ),
+        items: first_items(&g.items, |i| {
+            let name = i.name.as_deref().map(|n| n.to_string()).unwrap_or_default();
+            format!(
+                "{} {} -> {} id {:#06x} {name}",
+                at(i.first),
+                i.client,
+                i.server,
+                i.id
+            )
+        }),
+        count: g.count,
+    });
     section(
         &mut out,
         "Service VIPs on the wire",
-        (f.service_vips.groups.iter())
-            .map(|g| {
-                let head = format!("[{}] {} -> {}", g.severity.label(), g.source, g.service);
-                (head, g.ports.clone(), g.flows)
-            })
-            .collect(),
+        &f.service_vips.groups,
+        |g| Listed {
+            head: format!("[{}] {} -> {}", g.severity.label(), g.source, g.service),
+            items: first_items(&g.ports, |p| p.to_string()),
+            count: g.flows,
+        },
     );
     if out.len() == before {
         out += "<p>No finding has items.</p>\n";

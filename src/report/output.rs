@@ -183,10 +183,6 @@ impl<W: Write> Output<W> {
     }
 }
 
-/// `text` with every line wider than `width` wrapped at its spaces, its
-/// continuation lines indented under where its text began (`cidrs     `
-/// lines under their value). Table lines, already fitted, and words
-/// longer than a line are left whole: an address is never split.
 /// A section's title: a line of its own on a terminal, a heading in
 /// Markdown.
 pub fn title(text: &str, layout: &Layout) -> String {
@@ -232,20 +228,19 @@ pub fn fields(text: &str, layout: &Layout) -> String {
 pub fn markdown_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let chars: Vec<char> = text.chars().collect();
+    // Only whitespace before this char; and, after the leading whitespace,
+    // only ASCII digits (at least one).
+    let (mut leading, mut digits) = (true, false);
     for (i, &c) in chars.iter().enumerate() {
         let word = |at: Option<&char>| at.is_some_and(|c| c.is_alphanumeric());
         // `_` inside a word (`no_reply`) is no emphasis in GitHub's
         // Markdown; `#`, `>`, `-`, `+`, `=` only mean something at the
         // start of a line, as does `1.` (`1)`), a list.
-        let before = &chars[..i];
-        let at_start = before.iter().all(|c| c.is_whitespace());
-        let digits = before.iter().skip_while(|c| c.is_whitespace());
-        let after_digits = digits.clone().count() > 0 && digits.clone().all(char::is_ascii_digit);
         let escape = match c {
             '\\' | '`' | '*' | '[' | ']' | '|' | '<' | '&' => true,
             '_' => !(i > 0 && word(chars.get(i - 1)) && word(chars.get(i + 1))),
-            '#' | '>' | '-' | '+' | '=' => at_start,
-            '.' | ')' => after_digits,
+            '#' | '>' | '-' | '+' | '=' => leading,
+            '.' | ')' => digits,
             _ => false,
         };
         match c {
@@ -256,10 +251,16 @@ pub fn markdown_text(text: &str) -> String {
             }
             _ => out.push(c),
         }
+        digits = c.is_ascii_digit() && (leading || digits);
+        leading &= c.is_whitespace();
     }
     out
 }
 
+/// `text` with every line wider than `width` wrapped at its spaces, its
+/// continuation lines indented under where its text began (`cidrs     `
+/// lines under their value). Table lines, already fitted, and words
+/// longer than a line are left whole: an address is never split.
 pub fn fit_lines(text: &str, width: usize) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
