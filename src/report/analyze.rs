@@ -2,7 +2,7 @@
 //! JSON form carries the same content plus every item behind each group;
 //! NDJSON puts one cause or finding group per line.
 
-use super::output::{fields, markdown_text, ndjson_line, title, Layout, Report};
+use super::output::{markdown_text, ndjson_line, opening, title, Layout, Report};
 use super::table::Sheet;
 use super::CaptureReport;
 use crate::analysis::{Coverage, Outcome};
@@ -74,14 +74,9 @@ fn wrap(text: &str, indent: &str, width: usize) -> String {
 
 /// Human report; each table shows at most `layout.limit` groups (0 = all).
 pub fn render(outcome: &Outcome, topology: &Topology, layout: &Layout) -> String {
-    let mut out = String::new();
-    if layout.markdown {
-        let _ = writeln!(out, "## {}\n", markdown_text(&outcome.header.file));
-    }
-    let mut head = super::header::render(&outcome.header, topology);
-    head += &render_coverage(&outcome.coverage);
-    out += &fields(&head, layout);
-    out.push('\n');
+    let head =
+        super::header::render(&outcome.header, topology) + &render_coverage(&outcome.coverage);
+    let mut out = opening(&outcome.header.file, &head, layout) + "\n";
     out += &render_verdict(outcome, layout);
     let start = outcome.header.first.unwrap_or_default();
     let rel = |t: Timestamp| format!("+{:.3}s", t.since(start) as f64 / 1e9);
@@ -321,13 +316,10 @@ pub(super) fn block<G>(
             "... {} more groups (--limit 0 shows all, --format json lists every item)",
             groups.len() - shown
         );
-        match layout.markdown {
-            true => {
-                let _ = writeln!(out, "\n_{}_", markdown_text(&more));
-            }
-            false => {
-                let _ = writeln!(out, "{more}");
-            }
+        if layout.markdown {
+            let _ = writeln!(out, "\n_{}_", markdown_text(&more));
+        } else {
+            let _ = writeln!(out, "{more}");
         }
     }
     out

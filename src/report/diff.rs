@@ -2,7 +2,7 @@
 //! persists and what is new, one line each.
 
 use super::analyze::short_list;
-use super::output::{fields, markdown_text, ndjson_line, Document, Layout, Report};
+use super::output::{markdown_text, ndjson_line, opening, Document, Layout, Report};
 use super::table::Sheet;
 use crate::diff::{Change, Diff};
 use crate::scan::{Digest, FindingKind};
@@ -67,10 +67,7 @@ pub fn render(report: &DiffReport, layout: &Layout) -> String {
             format_span((d.duration_seconds * 1e9) as u64)
         );
     }
-    if layout.markdown {
-        out += "## kpcap diff\n\n";
-    }
-    out += &fields(&sides, layout);
+    out += &opening("kpcap diff", &sides, layout);
     let mut table = Sheet::new(&["", "before", "after", ""]);
     for c in &diff.counts {
         let trend = match (c.before, c.after) {

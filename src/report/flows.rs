@@ -12,7 +12,6 @@ use crate::topology::{AddrClass, Topology};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::net::IpAddr;
 
 /// TCP connections a source opened towards a destination, by outcome.
@@ -167,16 +166,7 @@ impl FlowsReport {
             "flows     {} flows, {} distinct source -> destination address pairs\n",
             self.flow_count, self.distinct_src_dst_pairs
         );
-        let mut out = String::new();
-        if layout.markdown {
-            let _ = writeln!(
-                out,
-                "## {}\n",
-                super::output::markdown_text(&self.header.file)
-            );
-        }
-        out += &super::output::fields(&head, layout);
-        out.push('\n');
+        let mut out = super::output::opening(&self.header.file, &head, layout) + "\n";
         let take = |n: usize| if limit == 0 { n } else { n.min(limit) };
         // Tables show times relative to the capture's first packet.
         let start = self.header.first.unwrap_or_default();

@@ -193,6 +193,16 @@ pub fn title(text: &str, layout: &Layout) -> String {
     }
 }
 
+/// What a report opens with: `lines` of `key      value` fields; in
+/// Markdown under a heading, `heading`, as a list.
+pub fn opening(heading: &str, lines: &str, layout: &Layout) -> String {
+    let mut out = String::new();
+    if layout.markdown {
+        out += &format!("## {}\n\n", markdown_text(heading));
+    }
+    out + &fields(lines, layout)
+}
+
 /// Lines of `key      value` fields (a header, coverage): as they are on
 /// a terminal, a list with the keys in bold in Markdown.
 pub fn fields(text: &str, layout: &Layout) -> String {

@@ -1,7 +1,7 @@
 //! The `scan` report: one line per file, then the findings across files.
 
 use super::analyze::short_list;
-use super::output::{fields, markdown_text, ndjson_line, title, Layout, Report};
+use super::output::{markdown_text, ndjson_line, opening, title, Layout, Report};
 use super::table::{printable, Sheet};
 use crate::nodes::ClusterReport;
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
@@ -85,10 +85,7 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
         HumanCount(a.packets)
     );
     let _ = writeln!(head, "cidrs     {}", report.cidrs);
-    if layout.markdown {
-        out += "## kpcap scan\n\n";
-    }
-    out += &fields(&head, layout);
+    out += &opening("kpcap scan", &head, layout);
     out.push('\n');
     out += &render_files(&report.files, layout);
 
