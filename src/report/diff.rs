@@ -2,7 +2,7 @@
 //! persists and what is new, one line each.
 
 use super::analyze::short_list;
-use super::output::{markdown_text, ndjson_line, opening, Document, Layout, Report};
+use super::output::{item, markdown_text, ndjson_line, opening, Document, Layout, Report};
 use super::table::Sheet;
 use crate::diff::{Change, Diff};
 use crate::scan::{Digest, FindingKind};
@@ -91,14 +91,7 @@ pub fn render(report: &DiffReport, layout: &Layout) -> String {
     ] {
         out += &super::output::title(&format!("{title} ({})", changes.len()), layout);
         for change in changes.iter() {
-            match layout.markdown {
-                true => {
-                    let _ = writeln!(out, "- {}", markdown_text(&describe(change)));
-                }
-                false => {
-                    let _ = writeln!(out, "  {}", describe(change));
-                }
-            }
+            out += &item(&describe(change), layout);
         }
     }
     let verdict = if diff.resolved {
@@ -111,13 +104,10 @@ pub fn render(report: &DiffReport, layout: &Layout) -> String {
     } else {
         "NOT RESOLVED: a failure of BEFORE persists, or something got worse".to_string()
     };
-    match layout.markdown {
-        true => {
-            let _ = writeln!(out, "\n### Verdict: {}", markdown_text(&verdict));
-        }
-        false => {
-            let _ = writeln!(out, "\nVERDICT   {verdict}");
-        }
+    if layout.markdown {
+        let _ = writeln!(out, "\n### Verdict: {}", markdown_text(&verdict));
+    } else {
+        let _ = writeln!(out, "\nVERDICT   {verdict}");
     }
     out
 }

@@ -59,17 +59,18 @@ pub fn render(report: &ClusterReport, layout: &Layout) -> String {
         Status::Failure => "FAILURE",
     };
     let captured = report.nodes.iter().filter(|n| !n.files.is_empty()).count();
-    let mut out = match layout.markdown {
-        true => format!(
+    let mut out = if layout.markdown {
+        format!(
             "\n## Across nodes: {} ({} nodes, {captured} captured)\n",
             markdown_text(status),
             report.nodes.len()
-        ),
-        false => format!(
+        )
+    } else {
+        format!(
             "\nCLUSTER   {} ({} nodes, {captured} captured)\n",
             paint(status, status_tone(report.status), layout),
             report.nodes.len()
-        ),
+        )
     };
     out += &title("NODES", layout);
     let headers = [

@@ -193,6 +193,15 @@ pub fn title(text: &str, layout: &Layout) -> String {
     }
 }
 
+/// One line of a list: indented on a terminal, a Markdown list item.
+pub fn item(text: &str, layout: &Layout) -> String {
+    if layout.markdown {
+        format!("- {}\n", markdown_text(text))
+    } else {
+        format!("  {text}\n")
+    }
+}
+
 /// What a report opens with: `lines` of `key      value` fields; in
 /// Markdown under a heading, `heading`, as a list.
 pub fn opening(heading: &str, lines: &str, layout: &Layout) -> String {

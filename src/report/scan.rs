@@ -1,7 +1,7 @@
 //! The `scan` report: one line per file, then the findings across files.
 
 use super::analyze::short_list;
-use super::output::{markdown_text, ndjson_line, opening, title, Layout, Report};
+use super::output::{item, markdown_text, ndjson_line, opening, title, Layout, Report};
 use super::table::{printable, Sheet};
 use crate::nodes::ClusterReport;
 use crate::scan::{FileLine, ScanReport, Status, SCHEMA};
@@ -101,17 +101,14 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
     if a.analyzed == 0 {
         verdict += "; no capture was analyzed";
     }
-    match layout.markdown {
-        true => {
-            let _ = writeln!(
-                out,
-                "\n### Verdict across files: {}\n",
-                markdown_text(&verdict)
-            );
-        }
-        false => {
-            let _ = writeln!(out, "\nVERDICT ACROSS FILES   {verdict}");
-        }
+    if layout.markdown {
+        let _ = writeln!(
+            out,
+            "\n### Verdict across files: {}\n",
+            markdown_text(&verdict)
+        );
+    } else {
+        let _ = writeln!(out, "\nVERDICT ACROSS FILES   {verdict}");
     }
     for cause in &a.causes {
         let line = format!(
@@ -121,14 +118,7 @@ pub fn render(report: &ScanReport, layout: &Layout) -> String {
             files(a.analyzed),
             short_list(&cause.files, 3)
         );
-        match layout.markdown {
-            true => {
-                let _ = writeln!(out, "- {}", markdown_text(&line));
-            }
-            false => {
-                let _ = writeln!(out, "  {line}");
-            }
-        }
+        out += &item(&line, layout);
     }
     if a.findings.is_empty() {
         out += &title("FINDINGS ACROSS FILES", layout);
