@@ -24,9 +24,11 @@ use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
-/// Enough that a partition of a few hundred thousand flows fits in a
-/// core's L2 cache; few enough that per-partition lists stay long.
-pub const PARTITIONS: usize = 256;
+/// Enough for every worker of a large node to have several partitions to
+/// apply; few enough that while a run of records is read, the tails of all
+/// its event lists (one per partition, written in turn) stay in the
+/// first-level cache, and that each run allocates few lists.
+pub const PARTITIONS: usize = 64;
 
 /// The partition of the addresses `a` and `b`, in either order.
 #[inline]
