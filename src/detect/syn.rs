@@ -519,15 +519,17 @@ fn judge<'u>(
         syn_packets: u64::from(init.syn),
         ..SynCounts::default()
     };
-    let quoted = unreachables.by_quoted.get(&key.endpoints(flow.initiator()));
     let last_syn = init.last_syn().unwrap_or(flow.first_ts);
+    // Looked up only for flows neither answered nor refused: its only use.
+    let mut quoted = None;
     let outcome = if resp.syn > 0 || resp.syn_ack > 0 {
         counts.answered += 1;
         None
     } else if resp.rst > 0 {
         counts.refused += 1;
         Some(SynOutcome::Refused)
-    } else if quoted.is_some() {
+    } else if let Some(seen) = (unreachables.by_quoted).get(&key.endpoints(flow.initiator())) {
+        quoted = Some(seen);
         counts.unreachable += 1;
         Some(SynOutcome::Unreachable)
     } else if !old_enough(last_syn, end, grace_ns) {

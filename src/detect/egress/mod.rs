@@ -579,7 +579,8 @@ fn answered_sources(
     groups: &[EgressGroup],
     context: &Context<'_>,
 ) -> Vec<AnsweredSource> {
-    let destinations: BTreeSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
+    // Asked once per flow of the capture: a hash set, not a tree.
+    let destinations: FxHashSet<IpAddr> = groups.iter().map(|g| g.destination).collect();
     if destinations.is_empty() {
         return Vec::new();
     }
