@@ -18,9 +18,9 @@
 //! read and hint: whatever the prefetches guessed, the event is applied by
 //! key.
 
-use super::dense::hash_of;
+use super::dense::{hash_of, Query};
 use super::event::{Batch, FlowEvent};
-use super::key::{Direction, FlowKey};
+use super::key::{Direction, FlowKey, KeyOf};
 use super::map::Partition;
 use super::stats::{Flow, PairStats};
 use crate::decode::tcp_flags;
@@ -43,7 +43,7 @@ const _: () = assert!(RING.is_power_of_two() && RING > STAGES * STAGE);
 struct Upcoming<'a> {
     event: &'a FlowEvent,
     batch: &'a Batch,
-    key: Option<(FlowKey, Direction)>,
+    key: Option<(KeyOf<'a>, Direction)>,
     /// The hash of the key (0 without one).
     hash: u64,
     /// Where the flow probably is, if it was there when looked ahead.
@@ -225,7 +225,7 @@ fn apply(
         return;
     };
     let at = match hint {
-        Some(at) if flows.get_index(at).is_some_and(|(held, _)| *held == key) => at,
+        Some(at) if flows.get_index(at).is_some_and(|(held, _)| key.is(held)) => at,
         _ => {
             let first = || Flow::first(event, direction);
             flows.find_or_insert(hash, key, first).0

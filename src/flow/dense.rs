@@ -155,6 +155,24 @@ impl<K, V> DenseMap<K, V> {
     }
 }
 
+/// What a key is looked up by: the key itself, or something that stands
+/// for it (hashing as it does) and makes it only when it is inserted.
+pub trait Query<K> {
+    fn is(&self, key: &K) -> bool;
+    fn into_key(self) -> K;
+}
+
+impl<K: Eq> Query<K> for K {
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        self == key
+    }
+
+    fn into_key(self) -> K {
+        self
+    }
+}
+
 impl<K: Hash + Eq, V> DenseMap<K, V> {
     /// Where `key`, whose hash is `hash`, sits: (its slot, its position);
     /// else the empty slot where it would go.
@@ -174,18 +192,19 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
         Some(&self.entries[index].1)
     }
 
-    /// The position of `key` (whose hash is `hash`), inserted with
-    /// `first()` at the end if it is not there, and whether it was.
+    /// The position of the key `query` stands for (whose hash is `hash`),
+    /// inserted with `first()` at the end if it is not there, and whether
+    /// it was.
     #[inline]
     pub fn find_or_insert(
         &mut self,
         hash: u64,
-        key: K,
+        query: impl Query<K>,
         first: impl FnOnce() -> V,
     ) -> (usize, bool) {
-        match self.find_slot(hash, &key) {
+        match self.probe(hash, |index| query.is(&self.entries[index].0)) {
             Ok((_, index)) => (index, false),
-            Err(at) => (self.insert_at(at, hash, key, first()), true),
+            Err(at) => (self.insert_at(at, hash, query.into_key(), first()), true),
         }
     }
 

@@ -3,7 +3,7 @@
 //! the partition's worker applies them in file order
 //! (`FlowTable::apply_pending`).
 
-use super::key::{ports, Direction, Endpoint, FlowKey};
+use super::key::{ports, Direction, Endpoint, KeyOf};
 use super::map::{partition_of, PARTITIONS};
 use super::stats::{Crossing, Flow, PairStats, Protocols};
 use crate::decode::{IpHeader, Packet, Transport, Tunnel};
@@ -178,10 +178,12 @@ impl FlowEvent {
         }
     }
 
-    /// The flow's key and the packet's direction, if it has a flow.
-    pub fn key(&self) -> Option<(FlowKey, Direction)> {
+    /// The flow's key, read in place, and the packet's direction, if it
+    /// has a flow.
+    #[inline]
+    pub fn key(&self) -> Option<(KeyOf<'_>, Direction)> {
         self.keyed
-            .then(|| FlowKey::between(self.protocol, self.src, self.dst))
+            .then(|| KeyOf::between(self.protocol, &self.src, &self.dst))
     }
 
     pub fn pair(&self) -> PairStats {

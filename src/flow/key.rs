@@ -75,21 +75,88 @@ pub struct FlowKey {
 impl Hash for FlowKey {
     #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
-        match (self.lo.addr, self.hi.addr) {
-            (IpAddr::V4(lo), IpAddr::V4(hi)) => {
-                state.write_u64(u64::from(lo.to_bits()) << 32 | u64::from(hi.to_bits()));
-            }
-            (lo, hi) => {
-                let bits = |addr| match addr {
-                    IpAddr::V4(a) => u128::from(a.to_bits()),
-                    IpAddr::V6(a) => a.to_bits(),
-                };
-                state.write_u128(bits(lo));
-                state.write_u128(bits(hi));
-            }
+        hash_key(self.protocol, &self.lo, &self.hi, state);
+    }
+}
+
+/// What `FlowKey` and `KeyOf` hash: the same words for the same key.
+#[inline]
+fn hash_key<H: Hasher>(protocol: u8, lo: &Endpoint, hi: &Endpoint, state: &mut H) {
+    match (lo.addr, hi.addr) {
+        (IpAddr::V4(lo), IpAddr::V4(hi)) => {
+            state.write_u64(u64::from(lo.to_bits()) << 32 | u64::from(hi.to_bits()));
         }
-        let (lo, hi) = (u64::from(self.lo.port), u64::from(self.hi.port));
-        state.write_u64(lo << 32 | hi << 16 | u64::from(self.protocol));
+        (lo, hi) => {
+            let bits = |addr| match addr {
+                IpAddr::V4(a) => u128::from(a.to_bits()),
+                IpAddr::V6(a) => a.to_bits(),
+            };
+            state.write_u128(bits(lo));
+            state.write_u128(bits(hi));
+        }
+    }
+    let (lo, hi) = (u64::from(lo.port), u64::from(hi.port));
+    state.write_u64(lo << 32 | hi << 16 | u64::from(protocol));
+}
+
+/// A flow's key read where its endpoints already are (a queued event):
+/// hashed, and compared with a `FlowKey`, as the key it stands for, which
+/// is only built when a flow is created. Copied into a `FlowKey` per
+/// packet, the endpoints' odd sizes (an address is 17 bytes) went through
+/// the stack in pieces and were read back across them, a stall each time
+/// (store forwarding fails on a load that spans two stores).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyOf<'a> {
+    pub protocol: u8,
+    pub lo: &'a Endpoint,
+    pub hi: &'a Endpoint,
+}
+
+impl<'a> KeyOf<'a> {
+    /// As `FlowKey::between`.
+    #[inline]
+    pub fn between(protocol: u8, src: &'a Endpoint, dst: &'a Endpoint) -> (Self, Direction) {
+        if src <= dst {
+            let key = KeyOf {
+                protocol,
+                lo: src,
+                hi: dst,
+            };
+            (key, Direction::Lo)
+        } else {
+            let key = KeyOf {
+                protocol,
+                lo: dst,
+                hi: src,
+            };
+            (key, Direction::Hi)
+        }
+    }
+
+    pub fn to_key(self) -> FlowKey {
+        FlowKey {
+            protocol: self.protocol,
+            lo: *self.lo,
+            hi: *self.hi,
+        }
+    }
+}
+
+impl Hash for KeyOf<'_> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_key(self.protocol, self.lo, self.hi, state);
+    }
+}
+
+impl crate::flow::dense::Query<FlowKey> for KeyOf<'_> {
+    #[inline]
+    fn is(&self, key: &FlowKey) -> bool {
+        key.protocol == self.protocol && key.lo == *self.lo && key.hi == *self.hi
+    }
+
+    fn into_key(self) -> FlowKey {
+        self.to_key()
     }
 }
 
@@ -193,5 +260,41 @@ mod tests {
         ];
         let hashes: HashSet<u64> = keys.iter().map(crate::flow::hash_of).collect();
         assert_eq!(hashes.len(), keys.len());
+    }
+
+    /// A key read in place hashes, compares and is built as the key it
+    /// stands for, in either direction: the flow table files flows by one
+    /// and finds them by the other.
+    #[test]
+    fn a_key_read_in_place_is_the_key_it_stands_for() {
+        use crate::flow::dense::Query;
+        use crate::flow::hash_of;
+        let endpoint = |addr: &str, port| Endpoint {
+            addr: addr.parse().unwrap(),
+            port,
+        };
+        let pairs = [
+            (endpoint("10.0.0.1", 1000), endpoint("10.0.0.2", 80)),
+            (endpoint("10.0.0.2", 80), endpoint("10.0.0.1", 1000)),
+            (endpoint("10.0.0.1", 80), endpoint("10.0.0.1", 1000)),
+            (endpoint("fd00::1", 1000), endpoint("fd00::2", 80)),
+            (endpoint("fd00::2", 80), endpoint("10.0.0.1", 1000)),
+        ];
+        for protocol in [6, 17] {
+            for (src, dst) in &pairs {
+                let (key, direction) = FlowKey::between(protocol, *src, *dst);
+                let (of, of_direction) = KeyOf::between(protocol, src, dst);
+                assert_eq!(of_direction, direction);
+                assert_eq!(hash_of(&of), hash_of(&key));
+                assert!(of.is(&key));
+                assert_eq!(of.to_key(), key);
+                let (other, _) = FlowKey::between(protocol ^ 1, *src, *dst);
+                assert!(!of.is(&other));
+            }
+        }
+        let (a, b) = (pairs[0], pairs[3]);
+        assert!(!KeyOf::between(6, &a.0, &a.1)
+            .0
+            .is(&FlowKey::between(6, b.0, b.1).0));
     }
 }
