@@ -16,13 +16,13 @@
 //! full it is; here the index is small and the vector's unused capacity is
 //! never touched.
 
-use super::dense::DenseMap;
+use super::dense::{hash_of, DenseMap};
 use super::key::FlowKey;
 use crate::time::Timestamp;
 use rayon::prelude::*;
-use rustc_hash::FxHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::OnceLock;
 
 /// Enough for every worker of a large node to have several partitions to
 /// apply; few enough that while a run of records is read, the tails of all
@@ -30,15 +30,35 @@ use std::net::IpAddr;
 /// first-level cache, and that each run allocates few lists.
 pub const PARTITIONS: usize = 64;
 
-/// The partition of the addresses `a` and `b`, in either order.
+const _: () = assert!(PARTITIONS.is_power_of_two());
+
+/// The partition of the addresses `a` and `b`, in either order: each
+/// address is mixed on its own and the two are added, so neither has to be
+/// put first (two addresses compared per packet, as an ordered hash did).
+/// Seeded at random once per process, so that no capture can be crafted
+/// to put every flow into one partition (one worker doing all the work).
 #[inline]
 pub fn partition_of(a: &IpAddr, b: &IpAddr) -> usize {
-    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
-    let mut hasher = FxHasher::default();
-    lo.hash(&mut hasher);
-    hi.hash(&mut hasher);
-    // The top bits: hashbrown uses the low ones inside the partition.
-    (hasher.finish() >> 56) as usize % PARTITIONS
+    static SEED: OnceLock<u64> = OnceLock::new();
+    let seed = *SEED.get_or_init(|| hash_of(&"kpcap partitions") | 1);
+    let sum = mix(a, seed).wrapping_add(mix(b, seed));
+    (sum >> (64 - PARTITIONS.trailing_zeros())) as usize
+}
+
+/// An address's bits, folded to a word and mixed (multiply, shift, xor)
+/// so that every bit reaches the top ones, which pick the partition.
+#[inline]
+fn mix(addr: &IpAddr, seed: u64) -> u64 {
+    let folded = match addr {
+        IpAddr::V4(a) => u64::from(a.to_bits()),
+        IpAddr::V6(a) => {
+            let bits = a.to_bits();
+            (bits as u64) ^ ((bits >> 64) as u64).rotate_left(29)
+        }
+    };
+    let mut x = (folded ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 32;
+    x.wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 /// A key that belongs to one partition.
@@ -171,5 +191,37 @@ impl<'a, K: Partitioned, V> IntoIterator for &'a PartitionedMap<K, V> {
     type IntoIter = Box<dyn Iterator<Item = (&'a K, &'a V)> + 'a>;
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{partition_of, PARTITIONS};
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    /// Both directions of a conversation share a partition, and address
+    /// pairs spread evenly over the partitions, even the regular ones a
+    /// node sees (one pod subnet to one resolver; consecutive addresses,
+    /// both families): no partition gets twice its share or under half.
+    #[test]
+    fn pairs_share_a_partition_both_ways_and_spread_evenly() {
+        let resolver = IpAddr::V4(Ipv4Addr::new(10, 96, 0, 10));
+        let pods = (0..32_768u32).map(|i| IpAddr::V4(Ipv4Addr::from(0x0a2a_0000 + i)));
+        let v6 = (0..32_768u128).map(|i| IpAddr::V6(Ipv6Addr::from(0xfd00_u128 << 112 | i)));
+        let mut counts = [0usize; PARTITIONS];
+        let mut total = 0;
+        for pod in pods.chain(v6) {
+            let partition = partition_of(&pod, &resolver);
+            assert_eq!(partition, partition_of(&resolver, &pod));
+            counts[partition] += 1;
+            total += 1;
+        }
+        let share = total / PARTITIONS;
+        for (partition, &count) in counts.iter().enumerate() {
+            assert!(
+                count > share / 2 && count < share * 2,
+                "partition {partition}: {count} pairs, a share is {share}"
+            );
+        }
     }
 }
