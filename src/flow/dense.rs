@@ -231,28 +231,33 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
     fn insert_at(&mut self, at: usize, hash: u64, key: K, value: V) -> usize {
         let index = self.entries.len();
         assert!(
-            index < u32::MAX as usize,
-            "a partition holds < 2^32 entries"
+            index < (u32::MAX / 2) as usize,
+            "a partition holds < 2^31 entries (its index < 2^32 slots)"
         );
         self.entries.push((key, value));
         if (index + 1) * 2 > self.slots.len() {
             self.grow();
+            if let Err(at) = self.probe(hash, |_| false) {
+                self.slots[at] = slot(hash, index);
+            }
         } else {
             self.slots[at] = slot(hash, index);
         }
         index
     }
 
-    /// Doubles the index and files every entry again.
+    /// Doubles the index and files its slots again, by the hash bits each
+    /// slot keeps: the entries themselves (hundreds of bytes apart) are
+    /// not read, nor their keys hashed again. An index has fewer than 2^32
+    /// slots, so those low 32 bits of a hash say where its probe starts.
     #[cold]
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
-        self.slots = vec![EMPTY; size];
-        for index in 0..self.entries.len() {
-            let hash = hash_of(&self.entries[index].0);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
+        for filed in old.into_iter().filter(|&s| s != EMPTY) {
             // Keys are distinct: each probe ends at an empty slot.
-            if let Err(at) = self.probe(hash, |_| false) {
-                self.slots[at] = slot(hash, index);
+            if let Err(at) = self.probe(slot_hash(filed), |_| false) {
+                self.slots[at] = filed;
             }
         }
     }
