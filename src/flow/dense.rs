@@ -232,7 +232,7 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
         let index = self.entries.len();
         assert!(
             index < (u32::MAX / 2) as usize,
-            "a partition holds < 2^31 entries (its index < 2^32 slots)"
+            "a partition holds < 2^31 entries (its index at most 2^32 slots)"
         );
         self.entries.push((key, value));
         if (index + 1) * 2 > self.slots.len() {
@@ -248,7 +248,7 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
 
     /// Doubles the index and files its slots again, by the hash bits each
     /// slot keeps: the entries themselves (hundreds of bytes apart) are
-    /// not read, nor their keys hashed again. An index has fewer than 2^32
+    /// not read, nor their keys hashed again. An index has at most 2^32
     /// slots, so those low 32 bits of a hash say where its probe starts.
     #[cold]
     fn grow(&mut self) {
