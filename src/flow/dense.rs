@@ -235,14 +235,13 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
             "a partition holds < 2^31 entries (its index at most 2^32 slots)"
         );
         self.entries.push((key, value));
-        if (index + 1) * 2 > self.slots.len() {
+        let at = if (index + 1) * 2 > self.slots.len() {
             self.grow();
-            if let Err(at) = self.probe(hash, |_| false) {
-                self.slots[at] = slot(hash, index);
-            }
+            self.vacant(hash)
         } else {
-            self.slots[at] = slot(hash, index);
-        }
+            at
+        };
+        self.slots[at] = slot(hash, index);
         index
     }
 
@@ -255,10 +254,17 @@ impl<K: Hash + Eq, V> DenseMap<K, V> {
         let size = (self.slots.len() * 2).max(MIN_SLOTS);
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; size]);
         for filed in old.into_iter().filter(|&s| s != EMPTY) {
-            // Keys are distinct: each probe ends at an empty slot.
-            if let Err(at) = self.probe(slot_hash(filed), |_| false) {
-                self.slots[at] = filed;
-            }
+            let at = self.vacant(slot_hash(filed));
+            self.slots[at] = filed;
+        }
+    }
+
+    /// The empty slot where the probe of `hash` ends, for a key not in the
+    /// map (keys are distinct, so no slot is taken for it).
+    fn vacant(&self, hash: u64) -> usize {
+        match self.probe(hash, |_| false) {
+            Ok(_) => unreachable!("a probe that accepts no entry ends at an empty slot"),
+            Err(at) => at,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Flow keys: a bidirectional 5-tuple, stored with the lower endpoint first
 //! so both directions of a conversation land on the same key.
 
+use super::dense::Query;
 use crate::decode::{Packet, Transport};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -113,7 +114,8 @@ pub struct KeyOf<'a> {
 }
 
 impl<'a> KeyOf<'a> {
-    /// As `FlowKey::between`.
+    /// The key of a packet from `src` to `dst`, and its direction:
+    /// the lower endpoint first.
     #[inline]
     pub fn between(protocol: u8, src: &'a Endpoint, dst: &'a Endpoint) -> (Self, Direction) {
         if src <= dst {
@@ -132,14 +134,6 @@ impl<'a> KeyOf<'a> {
             (key, Direction::Hi)
         }
     }
-
-    pub fn to_key(self) -> FlowKey {
-        FlowKey {
-            protocol: self.protocol,
-            lo: *self.lo,
-            hi: *self.hi,
-        }
-    }
 }
 
 impl Hash for KeyOf<'_> {
@@ -149,39 +143,27 @@ impl Hash for KeyOf<'_> {
     }
 }
 
-impl crate::flow::dense::Query<FlowKey> for KeyOf<'_> {
+impl Query<FlowKey> for KeyOf<'_> {
     #[inline]
     fn is(&self, key: &FlowKey) -> bool {
         key.protocol == self.protocol && key.lo == *self.lo && key.hi == *self.hi
     }
 
     fn into_key(self) -> FlowKey {
-        self.to_key()
+        FlowKey {
+            protocol: self.protocol,
+            lo: *self.lo,
+            hi: *self.hi,
+        }
     }
 }
 
 impl FlowKey {
+    /// The key of a packet from `src` to `dst`, and the packet's direction.
     #[inline]
     pub fn between(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Direction) {
-        if src <= dst {
-            (
-                FlowKey {
-                    protocol,
-                    lo: src,
-                    hi: dst,
-                },
-                Direction::Lo,
-            )
-        } else {
-            (
-                FlowKey {
-                    protocol,
-                    lo: dst,
-                    hi: src,
-                },
-                Direction::Hi,
-            )
-        }
+        let (key, direction) = KeyOf::between(protocol, &src, &dst);
+        (key.into_key(), direction)
     }
 
     /// The endpoint that sends in `direction`.
@@ -287,7 +269,7 @@ mod tests {
                 assert_eq!(of_direction, direction);
                 assert_eq!(hash_of(&of), hash_of(&key));
                 assert!(of.is(&key));
-                assert_eq!(of.to_key(), key);
+                assert_eq!(of.into_key(), key);
                 let (other, _) = FlowKey::between(protocol ^ 1, *src, *dst);
                 assert!(!of.is(&other));
             }
