@@ -9,8 +9,10 @@
 #   mmap lock   the address space's lock (mmap/munmap/mprotect vs faults)
 #   disk        a page of the file not in the page cache (io_schedule)
 #   preempted   another task took the CPU
-#   other       anything else (the main thread waiting for the pool, ...)
+#   other       anything else
 #
+# Only the pool's workers count: the main thread sleeps through the run,
+# waiting for the pool.
 # and the CPUs' idle time over the run. Needs perf (Debian: linux-perf)
 # and the right to trace the scheduler (root, or kernel.perf_event_paranoid
 # at most -1).
@@ -64,6 +66,8 @@ ours = [e for e in events if "kpcap" in e[2] or "kpcap" in e[5]]
 if not ours:
     sys.exit("no kpcap thread in the trace")
 start, end = ours[0][0], ours[-1][0]
+# The main thread has the process'"'"'s id, the lowest of its threads'"'"'.
+main = min((e[3] for e in ours if "kpcap" in e[2]), key=int)
 cpus = len({e[1] for e in events})
 running, asleep = {}, {}
 idle = 0.0
@@ -78,7 +82,7 @@ for t, cpu, prev, prev_pid, state, nxt, next_pid, block in events:
         cause, since = asleep.pop(next_pid)
         waits[cause][0] += 1
         waits[cause][1] += t - since
-    if "kpcap" in prev:
+    if "kpcap" in prev and prev_pid != main:
         cause = next((c for c, frame in causes if frame in block), None)
         if cause is None:
             cause = "preempted" if state.startswith("R") else "other"
