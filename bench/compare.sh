@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Whole-process timings on one generated capture, in one run, on the same
 # file in the same page-cache state: the floor (map the file, read every
-# byte once), `kpcap analyze` (table and JSON, all threads and one),
+# byte once), the flow floor (examples/flow_floor.rs: kpcap's record walk
+# and a bare 5-tuple count, the least any flow count does; classic pcap
+# only), `kpcap analyze` (table and JSON, all threads and one),
 # `tcpdump -r F -w /dev/null` (libpcap's bare record walk) and, with
 # TSHARK=1, tshark's two-pass DNS filter. The commands alternate, round by
 # round, and each figure is the median of its rounds: wall time, MB/s,
@@ -35,7 +37,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >&2
 fi
 
-cargo build --release -q
+cargo build --release -q --bin kpcap --example flow_floor
 kpcap=target/release/kpcap
 mkdir -p target/bench-data
 conversations=${CONVERSATIONS:-}
@@ -47,11 +49,12 @@ bytes=$(stat -L -c %s "$file")
 locality=$("$kpcap" locality "$file")
 packets=$(echo "$locality" | awk '{ print $1 }')
 
-commands=(floor kpcap kpcap_json kpcap1 tcpdump)
+commands=(floor flow_floor kpcap kpcap_json kpcap1 tcpdump)
 [ "${TSHARK:-0}" = 1 ] && commands+=(tshark)
 run() {
   case $1 in
     floor) "$kpcap" floor --threads "$threads" "$file" ;;
+    flow_floor) target/release/examples/flow_floor "$file" "$threads" ;;
     kpcap) "$kpcap" analyze --threads "$threads" --fail-on never "$file" ;;
     kpcap_json) "$kpcap" analyze --threads "$threads" --fail-on never --format json "$file" ;;
     kpcap1) "$kpcap" analyze --threads 1 --fail-on never "$file" ;;
@@ -62,6 +65,7 @@ run() {
 label() {
   case $1 in
     floor) echo "floor ($threads threads)" ;;
+    flow_floor) echo "flow floor ($threads threads)" ;;
     kpcap) echo "kpcap analyze ($threads threads)" ;;
     kpcap_json) echo "kpcap analyze --format json" ;;
     kpcap1) echo "kpcap analyze (1 thread)" ;;
