@@ -178,7 +178,7 @@ impl RecentPairs {
 
 /// Counts `upcoming`'s event in its address pair: at `hint` if the pair
 /// is still there, else found (or added) by key. Returns where it is.
-#[inline]
+#[inline(always)]
 fn apply_pair(
     pairs: &mut Partition<(IpAddr, IpAddr), PairStats>,
     recent: &mut RecentPairs,

@@ -230,7 +230,7 @@ impl Flow {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn cross(&mut self, event: &FlowEvent, batch: &Batch, direction: Direction) {
         let via = batch.via(event);
         // Most flows are seen on one interface: skip the search.

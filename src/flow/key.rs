@@ -81,7 +81,7 @@ impl Hash for FlowKey {
 }
 
 /// What `FlowKey` and `KeyOf` hash: the same words for the same key.
-#[inline]
+#[inline(always)]
 fn hash_key<H: Hasher>(protocol: u8, lo: &Endpoint, hi: &Endpoint, state: &mut H) {
     match (lo.addr, hi.addr) {
         (IpAddr::V4(lo), IpAddr::V4(hi)) => {
