@@ -82,7 +82,12 @@ pub(super) fn apply_partition<'a>(
     // Events were written a while ago, by the reading of a whole window:
     // read ahead of the first stage, they are in cache when it comes.
     let mut scout = events.clone().skip(STAGE);
-    let mut ring: Vec<Upcoming<'a>> = Vec::with_capacity(RING.min(count));
+    let Some((first, first_batch)) = events.clone().next() else {
+        return;
+    };
+    // Each slot is written before it is read: the first event fills them
+    // all, so that the ring is an array indexed without bounds checks.
+    let mut ring = [Upcoming::of(first, first_batch); RING];
     let mut recent = RecentPairs::default();
     // The event at `next` enters stage 1; the one `STAGE` before it,
     // stage 2; and so on.
@@ -102,11 +107,7 @@ pub(super) fn apply_partition<'a>(
             if upcoming.key.is_some() {
                 flows.prefetch_slot(upcoming.hash);
             }
-            if ring.len() < RING {
-                ring.push(upcoming);
-            } else {
-                ring[next % RING] = upcoming;
-            }
+            ring[next % RING] = upcoming;
         }
         if let Some(at) = in_stage(next, 2) {
             let upcoming = &mut ring[at % RING];
