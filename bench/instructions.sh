@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Instructions per packet, by phase, of one `kpcap analyze` run on one
-# thread, counted by valgrind's callgrind. Unlike wall or CPU time, the
-# count is the same from run to run whatever else the machine does (within
-# about 0.2%: the pool's start-up varies), so a change of a few percent
+# Instructions per packet, by phase, of one `kpcap analyze` run (one
+# thread unless THREADS says), counted by valgrind's callgrind. Unlike
+# wall or CPU time, the count is the same from run to run whatever else
+# the machine does (within about 0.3%: the pool's start-up varies), so a
+# change of a few percent
 # shows on a shared machine whose timings move by 15%. It counts work, not
 # time: a change that only moves cache misses does not show here.
 #
 #   bench/instructions.sh [FILE]   default: a busy 64 MiB capture
 #                                  (synth --scenario busy), generated once
 #   KPCAP=/tmp/other-kpcap bench/instructions.sh    another build
+#   THREADS=2 bench/instructions.sh    the pool's size (callgrind runs the
+#                                      threads one at a time; the size sets
+#                                      how the windows are cut into runs)
 #
 # Phases (callgrind's inclusive counts; inlined code counts in its caller):
 #   reading      the record walk: decoding, totals, queuing flow events,
@@ -37,7 +41,7 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 valgrind --tool=callgrind --callgrind-out-file="$work/out" \
-  "$KPCAP" analyze --threads 1 --fail-on never "$file" >"$work/report" 2>"$work/log"
+  "$KPCAP" analyze --threads "${THREADS:-1}" --fail-on never "$file" >"$work/report" 2>"$work/log"
 packets=$(awk '/^packets/ { gsub(",", "", $2); print $2; exit }' "$work/report")
 # From another directory: run inside the repository, callgrind_annotate
 # shortens the source paths and its inclusive counts come out lower.
