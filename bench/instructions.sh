@@ -3,9 +3,9 @@
 # thread unless THREADS says), counted by valgrind's callgrind. Unlike
 # wall or CPU time, the count is the same from run to run whatever else
 # the machine does (within about 0.3%: the pool's start-up varies), so a
-# change of a few percent
-# shows on a shared machine whose timings move by 15%. It counts work, not
-# time: a change that only moves cache misses does not show here.
+# change of a few percent shows on a shared machine whose timings move by
+# 15%. It counts work, not time: a change that only moves cache misses
+# does not show here.
 #
 #   bench/instructions.sh [FILE]   default: a busy 64 MiB capture
 #                                  (synth --scenario busy), generated once
