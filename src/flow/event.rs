@@ -84,7 +84,7 @@ impl Batch {
     /// wide loads before its narrow stores had landed).
     #[must_use]
     pub fn push(&mut self, seen: &Seen<'_>) -> bool {
-        let Some(ip) = seen.packet.ip else {
+        let Some(ip) = &seen.packet.ip else {
             return true;
         };
         let Some(via) = self.via_index(seen.via) else {
@@ -143,7 +143,7 @@ impl FlowEvent {
     /// index into its batch's `tunnels`, or `NO_TUNNEL`), captured on
     /// `via` (an index into its batch's `vias`).
     #[inline(always)]
-    fn of(seen: &Seen<'_>, ip: IpHeader, tunnel: u32, via: u16) -> FlowEvent {
+    fn of(seen: &Seen<'_>, ip: &IpHeader, tunnel: u32, via: u16) -> FlowEvent {
         let packet = &seen.packet;
         let ports = ports(packet);
         let (src_port, dst_port) = ports.unwrap_or((0, 0));
