@@ -30,14 +30,9 @@ if ! command -v valgrind >/dev/null; then
   exit 0
 fi
 file=${1:-target/bench-data/instructions-busy-64M.pcap}
-if [ -z "${KPCAP:-}" ]; then
-  cargo build --release -q
-  KPCAP=target/release/kpcap
-fi
-if [ ! -f "$file" ]; then
-  mkdir -p "$(dirname "$file")"
-  "$KPCAP" synth --scenario busy --size 64M -o "$file" >&2
-fi
+. bench/common.sh
+kpcap_under_test
+busy_capture "$file" 64M
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 valgrind --tool=callgrind --callgrind-out-file="$work/out" \

@@ -30,14 +30,9 @@ fi
 file=${1:-target/bench-data/compare-busy-1G.pcap}
 threads=${2:-$(nproc)}
 runs=${RUNS:-3}
-if [ -z "${KPCAP:-}" ]; then
-  cargo build --release -q
-  KPCAP=target/release/kpcap
-fi
-if [ ! -f "$file" ]; then
-  mkdir -p "$(dirname "$file")"
-  "$KPCAP" synth --scenario busy --size 1G -o "$file" >&2
-fi
+. bench/common.sh
+kpcap_under_test
+busy_capture "$file" 1G
 trace=$(mktemp -d)
 trap 'rm -rf "$trace"' EXIT
 cat "$file" >/dev/null
