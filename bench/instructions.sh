@@ -25,12 +25,9 @@
 #   rest         start-up, planning, settling the DNS log, the report
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v valgrind >/dev/null; then
-  echo "bench/instructions.sh: valgrind is not installed (Debian: apt-get install valgrind); nothing measured" >&2
-  exit 0
-fi
-file=${1:-target/bench-data/instructions-busy-64M.pcap}
 . bench/common.sh
+require valgrind valgrind
+file=${1:-target/bench-data/instructions-busy-64M.pcap}
 kpcap_under_test
 busy_capture "$file" 64M
 work=$(mktemp -d)

@@ -23,14 +23,11 @@
 #   KPCAP=/tmp/other-kpcap bench/waits.sh    another build, same file
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v perf >/dev/null; then
-  echo "bench/waits.sh: perf is not installed (Debian: apt-get install linux-perf); nothing measured" >&2
-  exit 0
-fi
+. bench/common.sh
+require perf linux-perf
 file=${1:-target/bench-data/compare-busy-1G.pcap}
 threads=${2:-$(nproc)}
 runs=${RUNS:-3}
-. bench/common.sh
 kpcap_under_test
 busy_capture "$file" 1G
 trace=$(mktemp -d)

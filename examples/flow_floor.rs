@@ -96,17 +96,19 @@ impl Table {
 
     fn merge(&mut self, other: Table) {
         for theirs in other.entries.into_iter().filter(|e| e.packets != [0, 0]) {
-            let ours = self.entry(hash(&theirs.key), theirs.key, Entry::default);
-            ours.key = theirs.key;
+            // A new entry starts from theirs with no traffic, which the
+            // sums below then add.
+            let empty = || Entry {
+                packets: [0, 0],
+                bytes: [0, 0],
+                ..theirs
+            };
+            let ours = self.entry(hash(&theirs.key), theirs.key, empty);
             for direction in 0..2 {
                 ours.packets[direction] += theirs.packets[direction];
                 ours.bytes[direction] += theirs.bytes[direction];
             }
-            ours.first_ns = if ours.first_ns == 0 {
-                theirs.first_ns
-            } else {
-                ours.first_ns.min(theirs.first_ns)
-            };
+            ours.first_ns = ours.first_ns.min(theirs.first_ns);
             ours.last_ns = ours.last_ns.max(theirs.last_ns);
         }
     }
