@@ -5,6 +5,7 @@ use super::{Layer, Network, Problem};
 use pnet_packet::ethernet::EthernetPacket;
 use pnet_packet::vlan::VlanPacket;
 
+pub const LINKTYPE_ETHERNET: u32 = 1;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
@@ -41,7 +42,7 @@ impl Cooked {
 pub fn network(link_type: u32, frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
     let plain = |network| Ok((network, None));
     match link_type {
-        1 => ethernet(frame).map(|n| (n, None)),
+        LINKTYPE_ETHERNET => ethernet(frame).map(|n| (n, None)),
         113 => sll(frame),
         276 => sll2(frame),
         0 | 108 => null_loopback(link_type, frame).map(|n| (n, None)),

@@ -9,6 +9,7 @@
 pub mod dns;
 mod ip;
 mod link;
+mod plain;
 pub mod tcp_stream;
 mod transport;
 mod tunnel;
@@ -136,7 +137,18 @@ impl Decoder {
 
     /// `decode`, into a `Packet::default()` the caller holds: the record
     /// reader decodes in place rather than moving 200 bytes per packet.
+    /// The common frame takes a straight path (`plain`), the rest the
+    /// general one; both give the same `Packet`.
     pub fn decode_into<'a>(&self, link_type: u32, frame: &'a [u8], packet: &mut Packet<'a>) {
+        if link_type == link::LINKTYPE_ETHERNET && plain::ethernet(frame, &self.vxlan_ports, packet)
+        {
+            return;
+        }
+        self.decode_layers(link_type, frame, packet);
+    }
+
+    /// The general decoder, layer by layer.
+    fn decode_layers<'a>(&self, link_type: u32, frame: &'a [u8], packet: &mut Packet<'a>) {
         match link::network(link_type, frame) {
             Ok((network, cooked)) => {
                 packet.cooked = cooked;
