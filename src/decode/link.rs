@@ -6,6 +6,8 @@ use pnet_packet::ethernet::EthernetPacket;
 use pnet_packet::vlan::VlanPacket;
 
 pub const LINKTYPE_ETHERNET: u32 = 1;
+pub const LINKTYPE_LINUX_SLL: u32 = 113;
+pub const LINKTYPE_LINUX_SLL2: u32 = 276;
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
@@ -43,8 +45,8 @@ pub fn network(link_type: u32, frame: &[u8]) -> Result<(Network<'_>, Option<Cook
     let plain = |network| Ok((network, None));
     match link_type {
         LINKTYPE_ETHERNET => ethernet(frame).map(|n| (n, None)),
-        113 => sll(frame),
-        276 => sll2(frame),
+        LINKTYPE_LINUX_SLL => sll(frame),
+        LINKTYPE_LINUX_SLL2 => sll2(frame),
         0 | 108 => null_loopback(link_type, frame).map(|n| (n, None)),
         12 | 14 | 101 => plain(raw_ip(frame)),
         228 => plain(Network::Ipv4(frame)),
@@ -66,6 +68,7 @@ fn be16(bytes: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([bytes[at], bytes[at + 1]])
 }
 
+#[inline]
 fn address(bytes: &[u8], len: usize) -> ([u8; 8], u8) {
     let len = len.min(8);
     let mut address = [0u8; 8];
@@ -75,8 +78,23 @@ fn address(bytes: &[u8], len: usize) -> ([u8; 8], u8) {
 
 /// SLL: packet type, ARPHRD type, address length, address, protocol.
 fn sll(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
+    let (cooked, ethertype, payload) = sll_fields(frame).ok_or(Problem::truncated(Layer::Link))?;
+    Ok((by_ethertype(ethertype, payload)?, Some(cooked)))
+}
+
+/// SLL2: protocol, reserved, interface index, ARPHRD type, packet type,
+/// address length, address.
+fn sll2(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
+    let (cooked, ethertype, payload) = sll2_fields(frame).ok_or(Problem::truncated(Layer::Link))?;
+    Ok((by_ethertype(ethertype, payload)?, Some(cooked)))
+}
+
+/// A cooked header's fields, the ethertype it names and what follows it;
+/// None if `frame` is shorter than the header.
+#[inline]
+pub fn sll_fields(frame: &[u8]) -> Option<(Cooked, u16, &[u8])> {
     if frame.len() < SLL_HEADER_LEN {
-        return Err(Problem::truncated(Layer::Link));
+        return None;
     }
     let (address, address_len) = address(&frame[6..14], be16(frame, 4) as usize);
     let cooked = Cooked {
@@ -85,15 +103,14 @@ fn sll(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
         address,
         address_len,
     };
-    let network = by_ethertype(be16(frame, 14), &frame[SLL_HEADER_LEN..])?;
-    Ok((network, Some(cooked)))
+    Some((cooked, be16(frame, 14), &frame[SLL_HEADER_LEN..]))
 }
 
-/// SLL2: protocol, reserved, interface index, ARPHRD type, packet type,
-/// address length, address.
-fn sll2(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
+/// `sll_fields` of SLL2.
+#[inline]
+pub fn sll2_fields(frame: &[u8]) -> Option<(Cooked, u16, &[u8])> {
     if frame.len() < SLL2_HEADER_LEN {
-        return Err(Problem::truncated(Layer::Link));
+        return None;
     }
     let (address, address_len) = address(&frame[12..20], frame[11] as usize);
     let cooked = Cooked {
@@ -102,8 +119,7 @@ fn sll2(frame: &[u8]) -> Result<(Network<'_>, Option<Cooked>), Problem> {
         address,
         address_len,
     };
-    let network = by_ethertype(be16(frame, 0), &frame[SLL2_HEADER_LEN..])?;
-    Ok((network, Some(cooked)))
+    Some((cooked, be16(frame, 0), &frame[SLL2_HEADER_LEN..]))
 }
 
 /// Ethernet II; also the inner frame of VXLAN and Geneve.

@@ -140,8 +140,7 @@ impl Decoder {
     /// The common frame takes a straight path (`plain`), the rest the
     /// general one; both give the same `Packet`.
     pub fn decode_into<'a>(&self, link_type: u32, frame: &'a [u8], packet: &mut Packet<'a>) {
-        if link_type == link::LINKTYPE_ETHERNET && plain::ethernet(frame, &self.vxlan_ports, packet)
-        {
+        if plain::frame(link_type, frame, &self.vxlan_ports, packet) {
             return;
         }
         self.decode_layers(link_type, frame, packet);

@@ -1,4 +1,5 @@
-//! The common frame in one straight pass: Ethernet; IPv4 without options
+//! The common frame in one straight pass: Ethernet or a Linux cooked
+//! header (`tcpdump -i any`); IPv4 without options
 //! that matter here or IPv6 without extension headers; TCP or UDP; at
 //! most one VXLAN tunnel around another such frame; every header whole.
 //! On a node's capture that is nearly every frame, and the general
@@ -10,10 +11,10 @@
 //! are not inlined into this path.
 
 use super::ip::IpHeader;
-use super::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use super::link::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::transport::{Tcp, Transport, Udp, PROTO_TCP, PROTO_UDP};
 use super::tunnel::{Tunnel, TunnelKind, GENEVE_PORT};
-use super::Packet;
+use super::{Cooked, Packet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -24,21 +25,41 @@ const UDP_HEADER_LEN: usize = 8;
 const VXLAN_HEADER_LEN: usize = 8;
 const VXLAN_FLAG_VNI: u8 = 0x08;
 
-/// Decodes `frame` (LINKTYPE_ETHERNET) into `packet`, a
-/// `Packet::default()`, if it is the common frame; false, with `packet`
-/// untouched, otherwise. `vxlan_ports`: the UDP ports that carry VXLAN.
+/// Decodes `frame` of `link_type` into `packet`, a `Packet::default()`,
+/// if it is the common frame; false, with `packet` untouched, otherwise.
+/// `vxlan_ports`: the UDP ports that carry VXLAN.
 #[inline(always)]
-pub(super) fn ethernet<'a>(frame: &'a [u8], vxlan_ports: &[u16], packet: &mut Packet<'a>) -> bool {
-    let Some(outer) = layers(frame) else {
+pub(super) fn frame<'a>(
+    link_type: u32,
+    frame: &'a [u8],
+    vxlan_ports: &[u16],
+    packet: &mut Packet<'a>,
+) -> bool {
+    let (cooked, ethertype, bytes) = match link_type {
+        link::LINKTYPE_ETHERNET => match frame.split_first_chunk::<ETHERNET_HEADER_LEN>() {
+            Some((ethernet, bytes)) => (None, be16(ethernet, 12), bytes),
+            None => return false,
+        },
+        link::LINKTYPE_LINUX_SLL2 => match link::sll2_fields(frame) {
+            Some((cooked, ethertype, bytes)) => (Some(cooked), ethertype, bytes),
+            None => return false,
+        },
+        link::LINKTYPE_LINUX_SLL => match link::sll_fields(frame) {
+            Some((cooked, ethertype, bytes)) => (Some(cooked), ethertype, bytes),
+            None => return false,
+        },
+        _ => return false,
+    };
+    let Some(outer) = layers(ethertype, bytes) else {
         return false;
     };
     let addresses = (outer.header.src, outer.header.dst);
     let Transport::Udp(udp) = outer.transport else {
-        return finish(packet, addresses, outer, None);
+        return finish(packet, cooked, addresses, outer, None);
     };
     let tunnel_port = |port| port == GENEVE_PORT || vxlan_ports.contains(&port);
     if !tunnel_port(udp.src_port) && !tunnel_port(udp.dst_port) {
-        return finish(packet, addresses, outer, None);
+        return finish(packet, cooked, addresses, outer, None);
     }
     // A VXLAN port: one tunnel around a common frame, or the general
     // decoder (Geneve, a VXLAN header without its VNI flag, damage).
@@ -54,7 +75,10 @@ pub(super) fn ethernet<'a>(frame: &'a [u8], vxlan_ports: &[u16], packet: &mut Pa
     if vxlan[0] & VXLAN_FLAG_VNI == 0 {
         return false;
     }
-    let Some(inner) = layers(inner) else {
+    let Some((ethernet, inner)) = inner.split_first_chunk::<ETHERNET_HEADER_LEN>() else {
+        return false;
+    };
+    let Some(inner) = layers(be16(ethernet, 12), inner) else {
         return false;
     };
     if let Transport::Udp(udp) = inner.transport {
@@ -68,7 +92,7 @@ pub(super) fn ethernet<'a>(frame: &'a [u8], vxlan_ports: &[u16], packet: &mut Pa
         outer_src: addresses.0,
         outer_dst: addresses.1,
     };
-    finish(packet, addresses, inner, Some(tunnel))
+    finish(packet, cooked, addresses, inner, Some(tunnel))
 }
 
 /// An Ethernet frame's IP header and its TCP or UDP header.
@@ -81,10 +105,12 @@ struct Layers<'a> {
 #[inline(always)]
 fn finish<'a>(
     packet: &mut Packet<'a>,
+    cooked: Option<Cooked>,
     outer: (IpAddr, IpAddr),
     layers: Layers<'a>,
     tunnel: Option<Tunnel>,
 ) -> bool {
+    packet.cooked = cooked;
     packet.outer = Some(outer);
     packet.ip = Some(layers.header);
     packet.l4 = layers.l4;
@@ -93,10 +119,11 @@ fn finish<'a>(
     true
 }
 
+/// The IP header a link layer's `ethertype` names, and its TCP or UDP
+/// header.
 #[inline(always)]
-fn layers(frame: &[u8]) -> Option<Layers<'_>> {
-    let (ethernet, bytes) = frame.split_first_chunk::<ETHERNET_HEADER_LEN>()?;
-    let (header, l4) = match be16(ethernet, 12) {
+fn layers(ethertype: u16, bytes: &[u8]) -> Option<Layers<'_>> {
+    let (header, l4) = match ethertype {
         ETHERTYPE_IPV4 => ipv4(bytes)?,
         ETHERTYPE_IPV6 => ipv6(bytes)?,
         _ => return None,
@@ -221,7 +248,7 @@ fn be32(bytes: &[u8], at: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::super::{tcp_flags, Decoder, Packet, Transport};
-    use crate::synth::frame::{ethernet, geneve, ip_in_ip, ip_packet, vxlan, L4};
+    use crate::synth::frame::{ethernet, geneve, ip_in_ip, ip_packet, sll, sll2, vxlan, L4};
     use std::net::IpAddr;
 
     fn ip(s: &str) -> IpAddr {
@@ -251,7 +278,7 @@ mod tests {
 
     /// Frames of every shape the straight path takes, and of shapes it
     /// leaves to the general decoder.
-    fn frames() -> Vec<(&'static str, Vec<u8>)> {
+    fn frames() -> Vec<(&'static str, u32, Vec<u8>)> {
         let syn = tcp("10.42.1.12", "1.1.1.1", b"");
         let inner = ethernet(&tcp("10.42.1.12", "10.42.2.7", b"GET / HTTP/1.1"), &[]);
         let mut options = tcp("10.42.1.12", "1.1.1.1", b"data");
@@ -271,85 +298,50 @@ mod tests {
             id: 7,
             seq: 1,
         };
-        vec![
-            ("tcp v4", ethernet(&syn, &[])),
-            (
-                "tcp v6",
-                ethernet(&tcp("fd00::1", "2606:4700::1111", b"hi"), &[]),
-            ),
-            (
-                "udp v4",
-                ethernet(&udp("10.42.1.12", "10.96.0.10", 53, b"q"), &[]),
-            ),
-            (
-                "udp v6",
-                ethernet(&udp("fd00::1", "fd00::a", 53, b"q"), &[]),
-            ),
-            ("ip options", ethernet(&options, &[])),
-            ("padding", padded),
-            ("first fragment", ethernet(&first_fragment, &[])),
-            ("later fragment", ethernet(&later_fragment, &[])),
-            ("vlan", ethernet(&syn, &[10])),
-            (
-                "icmp",
-                ethernet(&ip_packet(ip("10.0.0.1"), ip("10.0.0.2"), &echo), &[]),
-            ),
-            (
-                "vxlan 8472",
-                ethernet(
-                    &vxlan(ip("10.50.0.1"), ip("10.50.0.2"), 8472, 7, &inner),
-                    &[],
-                ),
-            ),
-            (
-                "vxlan 4789",
-                ethernet(
-                    &vxlan(ip("10.50.0.1"), ip("10.50.0.2"), 4789, 9, &inner),
-                    &[],
-                ),
-            ),
-            (
-                "vxlan v6",
-                ethernet(&vxlan(ip("fd50::1"), ip("fd50::2"), 8472, 3, &inner), &[]),
-            ),
+        let echo = ip_packet(ip("10.0.0.1"), ip("10.0.0.2"), &echo);
+        let vxlan_of = |port, inner: &[u8]| vxlan(ip("10.50.0.1"), ip("10.50.0.2"), port, 7, inner);
+        let vxlan_v6 = vxlan(ip("fd50::1"), ip("fd50::2"), 8472, 3, &inner);
+        let nested = ethernet(
+            &vxlan(ip("10.60.0.1"), ip("10.60.0.2"), 4789, 8, &inner),
+            &[],
+        );
+        let geneve = geneve(ip("10.50.0.1"), ip("10.50.0.2"), 5, &inner);
+        let ipip = ip_in_ip(ip("10.50.0.1"), ip("10.50.0.2"), &syn);
+        let udp_v6 = udp("fd00::1", "fd00::a", 53, b"q");
+        let eth = |ip: &[u8]| (1, ethernet(ip, &[]));
+        let sll = |ip: &[u8]| (113, sll(ip, false, [2, 0, 0, 0, 0, 1]));
+        let sll2 = |ip: &[u8]| (276, sll2(ip, 3, true, [2, 0, 0, 0, 0, 1]));
+        let frames = [
+            ("tcp v4", eth(&syn)),
+            ("tcp v6", eth(&tcp("fd00::1", "2606:4700::1111", b"hi"))),
+            ("udp v4", eth(&udp("10.42.1.12", "10.96.0.10", 53, b"q"))),
+            ("udp v6", eth(&udp_v6)),
+            ("ip options", eth(&options)),
+            ("padding", (1, padded)),
+            ("first fragment", eth(&first_fragment)),
+            ("later fragment", eth(&later_fragment)),
+            ("vlan", (1, ethernet(&syn, &[10]))),
+            ("icmp", eth(&echo)),
+            ("vxlan 8472", eth(&vxlan_of(8472, &inner))),
+            ("vxlan 4789", eth(&vxlan_of(4789, &inner))),
+            ("vxlan v6", eth(&vxlan_v6)),
             (
                 "vxlan, inner vlan",
-                ethernet(
-                    &vxlan(
-                        ip("10.50.0.1"),
-                        ip("10.50.0.2"),
-                        8472,
-                        7,
-                        &ethernet(&syn, &[5]),
-                    ),
-                    &[],
-                ),
+                eth(&vxlan_of(8472, &ethernet(&syn, &[5]))),
             ),
-            (
-                "vxlan in vxlan",
-                ethernet(
-                    &vxlan(
-                        ip("10.50.0.1"),
-                        ip("10.50.0.2"),
-                        8472,
-                        7,
-                        &ethernet(
-                            &vxlan(ip("10.60.0.1"), ip("10.60.0.2"), 4789, 8, &inner),
-                            &[],
-                        ),
-                    ),
-                    &[],
-                ),
-            ),
-            (
-                "geneve",
-                ethernet(&geneve(ip("10.50.0.1"), ip("10.50.0.2"), 5, &inner), &[]),
-            ),
-            (
-                "ipip",
-                ethernet(&ip_in_ip(ip("10.50.0.1"), ip("10.50.0.2"), &syn), &[]),
-            ),
-        ]
+            ("vxlan in vxlan", eth(&vxlan_of(8472, &nested))),
+            ("geneve", eth(&geneve)),
+            ("ipip", eth(&ipip)),
+            ("sll tcp v4", sll(&syn)),
+            ("sll2 tcp v4", sll2(&syn)),
+            ("sll2 udp v6", sll2(&udp_v6)),
+            ("sll2 vxlan", sll2(&vxlan_of(8472, &inner))),
+            ("sll2 ipip", sll2(&ipip)),
+        ];
+        frames
+            .into_iter()
+            .map(|(name, (link_type, frame))| (name, link_type, frame))
+            .collect()
     }
 
     /// The same decoding: every field, and the same bytes borrowed.
@@ -364,24 +356,30 @@ mod tests {
         assert_eq!(payload(fast), payload(layers), "{what}");
     }
 
-    fn check(decoder: &Decoder, what: &str, frame: &[u8]) {
+    fn check(decoder: &Decoder, what: &str, link_type: u32, frame: &[u8]) {
         let mut fast = Packet::default();
-        decoder.decode_into(1, frame, &mut fast);
+        decoder.decode_into(link_type, frame, &mut fast);
         let mut layers = Packet::default();
-        decoder.decode_layers(1, frame, &mut layers);
+        decoder.decode_layers(link_type, frame, &mut layers);
         assert_same(what, &fast, &layers);
     }
 
     #[test]
     fn takes_the_common_frames_and_leaves_the_rest() {
         let decoder = Decoder::default();
-        let taken =
-            |frame: &[u8]| super::ethernet(frame, &decoder.vxlan_ports, &mut Packet::default());
+        let taken = |link_type, frame: &[u8]| {
+            super::frame(
+                link_type,
+                frame,
+                &decoder.vxlan_ports,
+                &mut Packet::default(),
+            )
+        };
         let frames = frames();
         let taken: Vec<_> = frames
             .iter()
-            .filter(|(_, f)| taken(f))
-            .map(|(name, _)| *name)
+            .filter(|(_, link_type, frame)| taken(*link_type, frame))
+            .map(|(name, _, _)| *name)
             .collect();
         assert_eq!(
             taken,
@@ -395,7 +393,11 @@ mod tests {
                 "first fragment",
                 "vxlan 8472",
                 "vxlan 4789",
-                "vxlan v6"
+                "vxlan v6",
+                "sll tcp v4",
+                "sll2 tcp v4",
+                "sll2 udp v6",
+                "sll2 vxlan",
             ]
         );
     }
@@ -403,8 +405,8 @@ mod tests {
     #[test]
     fn decodes_as_the_general_decoder_does() {
         let decoder = Decoder::default();
-        for (name, frame) in frames() {
-            check(&decoder, name, &frame);
+        for (name, link_type, frame) in frames() {
+            check(&decoder, name, link_type, &frame);
         }
     }
 
@@ -414,9 +416,14 @@ mod tests {
     fn decodes_damaged_frames_as_the_general_decoder_does() {
         let decoders = [Decoder::default(), Decoder::with_vxlan_ports(&[53, 443])];
         for decoder in &decoders {
-            for (name, frame) in frames() {
+            for (name, link_type, frame) in frames() {
                 for len in 0..frame.len() {
-                    check(decoder, &format!("{name} cut at {len}"), &frame[..len]);
+                    check(
+                        decoder,
+                        &format!("{name} cut at {len}"),
+                        link_type,
+                        &frame[..len],
+                    );
                 }
                 for at in 0..frame.len().min(120) {
                     for value in [
@@ -428,7 +435,12 @@ mod tests {
                     ] {
                         let mut bent = frame.clone();
                         bent[at] = value;
-                        check(decoder, &format!("{name} byte {at} = {value:#x}"), &bent);
+                        check(
+                            decoder,
+                            &format!("{name} byte {at} = {value:#x}"),
+                            link_type,
+                            &bent,
+                        );
                     }
                 }
             }
@@ -440,15 +452,24 @@ mod tests {
         use proptest::prelude::*;
 
         proptest! {
-            /// Random bytes behind an IPv4 or IPv6 ethertype and version.
+            /// Random bytes behind an Ethernet or SLL2 header naming IPv4
+            /// or IPv6, and the IP version.
             #[test]
             fn random_frames_decode_as_the_general_decoder_does(
+                cooked in any::<bool>(),
                 v6 in any::<bool>(),
                 protocol in prop::sample::select(vec![6u8, 17, 1, 4, 41, 0]),
                 mut bytes in prop::collection::vec(any::<u8>(), 0..160),
             ) {
-                let mut frame = vec![0u8; 12];
-                frame.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+                let ethertype: [u8; 2] = if v6 { [0x86, 0xdd] } else { [0x08, 0x00] };
+                let mut frame = if cooked {
+                    let mut header = vec![0u8; 20];
+                    header[..2].copy_from_slice(&ethertype);
+                    header[11] = 6;
+                    header
+                } else {
+                    [&[0u8; 12][..], &ethertype].concat()
+                };
                 if let Some(first) = bytes.first_mut() {
                     *first = if v6 { 0x60 | (*first & 0x0f) } else { 0x45 | (*first & 0x0a) };
                 }
@@ -457,7 +478,8 @@ mod tests {
                     *p = protocol;
                 }
                 frame.extend_from_slice(&bytes);
-                check(&Decoder::default(), "random", &frame);
+                let link_type = if cooked { 276 } else { 1 };
+                check(&Decoder::default(), "random", link_type, &frame);
             }
         }
     }
