@@ -15,6 +15,8 @@
 use crate::decode::Packet;
 use crate::interface::Via;
 use crate::time::Timestamp;
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
@@ -57,10 +59,21 @@ struct Seen {
     ts: Timestamp,
 }
 
-/// The sliding window of recent records.
+/// The sliding window of recent records, and where in it each signature
+/// is: a record is compared with the few records of its own signature,
+/// not with the whole window (on a `-i any` capture the scan of all
+/// `WINDOW_RECORDS` was most of the reading).
 #[derive(Debug, Clone, Default)]
 pub struct DuplicateWindow {
     recent: VecDeque<Seen>,
+    /// The number (from the first record the window saw) of the record at
+    /// the front of `recent`.
+    front: u64,
+    /// The numbers of the window's records by signature, oldest first.
+    /// Most signatures have one or two records (a packet and its copy);
+    /// a crafted capture of one signature throughout has at most the
+    /// window's, so a lookup stays bounded.
+    by_signature: FxHashMap<u64, SmallVec<[u64; 2]>>,
 }
 
 impl DuplicateWindow {
@@ -69,39 +82,77 @@ impl DuplicateWindow {
     pub fn check(&mut self, signature: Option<u64>, via: Via, ts: Timestamp) -> bool {
         let duplicate = signature.is_some_and(|sig| self.is_copy(sig, via, ts));
         if self.recent.len() == WINDOW_RECORDS {
-            self.recent.pop_front();
+            self.forget_oldest();
         }
+        let number = self.front + self.recent.len() as u64;
         self.recent.push_back(Seen { signature, via, ts });
+        if let Some(signature) = signature {
+            self.by_signature.entry(signature).or_default().push(number);
+        }
         duplicate
     }
 
-    fn is_copy(&self, signature: u64, via: Via, ts: Timestamp) -> bool {
-        // (interface, copies) of this signature in the window: a packet
-        // crosses few interfaces, so a fixed array (no allocation) will do.
-        let mut copies = [(via, 0u32); MAX_INTERFACES_PER_PACKET];
-        let mut used = 1; // copies[0] is the packet's own interface
-        for seen in &self.recent {
-            if seen.signature != Some(signature) || seen.ts.0.abs_diff(ts.0) > WINDOW_NS {
-                continue;
-            }
-            match copies[..used].iter().position(|(v, _)| *v == seen.via) {
-                Some(at) => copies[at].1 += 1,
-                None if used < copies.len() => {
-                    copies[used] = (seen.via, 1);
-                    used += 1;
+    fn forget_oldest(&mut self) {
+        let Some(oldest) = self.recent.pop_front() else {
+            return;
+        };
+        if let Some(signature) = oldest.signature {
+            if let Some(numbers) = self.by_signature.get_mut(&signature) {
+                // The oldest record is the first of its signature's.
+                numbers.remove(0);
+                if numbers.is_empty() {
+                    self.by_signature.remove(&signature);
                 }
-                None => {}
             }
         }
-        let own = copies[0].1;
-        copies[1..used].iter().any(|&(_, n)| n > own)
+        self.front += 1;
     }
+
+    fn is_copy(&self, signature: u64, via: Via, ts: Timestamp) -> bool {
+        let Some(numbers) = self.by_signature.get(&signature) else {
+            return false;
+        };
+        let same_signature = numbers
+            .iter()
+            .map(|n| &self.recent[(n - self.front) as usize]);
+        copies_elsewhere(same_signature, signature, via, ts)
+    }
+}
+
+/// Whether another interface holds more copies of `signature` among
+/// `window` (in file order) than `via` does.
+fn copies_elsewhere<'a>(
+    window: impl Iterator<Item = &'a Seen>,
+    signature: u64,
+    via: Via,
+    ts: Timestamp,
+) -> bool {
+    // (interface, copies) of this signature in the window: a packet
+    // crosses few interfaces, so a fixed array (no allocation) will do.
+    let mut copies = [(via, 0u32); MAX_INTERFACES_PER_PACKET];
+    let mut used = 1; // copies[0] is the packet's own interface
+    for seen in window {
+        if seen.signature != Some(signature) || seen.ts.0.abs_diff(ts.0) > WINDOW_NS {
+            continue;
+        }
+        match copies[..used].iter().position(|(v, _)| *v == seen.via) {
+            Some(at) => copies[at].1 += 1,
+            None if used < copies.len() => {
+                copies[used] = (seen.via, 1);
+                used += 1;
+            }
+            None => {}
+        }
+    }
+    let own = copies[0].1;
+    copies[1..used].iter().any(|&(_, n)| n > own)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::interface::Device;
+    use std::hash::Hasher;
 
     fn via(interface: u32) -> Via {
         Via {
@@ -132,5 +183,58 @@ mod tests {
         assert!(!w.check(Some(7), via(0), t));
         assert!(!w.check(Some(7), via(1), Timestamp(t.0 + WINDOW_NS + 1)));
         assert!(!w.check(None, via(1), t));
+    }
+
+    /// The window as it was before the index: every record compared with
+    /// the whole window.
+    #[derive(Default)]
+    struct Scan(VecDeque<Seen>);
+
+    impl Scan {
+        fn check(&mut self, signature: Option<u64>, via: Via, ts: Timestamp) -> bool {
+            let duplicate =
+                signature.is_some_and(|sig| copies_elsewhere(self.0.iter(), sig, via, ts));
+            if self.0.len() == WINDOW_RECORDS {
+                self.0.pop_front();
+            }
+            self.0.push_back(Seen { signature, via, ts });
+            duplicate
+        }
+    }
+
+    /// Long runs of few signatures on up to 11 interfaces (more than a
+    /// packet is tracked across), some records without one, times that
+    /// jump past the window now and then: the same decisions as the scan.
+    #[test]
+    fn decides_as_scanning_the_whole_window_does() {
+        let mut random = rustc_hash::FxHasher::default();
+        let mut next = |n: u64| {
+            random.write_u64(0x9e37_79b9);
+            random.finish() % n
+        };
+        let (mut w, mut scan) = (DuplicateWindow::default(), Scan::default());
+        let mut ts = 1_000_000_000;
+        let mut duplicates = 0;
+        for i in 0..50_000 {
+            let signature = (next(10) > 0).then(|| next(if i % 5_000 < 2_500 { 40 } else { 3 }));
+            let via = via(next(11) as u32);
+            ts += if next(100) == 0 {
+                WINDOW_NS / 2
+            } else {
+                next(50_000)
+            };
+            let decided = w.check(signature, via, Timestamp(ts));
+            assert_eq!(
+                decided,
+                scan.check(signature, via, Timestamp(ts)),
+                "record {i}"
+            );
+            duplicates += usize::from(decided);
+        }
+        assert!(
+            duplicates > 5_000,
+            "{duplicates} duplicates: the test must find copies"
+        );
+        assert!(w.by_signature.values().map(|n| n.len()).sum::<usize>() <= WINDOW_RECORDS);
     }
 }
