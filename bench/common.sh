@@ -17,11 +17,11 @@ kpcap_under_test() {
   fi
 }
 
-# busy_capture FILE SIZE: `synth --scenario busy` of SIZE written to FILE,
-# unless it is there already.
+# busy_capture FILE SIZE: `synth --scenario busy` of SIZE (seen as VIEW, if
+# set) written to FILE, unless it is there already.
 busy_capture() {
   if [ ! -f "$1" ]; then
     mkdir -p "$(dirname "$1")"
-    "$KPCAP" synth --scenario busy --size "$2" -o "$1" >&2
+    "$KPCAP" synth --scenario busy --size "$2" ${VIEW:+--view "$VIEW"} -o "$1" >&2
   fi
 }

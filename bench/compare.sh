@@ -15,6 +15,9 @@
 #   RUNS=5 THREADS=2 bench/compare.sh 256M small
 #   CONVERSATIONS=2000 bench/compare.sh 128M small   (synth --conversations)
 #   FOLIOS=1 bench/compare.sh    also after re-reading the file as large folios
+#   VIEW=any-sll2 bench/compare.sh 1G busy    the busy node with `tcpdump -i
+#                                any` (synth --view; no flow floor: it
+#                                reads Ethernet frames only)
 #   FRESH=1 bench/compare.sh     write the capture anew first: its pages as
 #                                after writing (a FOLIOS=1 run leaves them as
 #                                large folios, and reading once does not undo it)
@@ -41,15 +44,17 @@ cargo build --release -q --bin kpcap --example flow_floor
 kpcap=target/release/kpcap
 mkdir -p target/bench-data
 conversations=${CONVERSATIONS:-}
-file=target/bench-data/compare-$scenario-$size${conversations:+-c$conversations}.pcap
+view=${VIEW:-}
+file=target/bench-data/compare-$scenario${view:+-$view}-$size${conversations:+-c$conversations}.pcap
 [ "${FRESH:-0}" = 1 ] && rm -f "$file"
 [ -f "$file" ] || "$kpcap" synth --scenario "$scenario" --size "$size" \
-  ${conversations:+--conversations "$conversations"} -o "$file" >&2
+  ${conversations:+--conversations "$conversations"} ${view:+--view "$view"} -o "$file" >&2
 bytes=$(stat -L -c %s "$file")
 locality=$("$kpcap" locality "$file")
 packets=$(echo "$locality" | awk '{ print $1 }')
 
 commands=(floor flow_floor kpcap kpcap_json kpcap1 tcpdump)
+case $view in any*) commands=(floor kpcap kpcap_json kpcap1 tcpdump) ;; esac
 [ "${TSHARK:-0}" = 1 ] && commands+=(tshark)
 run() {
   case $1 in

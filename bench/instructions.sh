@@ -9,6 +9,7 @@
 #
 #   bench/instructions.sh [FILE]   default: a busy 64 MiB capture
 #                                  (synth --scenario busy), generated once
+#   VIEW=any-sll2 bench/instructions.sh    the busy capture with `-i any`
 #   KPCAP=/tmp/other-kpcap bench/instructions.sh    another build
 #   THREADS=2 bench/instructions.sh    the pool's size (callgrind runs the
 #                                      threads one at a time; the size sets
@@ -27,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
 require valgrind valgrind
-file=${1:-target/bench-data/instructions-busy-64M.pcap}
+file=${1:-target/bench-data/instructions-busy${VIEW:+-$VIEW}-64M.pcap}
 kpcap_under_test
 busy_capture "$file" 64M
 work=$(mktemp -d)

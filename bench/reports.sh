@@ -10,7 +10,8 @@
 #
 # The generated captures are written once into $KPCAP_REPORTS_CACHE (default
 # /tmp/kpcap-reports-captures) by the first binary given, so both runs read
-# the same bytes.
+# the same bytes (busy-any.pcap needs a binary whose busy scenario takes
+# `--view`: run the newer binary first, or keep the cache).
 set -uo pipefail
 kpcap=$(realpath "$1")
 out=$2
@@ -22,6 +23,8 @@ cd "$root"
 [ -f "$cache/mixed.pcap" ] || "$kpcap" synth --scenario mixed --size 64M -o "$cache/mixed.pcap"
 [ -f "$cache/small.pcap" ] || "$kpcap" synth --scenario small --size 32M -o "$cache/small.pcap"
 [ -f "$cache/busy.pcap" ] || "$kpcap" synth --scenario busy --size 64M -o "$cache/busy.pcap"
+[ -f "$cache/busy-any.pcap" ] ||
+  "$kpcap" synth --scenario busy --view any-sll2 --size 32M -o "$cache/busy-any.pcap"
 
 # run NAME ARGS...: stdout to NAME.out, stderr to NAME.err, exit code to NAME.rc
 run() {
@@ -36,7 +39,7 @@ run() {
 }
 
 captures=(testdata/*.pcap testdata/*.pcapng testdata/*.gz testdata/incident-nodes/*.pcap
-  "$cache/mixed.pcap" "$cache/small.pcap" "$cache/busy.pcap")
+  "$cache/mixed.pcap" "$cache/small.pcap" "$cache/busy.pcap" "$cache/busy-any.pcap")
 for f in "${captures[@]}"; do
   n=$(basename "$f")
   for fmt in table json ndjson; do

@@ -6,6 +6,9 @@
 //! - `busy`: a busy node's NIC, thousands of flows active at once (~3 300
 //!   distinct flows per 10 000 packets), ~190k flows and ~2.5M packets per
 //!   GiB: the headline capture;
+//! - `busy-any`: the same node with `tcpdump -i any` (SLL2): a pod's
+//!   packets seen on its lxc device and again on the NIC, so the copies
+//!   are told apart on every record;
 //! - `mixed`: an egress NIC with 48 conversations at a time, 60-1514 byte
 //!   frames (about 450 on average), ~150k flows per GiB: handshakes, DNS,
 //!   VXLAN, unanswered SYNs, pod egress;
@@ -15,15 +18,15 @@
 //! `floor` in the same group maps the file and reads every byte once with
 //! the same thread count; analyze/floor is the figure that matters.
 //!
-//! `cargo bench --bench throughput` (`-- busy`, `-- mixed`, `-- small`,
-//! `-- analyze`)
+//! `cargo bench --bench throughput` (`-- busy`, `-- busy-any`, `-- mixed`,
+//! `-- small`, `-- analyze`)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use kpcap::analysis::{flow_table, Analyzer};
 use kpcap::capture::{floor, load, Input, DEFAULT_CHUNK_BYTES};
 use kpcap::detect::{Evidence, Settings};
 use kpcap::pipeline::Reading;
-use kpcap::synth::{self, Container, Scenario};
+use kpcap::synth::{self, Container, Link, Scenario};
 use kpcap::topology::{Preset, Topology};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,7 +109,19 @@ fn group(c: &mut Criterion, name: &str, scenario: Scenario) {
 }
 
 fn busy(c: &mut Criterion) {
-    group(c, "busy", Scenario::Busy { bytes: 1 << 30 });
+    let busy = Scenario::Busy {
+        bytes: 1 << 30,
+        any: None,
+    };
+    group(c, "busy", busy);
+}
+
+fn busy_any(c: &mut Criterion) {
+    let busy = Scenario::Busy {
+        bytes: 1 << 30,
+        any: Some(Link::Sll2),
+    };
+    group(c, "busy-any", busy);
 }
 
 fn mixed(c: &mut Criterion) {
@@ -131,5 +146,5 @@ fn small(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, busy, mixed, small);
+criterion_group!(benches, busy, busy_any, mixed, small);
 criterion_main!(benches);

@@ -396,7 +396,9 @@ pub struct SynthArgs {
     /// any-sll2 always pcap).
     #[arg(long = "container", value_enum, default_value = "pcap")]
     pub container: ContainerArg,
-    /// Incident scenarios: where the capture was taken.
+    /// Incident scenarios and busy: where the capture was taken (busy:
+    /// ens19, the NIC, or `-i any`, where a pod's packets are also seen
+    /// on its lxc device).
     #[arg(long, value_enum, default_value = "ens19")]
     pub view: ViewArg,
     /// incident-nodes: how far k3s-w2's clock runs ahead of the other

@@ -104,3 +104,72 @@ fn conversations_bound_the_flows_whatever_the_size() {
         );
     }
 }
+
+/// A busy node captured with `-i any`: SLL2 frames, a local pod's packets
+/// seen on its lxc device and again on the NIC (counted once), SNATed
+/// flows paired with their pre-NAT copies.
+#[test]
+fn busy_node_captured_with_any_sees_pod_packets_twice() {
+    let dir = scratch("synth-busy-any");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let out = kpcap(&[
+        "synth",
+        "--scenario",
+        "busy",
+        "--view",
+        "any-sll2",
+        "--size",
+        "2M",
+        "-o",
+        &path("any.pcap"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kpcap(&["flows", "--format", "json", &path("any.pcap")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc = json(&out);
+    let c = &doc["captures"][0];
+    assert_eq!(c["interfaces"][0]["link_type"], 276);
+    assert_eq!(c["decode_problems"], serde_json::json!({}));
+    let (packets, copies) = (
+        c["packets"].as_u64().unwrap(),
+        c["duplicates"].as_u64().unwrap(),
+    );
+    // About a third of the conversations are a local pod's (overlay, DNS
+    // to CoreDNS, SNATed HTTPS, unmasqueraded egress).
+    assert!(
+        copies * 8 > packets && copies * 3 < packets,
+        "{copies} copies of {packets} packets"
+    );
+
+    let out = kpcap(&[
+        "analyze",
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+        &path("any.pcap"),
+    ]);
+    let report = stdout(&out);
+    assert!(
+        report.contains("pre- and post-NAT copies paired"),
+        "SNAT seen: {report:.2000}"
+    );
+
+    let out = kpcap(&[
+        "synth",
+        "--scenario",
+        "busy",
+        "--view",
+        "two-nics",
+        "--size",
+        "1M",
+        "-o",
+        &path("x.pcap"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--view ens19, any-sll or any-sll2"),
+        "{}",
+        stderr(&out)
+    );
+}

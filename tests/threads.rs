@@ -81,6 +81,24 @@ fn generated_capture_reports_do_not_depend_on_threads_or_chunks() {
     let out = kpcap(&["synth", "--size", "4M", "--seed", "3", "-o", &path]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_thread_independent(&path);
+    // A busy node with `-i any`: copies across interfaces everywhere, so
+    // chunks start inside the duplicate windows of thousands of flows.
+    let path = scratch("threads").join("busy-any-1m.pcap");
+    let path = path.display().to_string();
+    let args = [
+        "synth",
+        "--scenario",
+        "busy",
+        "--view",
+        "any-sll2",
+        "--size",
+        "1M",
+        "-o",
+        &path,
+    ];
+    let out = kpcap(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_thread_independent(&path);
 }
 
 #[test]

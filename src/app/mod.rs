@@ -303,7 +303,16 @@ fn synthesize(args: SynthArgs) -> Result<i32> {
             bytes: size,
             conversations: args.conversations,
         },
-        ScenarioArg::Busy => synth::Scenario::Busy { bytes: size },
+        ScenarioArg::Busy => synth::Scenario::Busy {
+            bytes: size,
+            any: match view {
+                synth::View::Ens19 => None,
+                synth::View::Any(link) => Some(link),
+                synth::View::TwoNics => {
+                    anyhow::bail!("--scenario busy: --view ens19, any-sll or any-sll2")
+                }
+            },
+        },
         ScenarioArg::IncidentBefore => synth::Scenario::Incident(synth::Phase::Before, view),
         ScenarioArg::IncidentAfter => synth::Scenario::Incident(synth::Phase::After, view),
         ScenarioArg::IncidentLanLeak => synth::Scenario::Incident(synth::Phase::AfterLanLeak, view),

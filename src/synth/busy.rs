@@ -6,13 +6,18 @@
 //! pod-to-pod traffic in Cilium's VXLAN overlay, DNS to CoreDNS and
 //! upstream with some queries never answered, unmasqueraded pod egress
 //! (the incident), unanswered and refused SYNs, IPv6, pings, a VLAN share.
+//!
+//! Captured on the NIC, or with `tcpdump -i any` (cooked headers, no VLAN
+//! tags), where a pod's packet is seen on its lxc device and again on the
+//! NIC: the pod's own address before SNAT, the inner packet before VXLAN.
 
-use super::frame::{dns_message, ethernet, ip_packet, udp_packet, vxlan, L4};
+use super::frame::{dns_message, ethernet, ip_packet, rewrite, sll, sll2, udp_packet, vxlan, L4};
 use super::tcp::TcpScript;
 use super::writer::CaptureWriter;
+use super::writer::Link;
+use super::Frames;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -92,27 +97,96 @@ const NAMES: [&str; 8] = [
     "no-such-host.example",
 ];
 
-/// One conversation's frames, made up front and drained interleaved.
-struct Conversation {
-    frames: VecDeque<Vec<u8>>,
+/// The devices of the node a packet crosses, which decide its copies in
+/// an `-i any` capture.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// The node's own traffic (pods' too, once SNATed): the NIC only.
+    Node,
+    /// A local pod's traffic SNATed to the node: first on the pod's lxc
+    /// device with the pod's address and port, then on the NIC.
+    Snat { pod: (IpAddr, u16) },
+    /// A local pod's packets as they are, on its lxc device and on the NIC
+    /// (unmasqueraded egress).
+    Pod,
+    /// Pod to pod across nodes: the inner packet on the local pod's lxc
+    /// device, in VXLAN (UDP 8472) between the nodes on the NIC.
+    Overlay { far: IpAddr, vni: u32 },
 }
 
-fn in_overlay(rng: &mut ChaCha8Rng, packets: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    let far = other_node(rng);
-    let vni = rng.gen_range(2..40);
-    packets
-        .into_iter()
-        .map(|ip| {
-            // From a pod of this node: leaves toward the far node.
-            let outgoing = ip[12..15] == [10, 42, 1];
-            let (from, to) = if outgoing {
-                (node(), far)
-            } else {
-                (far, node())
-            };
-            vxlan(from, to, 8472, vni, &ethernet(&ip, &[]))
-        })
-        .collect()
+const NIC_IFINDEX: u32 = 2;
+const NIC_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+const ROUTER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+fn is_local_pod(addr: &[u8]) -> bool {
+    addr[..3] == [10, 42, 1]
+}
+
+fn overlay(rng: &mut ChaCha8Rng) -> Route {
+    Route::Overlay {
+        far: other_node(rng),
+        vni: rng.gen_range(2..40),
+    }
+}
+
+/// The packet in VXLAN between this node and `far`.
+fn in_vxlan(ip: &[u8], far: IpAddr, vni: u32) -> Vec<u8> {
+    // From a pod of this node: leaves toward the far node.
+    let (from, to) = if is_local_pod(&ip[12..16]) {
+        (node(), far)
+    } else {
+        (far, node())
+    };
+    vxlan(from, to, 8472, vni, &ethernet(ip, &[]))
+}
+
+/// The copies of one IP packet a capture sees: on the NIC (Ethernet, with
+/// `vlans`), or with `-i any` on each device of its route, in the order
+/// it crosses them.
+fn copies(ip: &[u8], route: Route, any: Option<Link>, vlans: &[u16]) -> Vec<Vec<u8>> {
+    let on_nic = match route {
+        Route::Overlay { far, vni } => in_vxlan(ip, far, vni),
+        _ => ip.to_vec(),
+    };
+    let Some(link) = any else {
+        return vec![ethernet(&on_nic, vlans)];
+    };
+    let outgoing = match route {
+        Route::Overlay { .. } | Route::Pod => is_local_pod(&ip[12..16]),
+        _ => ip[0] >> 4 == 6 || ip[12..16] == NODE,
+    };
+    // Outgoing frames carry the device's own address, received ones the
+    // sender's.
+    let cooked = |ip: &[u8], ifindex: u32, outgoing: bool, (own, peer): ([u8; 6], [u8; 6])| {
+        let address = if outgoing { own } else { peer };
+        match link {
+            Link::Sll2 => sll2(ip, ifindex, outgoing, address),
+            _ => sll(ip, outgoing, address),
+        }
+    };
+    let nic = cooked(&on_nic, NIC_IFINDEX, outgoing, (NIC_MAC, ROUTER_MAC));
+    let pod_side = match route {
+        Route::Node => return vec![nic],
+        Route::Snat { pod } if outgoing => rewrite(ip, Some(pod), None),
+        Route::Snat { pod } => rewrite(ip, None, Some(pod)),
+        Route::Pod | Route::Overlay { .. } => ip.to_vec(),
+    };
+    let pod = if outgoing { ip[15] } else { ip[19] };
+    let pod = match route {
+        Route::Snat {
+            pod: (IpAddr::V4(pod), _),
+        } => pod.octets()[3],
+        _ => pod,
+    };
+    // The lxc device's host side: the pod's packets arrive there, and
+    // packets to the pod leave from it.
+    let lxc_macs = ([2, 0, 0, 1, 0, pod], [2, 0, 0, 2, 0, pod]);
+    let lxc = cooked(&pod_side, 10 + u32::from(pod), !outgoing, lxc_macs);
+    if outgoing {
+        vec![lxc, nic]
+    } else {
+        vec![nic, lxc]
+    }
 }
 
 fn dns(rng: &mut ChaCha8Rng, client: (IpAddr, u16), server: (IpAddr, u16)) -> Vec<Vec<u8>> {
@@ -134,115 +208,156 @@ fn dns(rng: &mut ChaCha8Rng, client: (IpAddr, u16), server: (IpAddr, u16)) -> Ve
     vec![query, udp_packet(server, client, &response)]
 }
 
-fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8]) -> Conversation {
+fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Link>) -> Frames {
     let sport = rng.gen_range(32768..61000);
-    let vlans: &[u16] = if rng.gen_bool(0.08) { &[10] } else { &[] };
-    let packets =
-        match rng.gen_range(0..100) {
-            // HTTPS from the node address (pods SNATed, or the node's own).
-            0..=29 => TcpScript::new((node(), sport), (hosts.external(rng), 443), rng)
-                .full_session(rng.gen_range(1..4), rng, body),
-            // Longer transfers: image pulls, object storage.
-            30..=37 => TcpScript::new((node(), sport), (hosts.external(rng), 443), rng)
-                .full_session(rng.gen_range(4..12), rng, body),
-            // Pod to pod across nodes, inside the VXLAN overlay.
-            38..=55 => {
-                let (client, server) = if rng.gen_bool(0.5) {
-                    (local_pod(rng), remote_pod(rng))
-                } else {
-                    (remote_pod(rng), local_pod(rng))
-                };
-                let inner = TcpScript::new((client, sport), (server, 8080), rng).full_session(
-                    rng.gen_range(1..3),
-                    rng,
-                    body,
-                );
-                return Conversation {
-                    frames: (in_overlay(rng, inner).iter())
-                        .map(|ip| ethernet(ip, vlans))
-                        .collect(),
-                };
-            }
-            // Pods asking CoreDNS on another node, in the overlay.
-            56..=69 => {
-                let client = (local_pod(rng), sport);
-                let inner = dns(rng, client, (COREDNS.into(), 53));
-                return Conversation {
-                    frames: (in_overlay(rng, inner).iter())
-                        .map(|ip| ethernet(ip, vlans))
-                        .collect(),
-                };
-            }
-            // The node (and CoreDNS's forwards, SNATed) asking upstream.
-            70..=79 => dns(rng, (node(), sport), (UPSTREAM.into(), 53)),
-            // Pod egress that was not masqueraded: SYNs with the pod's address,
-            // never answered.
-            80..=82 => TcpScript::new((local_pod(rng), sport), (hosts.external(rng), 443), rng)
+    // `-i any` shows no VLAN tags; the draw is made either way, so that
+    // both captures hold the same conversations.
+    let vlans: &[u16] = if rng.gen_bool(0.08) && any.is_none() {
+        &[10]
+    } else {
+        &[]
+    };
+    let (packets, route) = match rng.gen_range(0..100) {
+        // HTTPS from the node address (pods SNATed, or the node's own).
+        0..=29 => (
+            TcpScript::new((node(), sport), (hosts.external(rng), 443), rng).full_session(
+                rng.gen_range(1..4),
+                rng,
+                body,
+            ),
+            Route::Node,
+        ),
+        // Longer transfers: image pulls, object storage.
+        30..=37 => (
+            TcpScript::new((node(), sport), (hosts.external(rng), 443), rng).full_session(
+                rng.gen_range(4..12),
+                rng,
+                body,
+            ),
+            Route::Node,
+        ),
+        // Pod to pod across nodes, inside the VXLAN overlay.
+        38..=55 => {
+            let (client, server) = if rng.gen_bool(0.5) {
+                (local_pod(rng), remote_pod(rng))
+            } else {
+                (remote_pod(rng), local_pod(rng))
+            };
+            let inner = TcpScript::new((client, sport), (server, 8080), rng).full_session(
+                rng.gen_range(1..3),
+                rng,
+                body,
+            );
+            (inner, overlay(rng))
+        }
+        // Pods asking CoreDNS on another node, in the overlay.
+        56..=69 => {
+            let client = (local_pod(rng), sport);
+            let inner = dns(rng, client, (COREDNS.into(), 53));
+            (inner, overlay(rng))
+        }
+        // The node (and CoreDNS's forwards, SNATed) asking upstream.
+        70..=79 => (
+            dns(rng, (node(), sport), (UPSTREAM.into(), 53)),
+            Route::Node,
+        ),
+        // Pod egress that was not masqueraded: SYNs with the pod's address,
+        // never answered.
+        80..=82 => (
+            TcpScript::new((local_pod(rng), sport), (hosts.external(rng), 443), rng)
                 .unanswered_syn(2),
-            // IPv6 HTTPS.
-            83..=89 => {
-                let client = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x50, 0x10, 0, 0, 0, 0x21));
-                let server = IpAddr::V6(Ipv6Addr::new(
-                    0x2606,
-                    0x4700,
-                    0,
-                    0,
-                    0,
-                    0,
-                    rng.gen(),
-                    rng.gen_range(1..0xff),
-                ));
-                TcpScript::new((client, sport), (server, 443), rng).full_session(
-                    rng.gen_range(1..3),
-                    rng,
-                    body,
-                )
-            }
-            // Pings.
-            90..=93 => {
-                let (dst, id) = (hosts.external(rng), rng.gen());
-                (0..3)
-                    .flat_map(|seq| {
-                        [true, false].map(|request| {
-                            let (s, d) = if request {
-                                (node(), dst)
-                            } else {
-                                (dst, node())
-                            };
-                            ip_packet(s, d, &L4::Echo { request, id, seq })
-                        })
+            Route::Pod,
+        ),
+        // IPv6 HTTPS.
+        83..=89 => {
+            let client = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x50, 0x10, 0, 0, 0, 0x21));
+            let server = IpAddr::V6(Ipv6Addr::new(
+                0x2606,
+                0x4700,
+                0,
+                0,
+                0,
+                0,
+                rng.gen(),
+                rng.gen_range(1..0xff),
+            ));
+            let packets = TcpScript::new((client, sport), (server, 443), rng).full_session(
+                rng.gen_range(1..3),
+                rng,
+                body,
+            );
+            (packets, Route::Node)
+        }
+        // Pings.
+        90..=93 => {
+            let (dst, id) = (hosts.external(rng), rng.gen());
+            let packets = (0..3)
+                .flat_map(|seq| {
+                    [true, false].map(|request| {
+                        let (s, d) = if request {
+                            (node(), dst)
+                        } else {
+                            (dst, node())
+                        };
+                        ip_packet(s, d, &L4::Echo { request, id, seq })
                     })
-                    .collect()
+                })
+                .collect();
+            (packets, Route::Node)
+        }
+        // A SYN nobody answers, retransmitted.
+        94..=97 => {
+            let server = IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.gen_range(1..255)));
+            (
+                TcpScript::new((node(), sport), (server, 443), rng).unanswered_syn(2),
+                Route::Node,
+            )
+        }
+        // A refused connection.
+        _ => {
+            let server = (hosts.external(rng), 8443);
+            (
+                TcpScript::new((node(), sport), server, rng).refused(),
+                Route::Node,
+            )
+        }
+    };
+    // Seen with `-i any`, half of the node's IPv4 TCP is a local pod's,
+    // SNATed (drawn only then: the NIC's capture stays as it was).
+    let route = match route {
+        Route::Node
+            if any.is_some()
+                && packets[0][9] == 6
+                && packets[0][0] >> 4 == 4
+                && rng.gen_bool(0.5) =>
+        {
+            Route::Snat {
+                pod: (local_pod(rng), rng.gen_range(32768..61000)),
             }
-            // A SYN nobody answers, retransmitted.
-            94..=97 => {
-                let server = IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.gen_range(1..255)));
-                TcpScript::new((node(), sport), (server, 443), rng).unanswered_syn(2)
-            }
-            // A refused connection.
-            _ => {
-                let server = (hosts.external(rng), 8443);
-                TcpScript::new((node(), sport), server, rng).refused()
-            }
-        };
-    Conversation {
-        frames: packets.iter().map(|ip| ethernet(ip, vlans)).collect(),
-    }
+        }
+        route => route,
+    };
+    packets
+        .iter()
+        .map(|ip| copies(ip, route, any, vlans))
+        .collect()
 }
 
-/// Writes interleaved conversations until about `target_bytes` are out:
+/// Writes interleaved conversations until about `target_bytes` are out
+/// (`any`: as `tcpdump -i any` with that cooked header sees them):
 /// each packet from one of `ACTIVE` conversations picked at random, 2 to
 /// 35 us apart (a node's NIC at a few hundred Mbit/s).
 pub fn write<W: Write>(
     out: &mut CaptureWriter<W>,
     target_bytes: u64,
     seed: u64,
+    any: Option<Link>,
 ) -> std::io::Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xb05e);
     let hosts = Hosts::new(&mut rng);
     let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
     super::write_interleaved(out, target_bytes, ACTIVE, &mut rng, 2_000..35_000, |rng| {
-        conversation(rng, &hosts, &body).frames
+        conversation(rng, &hosts, &body, any)
     })?;
     Ok(())
 }

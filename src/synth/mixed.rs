@@ -207,7 +207,7 @@ pub fn write<W: Write>(
                 None => conversation(rng, &body, &mut dns_id),
             };
             started += 1;
-            next.frames
+            next.frames.into_iter().map(|frame| vec![frame]).collect()
         },
     )?;
     Ok(())

@@ -34,8 +34,13 @@ fn replayed(seed: u64, started: u64, repeat: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(seed ^ (replay + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// Frames of one conversation, made up front and drained interleaved.
-pub(crate) type Frames = std::collections::VecDeque<Vec<u8>>;
+/// Frames of one conversation, made up front and drained interleaved:
+/// each entry one packet's copies (one, except in `-i any` captures,
+/// where a packet is seen on each device it crosses), written together.
+pub(crate) type Frames = std::collections::VecDeque<Vec<Vec<u8>>>;
+
+/// How far apart a packet's copies on successive devices are written.
+const COPY_GAP_NS: u64 = 400;
 
 /// Writes interleaved conversations until about `target_bytes` are out:
 /// `active` of them in progress, each packet from one picked at random
@@ -49,6 +54,7 @@ pub(crate) fn write_interleaved<W: Write>(
     mut next: impl FnMut(&mut ChaCha8Rng) -> Frames,
 ) -> std::io::Result<()> {
     use rand::Rng;
+    debug_assert!(gap_ns.start > 2 * COPY_GAP_NS, "copies stay in time order");
     let mut conversations: Vec<Frames> = Vec::with_capacity(active);
     let mut now = START;
     while out.bytes_written < target_bytes {
@@ -57,8 +63,13 @@ pub(crate) fn write_interleaved<W: Write>(
         }
         let pick = rng.gen_range(0..conversations.len());
         match conversations[pick].pop_front() {
-            Some(frame) => {
-                out.write(now, &frame)?;
+            Some(copies) => {
+                for (k, frame) in copies.iter().enumerate() {
+                    out.write(
+                        crate::time::Timestamp(now.0 + k as u64 * COPY_GAP_NS),
+                        frame,
+                    )?;
+                }
                 now = crate::time::Timestamp(now.0 + rng.gen_range(gap_ns.clone()));
             }
             None => {
@@ -88,9 +99,9 @@ pub enum Scenario {
     },
     /// Two nodes' pod-to-pod traffic in an overlay tunnel, seen on ens19.
     Overlay(TunnelKind),
-    /// A busy node's NIC, about `bytes` long: thousands of flows active
-    /// at once.
-    Busy { bytes: u64 },
+    /// A busy node, about `bytes` long: thousands of flows active at
+    /// once, captured on its NIC (`link` None) or with `-i any`.
+    Busy { bytes: u64, any: Option<Link> },
     /// A hostile input of about `bytes` (the container is the class's).
     Hostile { class: Hostile, bytes: u64 },
 }
@@ -125,9 +136,15 @@ pub fn write<W: Write>(
             overlay::write(&mut writer, kind, seed)?;
             Ok(writer.into_inner())
         }
-        Scenario::Busy { bytes } => {
-            let mut writer = CaptureWriter::new(out, container, "ens19")?;
-            busy::write(&mut writer, bytes, seed)?;
+        Scenario::Busy { bytes, any } => {
+            let mut writer = match any {
+                None => CaptureWriter::new(out, container, "ens19")?,
+                // As tcpdump writes it: classic pcap.
+                Some(link) => {
+                    CaptureWriter::with_interfaces(out, Container::Pcap, &[("any", link)])?
+                }
+            };
+            busy::write(&mut writer, bytes, seed, any)?;
             Ok(writer.into_inner())
         }
         Scenario::Hostile { class, bytes } => hostile::write(out, class, bytes, seed),
