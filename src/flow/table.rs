@@ -13,7 +13,7 @@ use crate::observe::{Seen, Settle};
 use crate::time::{Histogram, Timestamp};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 /// Whole-capture counters.
@@ -160,6 +160,11 @@ pub struct FlowTable {
     /// counted in `summary.per_interface` yet: most captures have one
     /// interface, and a map update per record was a tree search each.
     via_run: Option<(Via, u64)>,
+    /// Finished runs not counted in `summary.per_interface` yet: in `-i
+    /// any` captures the interface changes every few records (a pod's
+    /// packet on its lxc device, then on the NIC). Seeded, as a crafted
+    /// capture chooses its interfaces.
+    via_runs: HashMap<Via, u64, foldhash::fast::RandomState>,
 }
 
 pub type FlowMap = PartitionedMap<FlowKey, Flow>;
@@ -206,7 +211,7 @@ impl FlowTable {
             Some((via, count)) if *via == seen.via => *count += 1,
             run => {
                 if let Some((via, count)) = run.replace((seen.via, 1)) {
-                    *s.per_interface.entry(via).or_default() += count;
+                    *self.via_runs.entry(via).or_default() += count;
                 }
             }
         }
@@ -267,10 +272,14 @@ impl FlowTable {
             });
     }
 
-    /// Counts the latest run of records of one interface in the summary.
+    /// Counts the runs of records of one interface in the summary.
     fn count_via_run(&mut self) {
+        let per_interface = &mut self.summary.per_interface;
+        for (via, count) in self.via_runs.drain() {
+            *per_interface.entry(via).or_default() += count;
+        }
         if let Some((via, count)) = self.via_run.take() {
-            *self.summary.per_interface.entry(via).or_default() += count;
+            *per_interface.entry(via).or_default() += count;
         }
     }
 
