@@ -3,6 +3,7 @@
 //! the merged table does not depend on how the capture was chunked.
 
 use super::apply::apply_partition;
+use super::dense::DenseMap;
 use super::event::Batch;
 use super::key::FlowKey;
 use super::map::PartitionedMap;
@@ -13,7 +14,7 @@ use crate::observe::{Seen, Settle};
 use crate::time::{Histogram, Timestamp};
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 /// Whole-capture counters.
@@ -162,9 +163,9 @@ pub struct FlowTable {
     via_run: Option<(Via, u64)>,
     /// Finished runs not counted in `summary.per_interface` yet: in `-i
     /// any` captures the interface changes every few records (a pod's
-    /// packet on its lxc device, then on the NIC). Seeded, as a crafted
-    /// capture chooses its interfaces.
-    via_runs: HashMap<Via, u64, foldhash::fast::RandomState>,
+    /// packet on its lxc device, then on the NIC). Hashed as the flows
+    /// are (seeded), since a crafted capture chooses its interfaces.
+    via_runs: DenseMap<Via, u64>,
 }
 
 pub type FlowMap = PartitionedMap<FlowKey, Flow>;
@@ -211,7 +212,7 @@ impl FlowTable {
             Some((via, count)) if *via == seen.via => *count += 1,
             run => {
                 if let Some((via, count)) = run.replace((seen.via, 1)) {
-                    *self.via_runs.entry(via).or_default() += count;
+                    *self.via_runs.get_or_insert_with(via, || 0) += count;
                 }
             }
         }
@@ -275,7 +276,7 @@ impl FlowTable {
     /// Counts the runs of records of one interface in the summary.
     fn count_via_run(&mut self) {
         let per_interface = &mut self.summary.per_interface;
-        for (via, count) in self.via_runs.drain() {
+        for (via, count) in std::mem::take(&mut self.via_runs) {
             *per_interface.entry(via).or_default() += count;
         }
         if let Some((via, count)) = self.via_run.take() {
