@@ -15,9 +15,7 @@
 use crate::decode::Packet;
 use crate::interface::Via;
 use crate::time::Timestamp;
-use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
-use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 /// How many preceding records a copy is looked for in.
@@ -59,21 +57,50 @@ struct Seen {
     ts: Timestamp,
 }
 
-/// The sliding window of recent records, and where in it each signature
-/// is: a record is compared with the few records of its own signature,
-/// not with the whole window (on a `-i any` capture the scan of all
-/// `WINDOW_RECORDS` was most of the reading).
-#[derive(Debug, Clone, Default)]
+/// Buckets the window's records are chained in by signature.
+const BUCKETS: usize = 256;
+
+// A record's position in the window fits a byte.
+const _: () = assert!(WINDOW_RECORDS <= 256);
+
+/// A record of the window, and the one before it in its bucket.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    seen: Seen,
+    /// 1 + the number of the bucket's record before this one; 0 for none.
+    previous: u64,
+}
+
+/// The sliding window of recent records, chained by signature: a record
+/// is compared with the few records in its signature's bucket, not with
+/// the whole window (on a `-i any` capture the scan of all
+/// `WINDOW_RECORDS` was most of the reading). Records are numbered from
+/// the first the window saw; record n sits at n % `WINDOW_RECORDS`, and a
+/// chain ends at the first record that has left the window. A crafted
+/// capture of one bucket throughout walks the whole window, as the scan
+/// did: bounded.
+#[derive(Debug, Clone)]
 pub struct DuplicateWindow {
-    recent: VecDeque<Seen>,
-    /// The number (from the first record the window saw) of the record at
-    /// the front of `recent`.
-    front: u64,
-    /// The numbers of the window's records by signature, oldest first.
-    /// Most signatures have one or two records (a packet and its copy);
-    /// a crafted capture of one signature throughout has at most the
-    /// window's, so a lookup stays bounded.
-    by_signature: FxHashMap<u64, SmallVec<[u64; 2]>>,
+    slots: Vec<Slot>,
+    /// Records seen so far.
+    seen: u64,
+    /// By bucket: 1 + the number of its latest record; 0 for none.
+    latest: Box<[u64; BUCKETS]>,
+}
+
+impl Default for DuplicateWindow {
+    fn default() -> Self {
+        DuplicateWindow {
+            slots: Vec::with_capacity(WINDOW_RECORDS),
+            seen: 0,
+            latest: Box::new([0; BUCKETS]),
+        }
+    }
+}
+
+/// The bucket of a signature: its top bits, mixed (Fibonacci hashing).
+fn bucket(signature: u64) -> usize {
+    (signature.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - BUCKETS.trailing_zeros())) as usize
 }
 
 impl DuplicateWindow {
@@ -81,41 +108,40 @@ impl DuplicateWindow {
     /// interface; then remembers it either way.
     pub fn check(&mut self, signature: Option<u64>, via: Via, ts: Timestamp) -> bool {
         let duplicate = signature.is_some_and(|sig| self.is_copy(sig, via, ts));
-        if self.recent.len() == WINDOW_RECORDS {
-            self.forget_oldest();
+        let seen = Seen { signature, via, ts };
+        let previous = match signature {
+            Some(signature) => {
+                std::mem::replace(&mut self.latest[bucket(signature)], self.seen + 1)
+            }
+            None => 0,
+        };
+        let slot = Slot { seen, previous };
+        let at = (self.seen % WINDOW_RECORDS as u64) as usize;
+        match self.slots.get_mut(at) {
+            Some(old) => *old = slot,
+            None => self.slots.push(slot),
         }
-        let number = self.front + self.recent.len() as u64;
-        self.recent.push_back(Seen { signature, via, ts });
-        if let Some(signature) = signature {
-            self.by_signature.entry(signature).or_default().push(number);
-        }
+        self.seen += 1;
         duplicate
     }
 
-    fn forget_oldest(&mut self) {
-        let Some(oldest) = self.recent.pop_front() else {
-            return;
-        };
-        if let Some(signature) = oldest.signature {
-            if let Some(numbers) = self.by_signature.get_mut(&signature) {
-                // The oldest record is the first of its signature's.
-                numbers.remove(0);
-                if numbers.is_empty() {
-                    self.by_signature.remove(&signature);
-                }
-            }
-        }
-        self.front += 1;
-    }
-
     fn is_copy(&self, signature: u64, via: Via, ts: Timestamp) -> bool {
-        let Some(numbers) = self.by_signature.get(&signature) else {
-            return false;
-        };
-        let same_signature = numbers
+        // The window: the records before this one, at most WINDOW_RECORDS.
+        let first = self.seen.saturating_sub(WINDOW_RECORDS as u64);
+        // The bucket's records in the window, newest first, as positions.
+        let mut chain: SmallVec<[u8; 8]> = SmallVec::new();
+        let mut next = self.latest[bucket(signature)];
+        while next > first {
+            let at = ((next - 1) % WINDOW_RECORDS as u64) as usize;
+            chain.push(at as u8);
+            next = self.slots[at].previous;
+        }
+        // Counted in file order, as a scan of the window does.
+        let window = chain
             .iter()
-            .map(|n| &self.recent[(n - self.front) as usize]);
-        copies_elsewhere(same_signature, signature, via, ts)
+            .rev()
+            .map(|&at| &self.slots[usize::from(at)].seen);
+        copies_elsewhere(window, signature, via, ts)
     }
 }
 
@@ -152,6 +178,7 @@ fn copies_elsewhere<'a>(
 mod tests {
     use super::*;
     use crate::interface::Device;
+    use std::collections::VecDeque;
     use std::hash::Hasher;
 
     fn via(interface: u32) -> Via {
@@ -204,7 +231,8 @@ mod tests {
 
     /// Long runs of few signatures on up to 11 interfaces (more than a
     /// packet is tracked across), some records without one, times that
-    /// jump past the window now and then: the same decisions as the scan.
+    /// jump past the window now and then, and a run of signatures that
+    /// share one bucket: the same decisions as the scan.
     #[test]
     fn decides_as_scanning_the_whole_window_does() {
         let mut random = rustc_hash::FxHasher::default();
@@ -212,11 +240,16 @@ mod tests {
             random.write_u64(0x9e37_79b9);
             random.finish() % n
         };
+        let one_bucket: Vec<u64> = (0..).filter(|&s| bucket(s) == bucket(0)).take(6).collect();
         let (mut w, mut scan) = (DuplicateWindow::default(), Scan::default());
         let mut ts = 1_000_000_000;
         let mut duplicates = 0;
-        for i in 0..50_000 {
-            let signature = (next(10) > 0).then(|| next(if i % 5_000 < 2_500 { 40 } else { 3 }));
+        for i in 0..60_000 {
+            let signature = (next(10) > 0).then(|| match i {
+                50_000.. => one_bucket[next(6) as usize],
+                _ if i % 5_000 < 2_500 => next(40),
+                _ => next(3),
+            });
             let via = via(next(11) as u32);
             ts += if next(100) == 0 {
                 WINDOW_NS / 2
@@ -235,6 +268,6 @@ mod tests {
             duplicates > 5_000,
             "{duplicates} duplicates: the test must find copies"
         );
-        assert!(w.by_signature.values().map(|n| n.len()).sum::<usize>() <= WINDOW_RECORDS);
+        assert!(w.slots.len() <= WINDOW_RECORDS);
     }
 }
