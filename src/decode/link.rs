@@ -13,6 +13,16 @@ pub const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+
+/// Whether `ethertype` announces a VLAN tag (802.1Q, 802.1ad, pre-standard
+/// QinQ).
+#[inline]
+pub fn is_vlan(ethertype: u16) -> bool {
+    matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    )
+}
 /// More tags than this is not a real frame.
 const MAX_VLAN_TAGS: usize = 8;
 
@@ -137,7 +147,7 @@ fn by_ethertype(mut ethertype: u16, mut payload: &[u8]) -> Result<Network<'_>, P
         match ethertype {
             ETHERTYPE_IPV4 => return Ok(Network::Ipv4(payload)),
             ETHERTYPE_IPV6 => return Ok(Network::Ipv6(payload)),
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
+            vlan if is_vlan(vlan) => {
                 let tag = VlanPacket::new(payload).ok_or(Problem::truncated(Layer::Vlan))?;
                 ethertype = tag.get_ethertype().0;
                 payload = &payload[VlanPacket::minimum_packet_size()..];

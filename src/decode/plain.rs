@@ -1,5 +1,5 @@
 //! The common frame in one straight pass: Ethernet or a Linux cooked
-//! header (`tcpdump -i any`); IPv4 without options
+//! header (`tcpdump -i any`), with up to two VLAN tags; IPv4 without options
 //! that matter here or IPv6 without extension headers; TCP or UDP; at
 //! most one VXLAN tunnel around another such frame; every header whole.
 //! On a node's capture that is nearly every frame, and the general
@@ -119,10 +119,22 @@ fn finish<'a>(
     true
 }
 
-/// The IP header a link layer's `ethertype` names, and its TCP or UDP
-/// header.
+/// VLAN tags the straight path skips; more are left to the layered
+/// decoder.
+const MAX_VLAN_TAGS: usize = 2;
+const VLAN_TAG_LEN: usize = 4;
+
+/// The IP header a link layer's `ethertype` names (past up to
+/// `MAX_VLAN_TAGS` VLAN tags), and its TCP or UDP header.
 #[inline(always)]
-fn layers(ethertype: u16, bytes: &[u8]) -> Option<Layers<'_>> {
+fn layers(mut ethertype: u16, mut bytes: &[u8]) -> Option<Layers<'_>> {
+    for _ in 0..MAX_VLAN_TAGS {
+        if !link::is_vlan(ethertype) {
+            break;
+        }
+        let (tag, rest) = bytes.split_first_chunk::<VLAN_TAG_LEN>()?;
+        (ethertype, bytes) = (be16(tag, 2), rest);
+    }
     let (header, l4) = match ethertype {
         ETHERTYPE_IPV4 => ipv4(bytes)?,
         ETHERTYPE_IPV6 => ipv6(bytes)?,
@@ -321,6 +333,8 @@ mod tests {
             ("first fragment", eth(&first_fragment)),
             ("later fragment", eth(&later_fragment)),
             ("vlan", (1, ethernet(&syn, &[10]))),
+            ("qinq", (1, ethernet(&syn, &[20, 10]))),
+            ("three tags", (1, ethernet(&syn, &[30, 20, 10]))),
             ("icmp", eth(&echo)),
             ("vxlan 8472", eth(&vxlan_of(8472, &inner))),
             ("vxlan 4789", eth(&vxlan_of(4789, &inner))),
@@ -391,9 +405,12 @@ mod tests {
                 "ip options",
                 "padding",
                 "first fragment",
+                "vlan",
+                "qinq",
                 "vxlan 8472",
                 "vxlan 4789",
                 "vxlan v6",
+                "vxlan, inner vlan",
                 "sll tcp v4",
                 "sll2 tcp v4",
                 "sll2 udp v6",
