@@ -164,9 +164,16 @@ pub struct FlowTable {
     /// Finished runs not counted in `summary.per_interface` yet: in `-i
     /// any` captures the interface changes every few records (a pod's
     /// packet on its lxc device, then on the NIC). Hashed as the flows
-    /// are (seeded), since a crafted capture chooses its interfaces.
+    /// are (seeded), since a crafted capture chooses its interfaces. At
+    /// most `MAX_VIA_RUNS` interfaces a window: past that (a crafted
+    /// capture with a new one per record) the map would only add work,
+    /// and runs go to the totals directly.
     via_runs: DenseMap<Via, u64>,
 }
+
+/// Interfaces whose runs `FlowTable::via_runs` holds in a window: a node's
+/// devices, with room (`-i any` on a node of a thousand pods).
+const MAX_VIA_RUNS: usize = 4096;
 
 pub type FlowMap = PartitionedMap<FlowKey, Flow>;
 
@@ -212,7 +219,11 @@ impl FlowTable {
             Some((via, count)) if *via == seen.via => *count += 1,
             run => {
                 if let Some((via, count)) = run.replace((seen.via, 1)) {
-                    *self.via_runs.get_or_insert_with(via, || 0) += count;
+                    if self.via_runs.len() < MAX_VIA_RUNS {
+                        *self.via_runs.get_or_insert_with(via, || 0) += count;
+                    } else {
+                        *s.per_interface.entry(via).or_default() += count;
+                    }
                 }
             }
         }

@@ -15,7 +15,6 @@
 use crate::decode::Packet;
 use crate::interface::Via;
 use crate::time::Timestamp;
-use smallvec::SmallVec;
 use std::hash::{Hash, Hasher};
 
 /// How many preceding records a copy is looked for in.
@@ -129,15 +128,19 @@ impl DuplicateWindow {
         // The window: the records before this one, at most WINDOW_RECORDS.
         let first = self.seen.saturating_sub(WINDOW_RECORDS as u64);
         // The bucket's records in the window, newest first, as positions.
-        let mut chain: SmallVec<[u8; 8]> = SmallVec::new();
+        // An array, not a vector: a crafted capture of one signature
+        // throughout has the whole window in one chain.
+        let mut chain = [0u8; WINDOW_RECORDS];
+        let mut len = 0;
         let mut next = self.latest[bucket(signature)];
         while next > first {
             let at = ((next - 1) % WINDOW_RECORDS as u64) as usize;
-            chain.push(at as u8);
+            chain[len] = at as u8;
+            len += 1;
             next = self.slots[at].previous;
         }
         // Counted in file order, as a scan of the window does.
-        let window = chain
+        let window = chain[..len]
             .iter()
             .rev()
             .map(|&at| &self.slots[usize::from(at)].seen);
