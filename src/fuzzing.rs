@@ -44,9 +44,13 @@ pub fn read_all(data: &[u8]) {
 pub fn decode_frame(pick: u8, frame: &[u8]) {
     let supported: Vec<u32> = (0..300).filter(|&t| link_type_supported(t)).collect();
     let link_type = supported[pick as usize % supported.len()];
-    let packet = Decoder::with_vxlan_ports(&[4790]).decode(link_type, frame);
+    let decoder = Decoder::with_vxlan_ports(&[4790]);
+    let packet = decoder.decode(link_type, frame);
     let _ = pipeline::signature(&packet);
-    let _ = format!("{packet:?}");
+    // The straight path (`decode/plain.rs`) decodes as the layers do.
+    let layered = decoder.decode_layered(link_type, frame);
+    assert_eq!(format!("{packet:?}"), format!("{layered:?}"));
+    assert_eq!(packet.l4.as_ptr_range(), layered.l4.as_ptr_range());
 }
 
 pub fn dns(data: &[u8]) {

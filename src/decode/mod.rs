@@ -146,6 +146,15 @@ impl Decoder {
         self.decode_layers(link_type, frame, packet);
     }
 
+    /// `decode` by the layered decoder alone, without the straight path:
+    /// for the fuzz target that holds the two to the same result.
+    #[doc(hidden)]
+    pub fn decode_layered<'a>(&self, link_type: u32, frame: &'a [u8]) -> Packet<'a> {
+        let mut packet = Packet::default();
+        self.decode_layers(link_type, frame, &mut packet);
+        packet
+    }
+
     /// The general decoder, layer by layer.
     fn decode_layers<'a>(&self, link_type: u32, frame: &'a [u8], packet: &mut Packet<'a>) {
         match link::network(link_type, frame) {
