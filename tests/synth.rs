@@ -112,18 +112,7 @@ fn conversations_bound_the_flows_whatever_the_size() {
 fn busy_node_captured_with_any_sees_pod_packets_twice() {
     let dir = scratch("synth-busy-any");
     let path = |name: &str| dir.join(name).display().to_string();
-    let out = kpcap(&[
-        "synth",
-        "--scenario",
-        "busy",
-        "--view",
-        "any-sll2",
-        "--size",
-        "2M",
-        "-o",
-        &path("any.pcap"),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    synth_busy_any(&path("any.pcap"), "2M");
     let out = kpcap(&["flows", "--format", "json", &path("any.pcap")]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc = json(&out);

@@ -85,19 +85,7 @@ fn generated_capture_reports_do_not_depend_on_threads_or_chunks() {
     // chunks start inside the duplicate windows of thousands of flows.
     let path = scratch("threads").join("busy-any-1m.pcap");
     let path = path.display().to_string();
-    let args = [
-        "synth",
-        "--scenario",
-        "busy",
-        "--view",
-        "any-sll2",
-        "--size",
-        "1M",
-        "-o",
-        &path,
-    ];
-    let out = kpcap(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    synth_busy_any(&path, "1M");
     assert_thread_independent(&path);
 }
 

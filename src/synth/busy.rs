@@ -218,24 +218,17 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
         &[]
     };
     let (packets, route) = match rng.gen_range(0..100) {
-        // HTTPS from the node address (pods SNATed, or the node's own).
-        0..=29 => (
-            TcpScript::new((node(), sport), (hosts.external(rng), 443), rng).full_session(
-                rng.gen_range(1..4),
-                rng,
-                body,
-            ),
-            Route::Node,
-        ),
-        // Longer transfers: image pulls, object storage.
-        30..=37 => (
-            TcpScript::new((node(), sport), (hosts.external(rng), 443), rng).full_session(
-                rng.gen_range(4..12),
-                rng,
-                body,
-            ),
-            Route::Node,
-        ),
+        // HTTPS from the node address (pods SNATed, or the node's own);
+        // from 30 on, longer transfers: image pulls, object storage.
+        https @ 0..=37 => {
+            let requests = if https < 30 { 1..4 } else { 4..12 };
+            let server = (hosts.external(rng), 443);
+            let session = TcpScript::new((node(), sport), server, rng);
+            (
+                session.full_session(rng.gen_range(requests), rng, body),
+                Route::Node,
+            )
+        }
         // Pod to pod across nodes, inside the VXLAN overlay.
         38..=55 => {
             let (client, server) = if rng.gen_bool(0.5) {

@@ -70,3 +70,21 @@ pub fn incident_nodes() -> (Vec<String>, String) {
         .collect();
     (captures, format!("{dir}/cluster"))
 }
+
+/// Writes `synth --scenario busy --view any-sll2` of `size` to `path`: a
+/// busy node captured with `-i any`.
+pub fn synth_busy_any(path: &str, size: &str) {
+    let args = [
+        "synth",
+        "--scenario",
+        "busy",
+        "--view",
+        "any-sll2",
+        "--size",
+        size,
+        "-o",
+        path,
+    ];
+    let out = kpcap(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
