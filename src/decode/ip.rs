@@ -98,13 +98,7 @@ fn ipv4(bytes: &[u8]) -> Result<Decoded<'_>, Problem> {
     if header_len > bytes.len() {
         return Ok(Decoded::damaged(header, Problem::truncated(Layer::Ipv4)));
     }
-    // Total length trims Ethernet padding; 0 (TSO) or nonsense means "all".
-    let total = ip.get_total_length() as usize;
-    let end = if total >= header_len {
-        total.min(bytes.len())
-    } else {
-        bytes.len()
-    };
+    let end = super::declared_end(ip.get_total_length().into(), header_len, bytes.len());
     Ok(Decoded {
         header,
         l4: (offset == 0).then(|| &bytes[header_len..end]),

@@ -1,7 +1,7 @@
 //! Link layers: Ethernet (with stacked 802.1Q/802.1ad tags), Linux SLL and
 //! SLL2, BSD null/loopback, and raw IP.
 
-use super::{Layer, Network, Problem};
+use super::{be16, be32, Layer, Network, Problem};
 use pnet_packet::ethernet::EthernetPacket;
 use pnet_packet::vlan::VlanPacket;
 
@@ -74,11 +74,6 @@ const SLL_HEADER_LEN: usize = 16;
 const SLL2_HEADER_LEN: usize = 20;
 
 #[inline]
-fn be16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([bytes[at], bytes[at + 1]])
-}
-
-#[inline]
 fn address(bytes: &[u8], len: usize) -> ([u8; 8], u8) {
     let len = len.min(8);
     let mut address = [0u8; 8];
@@ -124,7 +119,7 @@ pub fn sll2_fields(frame: &[u8]) -> Option<(Cooked, u16, &[u8])> {
     }
     let (address, address_len) = address(&frame[12..20], frame[11] as usize);
     let cooked = Cooked {
-        ifindex: Some(u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]])),
+        ifindex: Some(be32(frame, 4)),
         packet_type: u16::from(frame[10]),
         address,
         address_len,

@@ -81,6 +81,30 @@ impl Problem {
     }
 }
 
+/// A big-endian u16 at `at`.
+#[inline(always)]
+pub(super) fn be16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([bytes[at], bytes[at + 1]])
+}
+
+/// A big-endian u32 at `at`.
+#[inline(always)]
+pub(super) fn be32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+/// Where the bytes a length field covers end (IPv4 total length, UDP
+/// length): it trims the link layer's padding, and one shorter than its
+/// own header (0 under TSO, or nonsense) means "all that was captured".
+#[inline(always)]
+pub(super) fn declared_end(declared: usize, header_len: usize, captured: usize) -> usize {
+    if declared >= header_len {
+        declared.min(captured)
+    } else {
+        captured
+    }
+}
+
 /// Tunnels nest at most this deep (Geneve in VXLAN in ...); deeper is
 /// treated as payload, which also bounds work on crafted input.
 const MAX_TUNNEL_DEPTH: usize = 4;

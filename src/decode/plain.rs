@@ -13,8 +13,8 @@
 use super::ip::IpHeader;
 use super::link::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::transport::{Tcp, Transport, Udp, PROTO_TCP, PROTO_UDP};
-use super::tunnel::{Tunnel, TunnelKind, GENEVE_PORT};
-use super::{Cooked, Packet};
+use super::tunnel::{self, Tunnel, TunnelKind, GENEVE_PORT};
+use super::{be16, be32, declared_end, Cooked, Packet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const ETHERNET_HEADER_LEN: usize = 14;
@@ -57,16 +57,14 @@ pub(super) fn frame<'a>(
     let Transport::Udp(udp) = outer.transport else {
         return finish(packet, cooked, addresses, outer, None);
     };
-    let tunnel_port = |port| port == GENEVE_PORT || vxlan_ports.contains(&port);
-    if !tunnel_port(udp.src_port) && !tunnel_port(udp.dst_port) {
+    let on_vxlan = |udp: &Udp<'_>| vxlan_ports.iter().any(|&p| tunnel::uses_port(udp, p));
+    let on_tunnel = |udp: &Udp<'_>| on_vxlan(udp) || tunnel::uses_port(udp, GENEVE_PORT);
+    if !on_tunnel(&udp) {
         return finish(packet, cooked, addresses, outer, None);
     }
     // A VXLAN port: one tunnel around a common frame, or the general
     // decoder (Geneve, a VXLAN header without its VNI flag, damage).
-    if !vxlan_ports
-        .iter()
-        .any(|&p| p == udp.src_port || p == udp.dst_port)
-    {
+    if !on_vxlan(&udp) {
         return false;
     }
     let Some((vxlan, inner)) = udp.payload.split_first_chunk::<VXLAN_HEADER_LEN>() else {
@@ -82,7 +80,7 @@ pub(super) fn frame<'a>(
         return false;
     };
     if let Transport::Udp(udp) = inner.transport {
-        if tunnel_port(udp.src_port) || tunnel_port(udp.dst_port) {
+        if on_tunnel(&udp) {
             return false;
         }
     }
@@ -165,13 +163,7 @@ fn ipv4(bytes: &[u8]) -> Option<(IpHeader, &[u8])> {
     {
         return None;
     }
-    // Total length trims Ethernet padding; 0 (TSO) or nonsense means "all".
-    let total = usize::from(be16(ip, 2));
-    let end = if total >= header_len {
-        total.min(bytes.len())
-    } else {
-        bytes.len()
-    };
+    let end = declared_end(be16(ip, 2).into(), header_len, bytes.len());
     let header = IpHeader {
         src: IpAddr::V4(Ipv4Addr::from(be32(ip, 12))),
         dst: IpAddr::V4(Ipv4Addr::from(be32(ip, 16))),
@@ -233,28 +225,12 @@ fn tcp(bytes: &[u8]) -> Option<Tcp<'_>> {
 #[inline(always)]
 fn udp(bytes: &[u8]) -> Option<Udp<'_>> {
     let header = bytes.first_chunk::<UDP_HEADER_LEN>()?;
-    // The length field trims padding; nonsense values mean "what we have".
-    let length = usize::from(be16(header, 4));
-    let end = if length >= UDP_HEADER_LEN {
-        length.min(bytes.len())
-    } else {
-        bytes.len()
-    };
+    let end = declared_end(be16(header, 4).into(), UDP_HEADER_LEN, bytes.len());
     Some(Udp {
         src_port: be16(header, 0),
         dst_port: be16(header, 2),
         payload: &bytes[UDP_HEADER_LEN..end],
     })
-}
-
-#[inline(always)]
-fn be16(bytes: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([bytes[at], bytes[at + 1]])
-}
-
-#[inline(always)]
-fn be32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
 #[cfg(test)]

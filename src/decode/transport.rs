@@ -123,13 +123,7 @@ fn tcp(bytes: &[u8]) -> Result<Tcp<'_>, Problem> {
 fn udp(bytes: &[u8]) -> Result<Udp<'_>, Problem> {
     let udp = UdpPacket::new(bytes).ok_or(Problem::truncated(Layer::Udp))?;
     let header_len = UdpPacket::minimum_packet_size();
-    // The length field trims padding; nonsense values mean "what we have".
-    let length = udp.get_length() as usize;
-    let end = if length >= header_len {
-        length.min(bytes.len())
-    } else {
-        bytes.len()
-    };
+    let end = super::declared_end(udp.get_length().into(), header_len, bytes.len());
     Ok(Udp {
         src_port: udp.get_source(),
         dst_port: udp.get_destination(),

@@ -55,8 +55,9 @@ impl fmt::Display for Tunnel {
     }
 }
 
+/// Whether `udp` is from or to `port`.
 #[inline]
-fn uses_port(udp: &Udp<'_>, port: u16) -> bool {
+pub(super) fn uses_port(udp: &Udp<'_>, port: u16) -> bool {
     udp.dst_port == port || udp.src_port == port
 }
 

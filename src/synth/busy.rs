@@ -171,13 +171,9 @@ fn copies(ip: &[u8], route: Route, any: Option<Link>, vlans: &[u16]) -> Vec<Vec<
         Route::Snat { pod } => rewrite(ip, None, Some(pod)),
         Route::Pod | Route::Overlay { .. } => ip.to_vec(),
     };
-    let pod = if outgoing { ip[15] } else { ip[19] };
-    let pod = match route {
-        Route::Snat {
-            pod: (IpAddr::V4(pod), _),
-        } => pod.octets()[3],
-        _ => pod,
-    };
+    // The local pod's address (IPv4) is the lxc copy's source when
+    // outgoing, its destination otherwise: its last byte numbers the device.
+    let pod = if outgoing { pod_side[15] } else { pod_side[19] };
     // The lxc device's host side: the pod's packets arrive there, and
     // packets to the pod leave from it.
     let lxc_macs = ([2, 0, 0, 1, 0, pod], [2, 0, 0, 2, 0, pod]);
