@@ -873,6 +873,60 @@ fn pre_and_post_nat_copies_prove_masquerading() {
 }
 
 #[test]
+fn replies_to_a_pods_translated_flows_are_not_replies_from_upstream() {
+    // `tcpdump -i any`: the pod's SNATed connection, answered, whose
+    // replies are seen again addressed to the pod once conntrack has
+    // restored its address; and the same pod's SYNs to the same
+    // destination that left untranslated and got nothing back.
+    let report = Capture::new()
+        .tcp(0, POD, 40000, EXT, 443, SYN, 777, &[])
+        .tcp(0, NODE, 61000, EXT, 443, SYN, 777, &[])
+        .tcp(12, EXT, 443, NODE, 61000, SYN | ACK, 5, &[])
+        .tcp(12, EXT, 443, POD, 40000, SYN | ACK, 5, &[])
+        .tcp(20, EXT, 443, NODE, 61000, ACK, 6, b"data")
+        .tcp(20, EXT, 443, POD, 40000, ACK, 6, b"data")
+        .tcp(100, POD, 40001, EXT, 443, SYN, 999, &[])
+        .tcp(1100, POD, 40001, EXT, 443, SYN, 999, &[])
+        .end_at(10_000)
+        .analyze("nat-and-leak", &[]);
+    let groups = egress_groups(&report);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (
+            &groups[0]["pod"],
+            &groups[0]["flows"],
+            &groups[0]["replies"]
+        ),
+        (
+            &serde_json::json!(POD),
+            &serde_json::json!(1),
+            &serde_json::json!(0)
+        )
+    );
+    assert_eq!(groups[0]["severity"], "failure");
+    assert_eq!(cause_ids(&report)[0], "pod_egress_not_masqueraded");
+    assert!(!cause_ids(&report).contains(&"pod_addresses_routed_without_snat".to_string()));
+
+    // A packet that did come back to the pod's address on its own is
+    // still a reply from upstream.
+    let report = Capture::new()
+        .tcp(0, POD, 40000, EXT, 443, SYN, 777, &[])
+        .tcp(0, NODE, 61000, EXT, 443, SYN, 777, &[])
+        .tcp(12, EXT, 443, NODE, 61000, SYN | ACK, 5, &[])
+        .tcp(12, EXT, 443, POD, 40000, SYN | ACK, 5, &[])
+        .tcp(100, POD, 40001, EXT, 443, SYN, 999, &[])
+        .tcp(112, EXT, 443, POD, 40001, SYN | ACK, 9, &[])
+        .end_at(10_000)
+        .analyze("nat-and-routed", &[]);
+    let groups = egress_groups(&report);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (&groups[0]["replies"], &groups[0]["severity"]),
+        (&serde_json::json!(1), &serde_json::json!("warning"))
+    );
+}
+
+#[test]
 fn service_vip_on_the_wire_is_a_failure() {
     let report = Capture::new()
         .udp(

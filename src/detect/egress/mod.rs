@@ -363,6 +363,12 @@ fn scan_partition(
     let names = context.interfaces;
     let mut scan = Scan::default();
     let mut groups: FxHashMap<GroupKey, Vec<(&FlowKey, &Flow)>> = FxHashMap::default();
+    // Replies to the pod's own address that did not come from upstream:
+    // those of its translated flows, which `-i any` sees again on the
+    // pod's device once conntrack has restored its address, and of flows
+    // that never left the node. By (destination, pod), as the pairs; both
+    // directions of an address pair are in one partition.
+    let mut not_from_upstream: FxHashMap<(IpAddr, IpAddr), u64> = FxHashMap::default();
     for (key, flow) in partition {
         let egress = pod_egress(key, flow, context)
             .or_else(|| pod_to_neighbour(key, flow, neighbours, flows, context));
@@ -370,8 +376,13 @@ fn scan_partition(
             continue;
         };
         let pod = key.sender(pod_direction).addr;
+        let mut not_upstream = || {
+            let replies = flow.sides[pod_direction.other().index()].packets;
+            *not_from_upstream.entry((external.addr, pod)).or_default() += replies;
+        };
         if flow.first_direction == pod_direction {
             if let Some(copy) = post_nat_copy(key, flow, index) {
+                not_upstream();
                 scan.copies.insert(*copy.key);
                 let translated = copy.flow;
                 let tally = scan.masqueraded.entry(pod).or_default();
@@ -390,6 +401,7 @@ fn scan_partition(
             .iter()
             .any(|c| c.packets[pod_direction.index()] > 0 && wire(c))
         {
+            not_upstream();
             let tally = scan.stayed_inside.entry(pod).or_default();
             tally.flows += 1;
             tally.seen_on.extend(crossed(flow, pod_direction, |_| true));
@@ -409,7 +421,13 @@ fn scan_partition(
             let replies = flows
                 .pairs
                 .get(&(destination, pod))
-                .map_or(0, |p| p.packets);
+                .map_or(0, |p| p.packets)
+                .saturating_sub(
+                    not_from_upstream
+                        .get(&(destination, pod))
+                        .copied()
+                        .unwrap_or(0),
+                );
             let mut group = group(pod, destination, protocol, port, replies, &members, context);
             let left_on = members.iter().flat_map(|(key, flow)| {
                 let direction = if key.lo.addr == pod {
