@@ -18,6 +18,7 @@ use super::writer::Link;
 use super::Frames;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashSet;
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -204,8 +205,50 @@ fn dns(rng: &mut ChaCha8Rng, client: (IpAddr, u16), server: (IpAddr, u16)) -> Ve
     vec![query, udp_packet(server, client, &response)]
 }
 
-fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Link>) -> Frames {
-    let sport = rng.gen_range(32768..61000);
+/// Client ports: the range Linux draws from.
+const PORTS: std::ops::Range<u16> = 32768..61000;
+
+/// The TCP connections of the capture so far, by (client, server). A
+/// node's conntrack does not reuse a connection's addresses and ports
+/// while its entry lives (two minutes after it closes: longer than these
+/// captures), so neither does the generator: two conversations on one
+/// 5-tuple would make one flow of two, whose first packet is only one's.
+#[derive(Default)]
+struct Connections(FxHashSet<((IpAddr, u16), (IpAddr, u16))>);
+
+impl Connections {
+    /// The first port from `port` on (wrapping in `PORTS`) that no
+    /// connection from `client` to `server` has used; marks it used. No
+    /// draw: a conversation whose port is free is written as if there were
+    /// no check.
+    fn open(&mut self, client: IpAddr, port: u16, server: (IpAddr, u16)) -> (IpAddr, u16) {
+        let span = PORTS.end - PORTS.start;
+        let mut port = port;
+        for _ in 0..span {
+            if self.0.insert(((client, port), server)) {
+                break;
+            }
+            port = PORTS.start + (port - PORTS.start + 1) % span;
+        }
+        (client, port)
+    }
+}
+
+/// The destination address and port of an IPv4 packet of the generator's
+/// (a 20-byte header, then TCP or UDP).
+fn ipv4_destination(ip: &[u8]) -> (IpAddr, u16) {
+    let address: [u8; 4] = ip[16..20].try_into().expect("an IPv4 header");
+    (address.into(), u16::from_be_bytes([ip[22], ip[23]]))
+}
+
+fn conversation(
+    rng: &mut ChaCha8Rng,
+    hosts: &Hosts,
+    connections: &mut Connections,
+    body: &[u8],
+    any: Option<Link>,
+) -> Frames {
+    let sport = rng.gen_range(PORTS);
     // `-i any` shows no VLAN tags; the draw is made either way, so that
     // both captures hold the same conversations.
     let vlans: &[u16] = if rng.gen_bool(0.08) && any.is_none() {
@@ -219,7 +262,8 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
         https @ 0..=37 => {
             let requests = if https < 30 { 1..4 } else { 4..12 };
             let server = (hosts.external(rng), 443);
-            let session = TcpScript::new((node(), sport), server, rng);
+            let client = connections.open(node(), sport, server);
+            let session = TcpScript::new(client, server, rng);
             (
                 session.full_session(rng.gen_range(requests), rng, body),
                 Route::Node,
@@ -232,11 +276,12 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
             } else {
                 (remote_pod(rng), local_pod(rng))
             };
-            let inner = TcpScript::new((client, sport), (server, 8080), rng).full_session(
-                rng.gen_range(1..3),
-                rng,
-                body,
+            let (client, server) = (
+                connections.open(client, sport, (server, 8080)),
+                (server, 8080),
             );
+            let inner =
+                TcpScript::new(client, server, rng).full_session(rng.gen_range(1..3), rng, body);
             (inner, overlay(rng))
         }
         // Pods asking CoreDNS on another node, in the overlay.
@@ -252,11 +297,14 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
         ),
         // Pod egress that was not masqueraded: SYNs with the pod's address,
         // never answered.
-        80..=82 => (
-            TcpScript::new((local_pod(rng), sport), (hosts.external(rng), 443), rng)
-                .unanswered_syn(2),
-            Route::Pod,
-        ),
+        80..=82 => {
+            let (pod, server) = (local_pod(rng), (hosts.external(rng), 443));
+            let client = connections.open(pod, sport, server);
+            (
+                TcpScript::new(client, server, rng).unanswered_syn(2),
+                Route::Pod,
+            )
+        }
         // IPv6 HTTPS.
         83..=89 => {
             let client = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0x50, 0x10, 0, 0, 0, 0x21));
@@ -270,11 +318,12 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
                 rng.gen(),
                 rng.gen_range(1..0xff),
             ));
-            let packets = TcpScript::new((client, sport), (server, 443), rng).full_session(
-                rng.gen_range(1..3),
-                rng,
-                body,
+            let (client, server) = (
+                connections.open(client, sport, (server, 443)),
+                (server, 443),
             );
+            let packets =
+                TcpScript::new(client, server, rng).full_session(rng.gen_range(1..3), rng, body);
             (packets, Route::Node)
         }
         // Pings.
@@ -296,19 +345,21 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
         }
         // A SYN nobody answers, retransmitted.
         94..=97 => {
-            let server = IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.gen_range(1..255)));
+            let server = (
+                IpAddr::V4(Ipv4Addr::new(203, 0, 113, rng.gen_range(1..255))),
+                443,
+            );
+            let client = connections.open(node(), sport, server);
             (
-                TcpScript::new((node(), sport), (server, 443), rng).unanswered_syn(2),
+                TcpScript::new(client, server, rng).unanswered_syn(2),
                 Route::Node,
             )
         }
         // A refused connection.
         _ => {
             let server = (hosts.external(rng), 8443);
-            (
-                TcpScript::new((node(), sport), server, rng).refused(),
-                Route::Node,
-            )
+            let client = connections.open(node(), sport, server);
+            (TcpScript::new(client, server, rng).refused(), Route::Node)
         }
     };
     // Seen with `-i any`, half of the node's IPv4 TCP is a local pod's,
@@ -320,8 +371,9 @@ fn conversation(rng: &mut ChaCha8Rng, hosts: &Hosts, body: &[u8], any: Option<Li
                 && packets[0][0] >> 4 == 4
                 && rng.gen_bool(0.5) =>
         {
+            let (pod, port) = (local_pod(rng), rng.gen_range(PORTS));
             Route::Snat {
-                pod: (local_pod(rng), rng.gen_range(32768..61000)),
+                pod: connections.open(pod, port, ipv4_destination(&packets[0])),
             }
         }
         route => route,
@@ -345,8 +397,61 @@ pub fn write<W: Write>(
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xb05e);
     let hosts = Hosts::new(&mut rng);
     let body: Vec<u8> = (0..1448).map(|_| rng.gen()).collect();
+    let mut connections = Connections::default();
     super::write_interleaved(out, target_bytes, ACTIVE, &mut rng, 2_000..35_000, |rng| {
-        conversation(rng, &hosts, &body, any)
+        conversation(rng, &hosts, &mut connections, &body, any)
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_in_use_moves_to_the_next_free_port() {
+        let mut connections = Connections::default();
+        let (client, server) = (node(), (IpAddr::from([140, 82, 1, 2]), 443));
+        assert_eq!(connections.open(client, 40000, server).1, 40000);
+        assert_eq!(connections.open(client, 40000, server).1, 40001);
+        assert_eq!(connections.open(client, 40000, server).1, 40002);
+        // Another server, or another client, is another connection.
+        assert_eq!(connections.open(client, 40000, (server.0, 80)).1, 40000);
+        assert_eq!(
+            connections.open(local_pod_for_test(), 40000, server).1,
+            40000
+        );
+        // The range wraps.
+        let last = PORTS.end - 1;
+        assert_eq!(connections.open(client, last, server).1, last);
+        assert_eq!(connections.open(client, last, server).1, PORTS.start);
+    }
+
+    fn local_pod_for_test() -> IpAddr {
+        IpAddr::from([10, 42, 1, 9])
+    }
+
+    #[test]
+    fn no_two_tcp_conversations_share_a_connection() {
+        // As many conversations as a 1 GiB capture holds, whose popular
+        // destinations each get thousands of connections from the node.
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let hosts = Hosts::new(&mut rng);
+        let mut connections = Connections::default();
+        let mut opened = FxHashSet::default();
+        for _ in 0..150_000 {
+            let frames = conversation(&mut rng, &hosts, &mut connections, &[0; 1448], None);
+            let first = &frames[0][0][14..];
+            let ip = if frames[0][0][12..14] == [0x81, 0] {
+                &first[4..]
+            } else {
+                first
+            };
+            if ip[0] >> 4 == 4 && ip[9] == 6 {
+                let tuple = (ip[12..20].to_vec(), ip[20..24].to_vec());
+                assert!(opened.insert(tuple), "a 5-tuple opened twice");
+            }
+        }
+        assert!(opened.len() > 50_000, "{} connections", opened.len());
+    }
 }
