@@ -873,6 +873,44 @@ fn pre_and_post_nat_copies_prove_masquerading() {
 }
 
 #[test]
+fn a_coincidence_of_fingerprints_is_not_a_nat_pair() {
+    // One NIC: a pod's DNS query leaves unmasqueraded, and the node asks
+    // the same resolver the same name with the same id 200 ms later (one
+    // chance in 65 536 per pair of queries, but a busy node makes
+    // thousands). Copies of one packet are microseconds apart, not that.
+    let analyze = |apart_ms, test| {
+        Capture::new()
+            .udp(0, POD, 37000, "1.1.1.1", 53, &query(4242, "github.com"))
+            .udp(
+                apart_ms,
+                NODE,
+                41000,
+                "1.1.1.1",
+                53,
+                &query(4242, "github.com"),
+            )
+            .end_at(10_000)
+            .analyze(test, &[])
+    };
+    let report = analyze(200, "nat-coincidence");
+    let groups = egress_groups(&report);
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (&groups[0]["pod"], &groups[0]["port"]),
+        (&serde_json::json!(POD), &serde_json::json!(53))
+    );
+    let masqueraded = &report["findings"]["unmasqueraded_egress"]["contrast"]["masqueraded_pods"];
+    assert_eq!(masqueraded, &serde_json::json!([]));
+
+    // A few milliseconds apart they are taken for the two copies of one
+    // query (a queue on the way to the NIC).
+    let report = analyze(5, "nat-copies-5ms");
+    assert!(egress_groups(&report).is_empty());
+    let masqueraded = &report["findings"]["unmasqueraded_egress"]["contrast"]["masqueraded_pods"];
+    assert_eq!(masqueraded[0]["pod"], POD);
+}
+
+#[test]
 fn replies_to_a_pods_translated_flows_are_not_replies_from_upstream() {
     // `tcpdump -i any`: the pod's SNATed connection, answered, whose
     // replies are seen again addressed to the pod once conntrack has

@@ -1,7 +1,7 @@
 //! Pairing a pod's pre-NAT flow with its post-NAT copy in captures that
 //! see both (`-i any`): the same protocol, external endpoint and
 //! NAT-invariant first-packet fingerprint (TCP initial sequence number,
-//! UDP payload hash), starting within a second of each other.
+//! UDP payload hash), starting within `NAT_PAIR_WINDOW_NS` of each other.
 
 use crate::detect::Context;
 use crate::flow::{merge_maps, Endpoint, Flow, FlowKey, FlowTable};
@@ -11,8 +11,14 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
 
-/// Largest first-packet time difference between pre- and post-NAT copies.
-const NAT_PAIR_WINDOW_NS: u64 = Timestamp::NANOS_PER_SEC;
+/// Largest first-packet time difference between pre- and post-NAT copies:
+/// one packet crossing two devices of a node, stamped by one kernel
+/// microseconds apart (milliseconds when queues are long). A wider window
+/// pairs coincidences: on a busy node's NIC, a pod's DNS query and one of
+/// the node's to the same resolver with the same random id and name (one
+/// in 65 536 per pair of queries), which made a single-NIC capture where
+/// no pod is masqueraded say that SNAT happens for some.
+const NAT_PAIR_WINDOW_NS: u64 = 10_000_000;
 
 /// A post-NAT flow as the pairing sees it.
 #[derive(Clone, Copy)]
@@ -101,7 +107,9 @@ pub(super) fn post_nat_copy<'t>(
     index
         .get(&(key.protocol, to, flow.fingerprint))?
         .iter()
-        .filter(|c| c.first_ts.0.abs_diff(flow.first_ts.0) <= NAT_PAIR_WINDOW_NS)
-        .min_by_key(|c| (c.source, c.flow.first_record))
+        .map(|c| (c.first_ts.0.abs_diff(flow.first_ts.0), c))
+        .filter(|(apart, _)| *apart <= NAT_PAIR_WINDOW_NS)
+        .min_by_key(|(apart, c)| (*apart, c.source, c.flow.first_record))
+        .map(|(_, c)| c)
         .copied()
 }
