@@ -7,7 +7,7 @@
 
 use crate::capture::Interface;
 use crate::decode::Cooked;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
@@ -200,6 +200,8 @@ pub struct InterfaceNames {
     /// Label and kind of the interfaces records came on (`learn`), worked
     /// out once: evidence names an interface per flow.
     known: FxHashMap<Via, (Label, InterfaceKind)>,
+    /// Unnamed devices whose kind their traffic told (`take_as_pod_side`).
+    by_traffic: FxHashSet<Via>,
 }
 
 /// How `--ifname` names a device: by index (SLL2) or address (SLL).
@@ -246,6 +248,7 @@ impl InterfaceNames {
             capture: interfaces.iter().map(|i| i.name.clone()).collect(),
             devices,
             known: FxHashMap::default(),
+            by_traffic: FxHashSet::default(),
         }
     }
 
@@ -255,6 +258,25 @@ impl InterfaceNames {
             let known = (self.new_label(&via), self.kind(&via));
             self.known.insert(via, known);
         }
+    }
+
+    /// Takes `vias`, devices without a name, for pod-side devices: their
+    /// traffic says so (`analysis::pod_side`). A named one keeps the kind
+    /// its name gives.
+    pub fn take_as_pod_side(&mut self, vias: impl IntoIterator<Item = Via>) {
+        for via in vias {
+            if self.kind(&via) != InterfaceKind::Unknown {
+                continue;
+            }
+            let label = self.shared_label(&via);
+            self.known.insert(via, (label, InterfaceKind::PodSide));
+            self.by_traffic.insert(via);
+        }
+    }
+
+    /// Whether the interface's kind was told by its traffic, not its name.
+    pub fn kind_by_traffic(&self, via: &Via) -> bool {
+        self.by_traffic.contains(via)
     }
 
     /// `label`, shared: no allocation for a learnt interface.

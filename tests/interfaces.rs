@@ -280,6 +280,58 @@ fn any_capture_after_the_fix_shows_where_snat_happened() {
     assert!(text.contains("10.50.10.21"), "{text}");
 }
 
+/// `tcpdump -i any` without names: the pods' lxc devices are told by
+/// their traffic (each received packets from its pod's address only), so
+/// the pods' packets arriving there do not count as leaving the node, and
+/// the verdict names the one device they left on.
+#[test]
+fn unnamed_any_capture_tells_pod_devices_by_their_traffic() {
+    let named = analyze("incident-before-any.pcap", &[&ifnames()]);
+    let unnamed = analyze("incident-before-any.pcap", &[]);
+    assert_eq!(finding_totals(&unnamed), finding_totals(&named));
+    let kinds: Vec<(String, String, bool)> = (unnamed["seen_on"].as_array().unwrap().iter())
+        .map(|i| {
+            (
+                i["interface"].as_str().unwrap().to_string(),
+                i["kind"].as_str().unwrap().to_string(),
+                i["kind_by_traffic"] == true,
+            )
+        })
+        .collect();
+    let row =
+        |name: &str, kind: &str, by_traffic: bool| (name.to_string(), kind.to_string(), by_traffic);
+    assert_eq!(
+        kinds,
+        [
+            row("ifindex 3", "unknown", false),
+            row("ifindex 12", "pod_side", true),
+            row("ifindex 2", "unknown", false),
+            row("ifindex 13", "pod_side", true),
+            row("ifindex 11", "pod_side", true),
+        ]
+    );
+    let groups = unnamed["findings"]["unmasqueraded_egress"]["groups"]
+        .as_array()
+        .unwrap();
+    assert!(
+        groups
+            .iter()
+            .all(|g| strings(&g["left_on"]) == ["ifindex 3"]),
+        "{groups:?}"
+    );
+    let summary = unnamed["verdict"]["causes"][0]["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("egress on ifindex 3 carried pod source addresses"),
+        "{summary}"
+    );
+    // A name given wins over the traffic's word.
+    assert!(named["seen_on"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i.get("kind_by_traffic").is_none()));
+}
+
 #[test]
 fn sll_v1_any_capture_uses_direction_and_address() {
     let nic = analyze("incident-before.pcapng", &[]);
@@ -295,13 +347,23 @@ fn sll_v1_any_capture_uses_direction_and_address() {
         .map(|i| i["interface"].as_str().unwrap())
         .collect();
     assert!(labels.contains(&"out 52:54:00:19:00:21"), "{labels:?}");
-    // Unnamed, the pods' own frames could be anywhere: they count as wire.
+    // Unnamed, frames received from one pod's MAC, all from that pod's
+    // address, are its lxc device's: pod side by traffic, not the wire.
     let groups = sll["findings"]["unmasqueraded_egress"]["groups"]
         .as_array()
         .unwrap();
+    assert_eq!(strings(&groups[0]["left_on"]), ["out 52:54:00:19:00:21"]);
+    let pod_macs: Vec<&str> = (sll["seen_on"].as_array().unwrap().iter())
+        .filter(|i| i["kind_by_traffic"] == true)
+        .map(|i| i["interface"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        strings(&groups[0]["left_on"]),
-        ["in 0a:58:0a:2a:01:05", "out 52:54:00:19:00:21"]
+        pod_macs,
+        [
+            "in 0a:58:0a:2a:01:0c",
+            "in 0a:58:0a:2a:01:11",
+            "in 0a:58:0a:2a:01:05"
+        ]
     );
     // Naming ens19's MAC and the pods' MACs (frames received from them
     // arrive on their lxc device) gives the SLL2 picture.

@@ -23,6 +23,10 @@ pub struct InterfaceInfo {
 pub struct InterfaceUse {
     pub interface: String,
     pub kind: InterfaceKind,
+    /// The kind was told by the device's traffic, not by a name
+    /// (`analysis::pod_side`); absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub kind_by_traffic: bool,
     /// Records captured on it, copies included.
     pub packets: u64,
 }
@@ -82,6 +86,7 @@ impl CaptureHeader {
             .map(|(via, packets)| InterfaceUse {
                 interface: names.label(via),
                 kind: names.kind(via),
+                kind_by_traffic: names.kind_by_traffic(via),
                 packets: *packets,
             })
             .collect();

@@ -12,6 +12,7 @@ mod hostile_steps;
 mod locality;
 mod names;
 mod outcome;
+mod pod_side;
 mod sightings;
 mod timeline;
 
@@ -315,12 +316,14 @@ impl<'a> Analyzer<'a> {
             let pairs = pairs.map(|(pair, stats)| (*pair, stats.packets));
             directory.capture_node_given(assigned, pairs)
         });
-        let names = match &node {
+        let mut names = match &node {
             Some(node) => {
                 self.interface_names_with(info, &observations.flows.summary, &node.devices)
             }
             None => self.interface_names(info, &observations.flows.summary),
         };
+        let flows = &observations.flows;
+        names.take_as_pod_side(pod_side::pod_side_devices(flows, self.topology, &names));
         let context = Context {
             topology: self.topology,
             settings: self.settings,

@@ -29,7 +29,8 @@ pub struct FlowEvent {
     pub ts: Timestamp,
     pub position: u64,
     /// Where the packet was captured, as an index into its batch's
-    /// `vias`: a capture has few, and an event is 80 bytes instead of 96.
+    /// `vias` (a capture has few, and an event is 80 bytes instead of 96),
+    /// and in the top bit, `RECEIVED`.
     pub via: u16,
     /// See `Flow::fingerprint`.
     pub fingerprint: u64,
@@ -40,8 +41,13 @@ pub struct FlowEvent {
 
 pub const NO_TUNNEL: u32 = u32::MAX;
 
+/// In `FlowEvent::via`: the packet arrived on its device rather than
+/// leaving by it (a cooked header's packet type other than outgoing). Not
+/// set without a cooked header, which does not say.
+const RECEIVED: u16 = 1 << 15;
+
 /// Interfaces one batch can name: as many as `FlowEvent::via` can index.
-const MAX_VIAS: usize = u16::MAX as usize + 1;
+const MAX_VIAS: usize = RECEIVED as usize;
 
 // Events are most of the memory a window holds in flight.
 const _: () = assert!(std::mem::size_of::<FlowEvent>() <= 80);
@@ -116,7 +122,7 @@ impl Batch {
     }
 
     pub fn via(&self, event: &FlowEvent) -> Via {
-        self.vias[usize::from(event.via)]
+        self.vias[usize::from(event.via & !RECEIVED)]
     }
 
     /// The index of `via` in `vias`, added if new and there is room.
@@ -168,7 +174,10 @@ impl FlowEvent {
             orig_len: seen.record.orig_len,
             ts: seen.record.ts,
             position: seen.record.position,
-            via,
+            via: match &packet.cooked {
+                Some(cooked) if !cooked.outgoing() => via | RECEIVED,
+                _ => via,
+            },
             fingerprint: if ports.is_some() {
                 fingerprint(packet)
             } else {
@@ -176,6 +185,12 @@ impl FlowEvent {
             },
             tunnel,
         }
+    }
+
+    /// Whether the packet arrived on its device (see `RECEIVED`).
+    #[inline]
+    pub fn received(&self) -> bool {
+        self.via & RECEIVED != 0
     }
 
     /// The flow's key, read in place, and the packet's direction, if it
@@ -237,6 +252,9 @@ impl Flow {
         if let [only] = self.crossings.as_mut_slice() {
             if only.via == via {
                 only.packets[direction.index()] += 1;
+                if event.received() {
+                    only.received[direction.index()] = true;
+                }
                 return;
             }
         }
@@ -245,9 +263,14 @@ impl Flow {
             packets: [0, 0],
             first_record: event.position,
             tunnel: batch.tunnel(event).map(|t| Box::new(*t)),
+            received: [false; 2],
         };
         if let Some(at) = self.add_crossing(via, new) {
-            self.crossings[at].packets[direction.index()] += 1;
+            let crossing = &mut self.crossings[at];
+            crossing.packets[direction.index()] += 1;
+            if event.received() {
+                crossing.received[direction.index()] = true;
+            }
         }
     }
 }

@@ -119,6 +119,10 @@ pub struct Crossing {
     /// of line: most flows have none, and every flow pays for the space).
     pub first_record: u64,
     pub tunnel: Option<Box<Tunnel>>,
+    /// By `Direction`: whether packets arrived here (`-i any`'s cooked
+    /// headers say which way a packet crossed its device), as opposed to
+    /// leaving by it or crossing it in a way the capture does not say.
+    pub received: [bool; 2],
 }
 
 impl Crossing {
@@ -126,6 +130,8 @@ impl Crossing {
     pub(super) fn merge(&mut self, other: &Crossing) {
         self.packets[0] += other.packets[0];
         self.packets[1] += other.packets[1];
+        self.received[0] |= other.received[0];
+        self.received[1] |= other.received[1];
         if other.first_record < self.first_record {
             self.first_record = other.first_record;
             self.tunnel.clone_from(&other.tunnel);

@@ -35,7 +35,15 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
     let devices: Vec<String> = header
         .seen_on
         .iter()
-        .map(|d| format!("{} ({}) {}", d.interface, d.kind.label(), d.packets))
+        .map(|d| {
+            let by_traffic = if d.kind_by_traffic { " by traffic" } else { "" };
+            format!(
+                "{} ({}{by_traffic}) {}",
+                d.interface,
+                d.kind.label(),
+                d.packets
+            )
+        })
         .collect();
     if header.seen_on.len() > 1 || header.duplicates > 0 {
         out += &format!("seen on   {}\n", first_few(devices));
@@ -46,6 +54,9 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
         .any(|d| d.interface.starts_with("ifindex "))
     {
         out += "          (-i any names no devices: --ifname INDEX=NAME names them, see `ip -o link` on the node)\n";
+        if header.seen_on.iter().any(|d| d.kind_by_traffic) {
+            out += "          (pod-side by traffic: received packets from one pod address only, as the host side of its veth does)\n";
+        }
     }
     let span = match (header.first, header.last) {
         (Some(a), Some(b)) => format!("{a} .. {b} ({})", format_span(b.since(a))),
