@@ -124,7 +124,9 @@ fn reports_and_help_fit_80_and_120_columns() {
         .collect();
     let nodes_cluster = testdata("incident-nodes/cluster");
     let nodes_dir = testdata("incident-nodes");
-    let runs: [&[&str]; 7] = [
+    // `-i any` without names: the header lists every device and says why.
+    let any = testdata("incident-before-any.pcap");
+    let runs: [&[&str]; 8] = [
         &[
             "analyze",
             &incident,
@@ -146,6 +148,7 @@ fn reports_and_help_fit_80_and_120_columns() {
             &nodes[2],
         ],
         &["scan", &nodes_dir, "--cluster", &nodes_cluster],
+        &["analyze", &any],
     ];
     // Errors and warnings are one line each, whatever the width: stdout is
     // what must fit.
