@@ -523,3 +523,61 @@ fn dedup_never_merges_two_real_packets() {
     );
     assert_eq!(syn_count(&late), (2, 0));
 }
+
+/// `tcpdump -i any` on a kube-proxy node, no names: a pod's packets to a
+/// ClusterIP arrive on its veth before DNAT, then leave the NIC to the
+/// backend pod. The ClusterIP never left the node: with its veth told by
+/// its traffic, that is an info, not "ClusterIP on the wire".
+#[test]
+fn an_unnamed_pod_device_sees_clusterips_before_dnat() {
+    use kpcap::synth::frame::{ip_packet, sll2, udp_packet, L4};
+    let (pod, vip, backend) = ("10.42.1.5", "10.43.0.10", "10.42.2.7");
+    let ip = |s: &str| s.parse().unwrap();
+    let mut writer =
+        CaptureWriter::with_interfaces(Vec::new(), Container::Pcap, &[("any", Link::Sll2)])
+            .unwrap();
+    let mut at = 0;
+    let mut write = |frame: Vec<u8>| {
+        at += 1000;
+        let ts = Timestamp(kpcap::synth::START.0 + at * 1000);
+        writer.write(ts, &frame).unwrap();
+    };
+    let (veth, nic) = ([2, 0, 0, 0, 1, 5], [2, 0, 0, 0, 0, 1]);
+    for port in 40000..40004u16 {
+        let query = udp_packet((ip(pod), port), (ip(vip), 53), b"query");
+        let dnat = udp_packet((ip(pod), port), (ip(backend), 53), b"query");
+        let answer = udp_packet((ip(backend), 53), (ip(pod), port), b"answer");
+        let unnat = udp_packet((ip(vip), 53), (ip(pod), port), b"answer");
+        write(sll2(&query, 11, false, veth));
+        write(sll2(&dnat, 3, true, nic));
+        write(sll2(&answer, 3, false, [2, 0, 0, 0, 0, 2]));
+        write(sll2(&unnat, 11, true, veth));
+    }
+    // And a ping from the pod, so that its device is not only DNS.
+    let echo = ip_packet(
+        ip(pod),
+        ip("1.1.1.1"),
+        &L4::Echo {
+            request: true,
+            id: 7,
+            seq: 1,
+        },
+    );
+    write(sll2(&echo, 11, false, veth));
+    let path = scratch("clusterip-any").join("kube-proxy.pcap");
+    std::fs::write(&path, writer.into_inner()).unwrap();
+    let path = path.display().to_string();
+    let out = kpcap(&["analyze", "--format", "json", "--fail-on", "never", &path]);
+    let report = &json(&out)["captures"][0];
+    let groups = report["findings"]["service_vips"]["groups"]
+        .as_array()
+        .unwrap();
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert_eq!(
+        (&groups[0]["service"], &groups[0]["severity"]),
+        (&serde_json::json!(vip), &serde_json::json!("info"))
+    );
+    assert_eq!(strings(&groups[0]["interfaces"]), ["ifindex 11"]);
+    let status = report["verdict"]["status"].as_str().unwrap();
+    assert_ne!(status, "failure", "{}", report["verdict"]);
+}
