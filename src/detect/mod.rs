@@ -8,6 +8,7 @@
 //! `verdict` correlates their findings into ranked causes.
 
 pub mod brief;
+mod dnat;
 pub mod dns;
 pub mod egress;
 mod item;
@@ -301,6 +302,16 @@ pub struct Findings {
     pub service_vips: service::ServiceFindings,
 }
 
+/// Largest first-packet time difference between a flow before NAT (SNAT,
+/// DNAT) and its copy after: one packet crossing two devices of a node,
+/// stamped by one kernel microseconds apart (milliseconds when queues are
+/// long). A wider window
+/// pairs coincidences: on a busy node's NIC, a pod's DNS query and one of
+/// the node's to the same resolver with the same random id and name (one
+/// in 65 536 per pair of queries), which made a single-NIC capture where
+/// no pod is masqueraded say that SNAT happens for some.
+pub(crate) const NAT_PAIR_WINDOW_NS: u64 = 10_000_000;
+
 impl Findings {
     /// DNS messages move from the observations into the findings. The
     /// other detectors need the NAT pairs egress finds first; they then
@@ -310,7 +321,8 @@ impl Findings {
         let dns = std::mem::take(&mut observations.dns);
         let (flows, unreachables) = (&observations.flows, &observations.unreachables);
         // A connection seen before and after NAT is counted once.
-        let (egress, copies) = egress::scan(flows, context);
+        let (egress, mut copies) = egress::scan(flows, context);
+        copies.extend(dnat::post_dnat_copies(flows, context));
         // DNS first on the other side: it takes longest, and what it leaves
         // to steal is split finer.
         let (unmasqueraded_egress, (dns, (tcp_syns, service_vips))) = rayon::join(

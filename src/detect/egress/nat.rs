@@ -3,22 +3,13 @@
 //! NAT-invariant first-packet fingerprint (TCP initial sequence number,
 //! UDP payload hash), starting within `NAT_PAIR_WINDOW_NS` of each other.
 
-use crate::detect::Context;
+use crate::detect::{Context, NAT_PAIR_WINDOW_NS};
 use crate::flow::{merge_maps, Endpoint, Flow, FlowKey, FlowTable};
 use crate::time::Timestamp;
 use crate::topology::AddrClass;
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::IpAddr;
-
-/// Largest first-packet time difference between pre- and post-NAT copies:
-/// one packet crossing two devices of a node, stamped by one kernel
-/// microseconds apart (milliseconds when queues are long). A wider window
-/// pairs coincidences: on a busy node's NIC, a pod's DNS query and one of
-/// the node's to the same resolver with the same random id and name (one
-/// in 65 536 per pair of queries), which made a single-NIC capture where
-/// no pod is masqueraded say that SNAT happens for some.
-const NAT_PAIR_WINDOW_NS: u64 = 10_000_000;
 
 /// A post-NAT flow as the pairing sees it.
 #[derive(Clone, Copy)]
