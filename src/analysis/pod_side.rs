@@ -6,9 +6,11 @@
 //! lxc device counts as leaving the node there, and every pod's device is
 //! named among the interfaces unmasqueraded pod egress left on.
 //!
-//! Only a device that received packets, all from one pod address and none
-//! through a tunnel, is taken for pod side; a dual-stack pod's device (two
-//! addresses) stays unknown, as before.
+//! Only a device that received packets, all from one pod (one address of
+//! each family: a dual-stack pod has two) and none through a tunnel, is
+//! taken for pod side. Link-local and unspecified senders say nothing
+//! either way: a pod's kernel sends router solicitations from fe80::, and
+//! a NIC hears the router's.
 
 use crate::flow::{Direction, Flow, FlowKey, FlowTable, Partition};
 use crate::interface::{Device, InterfaceKind, InterfaceNames, Via};
@@ -17,19 +19,55 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use std::net::IpAddr;
 
-/// Where a device's received packets came from.
+/// Where a device's received packets came from: one pod (at most one
+/// address of each family), or anything else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Senders {
-    OnePod(IpAddr),
+    OnePod {
+        v4: Option<IpAddr>,
+        v6: Option<IpAddr>,
+    },
     Others,
 }
 
 impl Senders {
+    fn pod(addr: IpAddr) -> Senders {
+        match addr {
+            IpAddr::V4(_) => Senders::OnePod {
+                v4: Some(addr),
+                v6: None,
+            },
+            IpAddr::V6(_) => Senders::OnePod {
+                v4: None,
+                v6: Some(addr),
+            },
+        }
+    }
+
     fn and(self, other: Senders) -> Senders {
+        let same = |a: Option<IpAddr>, b: Option<IpAddr>| match (a, b) {
+            (Some(a), Some(b)) if a != b => Err(()),
+            _ => Ok(a.or(b)),
+        };
         match (self, other) {
-            (Senders::OnePod(a), Senders::OnePod(b)) if a == b => self,
+            (Senders::OnePod { v4, v6 }, Senders::OnePod { v4: w4, v6: w6 }) => {
+                match (same(v4, w4), same(v6, w6)) {
+                    (Ok(v4), Ok(v6)) => Senders::OnePod { v4, v6 },
+                    _ => Senders::Others,
+                }
+            }
             _ => Senders::Others,
         }
+    }
+}
+
+/// Senders that tell nothing of the device they arrive on: link-local
+/// (a pod's router solicitations, a router's advertisements on a NIC) and
+/// unspecified (DHCP, duplicate address detection) addresses.
+fn says_nothing(sender: IpAddr) -> bool {
+    match sender {
+        IpAddr::V4(v4) => v4.is_link_local() || v4.is_unspecified(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80 || v6.is_unspecified(),
     }
 }
 
@@ -42,7 +80,7 @@ fn add(into: &mut BySenders, via: Via, senders: Senders) {
 }
 
 /// The unnamed devices of cooked captures that received packets from one
-/// pod address only, in `Via` order.
+/// pod only, in `Via` order.
 pub fn pod_side_devices(
     flows: &FlowTable,
     topology: &Topology,
@@ -61,10 +99,13 @@ pub fn pod_side_devices(
                         continue;
                     }
                     let sender = key.sender(direction).addr;
+                    if crossing.tunnel.is_none() && says_nothing(sender) {
+                        continue;
+                    }
                     let senders = if crossing.tunnel.is_none()
                         && topology.classify(sender) == AddrClass::Pod
                     {
-                        Senders::OnePod(sender)
+                        Senders::pod(sender)
                     } else {
                         Senders::Others
                     };
@@ -84,7 +125,7 @@ pub fn pod_side_devices(
         .fold(BySenders::default, tally)
         .reduce(BySenders::default, merge);
     let mut pod_side: Vec<Via> = (by.into_iter())
-        .filter(|(_, senders)| matches!(senders, Senders::OnePod(_)))
+        .filter(|(_, senders)| matches!(senders, Senders::OnePod { .. }))
         .map(|(via, _)| via)
         .collect();
     pod_side.sort_unstable();
@@ -148,13 +189,22 @@ mod tests {
         }
     }
 
-    fn pod_side(packets: &[Seen<'_>], names: &InterfaceNames) -> Vec<u32> {
+    /// The pod-side devices among `packets`' under k3s's CIDRs and
+    /// `v6_pods`.
+    fn pod_side(packets: &[Seen<'_>], names: &InterfaceNames, v6_pods: &[&str]) -> Vec<u32> {
         let mut table = FlowTable::default();
         for seen in packets {
             table.observe(seen);
         }
         table.settle_whole();
-        let topology = Topology::preset(Preset::K3s, false);
+        let k3s = Topology::preset(Preset::K3s, false);
+        let mut pods = k3s.pod.clone();
+        pods.extend(
+            v6_pods
+                .iter()
+                .map(|cidr| cidr.parse::<ipnet::IpNet>().unwrap()),
+        );
+        let topology = Topology::new(pods, k3s.service, k3s.node, k3s.internal, "test".into());
         (pod_side_devices(&table, &topology, names).into_iter())
             .map(|via| match via.device {
                 Device::Index(index) => index,
@@ -177,13 +227,23 @@ mod tests {
             // A device two pods send on (a bridge): not one pod's.
             packet(4, true, "10.42.1.6", "1.1.1.1", false),
             packet(4, true, "10.42.1.7", "1.1.1.1", false),
+            // A dual-stack pod's device, where its kernel also asks for
+            // routers from its link-local address.
+            packet(7, true, "10.42.1.9", "1.1.1.1", false),
+            packet(7, true, "fd00:42::9", "2606:4700::1111", false),
+            packet(7, true, "fe80::9", "ff02::2", false),
+            // Two IPv6 pods: not one pod's.
+            packet(8, true, "fd00:42::a", "2606:4700::1111", false),
+            packet(8, true, "fd00:42::b", "2606:4700::1111", false),
+            // Only link-local arrivals: nothing to tell it by.
+            packet(9, true, "fe80::1", "ff02::1", false),
             // Only leaving: nothing to tell it by.
             packet(5, false, "10.42.1.8", "1.1.1.1", false),
             // A NIC where one remote pod's VXLAN arrives: a tunnel ends
             // there, no pod's veth does.
             packet(6, true, "10.42.2.9", "10.42.1.5", true),
         ];
-        assert_eq!(pod_side(&packets, &names), [11]);
+        assert_eq!(pod_side(&packets, &names, &["fd00:42::/64"]), [7, 11]);
     }
 
     #[test]
@@ -194,6 +254,6 @@ mod tests {
             packet(11, true, "10.42.1.5", "1.1.1.1", false),
             packet(12, true, "10.42.1.6", "1.1.1.1", false),
         ];
-        assert_eq!(pod_side(&packets, &names), [12]);
+        assert_eq!(pod_side(&packets, &names, &[]), [12]);
     }
 }
