@@ -45,17 +45,16 @@ impl Senders {
     }
 
     fn and(self, other: Senders) -> Senders {
-        let same = |a: Option<IpAddr>, b: Option<IpAddr>| match (a, b) {
-            (Some(a), Some(b)) if a != b => Err(()),
-            _ => Ok(a.or(b)),
+        // One family's address of both, if they do not differ.
+        let one = |a: Option<IpAddr>, b: Option<IpAddr>| match (a, b) {
+            (Some(a), Some(b)) if a != b => None,
+            _ => Some(a.or(b)),
         };
-        match (self, other) {
-            (Senders::OnePod { v4, v6 }, Senders::OnePod { v4: w4, v6: w6 }) => {
-                match (same(v4, w4), same(v6, w6)) {
-                    (Ok(v4), Ok(v6)) => Senders::OnePod { v4, v6 },
-                    _ => Senders::Others,
-                }
-            }
+        let (Senders::OnePod { v4, v6 }, Senders::OnePod { v4: w4, v6: w6 }) = (self, other) else {
+            return Senders::Others;
+        };
+        match (one(v4, w4), one(v6, w6)) {
+            (Some(v4), Some(v6)) => Senders::OnePod { v4, v6 },
             _ => Senders::Others,
         }
     }
@@ -99,12 +98,11 @@ pub fn pod_side_devices(
                         continue;
                     }
                     let sender = key.sender(direction).addr;
-                    if crossing.tunnel.is_none() && says_nothing(sender) {
+                    let senders = if crossing.tunnel.is_some() {
+                        Senders::Others
+                    } else if says_nothing(sender) {
                         continue;
-                    }
-                    let senders = if crossing.tunnel.is_none()
-                        && topology.classify(sender) == AddrClass::Pod
-                    {
+                    } else if topology.classify(sender) == AddrClass::Pod {
                         Senders::pod(sender)
                     } else {
                         Senders::Others

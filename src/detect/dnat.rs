@@ -21,14 +21,14 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// (protocol, client endpoint, fingerprint) of a flow's first packet.
 type PairingKey = (u8, Endpoint, u64);
 
-/// The client, the destination and the pairing key of `flow`'s first
-/// packet, if it has a fingerprint.
-fn first_packet(key: &FlowKey, flow: &Flow) -> Option<(Endpoint, Endpoint, PairingKey)> {
+/// The destination and the pairing key of `flow`'s first packet, if it
+/// has a fingerprint.
+fn first_packet(key: &FlowKey, flow: &Flow) -> Option<(Endpoint, PairingKey)> {
     if flow.fingerprint == 0 {
         return None;
     }
     let (from, to) = key.endpoints(flow.first_direction);
-    Some((from, to, (key.protocol, from, flow.fingerprint)))
+    Some((to, (key.protocol, from, flow.fingerprint)))
 }
 
 /// The flows that are another flow to a Service address after DNAT.
@@ -41,7 +41,7 @@ pub fn post_dnat_copies(flows: &FlowTable, context: &Context<'_>) -> FxHashSet<F
     let to_services: FxHashMap<PairingKey, Vec<Timestamp>> = (partitions.par_iter())
         .fold(FxHashMap::default, |mut index, partition| {
             for (key, flow) in partition {
-                if let Some((_, to, pairing)) = first_packet(key, flow) {
+                if let Some((to, pairing)) = first_packet(key, flow) {
                     if classify(&to) == AddrClass::Service {
                         index
                             .entry(pairing)
@@ -60,7 +60,7 @@ pub fn post_dnat_copies(flows: &FlowTable, context: &Context<'_>) -> FxHashSet<F
         return FxHashSet::default();
     }
     let is_copy = |key: &FlowKey, flow: &Flow| {
-        let Some((_, to, pairing)) = first_packet(key, flow) else {
+        let Some((to, pairing)) = first_packet(key, flow) else {
             return false;
         };
         matches!(classify(&to), AddrClass::Pod | AddrClass::Node)

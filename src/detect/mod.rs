@@ -305,11 +305,11 @@ pub struct Findings {
 /// Largest first-packet time difference between a flow before NAT (SNAT,
 /// DNAT) and its copy after: one packet crossing two devices of a node,
 /// stamped by one kernel microseconds apart (milliseconds when queues are
-/// long). A wider window
-/// pairs coincidences: on a busy node's NIC, a pod's DNS query and one of
-/// the node's to the same resolver with the same random id and name (one
-/// in 65 536 per pair of queries), which made a single-NIC capture where
-/// no pod is masqueraded say that SNAT happens for some.
+/// long). A wider window pairs coincidences: on a busy node's NIC, a pod's
+/// DNS query and one of the node's to the same resolver with the same
+/// random id and name (one in 65 536 per pair of queries), which made a
+/// single-NIC capture where no pod is masqueraded say that SNAT happens
+/// for some.
 pub(crate) const NAT_PAIR_WINDOW_NS: u64 = 10_000_000;
 
 impl Findings {

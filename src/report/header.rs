@@ -55,7 +55,7 @@ pub fn render(header: &CaptureHeader, topology: &Topology) -> String {
     {
         out += "          (-i any names no devices: --ifname INDEX=NAME names them, see `ip -o link` on the node)\n";
         if header.seen_on.iter().any(|d| d.kind_by_traffic) {
-            out += "          (pod-side by traffic: received packets from one pod address only, as the host side of its veth does)\n";
+            out += "          (pod-side by traffic: received packets from one pod only, as the host side of its veth does)\n";
         }
     }
     let span = match (header.first, header.last) {

@@ -276,10 +276,8 @@ fn conversation(
             } else {
                 (remote_pod(rng), local_pod(rng))
             };
-            let (client, server) = (
-                connections.open(client, sport, (server, 8080)),
-                (server, 8080),
-            );
+            let server = (server, 8080);
+            let client = connections.open(client, sport, server);
             let inner =
                 TcpScript::new(client, server, rng).full_session(rng.gen_range(1..3), rng, body);
             (inner, overlay(rng))
@@ -318,10 +316,8 @@ fn conversation(
                 rng.gen(),
                 rng.gen_range(1..0xff),
             ));
-            let (client, server) = (
-                connections.open(client, sport, (server, 443)),
-                (server, 443),
-            );
+            let server = (server, 443);
+            let client = connections.open(client, sport, server);
             let packets =
                 TcpScript::new(client, server, rng).full_session(rng.gen_range(1..3), rng, body);
             (packets, Route::Node)
